@@ -1,0 +1,1 @@
+"""analytics-pipeline: revenue, retention and tournament metrics from a multi-tenant event stream."""

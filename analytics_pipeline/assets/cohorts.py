@@ -1,0 +1,5 @@
+"""cohorts aggregates (being built)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,5 @@
+"""revenue aggregates (being built)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,5 @@
+"""tournaments aggregates (being built)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,17 @@
+"""The code location: assembles the domain modules' definitions and the shared resources."""
+
+import dagster as dg
+
+from . import reports, retention
+from .assets import cohorts, revenue, sources, tournaments
+from .resources import AnalyticsDatabase
+
+defs = dg.Definitions.merge(
+    sources.defs,
+    revenue.defs,
+    tournaments.defs,
+    cohorts.defs,
+    reports.defs,
+    retention.defs,
+    dg.Definitions(resources={"database": AnalyticsDatabase()}),
+)

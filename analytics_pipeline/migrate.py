@@ -1,0 +1,39 @@
+"""alembic, configured from `[tool.alembic]` in pyproject.toml, run against a given URL."""
+
+from __future__ import annotations
+
+import functools
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from .db import engine_for
+from .settings import PYPROJECT
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config(toml_file=str(PYPROJECT))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", engine_for(url).url.render_as_string(False).replace("%", "%%"))
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine_for(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,17 @@
+"""Time partitions shared by the aggregate assets. All in UTC."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .settings import start_date
+
+# end_offset=1: today's partial day (and the running month) is a partition of its own, so the
+# hourly schedule can keep it current.
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=start_date().isoformat(), timezone="UTC", end_offset=1
+)
+
+monthly_partitions = dg.MonthlyPartitionsDefinition(
+    start_date=start_date().replace(day=1).isoformat(), timezone="UTC", end_offset=1
+)

@@ -1,0 +1,189 @@
+"""SQLAlchemy Core tables: the single source that the alembic revisions in migrations/ mirror.
+
+`analytics_pipeline_tests/test_migrations.py` runs alembic's autogenerate comparison against this
+metadata, so a column changed here without a revision (or the other way round) fails the suite.
+
+All timestamps are UTC, stored as TIMESTAMP WITHOUT TIME ZONE as the specification says.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+metadata = sa.MetaData()
+
+NOW = sa.text("now()")
+
+
+def _tenant_fk() -> sa.Column:
+    return sa.Column(
+        "tenant_id",
+        sa.Text,
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+# --- Tables the platform owns (created by the base revision only where missing) -------------
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("email", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
+)
+
+# --- Revision 20251106_add_analytics_tables: the specification's five tables -----------------
+
+analytics_events = sa.Table(
+    "analytics_events",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("event_data", pg.JSONB, nullable=False),
+    sa.Column("user_id", sa.Text, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("session_id", sa.String(255), nullable=True),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.Index("analytics_events_tenant_id_event_type_idx", "tenant_id", "event_type"),
+    sa.Index(
+        "analytics_events_tenant_id_timestamp_idx", "tenant_id", sa.text('"timestamp" DESC')
+    ),
+    sa.Index("analytics_events_user_id_timestamp_idx", "user_id", sa.text('"timestamp" DESC')),
+    # Revision 0004: the late-data sensor and incremental state follow created_at (docs/events.md).
+    sa.Index("analytics_events_created_at_idx", "created_at"),
+)
+
+revenue_aggregates = sa.Table(
+    "revenue_aggregates",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("period_type", sa.String(20), nullable=False),
+    sa.Column("mrr", sa.Numeric(10, 2), nullable=False),
+    sa.Column("arr", sa.Numeric(10, 2), nullable=False),
+    sa.Column("new_revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("churned_revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("expansion_revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("total_revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("payment_count", sa.Integer, nullable=False),
+    sa.Column("payment_success_count", sa.Integer, nullable=False),
+    sa.Column("refund_count", sa.Integer, nullable=False),
+    sa.Column("refund_amount", sa.Numeric(10, 2), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    # Revision 0005: needed so that the MRR bridge closes (docs/metrics.md#mrr-movements).
+    sa.Column("contraction_revenue", sa.Numeric(10, 2), nullable=False, server_default="0"),
+    sa.Column("reactivation_revenue", sa.Numeric(10, 2), nullable=False, server_default="0"),
+    sa.UniqueConstraint(
+        "tenant_id",
+        "period_type",
+        "period_start",
+        name="revenue_aggregates_tenant_id_period_type_period_start_key",
+    ),
+    sa.Index(
+        "revenue_aggregates_tenant_id_period_start_idx",
+        "tenant_id",
+        sa.text("period_start DESC"),
+    ),
+)
+
+user_cohorts = sa.Table(
+    "user_cohorts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("cohort_month", sa.Date, nullable=False),
+    sa.Column("cohort_size", sa.Integer, nullable=False),
+    sa.Column("month_number", sa.Integer, nullable=False),
+    sa.Column("retained_users", sa.Integer, nullable=False),
+    sa.Column("retention_rate", sa.Numeric(5, 2), nullable=False),
+    sa.Column("revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("ltv", sa.Numeric(10, 2), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.UniqueConstraint(
+        "tenant_id",
+        "cohort_month",
+        "month_number",
+        name="user_cohorts_tenant_id_cohort_month_month_number_key",
+    ),
+    sa.Index(
+        "user_cohorts_tenant_id_cohort_month_idx", "tenant_id", sa.text("cohort_month DESC")
+    ),
+)
+
+tournament_aggregates = sa.Table(
+    "tournament_aggregates",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("period_type", sa.String(20), nullable=False),
+    sa.Column("tournament_count", sa.Integer, nullable=False),
+    sa.Column("completed_count", sa.Integer, nullable=False),
+    sa.Column("completion_rate", sa.Numeric(5, 2), nullable=False),
+    sa.Column("total_players", sa.Integer, nullable=False),
+    sa.Column("avg_players", sa.Numeric(10, 2), nullable=False),
+    sa.Column("avg_duration_minutes", sa.Numeric(10, 2), nullable=True),
+    sa.Column("most_popular_format", sa.String(100), nullable=True),
+    sa.Column("revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.UniqueConstraint(
+        "tenant_id",
+        "period_type",
+        "period_start",
+        name="tournament_aggregates_tenant_id_period_type_period_start_key",
+    ),
+    sa.Index(
+        "tournament_aggregates_tenant_id_period_start_idx",
+        "tenant_id",
+        sa.text("period_start DESC"),
+    ),
+)
+
+scheduled_reports = sa.Table(
+    "scheduled_reports",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("report_type", sa.String(50), nullable=False),
+    sa.Column("frequency", sa.String(20), nullable=False),
+    sa.Column("recipients", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("parameters", pg.JSONB, nullable=True),
+    sa.Column("last_run_at", sa.DateTime, nullable=True),
+    sa.Column("next_run_at", sa.DateTime, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.Index("scheduled_reports_tenant_id_idx", "tenant_id"),
+    sa.Index("scheduled_reports_next_run_at_idx", "next_run_at"),
+)
+
+# The five tables of the specification, in creation order; all carry tenant_id and RLS policies.
+SPEC_TABLES = (
+    analytics_events,
+    revenue_aggregates,
+    user_cohorts,
+    tournament_aggregates,
+    scheduled_reports,
+)
+
+# Tables whose rows belong to one tenant and are protected by row-level security.
+TENANT_TABLES = SPEC_TABLES
+
+# --- Derived state and delivery tables (added by later revisions, one section per owner) ------
