@@ -187,3 +187,12 @@ SPEC_TABLES = (
 TENANT_TABLES = SPEC_TABLES
 
 # --- Derived state and delivery tables (added by later revisions, one section per owner) ------
+
+# Revision 0005: how far each derived state has absorbed analytics_events (analytics_pipeline/state.py).
+state_watermarks = sa.Table(
+    "state_watermarks",
+    metadata,
+    sa.Column("state_name", sa.Text, primary_key=True),
+    sa.Column("absorbed_through", sa.DateTime, nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+)

@@ -1,5 +1,5 @@
 """Revenue movements: contraction and reactivation columns, so that the MRR bridge closes
-(docs/metrics.md#mrr-movements).
+(docs/metrics.md#mrr-movements); state watermarks (analytics_pipeline/state.py).
 
 Revision ID: 0005_revenue_movements
 Revises: 0004_event_contract
@@ -20,8 +20,15 @@ def upgrade() -> None:
             "revenue_aggregates",
             sa.Column(column, sa.Numeric(10, 2), nullable=False, server_default="0"),
         )
+    op.create_table(
+        "state_watermarks",
+        sa.Column("state_name", sa.Text, primary_key=True),
+        sa.Column("absorbed_through", sa.DateTime, nullable=True),
+        sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.text("now()")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("state_watermarks")
     for column in ("reactivation_revenue", "contraction_revenue"):
         op.drop_column("revenue_aggregates", column)
