@@ -11,6 +11,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.schedules import partition_range_tags
 
 _ids = itertools.count()
 
@@ -61,19 +62,11 @@ def add_event(
     return event_id
 
 
-def range_tags(start: str, end: str) -> dict[str, str]:
-    """Run tags that make one run cover the partitions start..end (inclusive)."""
-    return {
-        "dagster/asset_partition_range_start": start,
-        "dagster/asset_partition_range_end": end,
-    }
-
-
 def materialize_range(assets, db_url: str, start: str, end: str, run_config=None, **kwargs):
     return dg.materialize(
         assets,
         resources={"database": AnalyticsDatabase(url=db_url)},
-        tags=range_tags(start, end),
+        tags=partition_range_tags(dt.date.fromisoformat(start), dt.date.fromisoformat(end)),
         run_config=run_config,
         **kwargs,
     )
