@@ -289,3 +289,17 @@ def test_seed_command_refuses_invalid_options_by_name(args, named, db_url):
     result = CliRunner().invoke(main, ["seed", *args], env={"DATABASE_URL": db_url})
     assert result.exit_code == 2
     assert named in result.output
+
+
+def test_dev_loads_the_demo_only_into_an_empty_database(db_url, engine, monkeypatch):
+    from analytics_pipeline.cli import _load_demo_if_empty
+
+    # The demo's size (a million events) belongs to the benchmarks; its wiring is tested small.
+    monkeypatch.setattr(generator, "demo_options", lambda: _options(users_per_tenant=10, seed=11))
+    _load_demo_if_empty(db_url)
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar()
+    assert loaded > 0
+    _load_demo_if_empty(db_url)  # not empty any more: nothing is added
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar() == loaded
