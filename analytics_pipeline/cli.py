@@ -9,6 +9,7 @@ import sys
 import click
 
 from . import db, migrate
+from .reports.cli import reports as reports_group
 from .settings import PROJECT_DIR, ConfigError, analytics_home
 
 DAGSTER_YAML = """\
@@ -122,6 +123,9 @@ def _load_demo_if_empty(url: str) -> None:
         click.echo("no demo data generator yet: starting with empty tables")
         return
     load_demo(url)
+
+
+main.add_command(reports_group)
 
 
 def run() -> None:
