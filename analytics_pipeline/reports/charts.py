@@ -10,6 +10,7 @@ import io
 from collections.abc import Sequence
 from decimal import Decimal
 
+import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -74,8 +75,8 @@ def heat_table(title: str, cohorts: Sequence[str], months: int, rates: dict[tupl
     figure = _figure(max(1.6, 0.32 * len(cohorts) + 0.9))
     axes = figure.add_subplot()
     grid = [[float(rates[(c, m)]) if (c, m) in rates else float("nan") for m in range(months)] for c in cohorts]
-    image = axes.imshow(grid, cmap="Blues", vmin=0, vmax=100, aspect="auto")
-    image.cmap.set_bad("#ffffff")
+    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#ffffff")
+    axes.imshow(grid, cmap=cmap, vmin=0, vmax=100, aspect="auto")
     for i, row in enumerate(grid):
         for j, value in enumerate(row):
             if value == value:  # not NaN
