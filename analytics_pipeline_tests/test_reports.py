@@ -306,6 +306,16 @@ def test_report_reads_are_confined_to_the_tenant_by_row_level_security(tenants, 
     assert data.formats == []
 
 
+def test_delivery_log_is_under_row_level_security(tenants, database, mail):
+    with tenants.begin() as conn:
+        add_report(conn, "ra", report_type="revenue_summary")
+        add_report(conn, "rb", tenant="org-b", report_type="revenue_summary")
+    for report_id in ("ra", "rb"):
+        assert deliver_scheduled(database, mail, report_id, now=NOW).status == "sent"
+    with database.tenant_transaction("org-a") as conn:
+        assert conn.execute(sa.text("SELECT report_id FROM report_deliveries")).scalars().all() == ["ra"]
+
+
 def test_a_report_without_aggregates_yet_says_so(engine, database, mail, inbox):
     with engine.begin() as conn:
         add_org(conn, "org-a", "Acme Esports")

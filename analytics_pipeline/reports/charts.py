@@ -20,14 +20,14 @@ MUTED = "#94a3b8"
 
 
 def _figure(height: float) -> Figure:
-    figure = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI)
+    figure = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI, layout="tight")
     FigureCanvasAgg(figure)
     return figure
 
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
