@@ -2,7 +2,7 @@
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.reports_bench
 
-Creates a scratch database on that server (dropped afterwards), migrates it and fills it with SQL:
+Uses a scratch database (bench/scratch.py), filled with SQL:
 
 1. 10,000 active reports of which 1,000 are due: the time of one `scheduled_reports_sensor`
    evaluation (median of 5), which must stay well under Dagster's 60 s tick limit.
@@ -19,24 +19,16 @@ import platform
 import socket
 import statistics
 import time
-import uuid
 
 import dagster as dg
-import psycopg
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
-from sqlalchemy.engine import make_url
 
-from analytics_pipeline import db, migrate
 from analytics_pipeline.reports.delivery import deliver_scheduled
 from analytics_pipeline.reports.sensors import scheduled_reports_sensor
 from analytics_pipeline.resources import AnalyticsDatabase, MailResource
 
-SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _admin():
-    return psycopg.connect(make_url(SERVER).set(drivername="postgresql").render_as_string(False), autocommit=True)
+from .scratch import scratch_database
 
 
 class Sink:
@@ -124,14 +116,8 @@ def fill_delivery_case(conn, now: dt.datetime) -> None:
 
 
 def main() -> None:
-    name = f"ap_bench_{uuid.uuid4().hex[:8]}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(SERVER).set(database=name).render_as_string(False)
-    try:
-        migrate.upgrade(url)
-        database = AnalyticsDatabase(url=url)
-        engine = db.engine_for(url)
+    with scratch_database("reports") as engine:
+        database = AnalyticsDatabase(url=engine.url.render_as_string(hide_password=False))
         with engine.begin() as conn:
             fill_sensor_case(conn)
         ticks = []
@@ -169,10 +155,6 @@ def main() -> None:
         print(f"render and send 100 comprehensive reports: {elapsed:.1f} s ({elapsed / 100 * 1000:.0f} ms each), "
               f"{sink.bytes / 100 / 1024:.0f} KiB per message")
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    finally:
-        db.dispose(url)
-        with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
