@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from ..resources import AnalyticsDatabase, MailResource
 from ..schema import FREQUENCIES, REPORT_TYPES
 from ..settings import ConfigError
 from .config import validate_report
-from .delivery import deliver_now, utc_now
+from .delivery import deliver_now, schedule_anchor, utc_now
 from .schedule import anchor_for, next_occurrence, to_local
 
 
@@ -38,12 +39,10 @@ def _report(conn, report_id: str) -> dict:
 
 def _when(moment: dt.datetime, timezone: str) -> str:
     try:
-        from zoneinfo import ZoneInfo
-
         local = to_local(moment, ZoneInfo(timezone))
-        return f"{local:%Y-%m-%d %H:%M} {timezone}"
-    except Exception:
+    except (ZoneInfoNotFoundError, ValueError):  # a bad zone in the table: show UTC
         return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return f"{local:%Y-%m-%d %H:%M} {timezone}"
 
 
 @click.group("reports")
@@ -161,9 +160,7 @@ def resume(report_id) -> None:
         next_run_at, now = row["next_run_at"], utc_now()
         timezone = (row["parameters"] or {}).get("timezone", "UTC")
         if next_run_at <= now:
-            from .delivery import _schedule_anchor
-
-            next_run_at = next_occurrence(now, _schedule_anchor(row))
+            next_run_at = next_occurrence(now, schedule_anchor(row))
         conn.execute(
             sa.text("UPDATE scheduled_reports SET is_active = true, next_run_at = :n, updated_at = now() WHERE id = :id"),
             {"id": report_id, "n": next_run_at},

@@ -146,7 +146,7 @@ class _Claim:
     skipped_occurrences: int = 0
 
 
-def _schedule_anchor(row: dict) -> Anchor:
+def schedule_anchor(row: dict) -> Anchor:
     """The anchor of a report's schedule. Bad parameters still give one (UTC, from next_run_at),
     so a misconfigured report fails once per occurrence instead of on every tick."""
     try:
@@ -173,7 +173,7 @@ def deliver_scheduled(
         if row["next_run_at"] > now:
             return Outcome("skipped", report_id, f"not due until {row['next_run_at']:%Y-%m-%d %H:%M} UTC",
                            next_run_at=row["next_run_at"])
-        anchor = _schedule_anchor(row)
+        anchor = schedule_anchor(row)
         scheduled_for, skipped = latest_due(row["next_run_at"], now, anchor)
         if skipped:
             conn.execute(
