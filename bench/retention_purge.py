@@ -148,7 +148,7 @@ def build(url: str, events: int, start: dt.datetime, end: dt.datetime) -> dict:
                'ses_' || g / 12,
                ts,
                ts + make_interval(secs => g % 5)
-        FROM generate_series(:first, :last) AS g,
+        FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g,
              LATERAL (SELECT (g * 7919) % :users + 1 AS u,
                              CAST(:start AS timestamp) + (CAST(:end AS timestamp) - CAST(:start AS timestamp)) * ((g - 1)::float8 / :events) AS ts) AS x
     """)
