@@ -31,7 +31,7 @@ from . import state
 from .resources import AnalyticsDatabase
 from .settings import ConfigError, retention_cutoff
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = 1_000
 TIME_BUDGET_MINUTES = 10.0
 
 # Every query below starts from organizations and looks into analytics_events one tenant at a

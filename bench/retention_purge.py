@@ -58,9 +58,10 @@ def timed(fn, *args, **kwargs):
 # --- The platform: one event per transaction, paced, latency of each commit ----------------------
 
 
-def platform_inserts(url: str, table: str, stop, results) -> None:
+def platform_inserts(url: str, table: str, ready, stop, results) -> None:
     latencies = []
     with psycopg.connect(url, autocommit=True) as conn:
+        ready.set()
         n = 0
         next_at = time.perf_counter()
         while not stop.is_set():
@@ -84,12 +85,16 @@ class Inserter:
 
     def __init__(self, url: str, table: str = "analytics_events"):
         ctx = mp.get_context("spawn")
-        self.stop, self.results = ctx.Event(), ctx.Queue()
-        self.process = ctx.Process(target=platform_inserts, args=(plain(url), table, self.stop, self.results))
+        self.ready, self.stop, self.results = ctx.Event(), ctx.Event(), ctx.Queue()
+        self.process = ctx.Process(
+            target=platform_inserts, args=(plain(url), table, self.ready, self.stop, self.results)
+        )
 
     def __enter__(self):
         self.process.start()
-        time.sleep(2)  # connected and at pace before the measured operation starts
+        if not self.ready.wait(timeout=120):
+            raise RuntimeError("the inserter process did not connect")
+        time.sleep(1)  # at pace before the measured operation starts
         return self
 
     def __exit__(self, *exc):
@@ -243,6 +248,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--skip-partitions", action="store_true", help="measure batched deletes only")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
@@ -279,8 +286,9 @@ def main() -> None:
             conn.execute(sa.text("INSERT INTO state_watermarks (state_name, absorbed_through) "
                                  "VALUES (:n, now() AT TIME ZONE 'UTC')"), {"n": BENCH_STATE})
 
-        print("partitioned copy", flush=True)
-        partitions = build_partitioned(url, start, now)
+        if not args.skip_partitions:
+            print("partitioned copy", flush=True)
+            partitions = build_partitioned(url, start, now)
 
         result("sensor tick, expired events present (slowest of 3)", f"{sensor_tick(url, cutoff) * 1000:.0f} ms", "< 1 s")
         with engine.connect() as conn:
@@ -290,18 +298,20 @@ def main() -> None:
         result("dry run (count per tenant)", f"{dry.rows:,} rows in {dry.duration_seconds:.1f} s")
 
         with Inserter(url) as inserter:
-            pass
+            time.sleep(10)
         baseline = inserter.summary()
         result("inserter alone: longest wait / p99",
                f"{baseline['max_ms']:.0f} ms / {baseline['p99_ms']:.1f} ms ({baseline['inserts']} inserts)")
 
-        print(f"batched purge, batch size {BATCH_SIZE}", flush=True)
+        print(f"batched purge, batch size {args.batch_size}", flush=True)
         with Inserter(url) as inserter:
             begun = time.perf_counter()
-            report = purge_expired_events(engine, cutoff, time_budget=dt.timedelta(hours=2))
+            report = purge_expired_events(
+                engine, cutoff, batch_size=args.batch_size, time_budget=dt.timedelta(hours=2)
+            )
             ended = time.perf_counter()
         during = inserter.summary(begun, ended)
-        result(f"batched purge of one month ({report.rows:,} rows, {report.batches} batches of {BATCH_SIZE})",
+        result(f"batched purge of one month ({report.rows:,} rows, {report.batches} batches of {args.batch_size})",
                f"{report.rows / report.duration_seconds:,.0f} rows/s ({report.duration_seconds:.1f} s)")
         result("  inserter meanwhile: longest wait / p99",
                f"{during['max_ms']:.0f} ms / {during['p99_ms']:.1f} ms ({during['inserts']} inserts)", "< 200 ms")
@@ -329,19 +339,25 @@ def main() -> None:
             during = inserter.summary(begun - 0.5, ended + 0.5)
             result(name, f"{seconds * 1000:,.0f} ms; inserter longest wait {during['max_ms']:.0f} ms", "< 200 ms")
 
-        # partitions[0] is the expired month; the next ones (same size) stand in for later months.
-        partition_drop("partitions: DROP TABLE of the expired month", partitions[0], False, 0)
-        partition_drop("partitions: DROP TABLE while a 3 s report query reads the table", partitions[1], False, 3)
-        partition_drop("partitions: DETACH ... CONCURRENTLY + DROP, same 3 s reader", partitions[2], True, 3)
+        if not args.skip_partitions:
+            # partitions[0] is the expired month; the next ones (same size) stand in for later ones.
+            partition_drop("partitions: DROP TABLE of the expired month", partitions[0], False, 0)
+            partition_drop("partitions: DROP TABLE while a 3 s report query reads the table", partitions[1], False, 3)
+            partition_drop("partitions: DETACH ... CONCURRENTLY + DROP, same 3 s reader", partitions[2], True, 3)
     finally:
         db.dispose(url)
         if not args.keep:
             with psycopg.connect(plain(args.server_url), autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    _table(args, server, rows)
 
+
+def _table(args, server, rows) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     machine = f"{cpu}, {os.cpu_count()} cores, PostgreSQL {server[0]} (shared_buffers {server[1]})"
-    command = f"python -m bench.retention_purge --events {args.events}"
+    command = f"python -m bench.retention_purge --events {args.events} --batch-size {args.batch_size}"
+    if args.skip_partitions:
+        command += " --skip-partitions"
     print(f"\nmachine: {machine}\n")
     print("| benchmark | figure | target | machine | command |")
     print("|---|---|---|---|---|")
