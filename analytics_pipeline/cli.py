@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -97,10 +98,13 @@ def dev(no_demo: bool, port: int) -> None:
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
+    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env)
+    # On SIGTERM (a service manager, `timeout`) shut dagster down as Ctrl-C would.
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
     try:
-        subprocess.run(command, cwd=PROJECT_DIR, env=env, check=False)
+        process.wait()
     except KeyboardInterrupt:
-        pass
+        process.wait()
     finally:
         if not os.environ.get("DATABASE_URL"):
             from .embedded import stop_embedded

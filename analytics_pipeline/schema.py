@@ -196,3 +196,25 @@ state_watermarks = sa.Table(
     sa.Column("absorbed_through", sa.DateTime, nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
 )
+
+# Revision 0005: the subscription history MRR is computed from. A compact copy of the valid
+# subscription events, kept after raw events are purged (docs/metrics.md#monthly-value).
+subscription_events = sa.Table(
+    "subscription_events",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("subscription_id", sa.Text, nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    # Monthly value in currency units, rounded to cents; NULL for cancellations.
+    sa.Column("monthly_value", sa.Numeric(12, 2), nullable=True),
+    sa.Index(
+        "subscription_events_subscription_idx",
+        "tenant_id",
+        "user_id",
+        "subscription_id",
+        "occurred_at",
+    ),
+)
