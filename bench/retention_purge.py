@@ -1,11 +1,10 @@
 """Benchmark: purge one month of a 10M-event table while the platform keeps inserting, and the
 alternative, monthly range partitions of analytics_events with the expired month dropped.
 
-    python -m bench.retention_purge [--server-url URL] [--events 10000000]
+    python -m bench.retention_purge [--events 10000000] [--batch-size N] [--skip-partitions]
 
-Builds its own database (`ap_bench_retention`, dropped at the end unless --keep) on the server at
---server-url (default: TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres),
-migrated to head, and fills it with set-based SQL (generate_series): events spread evenly over
+Uses a scratch database (bench/scratch.py: on BENCH_DATABASE_URL's server, else DATABASE_URL's,
+else the embedded one), filled with set-based SQL (generate_series): events spread evenly over
 the calendar month before the bench cutoff up to now, so that exactly one calendar month has
 expired. A second process inserts one event per transaction at a steady pace throughout, and
 reports its longest wait. Results go to stdout as the rows of bench/README.md's table.
@@ -23,7 +22,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from analytics_pipeline import db, migrate, state
+from analytics_pipeline import db, state
 from analytics_pipeline.retention import (
     BATCH_SIZE,
     absorbed_horizon,
@@ -31,8 +30,8 @@ from analytics_pipeline.retention import (
     purge_expired_events,
 )
 from analytics_pipeline.settings import retention_cutoff
+from bench.scratch import scratch_database
 
-DATABASE = "ap_bench_retention"
 TENANTS = 20
 USERS = 20_000
 CHUNK = 1_000_000
@@ -43,10 +42,6 @@ BENCH_STATE = "bench_state"
 
 def plain(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def with_database(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def timed(fn, *args, **kwargs):
@@ -246,35 +241,30 @@ def drop_partition(url: str, partition: str, concurrently: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--skip-partitions", action="store_true", help="measure batched deletes only")
-    parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # A whole calendar month has expired: from `start` to the first of the policy cutoff's month.
     cutoff = retention_cutoff(now).replace(day=1)
     start = (cutoff - dt.timedelta(days=1)).replace(day=1)
-    url = with_database(args.server_url, DATABASE)
-    with psycopg.connect(plain(args.server_url), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DATABASE}"')
-        server = admin.execute("SELECT current_setting('server_version'), current_setting('shared_buffers')").fetchone()
     rows = []
 
     def result(name: str, figure: str, target: str = "") -> None:
         rows.append((name, figure, target))
         print(f"  {name}: {figure}", flush=True)
 
-    try:
-        migrate.upgrade(url)
+    with scratch_database("retention") as engine:
+        url = engine.url.render_as_string(hide_password=False)
+        with engine.connect() as conn:
+            server = conn.execute(sa.text(
+                "SELECT current_setting('server_version'), current_setting('shared_buffers')")).one()
         print(f"building {args.events:,} events from {start:%Y-%m-%d} to {now:%Y-%m-%d %H:%M}", flush=True)
         timings = build(url, args.events, start, now)
         result("generate events (generate_series), then build the 5 indexes",
                f"{timings['load_s']:.0f} s + {timings['index_s']:.0f} s")
-        engine = db.engine_for(url)
         with engine.connect() as conn:
             expired = conn.execute(sa.text('SELECT count(*) FROM analytics_events WHERE "timestamp" < :c'), {"c": cutoff}).scalar()
             size = conn.execute(sa.text("SELECT pg_size_pretty(pg_total_relation_size('analytics_events'))")).scalar()
@@ -344,11 +334,6 @@ def main() -> None:
             partition_drop("partitions: DROP TABLE of the expired month", partitions[0], False, 0)
             partition_drop("partitions: DROP TABLE while a 3 s report query reads the table", partitions[1], False, 3)
             partition_drop("partitions: DETACH ... CONCURRENTLY + DROP, same 3 s reader", partitions[2], True, 3)
-    finally:
-        db.dispose(url)
-        if not args.keep:
-            with psycopg.connect(plain(args.server_url), autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     _table(args, server, rows)
 
 
