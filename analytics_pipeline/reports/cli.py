@@ -11,15 +11,21 @@ import click
 import sqlalchemy as sa
 
 from .. import db
-from ..resources import AnalyticsDatabase, MailResource
 from ..schema import FREQUENCIES, REPORT_TYPES
 from ..settings import ConfigError
-from .config import validate_report
-from .delivery import deliver_now, schedule_anchor, utc_now
+from .config import ReportParameters, validate_parameters, validate_report
 from .schedule import anchor_for, next_occurrence, to_local
 
+# The resources and the delivery load Dagster; commands that need them import them when run.
 
-def _database() -> AnalyticsDatabase:
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _database():
+    from ..resources import AnalyticsDatabase
+
     try:
         database = AnalyticsDatabase(url=db.resolve_url())
         db.check_migrated(database.engine)
@@ -160,7 +166,11 @@ def resume(report_id) -> None:
         next_run_at, now = row["next_run_at"], utc_now()
         timezone = (row["parameters"] or {}).get("timezone", "UTC")
         if next_run_at <= now:
-            next_run_at = next_occurrence(now, schedule_anchor(row))
+            try:
+                parameters = validate_parameters(row["parameters"])
+            except ConfigError:  # resumed as it is; its deliveries will record the problem
+                parameters = ReportParameters()
+            next_run_at = next_occurrence(now, anchor_for(row["frequency"], parameters, next_run_at))
         conn.execute(
             sa.text("UPDATE scheduled_reports SET is_active = true, next_run_at = :n, updated_at = now() WHERE id = :id"),
             {"id": report_id, "n": next_run_at},
@@ -185,6 +195,9 @@ def delete(report_id, yes) -> None:
 @click.argument("report_id")
 def send_now(report_id) -> None:
     """Deliver REPORT_ID once now, for its latest complete period; the schedule does not move."""
+    from ..resources import MailResource
+    from .delivery import deliver_now
+
     database, mail = _database(), MailResource()
     try:
         outcome = deliver_now(database, mail, report_id)
