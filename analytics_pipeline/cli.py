@@ -162,7 +162,9 @@ def seed_command(tenants, users_per_tenant, start, end, seed, malformed_rate, la
 
     end_day = end.date() if end else generator.default_end()
     if end_day > generator.default_end():
-        raise click.BadParameter(f"{end_day} is in the future (today is {generator.default_end()} UTC)", param_hint="'--end'")
+        raise click.BadParameter(
+            f"{end_day} is in the future (today is {generator.default_end()} UTC)", param_hint="'--end'"
+        )
     start_day = start.date() if start else generator.default_start(end_day)
     if start_day >= end_day:
         raise click.BadParameter(f"{start_day} is not before --end {end_day}", param_hint="'--start'")
@@ -181,7 +183,10 @@ def seed_command(tenants, users_per_tenant, start, end, seed, malformed_rate, la
             "will not pick them up. Seed an empty database for consistent aggregates.",
             err=True,
         )
-    click.echo(f"seeding {db.describe(url)}: {tenants} tenants x {users_per_tenant:,} users, {start_day} to {end_day} (exclusive), seed {seed}")
+    click.echo(
+        f"seeding {db.describe(url)}: {tenants} tenant(s) x {users_per_tenant:,} users, "
+        f"{start_day} to {end_day} (exclusive), seed {seed}"
+    )
     result = _fail_clearly(_load_with_progress, url, options)
     click.echo(result.summary())
 

@@ -150,7 +150,9 @@ class SeedOptions:
         if self.start >= self.end:
             raise ConfigError(f"start ({self.start}) must be before end ({self.end})")
         if self.end > default_end():
-            raise ConfigError(f"end ({self.end}) must not be after today ({default_end()}): events cannot lie in the future")
+            raise ConfigError(
+                f"end ({self.end}) must not be after today ({default_end()}): events cannot lie in the future"
+            )
 
     @property
     def start_ts(self) -> int:
@@ -371,7 +373,8 @@ class _Payments:
                     refunded = price if rng.random() < 0.7 else round(price / 2, 2)
                     when = t + rng.randint(1, 14) * DAY + rng.randrange(DAY)
                     if when < self.end and refunded > 0:
-                        self.emit("payment_refunded", {"payment_id": data["payment_id"], "amount": tenant.money(refunded)}, user_id, None, when)
+                        refund = {"payment_id": data["payment_id"], "amount": tenant.money(refunded)}
+                        self.emit("payment_refunded", refund, user_id, None, when)
             return True, t
         return False, t
 
@@ -422,7 +425,8 @@ def _simulate_subscriptions(
                     price = tenant.price(tier, interval)
                     emit(
                         "subscription_changed",
-                        link | {"plan_id": f"{TIERS[tier]}_{interval}", "amount": tenant.money(price), "interval": interval},
+                        link | {"plan_id": f"{TIERS[tier]}_{interval}", "amount": tenant.money(price),
+                                "interval": interval},
                         user_id, None, changed,
                     )
             if cancel is not None and cancel < following:
@@ -511,7 +515,8 @@ def _simulate_tournament(
         emit("tournament_cancelled", link, None, None, starts - rng.randrange(HOUR // 2))
         for user_id, payment_id in registered:
             if payment_id:
-                emit("payment_refunded", {"payment_id": payment_id, "amount": tenant.money(fee)}, user_id, None, starts + rng.randrange(HOUR, DAY))
+                refund = {"payment_id": payment_id, "amount": tenant.money(fee)}
+                emit("payment_refunded", refund, user_id, None, starts + rng.randrange(HOUR, DAY))
         return
     emit("tournament_started", link, None, None, starts)
     if rng.random() < 0.03:
@@ -566,7 +571,9 @@ class LoadResult:
         )
 
 
-def event_writer(tenant: Tenant, options: SeedOptions, write: Callable[[tuple], None], result: LoadResult) -> tuple[Emit, Callable[[], int]]:
+def event_writer(
+    tenant: Tenant, options: SeedOptions, write: Callable[[tuple], None], result: LoadResult
+) -> tuple[Emit, Callable[[], int]]:
     """An `emit` that turns events into rows of analytics_events for one tenant, passed to
     `write`, and a function giving how many it wrote. A row gets an id in emission order, its
     created_at (late for a share) and, for a share, damage; the shares are drawn from the
@@ -692,13 +699,16 @@ def _constraints_and_indexes(conn: Connection) -> tuple[list[str], list[str]]:
     kept = [c for c in constraints if not (c.contype == "p" and referenced)]
     drops = [c[1] for c in kept] + [i[0] for i in indexes]
     # Primary key first, then the other indexes, then the foreign keys (validated in one pass each).
-    creates = [c[2] for c in kept if c.contype == "p"] + [i[1] for i in indexes] + [c[2] for c in kept if c.contype == "f"]
+    creates = (
+        [c[2] for c in kept if c.contype == "p"] + [i[1] for i in indexes] + [c[2] for c in kept if c.contype == "f"]
+    )
     return drops, creates
 
 
 def _existing(conn: Connection, options: SeedOptions) -> list[str]:
     ids = [f"org_{options.seed}_{i:03d}" for i in range(options.tenants)]
-    return conn.execute(sa.text("SELECT id FROM organizations WHERE id = ANY(:ids) ORDER BY id"), {"ids": ids}).scalars().all()
+    found = conn.execute(sa.text("SELECT id FROM organizations WHERE id = ANY(:ids) ORDER BY id"), {"ids": ids})
+    return found.scalars().all()
 
 
 def absorbed_states(url: str) -> dict[str, dt.datetime]:
@@ -795,5 +805,8 @@ def demo_options() -> SeedOptions:
     return SeedOptions(**DEMO)
 
 
-def load_demo(url: str, progress: Callable[[int], None] | None = None, on_phase: Callable[[str], None] | None = None) -> LoadResult:
+def load_demo(
+    url: str, progress: Callable[[int], None] | None = None, on_phase: Callable[[str], None] | None = None
+) -> LoadResult:
+    """Load the demo data set (`demo_options`); `analytics-pipeline dev` does so into an empty database."""
     return load(url, demo_options(), progress, on_phase)
