@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -48,6 +51,25 @@ def test_same_seed_same_rows_and_another_seed_other_rows():
     assert first[0] > 2_000
     assert _digest(generator.generate(_options(seed=7))) == first
     assert _digest(generator.generate(_options(seed=8))) != first
+
+
+def test_same_rows_in_another_process_with_another_hash_seed():
+    """Nothing depends on Python's per-process string hashing (set or dict order of strings)."""
+    script = (
+        "import datetime as dt, hashlib;"
+        "from analytics_pipeline import generator as g;"
+        "o = g.SeedOptions(tenants=1, users_per_tenant=30, start=dt.date(2025, 1, 1), end=dt.date(2025, 3, 1), seed=7);"
+        "print(hashlib.sha256(repr(list(g.generate(o))).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for hash_seed in ("1", "2")
+    }
+    options = _options(users_per_tenant=30, end=dt.date(2025, 3, 1), seed=7)
+    assert digests == {hashlib.sha256(repr(list(generator.generate(options))).encode()).hexdigest()}
 
 
 def test_a_tenants_rows_do_not_depend_on_how_many_tenants_are_generated():
