@@ -51,9 +51,10 @@ def ensure_dataset(label: str) -> str:
     tenants, users = SIZES[label]
     load(url, SeedOptions(tenants=tenants, users_per_tenant=users, start=START, end=END, seed=1,
                           malformed_rate=0.001, late_rate=0.01))
-    with db.engine_for(url).connect() as c:
-        c.execute(sa.text("VACUUM ANALYZE analytics_events").execution_options(isolation_level="AUTOCOMMIT"))
     db.dispose(url)
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE analytics_events")
     with _admin() as conn:
         conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
     return name
