@@ -196,3 +196,83 @@ state_watermarks = sa.Table(
     sa.Column("absorbed_through", sa.DateTime, nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
 )
+
+# Revision 0006: derived state of tournament_aggregates and user_cohorts. It outlives the raw
+# events (retention never purges it), so old periods and old cohorts keep their numbers.
+# Meanings: docs/metrics.md#tournament-state and docs/metrics.md#cohort-state.
+
+tournament_history = sa.Table(
+    "tournament_history",
+    metadata,
+    _tenant_fk(),
+    sa.Column("tournament_id", sa.Text, nullable=False),
+    # NULL while only payments name the tournament: it is not a tournament of any period yet.
+    sa.Column("tournament_day", sa.Date, nullable=True),
+    # The day it belonged to before a late event moved it; the late-data sensor recomputes both.
+    sa.Column("previous_tournament_day", sa.Date, nullable=True),
+    sa.Column("created_event_at", sa.DateTime, nullable=True),
+    sa.Column("first_activity_at", sa.DateTime, nullable=True),
+    sa.Column("format", sa.Text, nullable=True),
+    sa.Column("started_at", sa.DateTime, nullable=True),
+    sa.Column("completed_at", sa.DateTime, nullable=True),
+    sa.Column("completion_duration_minutes", sa.Numeric, nullable=True),
+    sa.Column("player_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.PrimaryKeyConstraint("tenant_id", "tournament_id", name="tournament_history_pkey"),
+    sa.Index("tournament_history_tournament_day_idx", "tournament_day"),
+)
+
+# One row per distinct (tournament, player): makes counting registrations idempotent.
+tournament_players = sa.Table(
+    "tournament_players",
+    metadata,
+    _tenant_fk(),
+    sa.Column("tournament_id", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "tournament_id", "user_id", name="tournament_players_pkey"),
+)
+
+# One row per payment_completed event naming a tournament: makes summing revenue idempotent.
+tournament_payments = sa.Table(
+    "tournament_payments",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("tournament_id", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric, nullable=False),
+)
+
+user_signups = sa.Table(
+    "user_signups",
+    metadata,
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("signed_up_at", sa.DateTime, nullable=False),
+    sa.Column("cohort_month", sa.Date, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id", name="user_signups_pkey"),
+    sa.Index("user_signups_tenant_id_cohort_month_idx", "tenant_id", "cohort_month"),
+)
+
+user_activity_months = sa.Table(
+    "user_activity_months",
+    metadata,
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("activity_month", sa.Date, nullable=False),
+    sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id", "activity_month", name="user_activity_months_pkey"),
+    sa.Index("user_activity_months_activity_month_idx", "activity_month"),
+)
+
+# One row per payment_completed event with a user: makes summing user revenue idempotent.
+user_payments = sa.Table(
+    "user_payments",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("paid_month", sa.Date, nullable=False),
+    sa.Column("amount", sa.Numeric, nullable=False),
+)

@@ -1,0 +1,9 @@
+-- The calendar months in which each user had any valid event (docs/metrics.md#cohort-state).
+INSERT INTO user_activity_months (tenant_id, user_id, activity_month)
+SELECT DISTINCT e.tenant_id, e.user_id, date_trunc('month', e."timestamp")::date
+FROM analytics_events e
+WHERE e.created_at > :since
+  AND e.created_at <= :through
+  AND e.user_id <> ''
+  AND analytics_event_problem(e.event_type, e.event_data, e.user_id) IS NULL
+ON CONFLICT DO NOTHING
