@@ -216,31 +216,15 @@ tournament_history = sa.Table(
     sa.Column("started_at", sa.DateTime, nullable=True),
     sa.Column("completed_at", sa.DateTime, nullable=True),
     sa.Column("completion_duration_minutes", sa.Numeric, nullable=True),
+    # The set of registered players and {payment event id: amount}: absorbing an event twice
+    # changes neither; player_count and revenue are derived from them on every change.
+    sa.Column("player_ids", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("payment_amounts", pg.JSONB, nullable=False, server_default="{}"),
     sa.Column("player_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
     sa.PrimaryKeyConstraint("tenant_id", "tournament_id", name="tournament_history_pkey"),
     sa.Index("tournament_history_tournament_day_idx", "tournament_day"),
-)
-
-# One row per distinct (tournament, player): makes counting registrations idempotent.
-tournament_players = sa.Table(
-    "tournament_players",
-    metadata,
-    _tenant_fk(),
-    sa.Column("tournament_id", sa.Text, nullable=False),
-    sa.Column("user_id", sa.Text, nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "tournament_id", "user_id", name="tournament_players_pkey"),
-)
-
-# One row per payment_completed event naming a tournament: makes summing revenue idempotent.
-tournament_payments = sa.Table(
-    "tournament_payments",
-    metadata,
-    sa.Column("event_id", sa.Text, primary_key=True),
-    _tenant_fk(),
-    sa.Column("tournament_id", sa.Text, nullable=False),
-    sa.Column("amount", sa.Numeric, nullable=False),
 )
 
 user_signups = sa.Table(
@@ -261,18 +245,25 @@ user_activity_months = sa.Table(
     _tenant_fk(),
     sa.Column("user_id", sa.Text, nullable=False),
     sa.Column("activity_month", sa.Date, nullable=False),
+    # {payment event id: amount} of the month, so that absorbing a payment twice adds nothing;
+    # revenue is their sum.
+    sa.Column("payment_amounts", pg.JSONB, nullable=False, server_default="{}"),
     sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("tenant_id", "user_id", "activity_month", name="user_activity_months_pkey"),
     sa.Index("user_activity_months_activity_month_idx", "activity_month"),
 )
 
-# One row per payment_completed event with a user: makes summing user revenue idempotent.
-user_payments = sa.Table(
-    "user_payments",
+# Malformed events as the derived states met them (a copy, so nothing is lost when raw events are
+# purged): the runs count them per window from here instead of re-validating every raw event.
+malformed_events = sa.Table(
+    "malformed_events",
     metadata,
     sa.Column("event_id", sa.Text, primary_key=True),
     _tenant_fk(),
-    sa.Column("user_id", sa.Text, nullable=False),
-    sa.Column("paid_month", sa.Date, nullable=False),
-    sa.Column("amount", sa.Numeric, nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("event_data", pg.JSONB, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=True),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+    sa.Column("problem", sa.Text, nullable=False),
+    sa.Index("malformed_events_timestamp_idx", "timestamp"),
 )

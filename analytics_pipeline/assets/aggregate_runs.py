@@ -8,7 +8,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
+from sqlalchemy.engine import Connection
 
 from ..settings import retention_cutoff
 
@@ -38,6 +40,18 @@ def recompute_start(
         return window_start
     cutoff = retention_cutoff(now).date()
     return min(max(window_start, cutoff), window_end)
+
+
+# Per sort or hash node; a backfill's DISTINCT over millions of events otherwise spills to disk.
+AGGREGATION_WORK_MEM = "64MB"
+
+
+def tune_for_aggregation(conn: Connection) -> None:
+    """Settings for the rest of the transaction (measured in bench/tournaments_cohorts_bench.py):
+    JIT off, because its cost model compiles the inlined event validation of these plans, which
+    takes longer (seconds on a busy machine) than the compiled code saves; and a larger work_mem."""
+    conn.execute(sa.text("SET LOCAL jit = off"))
+    conn.execute(sa.text(f"SET LOCAL work_mem = '{AGGREGATION_WORK_MEM}'"))
 
 
 def malformed_metadata(rows: Iterable) -> dict[str, object]:

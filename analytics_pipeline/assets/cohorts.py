@@ -17,7 +17,13 @@ from .. import schema
 from ..partitions import monthly_partitions
 from ..resources import AnalyticsDatabase
 from ..state import begin_absorb, finish_absorb
-from .aggregate_runs import AggregateRunConfig, column_schema, malformed_metadata, recompute_start
+from .aggregate_runs import (
+    AggregateRunConfig,
+    column_schema,
+    malformed_metadata,
+    recompute_start,
+    tune_for_aggregation,
+)
 from .periods import lock_aggregate, window_dates
 from .sources import analytics_events
 from .sql import load
@@ -52,6 +58,7 @@ def _add_months(month: dt.date, months: int) -> dt.date:
 
 def absorb_user_signups(conn: Connection) -> int:
     """Bring user_signups up to date in the caller's transaction; returns users added or moved."""
+    tune_for_aggregation(conn)
     window = begin_absorb(conn, SIGNUPS_STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
     changed = conn.execute(sa.text(load("cohorts/absorb_signups")), params).rowcount
@@ -60,12 +67,14 @@ def absorb_user_signups(conn: Connection) -> int:
 
 
 def absorb_user_activity_months(conn: Connection) -> int:
-    """Bring user_activity_months (and its payment ledger user_payments) up to date in the
-    caller's transaction; returns the user months added."""
+    """Bring user_activity_months (and the copies of malformed events in malformed_events) up to date in the caller's transaction; returns the
+    user months added."""
+    tune_for_aggregation(conn)
     window = begin_absorb(conn, ACTIVITY_STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
     added = conn.execute(sa.text(load("cohorts/absorb_activity")), params).rowcount
     conn.execute(sa.text(load("cohorts/absorb_payments")), params)
+    conn.execute(sa.text(load("cohorts/absorb_malformed")), params)
     finish_absorb(conn, window)
     return added
 
@@ -108,9 +117,9 @@ def user_signups(database: AnalyticsDatabase) -> dg.MaterializeResult:
 def user_activity_months(database: AnalyticsDatabase) -> dg.MaterializeResult:
     """One row per user and calendar month with any valid event of that user (activity), with the
     user's `payment_completed` amounts of the month (revenue). Absorbs new analytics_events
-    incrementally and outlives their purge, so old cohorts keep their revenue and ltv. The
-    companion ledger user_payments (one row per payment event) keeps the sums exact when events
-    are read twice. Definitions: docs/metrics.md#cohort-state."""
+    incrementally and outlives their purge, so old cohorts keep their revenue and ltv. Each
+    month keeps its payments by event id, so the sums stay exact when events are read twice.
+    Definitions: docs/metrics.md#cohort-state."""
     started = time.monotonic()
     with database.transaction() as conn:
         added = absorb_user_activity_months(conn)
@@ -173,6 +182,8 @@ _CHECK_SQL = {
             LEFT JOIN user_activity_months a
               ON a.tenant_id = s.tenant_id AND a.user_id = s.user_id
              AND a.activity_month BETWEEN s.cohort_month AND m.month
+             -- earlier months matter only for ltv, so only where there was revenue
+             AND (a.activity_month >= CAST(:window_start AS date) OR a.revenue > 0)
             GROUP BY 1, 2, 3, 4
         ),
         expected AS (
@@ -305,6 +316,7 @@ def user_cohorts(
         )
     with database.transaction() as conn:
         lock_aggregate(conn, AGGREGATE)
+        tune_for_aggregation(conn)
         signups = absorb_user_signups(conn)
         activity = absorb_user_activity_months(conn)
         written, tenants = write_user_cohorts(conn, start, window_end) if start < window_end else (0, 0)

@@ -16,7 +16,13 @@ from .. import schema
 from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
 from ..state import ABSORB_OVERLAP, begin_absorb, finish_absorb, watermarks
-from .aggregate_runs import AggregateRunConfig, column_schema, malformed_metadata, recompute_start
+from .aggregate_runs import (
+    AggregateRunConfig,
+    column_schema,
+    malformed_metadata,
+    recompute_start,
+    tune_for_aggregation,
+)
 from .periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
 from .sources import analytics_events
 from .sql import load
@@ -33,7 +39,7 @@ MALFORMED_EVENTS_CHECK = "no_malformed_tournament_events"
 _WINDOW_EVENTS_TABLE = """
 CREATE TEMP TABLE tournament_window_events (
     id text, tenant_id text, event_type text, tournament_id text, user_id text,
-    "timestamp" timestamp, format text, duration_minutes numeric, amount numeric
+    "timestamp" timestamp, format text, duration_minutes numeric, amount numeric, problem text
 ) ON COMMIT DROP
 """
 
@@ -49,8 +55,10 @@ _BEGINNING = dt.datetime(1, 1, 1)
 
 
 def absorb_tournament_history(conn: Connection) -> dict[str, int]:
-    """Bring tournament_history, tournament_players and tournament_payments up to date with the
-    events created since the state's watermark, in the caller's transaction. Idempotent."""
+    """Bring tournament_history (and the copies of malformed tournament events in
+    malformed_events) up to date with the events created since the
+    state's watermark, in the caller's transaction. Idempotent."""
+    tune_for_aggregation(conn)
     window = begin_absorb(conn, STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
     conn.execute(sa.text("DROP TABLE IF EXISTS tournament_window_events"))
@@ -60,6 +68,7 @@ def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     tournaments = conn.execute(sa.text(load("tournaments/absorb_history"))).rowcount
     conn.execute(sa.text(load("tournaments/absorb_players")))
     conn.execute(sa.text(load("tournaments/absorb_payments")))
+    conn.execute(sa.text(load("tournaments/absorb_malformed")))
     finish_absorb(conn, window)
     return {"events_read": events, "tournaments_updated": tournaments}
 
@@ -81,9 +90,8 @@ def tournament_history(database: AnalyticsDatabase) -> dg.MaterializeResult:
     duration_minutes, its distinct registered players and the payments naming it.
 
     Absorbs new analytics_events incrementally (by created_at) and keeps what the metrics need
-    after raw events are purged, so old periods keep their numbers. Companion tables:
-    tournament_players (one row per tournament and player) and tournament_payments (one row per
-    payment). Definitions: docs/metrics.md#tournament-state.
+    after raw events are purged, so old periods keep their numbers. Definitions:
+    docs/metrics.md#tournament-state.
     """
     started = time.monotonic()
     with database.transaction() as conn:
@@ -275,6 +283,7 @@ def tournament_aggregates(
         )
     with database.transaction() as conn:
         lock_aggregate(conn, AGGREGATE)
+        tune_for_aggregation(conn)
         absorbed = absorb_tournament_history(conn)
         written = write_tournament_aggregates(conn, start, window_end) if start < window_end else {}
         malformed = malformed_tournament_events(conn, start, window_end)

@@ -1,7 +1,7 @@
 """Derived state of tournament_aggregates and user_cohorts, kept after raw events are purged:
-tournament_history (+ tournament_players, tournament_payments) and user_signups,
-user_activity_months (+ user_payments). Meanings: docs/metrics.md#tournament-state and
-docs/metrics.md#cohort-state.
+tournament_history, user_signups, user_activity_months, and malformed_events (the malformed
+events they met).
+Meanings: docs/metrics.md#tournament-state and docs/metrics.md#cohort-state.
 
 Revision ID: 0006_tournament_cohort_state
 Revises: 0005_revenue_movements
@@ -9,6 +9,7 @@ Revises: 0005_revenue_movements
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql as pg
 
 revision = "0006_tournament_cohort_state"
 down_revision = "0005_revenue_movements"
@@ -37,26 +38,14 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime, nullable=True),
         sa.Column("completed_at", sa.DateTime, nullable=True),
         sa.Column("completion_duration_minutes", sa.Numeric, nullable=True),
+        sa.Column("player_ids", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
+        sa.Column("payment_amounts", pg.JSONB, nullable=False, server_default="{}"),
         sa.Column("player_count", sa.Integer, nullable=False, server_default="0"),
         sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
         sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("tenant_id", "tournament_id", name="tournament_history_pkey"),
     )
     op.create_index("tournament_history_tournament_day_idx", "tournament_history", ["tournament_day"])
-    op.create_table(
-        "tournament_players",
-        _tenant(),
-        sa.Column("tournament_id", sa.Text, nullable=False),
-        sa.Column("user_id", sa.Text, nullable=False),
-        sa.PrimaryKeyConstraint("tenant_id", "tournament_id", "user_id", name="tournament_players_pkey"),
-    )
-    op.create_table(
-        "tournament_payments",
-        sa.Column("event_id", sa.Text, primary_key=True),
-        _tenant(),
-        sa.Column("tournament_id", sa.Text, nullable=False),
-        sa.Column("amount", sa.Numeric, nullable=False),
-    )
     op.create_table(
         "user_signups",
         _tenant(),
@@ -74,6 +63,7 @@ def upgrade() -> None:
         _tenant(),
         sa.Column("user_id", sa.Text, nullable=False),
         sa.Column("activity_month", sa.Date, nullable=False),
+        sa.Column("payment_amounts", pg.JSONB, nullable=False, server_default="{}"),
         sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint(
             "tenant_id", "user_id", "activity_month", name="user_activity_months_pkey"
@@ -83,22 +73,23 @@ def upgrade() -> None:
         "user_activity_months_activity_month_idx", "user_activity_months", ["activity_month"]
     )
     op.create_table(
-        "user_payments",
+        "malformed_events",
         sa.Column("event_id", sa.Text, primary_key=True),
         _tenant(),
-        sa.Column("user_id", sa.Text, nullable=False),
-        sa.Column("paid_month", sa.Date, nullable=False),
-        sa.Column("amount", sa.Numeric, nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("event_data", pg.JSONB, nullable=False),
+        sa.Column("user_id", sa.Text, nullable=True),
+        sa.Column("timestamp", sa.DateTime, nullable=False),
+        sa.Column("problem", sa.Text, nullable=False),
     )
+    op.create_index("malformed_events_timestamp_idx", "malformed_events", ["timestamp"])
 
 
 def downgrade() -> None:
     for table in (
-        "user_payments",
+        "malformed_events",
         "user_activity_months",
         "user_signups",
-        "tournament_payments",
-        "tournament_players",
         "tournament_history",
     ):
         op.drop_table(table)

@@ -14,7 +14,7 @@ WITH per_tournament AS (
            (array_agg(duration_minutes ORDER BY "timestamp", duration_minutes NULLS LAST)
                FILTER (WHERE event_type = 'tournament_completed'))[1] AS completion_duration_minutes
     FROM tournament_window_events
-    WHERE event_type <> 'payment_completed'
+    WHERE event_type <> 'payment_completed' AND problem IS NULL
     GROUP BY tenant_id, tournament_id
 )
 INSERT INTO tournament_history AS h (

@@ -1,23 +1,21 @@
 -- Tournament revenue: payment_completed amounts naming the tournament
--- (docs/metrics.md#tournament_aggregates). The ledger's key is the event id, and only payments
--- inserted now are added, so re-reading a payment adds nothing. A payment may arrive before any
--- lifecycle event; its tournament then waits, without a day, for one.
+-- (docs/metrics.md#tournament_aggregates). Each tournament keeps {payment event id: amount}, so
+-- re-reading a payment adds nothing. A payment may arrive before any lifecycle event; its
+-- tournament then waits, without a day, for one.
 WITH paid AS (
-    INSERT INTO tournament_payments (event_id, tenant_id, tournament_id, amount)
-    SELECT id, tenant_id, tournament_id, amount
+    SELECT tenant_id, tournament_id, jsonb_object_agg(id, amount) AS payment_amounts
     FROM tournament_window_events
-    WHERE event_type = 'payment_completed'
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING tenant_id, tournament_id, amount
-),
-per_tournament AS (
-    SELECT tenant_id, tournament_id, sum(amount) AS amount
-    FROM paid
+    WHERE event_type = 'payment_completed' AND problem IS NULL
     GROUP BY tenant_id, tournament_id
 )
-INSERT INTO tournament_history AS h (tenant_id, tournament_id, revenue)
-SELECT tenant_id, tournament_id, amount
-FROM per_tournament
+INSERT INTO tournament_history AS h (tenant_id, tournament_id, payment_amounts, revenue)
+SELECT tenant_id,
+       tournament_id,
+       payment_amounts,
+       (SELECT sum(a.value::numeric) FROM jsonb_each_text(payment_amounts) AS a)
+FROM paid
 ON CONFLICT (tenant_id, tournament_id) DO UPDATE SET
-    revenue = h.revenue + EXCLUDED.revenue,
+    payment_amounts = h.payment_amounts || EXCLUDED.payment_amounts,
+    revenue = (SELECT sum(a.value::numeric)
+               FROM jsonb_each_text(h.payment_amounts || EXCLUDED.payment_amounts) AS a),
     updated_at = now() AT TIME ZONE 'UTC'
