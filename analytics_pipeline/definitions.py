@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from . import reports, retention
+from . import reports, retention, schedules, sensors
 from .assets import cohorts, revenue, sources, tournaments
 from .resources import AnalyticsDatabase
 
@@ -13,5 +13,7 @@ defs = dg.Definitions.merge(
     cohorts.defs,
     reports.defs,
     retention.defs,
+    schedules.defs,
+    sensors.defs,
     dg.Definitions(resources={"database": AnalyticsDatabase()}),
 )

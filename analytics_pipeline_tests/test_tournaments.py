@@ -148,6 +148,8 @@ def test_hand_worked_periods_and_late_completion(db_url, engine):
     with engine.connect() as conn:
         days = late_tournament_days(conn, since, db_now(engine))
     assert days == {dt.date(2025, 3, 3)}
+    with engine.connect() as conn:
+        assert late_tournament_days(conn, since, db_now(engine), before=dt.date(2025, 3, 3)) == set()
 
     assert _materialize(db_url, "2025-03-03").success
     expected[("day", dt.date(2025, 3, 3), dt.date(2025, 3, 3))] = DAY_0303_AFTER

@@ -101,8 +101,11 @@ def tournament_history(database: AnalyticsDatabase) -> dg.MaterializeResult:
     )
 
 
-def late_tournament_days(conn: Connection, since: dt.datetime, through: dt.datetime) -> set[dt.date]:
-    """Day partitions of tournament_aggregates that events created in (since, through] change.
+def late_tournament_days(
+    conn: Connection, since: dt.datetime, through: dt.datetime, before: dt.date | None = None
+) -> set[dt.date]:
+    """Day partitions of tournament_aggregates that events created in (since, through] change,
+    only those before `before` when given (the late-data sensor's finder signature).
 
     A late completion, registration or payment changes the day its tournament belongs to (per its
     tournament_created event, else its earliest event), not the day it happened. A late
@@ -117,7 +120,7 @@ def late_tournament_days(conn: Connection, since: dt.datetime, through: dt.datet
         sa.text(load("tournaments/late_days")),
         {"since": since, "through": through, "unabsorbed_since": unabsorbed_since},
     )
-    return {day for (day,) in rows}
+    return {day for (day,) in rows if before is None or day < before}
 
 
 # --- the aggregate ------------------------------------------------------------------------------
