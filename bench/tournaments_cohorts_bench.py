@@ -147,11 +147,13 @@ def _measure(kind: str, url: str) -> dict:
 
 
 def _measure_in_subprocess(kind: str, url: str) -> dict:
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "bench.tournaments_cohorts_bench", "--measure", kind, "--url", url],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement {kind} failed:\n" + "\n".join(done.stderr.splitlines()[-15:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --- the benchmark ------------------------------------------------------------------------------
@@ -167,7 +169,29 @@ def run(ctx=None) -> list[dict]:
     return rows
 
 
+def _ensure_state_tables(url: str) -> None:
+    """A data set generated before revision 0006 was filled in is stamped at head without the
+    derived state tables; create them as that revision does."""
+    import importlib.util
+
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    from analytics_pipeline.settings import MIGRATIONS_DIR
+
+    with db.engine_for(url).begin() as conn:
+        if sa.inspect(conn).has_table("tournament_history"):
+            return
+        path = MIGRATIONS_DIR / "versions" / "0006_tournament_cohort_state.py"
+        spec = importlib.util.spec_from_file_location("revision_0006", path)
+        revision = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(revision)
+        with Operations.context(MigrationContext.configure(conn)):
+            revision.upgrade()
+
+
 def _run_on(url: str, actual: int) -> list[dict]:
+    _ensure_state_tables(url)
     rows = []
     label = f"{actual / 1e6:.1f}M events"
     scan = _measure_in_subprocess("scan", url)
