@@ -82,3 +82,28 @@ def column_schema(table) -> dg.TableSchema:
             for c in table.columns
         ]
     )
+
+
+def rule_check_result(check_name: str, offending: list[str]) -> dg.AssetCheckResult:
+    """An ERROR check over the rows a run wrote: passes when no row breaks the rule."""
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=not offending,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "offending_rows": len(offending),
+            "examples": dg.MetadataValue.json(offending[:20]),
+        },
+    )
+
+
+def malformed_check_result(check_name: str, malformed: Iterable) -> dg.AssetCheckResult:
+    """The WARN check on malformed events in the window, from (tenant_id, event_type, problem,
+    events) rows: they were skipped, and here they are counted."""
+    metadata = malformed_metadata(malformed)
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=metadata["malformed_events"] == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )

@@ -20,8 +20,10 @@ from ..state import begin_absorb, finish_absorb
 from .aggregate_runs import (
     AggregateRunConfig,
     column_schema,
+    malformed_check_result,
     malformed_metadata,
     recompute_start,
+    rule_check_result,
     tune_for_aggregation,
 )
 from .periods import lock_aggregate, window_dates
@@ -243,31 +245,13 @@ def cohort_check_results(
 ) -> list[dg.AssetCheckResult]:
     """Evaluate the asset checks on the rows describing the months of [window_start, window_end)."""
     params = {"window_start": window_start, "window_end": window_end}
-    results = []
-    for name, sql in _CHECK_SQL.items():
-        offending = conn.execute(sa.text(sql), params).all()
-        results.append(
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=not offending,
-                metadata={
-                    "offending_rows": len(offending),
-                    "examples": dg.MetadataValue.json([f"{i}: {why}" for i, why in offending[:20]]),
-                },
-            )
-        )
+    results = [
+        rule_check_result(name, [f"{i}: {why}" for i, why in conn.execute(sa.text(sql), params).all()])
+        for name, sql in _CHECK_SQL.items()
+    ]
     if malformed is None:
         malformed = malformed_events(conn, window_start, window_end)
-    metadata = malformed_metadata(malformed)
-    results.append(
-        dg.AssetCheckResult(
-            check_name=MALFORMED_EVENTS_CHECK,
-            passed=metadata["malformed_events"] == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata=metadata,
-        )
-    )
-    return results
+    return [*results, malformed_check_result(MALFORMED_EVENTS_CHECK, malformed)]
 
 
 @dg.asset(

@@ -16,8 +16,10 @@ from ..schema import revenue_aggregates as revenue_aggregates_table
 from .aggregate_runs import (
     AggregateRunConfig,
     column_schema,
+    malformed_check_result,
     malformed_metadata,
     recompute_start,
+    rule_check_result,
     tune_for_aggregation,
 )
 from .periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
@@ -171,28 +173,12 @@ def _check_results(violations, malformed) -> list[dg.AssetCheckResult]:
     by_check: dict[str, list[str]] = defaultdict(list)
     for check_name, tenant_id, period_type, period_start in violations:
         by_check[check_name].append(f"{tenant_id} {period_type} {period_start}")
-    results = [
-        dg.AssetCheckResult(
-            check_name=name,
-            passed=not by_check[name],
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"violations": len(by_check[name]), "examples": by_check[name][:20]},
-        )
-        for name in (MRR_BRIDGE, NON_NEGATIVE, PAYMENT_SUCCESS_WITHIN_ATTEMPTS,
-                     ARR_IS_TWELVE_TIMES_MRR, PERIODS_SUM_THEIR_DAYS)
+    rules = (MRR_BRIDGE, NON_NEGATIVE, PAYMENT_SUCCESS_WITHIN_ATTEMPTS, ARR_IS_TWELVE_TIMES_MRR,
+             PERIODS_SUM_THEIR_DAYS)
+    return [
+        *(rule_check_result(name, by_check[name]) for name in rules),
+        malformed_check_result(NO_MALFORMED_EVENTS, malformed),
     ]
-    results.append(
-        dg.AssetCheckResult(
-            check_name=NO_MALFORMED_EVENTS,
-            passed=not malformed,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "malformed_events": sum(row[3] for row in malformed),
-                "by_tenant_type_reason": [f"{t} {e} ({p}): {n}" for t, e, p, n in malformed][:50],
-            },
-        )
-    )
-    return results
 
 
 defs = dg.Definitions(assets=[subscription_history, revenue_aggregates])
