@@ -62,7 +62,13 @@ def engine_for(url: str) -> Engine:
         pool_size=5,
         max_overflow=5,
         pool_pre_ping=True,
-        connect_args={"application_name": "analytics-pipeline", "connect_timeout": 10},
+        # Every timestamp is naive UTC (the specification's TIMESTAMP columns): make the
+        # session's now(), date casts and comparisons UTC whatever the server's default.
+        connect_args={
+            "application_name": "analytics-pipeline",
+            "connect_timeout": 10,
+            "options": "-c timezone=UTC",
+        },
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from .settings import start_date
@@ -15,3 +17,12 @@ daily_partitions = dg.DailyPartitionsDefinition(
 monthly_partitions = dg.MonthlyPartitionsDefinition(
     start_date=start_date().replace(day=1).isoformat(), timezone="UTC", end_offset=1
 )
+
+
+def partition_range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
+    """Run tags asking for one run over the partitions first..last (inclusive): how schedules,
+    sensors and tests request a range, as a single-run backfill does."""
+    return {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }

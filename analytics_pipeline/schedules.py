@@ -4,6 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
+from .partitions import partition_range_tags
 from .settings import start_date
 
 # Daily-partitioned aggregates kept current by the hourly schedule and the late-data sensor.
@@ -14,14 +15,6 @@ hourly_aggregates_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*HOURLY_AGGREGATES),
     description="Recompute day partitions (and the periods containing them) of the hourly aggregates.",
 )
-
-
-def partition_range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
-    """Tags asking for one run over the day partitions first..last (inclusive)."""
-    return {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
-    }
 
 
 @dg.schedule(

@@ -3,7 +3,10 @@
 `analytics_pipeline_tests/test_migrations.py` runs alembic's autogenerate comparison against this
 metadata, so a column changed here without a revision (or the other way round) fails the suite.
 
-All timestamps are UTC, stored as TIMESTAMP WITHOUT TIME ZONE as the specification says.
+All timestamps are UTC, stored as TIMESTAMP WITHOUT TIME ZONE as the specification says. Their
+defaults are `timezone('utc', now())`, not `now()`, so that a row inserted by a session whose
+TimeZone is not UTC (the platform's, say) still gets a UTC created_at: the late-data sensor and the
+derived state compare created_at with UTC watermarks.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 metadata = sa.MetaData()
 
-NOW = sa.text("now()")
+NOW = sa.text("timezone('utc', now())")
 
 
 def _tenant_fk() -> sa.Column:

@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection
 
 from .assets.tournaments import late_tournament_days
 from .resources import AnalyticsDatabase
-from .schedules import hourly_aggregates_job, partition_range_tags
+from .partitions import partition_range_tags
+from .schedules import hourly_aggregates_job
 from .settings import start_date
 
 # An event is read once its transaction has had this long to commit: created_at is the

@@ -8,6 +8,8 @@ import json
 
 import sqlalchemy as sa
 
+from analytics_pipeline.partitions import partition_range_tags
+
 _ids = itertools.count()
 
 def event(event_type: str, timestamp: str, user_id: str | None = None, **data):
@@ -60,7 +62,4 @@ def table_rows(engine, table: str, order_by: str) -> list[dict]:
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make one run cover the partitions first..last (inclusive)."""
-    return {
-        "dagster/asset_partition_range_start": first,
-        "dagster/asset_partition_range_end": last,
-    }
+    return partition_range_tags(dt.date.fromisoformat(first), dt.date.fromisoformat(last))

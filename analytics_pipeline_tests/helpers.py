@@ -11,7 +11,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from analytics_pipeline.resources import AnalyticsDatabase
-from analytics_pipeline.schedules import partition_range_tags
+from analytics_pipeline.partitions import partition_range_tags
 
 _ids = itertools.count()
 

@@ -317,3 +317,27 @@ def test_upsert_on_unique_key_updates_instead_of_failing(engine, table, key_colu
         rows = conn.execute(sa.text(f"SELECT id FROM {table}")).scalars().all()
         assert rows == [row["id"]]
         assert conn.execute(sa.text(f"SELECT {update.split(' = ')[0]} FROM {table}")).scalar() == 5
+
+
+def test_created_at_defaults_to_utc_whatever_the_session_time_zone(engine):
+    with engine.begin() as conn:
+        _insert_tenant_rows(conn, "org-a", "user-a")
+        conn.execute(sa.text("SET LOCAL TIME ZONE 'America/New_York'"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO analytics_events (id, tenant_id, event_type, event_data, timestamp) "
+                "VALUES ('ny', 'org-a', 'page_view', '{}', now())"
+            )
+        )
+        lag = conn.execute(
+            sa.text(
+                "SELECT extract(epoch FROM (now() AT TIME ZONE 'UTC') - created_at) "
+                "FROM analytics_events WHERE id = 'ny'"
+            )
+        ).scalar()
+    assert abs(lag) < 60
+
+
+def test_pipeline_sessions_run_in_utc(engine):
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW TimeZone")).scalar() == "UTC"

@@ -39,7 +39,7 @@ def _materialize(url: str, first: str, last: str) -> dict:
 
     from analytics_pipeline.assets.revenue import revenue_aggregates, subscription_history
     from analytics_pipeline.resources import AnalyticsDatabase
-    from analytics_pipeline.schedules import partition_range_tags
+    from analytics_pipeline.partitions import partition_range_tags
 
     started = time.perf_counter()
     result = dg.materialize(

@@ -99,12 +99,13 @@ def _materialize(url: str, asset_name: str, first: str, last: str) -> None:
     import dagster as dg
 
     from analytics_pipeline.assets import cohorts, tournaments
+    from analytics_pipeline.partitions import partition_range_tags
     from analytics_pipeline.resources import AnalyticsDatabase
 
     asset = {"tournament_aggregates": tournaments.tournament_aggregates, "user_cohorts": cohorts.user_cohorts}[asset_name]
     result = dg.materialize(
         [asset],
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        tags=partition_range_tags(dt.date.fromisoformat(first), dt.date.fromisoformat(last)),
         run_config={"ops": {asset_name: {"config": {"recompute_before_retention_cutoff": True}}}},
         resources={"database": AnalyticsDatabase(url=url)},
     )

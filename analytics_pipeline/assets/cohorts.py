@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from .. import schema
 from ..partitions import monthly_partitions
 from ..resources import AnalyticsDatabase
+from ..partitions import partition_range_tags
 from ..state import begin_absorb, finish_absorb
 from .aggregate_runs import (
     AggregateRunConfig,
@@ -328,17 +329,20 @@ user_cohorts_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(job=user_cohorts_job, cron_schedule="30 2 * * *", execution_timezone="UTC")
+@dg.schedule(
+    job=user_cohorts_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
 def user_cohorts_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every day at 02:30 UTC, recalculate the running month and the two before it in one run."""
     today = context.scheduled_execution_time.astimezone(dt.UTC).date()
     current = _month_start(today)
     first = max(_add_months(current, 1 - SCHEDULED_MONTHS), _month_start(monthly_partitions.start.date()))
     return dg.RunRequest(
-        tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": current.isoformat(),
-        }
+        run_key=context.scheduled_execution_time.isoformat(),
+        tags=partition_range_tags(first, current),
     )
 
 

@@ -25,7 +25,7 @@ def upgrade() -> None:
             "organizations",
             sa.Column("id", sa.Text, primary_key=True),
             sa.Column("name", sa.Text, nullable=False),
-            sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("now()")),
+            sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("timezone('utc', now())")),
         )
         op.execute(f"COMMENT ON TABLE organizations IS '{MARKER}'")
     if "users" not in existing:
@@ -39,7 +39,7 @@ def upgrade() -> None:
                 nullable=False,
             ),
             sa.Column("email", sa.Text, nullable=True),
-            sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("now()")),
+            sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.text("timezone('utc', now())")),
         )
         op.execute(f"COMMENT ON TABLE users IS '{MARKER}'")
 

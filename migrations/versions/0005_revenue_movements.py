@@ -45,7 +45,7 @@ def upgrade() -> None:
         "state_watermarks",
         sa.Column("state_name", sa.Text, primary_key=True),
         sa.Column("absorbed_through", sa.DateTime, nullable=True),
-        sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.text("now()")),
+        sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.text("timezone('utc', now())")),
     )
 
 

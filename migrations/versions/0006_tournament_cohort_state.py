@@ -16,7 +16,7 @@ down_revision = "0005_revenue_movements"
 branch_labels = None
 depends_on = None
 
-NOW = sa.text("now()")
+NOW = sa.text("timezone('utc', now())")
 
 
 def _tenant() -> sa.Column:

@@ -52,7 +52,7 @@ def upgrade() -> None:
         "scheduled_reports_frequency_check", "scheduled_reports", _in("frequency", FREQUENCIES)
     )
 
-    now = sa.text("now()")
+    now = sa.text("timezone('utc', now())")
     op.create_table(
         "report_deliveries",
         sa.Column("id", sa.BigInteger, sa.Identity(always=True), nullable=False),

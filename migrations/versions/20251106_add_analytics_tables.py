@@ -15,7 +15,7 @@ down_revision = "0001_platform_tables"
 branch_labels = None
 depends_on = None
 
-NOW = sa.text("now()")
+NOW = sa.text("timezone('utc', now())")
 
 
 def _tenant(table: str) -> list:
