@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from . import reports, retention
+from . import alerts, reports, retention
 from .assets import cohorts, revenue, sources, tournaments
 from .resources import AnalyticsDatabase
 
@@ -13,5 +13,6 @@ defs = dg.Definitions.merge(
     cohorts.defs,
     reports.defs,
     retention.defs,
+    alerts.defs,
     dg.Definitions(resources={"database": AnalyticsDatabase()}),
 )
