@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import click
 
 from . import db, migrate
+from .reports.cli import reports as reports_group
 from .settings import PROJECT_DIR, ConfigError, analytics_home
 
 DAGSTER_YAML = """\
@@ -97,10 +99,13 @@ def dev(no_demo: bool, port: int) -> None:
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
+    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env)
+    # On SIGTERM (a service manager, `timeout`) shut dagster down as Ctrl-C would.
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
     try:
-        subprocess.run(command, cwd=PROJECT_DIR, env=env, check=False)
+        process.wait()
     except KeyboardInterrupt:
-        pass
+        process.wait()
     finally:
         if not os.environ.get("DATABASE_URL"):
             from .embedded import stop_embedded
@@ -122,6 +127,64 @@ def _load_demo_if_empty(url: str) -> None:
         click.echo("no demo data generator yet: starting with empty tables")
         return
     load_demo(url)
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """Rolling deletion of raw events (docs/operations.md#retention-of-raw-events)."""
+
+
+@retention_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Only count the events that would be deleted.")
+@click.option(
+    "--months",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Months of events to keep [default: ANALYTICS_RETENTION_MONTHS, else 13].",
+)
+@click.option(
+    "--time-budget-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="No new batch starts after this; run again to continue.",
+)
+def retention_run(dry_run: bool, months: int | None, time_budget_minutes: float) -> None:
+    """Delete the events older than the retention cutoff that every derived state has absorbed."""
+    import datetime as dt
+
+    # Imported here: it loads Dagster, which the other commands do not need.
+    from .retention import RetentionRefused, purge_expired_events
+    from .settings import retention_cutoff
+
+    url = _url()
+    engine = db.engine_for(url)
+    _fail_clearly(db.check_migrated, engine)
+    cutoff = _fail_clearly(lambda: retention_cutoff(months=months))
+    try:
+        report = purge_expired_events(
+            engine,
+            cutoff,
+            dry_run=dry_run,
+            time_budget=dt.timedelta(minutes=time_budget_minutes),
+        )
+    except RetentionRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"cutoff {cutoff:%Y-%m-%d}: {verb} {report.rows} events in {report.batches} batches "
+        f"({report.duration_seconds:.1f} s)"
+    )
+    for tenant_id, rows in sorted(report.rows_by_tenant.items()):
+        click.echo(f"  {tenant_id}\t{rows}")
+    oldest = report.oldest_remaining_timestamp
+    click.echo(f"oldest remaining event: {oldest.isoformat(sep=' ') if oldest else 'none'}")
+    if not report.complete:
+        click.echo("the time budget ran out with expired events left: run again to continue")
+
+
+main.add_command(retention_group)
+main.add_command(reports_group)
 
 
 def run() -> None:

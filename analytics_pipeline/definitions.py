@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from . import alerts, reports, retention
+from . import alerts, reports, retention, schedules, sensors
 from .assets import cohorts, revenue, sources, tournaments
 from .resources import AnalyticsDatabase
 
@@ -13,6 +13,8 @@ defs = dg.Definitions.merge(
     cohorts.defs,
     reports.defs,
     retention.defs,
+    schedules.defs,
+    sensors.defs,
     alerts.defs,
     dg.Definitions(resources={"database": AnalyticsDatabase()}),
 )

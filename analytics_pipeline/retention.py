@@ -1,5 +1,370 @@
-"""Retention cleanup of raw events (being built)."""
+"""Retention of raw events: `analytics_events` keeps 13 months (rolling deletion).
+
+The aggregates and the derived state tables are the long-term history and are never purged; only
+raw events go, and only those that every registered derived state has already absorbed
+(analytics_pipeline/state.py), so that recomputing any partition inside the window, and any state,
+gives the same rows after a purge as before it.
+
+- Cutoff: the start of the UTC day `ANALYTICS_RETENTION_MONTHS` calendar months ago
+  (settings.retention_cutoff). Events with `timestamp` before it go; one exactly at it stays.
+- Absorbed horizon: `min(absorbed_through) - ABSORB_OVERLAP` over state.REGISTERED_STATES. Only
+  events created before it are deleted. A state without a watermark, or one that has not yet
+  absorbed every expired event, makes the cleanup refuse and name the asset to materialize.
+- Batches: up to `batch_size` rows of one tenant, oldest first, each in its own short
+  transaction, so the platform's inserts never wait long and a stopped run leaves no half-done
+  batch. The next run continues where the last one stopped: the rows left are still expired.
+
+Operations (the sensor, the command, the measurements behind the design): docs/operations.md.
+"""
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+from sqlalchemy.engine import Connection, Engine
 
-defs = dg.Definitions()
+from . import state
+from .resources import AnalyticsDatabase
+from .settings import ConfigError, retention_cutoff
+
+BATCH_SIZE = 1_000
+TIME_BUDGET_MINUTES = 10.0
+
+# Every query below starts from organizations and looks into analytics_events one tenant at a
+# time (LATERAL ... LIMIT), so that it walks the specification's (tenant_id, "timestamp" DESC)
+# index instead of scanning the table: no index on "timestamp" alone is needed
+# (docs/operations.md#retention-of-raw-events has the measurements).
+
+# Deletable: expired, and created before the absorbed horizon (NULL: no state to wait for).
+_DELETABLE = """
+    e.tenant_id = o.id
+    AND e."timestamp" < :cutoff
+    AND e.created_at < coalesce(CAST(:horizon AS timestamp), 'infinity')
+"""
+
+EXPIRED_EXIST_SQL = sa.text("""
+SELECT EXISTS (
+    SELECT 1
+    FROM organizations AS o
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM analytics_events AS e
+        WHERE e.tenant_id = o.id AND e."timestamp" < :cutoff
+        LIMIT 1
+    ) AS expired
+)
+""")
+
+# An expired event created at or after a state's horizon may not be in that state yet.
+UNABSORBED_EXPIRED_EXIST_SQL = sa.text("""
+SELECT EXISTS (
+    SELECT 1 FROM analytics_events AS e
+    WHERE e."timestamp" < :cutoff AND e.created_at >= :horizon
+)
+""")
+
+DELETABLE_BY_TENANT_SQL = sa.text(f"""
+SELECT o.id AS tenant_id, deletable.n
+FROM organizations AS o
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n FROM analytics_events AS e WHERE {_DELETABLE}
+) AS deletable
+WHERE deletable.n > 0
+ORDER BY o.id
+""")
+
+TENANTS_WITH_DELETABLE_SQL = sa.text(f"""
+SELECT o.id AS tenant_id
+FROM organizations AS o
+CROSS JOIN LATERAL (
+    SELECT 1 FROM analytics_events AS e WHERE {_DELETABLE} LIMIT 1
+) AS deletable
+ORDER BY o.id
+""")
+
+# One batch. SKIP LOCKED: a second cleanup running at the same time takes other rows instead of
+# waiting; oldest first, so a run stopped midway still advances the oldest remaining timestamp.
+DELETE_BATCH_SQL = sa.text("""
+WITH batch AS (
+    SELECT e.id
+    FROM analytics_events AS e
+    WHERE e.tenant_id = :tenant_id
+      AND e."timestamp" < :cutoff
+      AND e.created_at < coalesce(CAST(:horizon AS timestamp), 'infinity')
+    ORDER BY e."timestamp"
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM analytics_events AS e
+USING batch
+WHERE e.id = batch.id
+""")
+
+OLDEST_REMAINING_SQL = sa.text("""
+SELECT min(oldest."timestamp")
+FROM organizations AS o
+CROSS JOIN LATERAL (
+    SELECT e."timestamp" FROM analytics_events AS e
+    WHERE e.tenant_id = o.id
+    ORDER BY e."timestamp"
+    LIMIT 1
+) AS oldest
+""")
+
+
+class RetentionRefused(RuntimeError):
+    """Deleting would lose events a derived state has not absorbed yet. `assets` are the state
+    assets to materialize before the cleanup can go ahead."""
+
+    def __init__(self, message: str, assets: list[str]):
+        super().__init__(message)
+        self.assets = assets
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What one cleanup did (or, in a dry run, would do)."""
+
+    cutoff: dt.datetime
+    absorbed_horizon: dt.datetime | None  # None: no registered state to wait for
+    dry_run: bool
+    rows_by_tenant: dict[str, int] = field(default_factory=dict)  # deleted, or deletable if dry
+    batches: int = 0  # committed batches, or in a dry run the batches it would take
+    duration_seconds: float = 0.0
+    oldest_remaining_timestamp: dt.datetime | None = None
+    complete: bool = True  # False: the time budget ran out with deletable events left
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_tenant.values())
+
+    def metadata(self) -> dict[str, object]:
+        rows = "rows_to_delete" if self.dry_run else "rows_deleted"
+        oldest = self.oldest_remaining_timestamp
+        return {
+            "dry_run": self.dry_run,
+            "cutoff": self.cutoff.isoformat(),
+            "absorbed_horizon": self.absorbed_horizon.isoformat() if self.absorbed_horizon else None,
+            rows: self.rows,
+            f"{rows}_by_tenant": dg.MetadataValue.json(self.rows_by_tenant),
+            "batches": self.batches,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "oldest_remaining_timestamp": (
+                dg.MetadataValue.timestamp(oldest.replace(tzinfo=dt.UTC)) if oldest else None
+            ),
+            "complete": self.complete,
+        }
+
+
+def expired_events_exist(conn: Connection, cutoff: dt.datetime) -> bool:
+    """Whether any event has a `timestamp` before `cutoff`: one index probe per tenant."""
+    return bool(conn.execute(EXPIRED_EXIST_SQL, {"cutoff": cutoff}).scalar())
+
+
+def absorbed_horizon(conn: Connection, cutoff: dt.datetime) -> dt.datetime | None:
+    """The created_at before which every registered state has absorbed every event (None when no
+    state is registered). Raises RetentionRefused, naming the states' assets, when a state has no
+    watermark or has not absorbed every event older than `cutoff` yet."""
+    names = list(state.REGISTERED_STATES)
+    if not names:
+        return None
+    marks = state.watermarks(conn)
+    never = sorted(n for n in names if marks.get(n) is None)
+    horizons = {n: marks[n] - state.ABSORB_OVERLAP for n in names if marks.get(n) is not None}
+
+    def lags(horizon: dt.datetime) -> bool:
+        params = {"cutoff": cutoff, "horizon": horizon}
+        return bool(conn.execute(UNABSORBED_EXPIRED_EXIST_SQL, params).scalar())
+
+    # The check is monotonic in the horizon: when the earliest one does not lag, none does.
+    behind = []
+    if horizons and lags(min(horizons.values())):
+        behind = sorted(n for n, h in horizons.items() if lags(h))
+    if never or behind:
+        reasons = [f"{n} (never materialized)" for n in never] + [
+            f"{n} (has absorbed events created through {marks[n]:%Y-%m-%d %H:%M} only)"
+            for n in behind
+        ]
+        raise RetentionRefused(
+            f"retention refused: events before {cutoff:%Y-%m-%d} are not yet absorbed by derived "
+            f"state; materialize first: {', '.join(reasons)}",
+            never + behind,
+        )
+    return min(horizons.values())
+
+
+def purge_expired_events(
+    engine: Engine,
+    cutoff: dt.datetime,
+    *,
+    dry_run: bool = False,
+    batch_size: int = BATCH_SIZE,
+    time_budget: dt.timedelta = dt.timedelta(minutes=TIME_BUDGET_MINUTES),
+    clock: Callable[[], float] = time.monotonic,
+    on_batch: Callable[[str, int], None] | None = None,
+) -> PurgeReport:
+    """Delete the events before `cutoff` that every registered state has absorbed, in batches.
+
+    Stops starting new batches once `time_budget` has passed (the report says `complete=False`);
+    `on_batch(tenant_id, rows)` is called after each committed batch. A dry run only counts.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    started = clock()
+    with engine.connect() as conn:
+        horizon = absorbed_horizon(conn, cutoff)
+        params = {"cutoff": cutoff, "horizon": horizon}
+        if dry_run:
+            counts = dict(conn.execute(DELETABLE_BY_TENANT_SQL, params).all())
+            tenants = []
+        else:
+            counts = {}
+            tenants = conn.execute(TENANTS_WITH_DELETABLE_SQL, params).scalars().all()
+
+    batches = -(-sum(counts.values()) // batch_size) if dry_run else 0
+    complete = True
+    for tenant_id in tenants:
+        while True:
+            if clock() - started >= time_budget.total_seconds():
+                complete = False
+                break
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    DELETE_BATCH_SQL, {**params, "tenant_id": tenant_id, "batch_size": batch_size}
+                ).rowcount
+            if rows:
+                counts[tenant_id] = counts.get(tenant_id, 0) + rows
+                batches += 1
+                if on_batch:
+                    on_batch(tenant_id, rows)
+            # Fewer rows than asked: this tenant is done (or the rest is locked by another run).
+            if rows < batch_size:
+                break
+        if not complete:
+            break
+
+    with engine.connect() as conn:
+        oldest = conn.execute(OLDEST_REMAINING_SQL).scalar()
+    return PurgeReport(
+        cutoff=cutoff,
+        absorbed_horizon=horizon,
+        dry_run=dry_run,
+        rows_by_tenant=counts,
+        batches=batches,
+        duration_seconds=clock() - started,
+        oldest_remaining_timestamp=oldest,
+        complete=complete,
+    )
+
+
+# --- Dagster: one cleanup run per cutoff day, requested by a sensor ------------------------------
+
+ANALYTICS_EVENTS = dg.AssetKey("analytics_events")
+
+
+class RetentionCleanupConfig(dg.Config):
+    cutoff: str | None = Field(
+        default=None,
+        description=(
+            "ISO date: events with a timestamp before its start are deleted. Default: "
+            "ANALYTICS_RETENTION_MONTHS (13) months before today; a later date is refused."
+        ),
+    )
+    dry_run: bool = Field(default=False, description="Only count what would be deleted.")
+    batch_size: int = Field(default=BATCH_SIZE, description="Rows per batch (one transaction).")
+    time_budget_minutes: float = Field(
+        default=TIME_BUDGET_MINUTES,
+        description="No new batch starts after this; the next run continues.",
+    )
+
+    def resolved_cutoff(self) -> dt.datetime:
+        policy = retention_cutoff()
+        if self.cutoff is None:
+            return policy
+        try:
+            cutoff = dt.datetime.combine(dt.date.fromisoformat(self.cutoff), dt.time())
+        except ValueError:
+            raise ConfigError(f"cutoff must be a date like 2024-01-31, got {self.cutoff!r}") from None
+        if cutoff > policy:
+            raise ConfigError(
+                f"cutoff {cutoff:%Y-%m-%d} is later than the retention policy allows "
+                f"({policy:%Y-%m-%d}, ANALYTICS_RETENTION_MONTHS months ago)"
+            )
+        return cutoff
+
+
+@dg.op(description="Delete raw events older than the retention cutoff, in short batches.")
+def delete_expired_events(
+    context: dg.OpExecutionContext, config: RetentionCleanupConfig, database: AnalyticsDatabase
+) -> None:
+    try:
+        cutoff = config.resolved_cutoff()
+        if config.time_budget_minutes <= 0:
+            raise ConfigError(f"time_budget_minutes must be > 0, got {config.time_budget_minutes}")
+        report = purge_expired_events(
+            database.engine,
+            cutoff,
+            dry_run=config.dry_run,
+            batch_size=config.batch_size,
+            time_budget=dt.timedelta(minutes=config.time_budget_minutes),
+            on_batch=lambda tenant_id, rows: context.log.debug(
+                f"deleted {rows} events of {tenant_id}"
+            ),
+        )
+    except RetentionRefused as exc:
+        raise dg.Failure(
+            description=str(exc),
+            metadata={"assets_to_materialize_first": dg.MetadataValue.json(exc.assets)},
+            allow_retries=False,
+        ) from None
+    except ConfigError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    # On analytics_events' own page, purges and the oldest remaining event over time.
+    context.log_event(dg.AssetObservation(asset_key=ANALYTICS_EVENTS, metadata=report.metadata()))
+    verb = "would delete" if report.dry_run else "deleted"
+    context.log.info(
+        f"{verb} {report.rows} events before {cutoff:%Y-%m-%d} in {report.batches} batches "
+        f"({report.duration_seconds:.1f} s)"
+    )
+    if not report.complete:
+        context.log.warning(
+            "the time budget ran out with expired events left; the next run continues"
+        )
+
+
+@dg.job(
+    description=(
+        "Rolling deletion of raw events older than the retention window (13 months); "
+        "aggregates and derived state are never purged."
+    ),
+    tags={"analytics/maintenance": "retention"},
+)
+def retention_cleanup_job():
+    delete_expired_events()
+
+
+@dg.sensor(
+    job=retention_cleanup_job,
+    minimum_interval_seconds=3600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Requests one retention cleanup per cutoff day (run key: the cutoff date) when an event "
+        "older than the cutoff exists."
+    ),
+)
+def retention_cleanup_sensor(context: dg.SensorEvaluationContext, database: AnalyticsDatabase):
+    cutoff = retention_cutoff()
+    with database.engine.connect() as conn:
+        if not expired_events_exist(conn, cutoff):
+            return dg.SkipReason(f"no event older than the cutoff {cutoff:%Y-%m-%d}")
+    day = cutoff.date().isoformat()
+    return dg.RunRequest(
+        run_key=day,
+        run_config=dg.RunConfig(ops={"delete_expired_events": RetentionCleanupConfig(cutoff=day)}),
+    )
+
+
+defs = dg.Definitions(jobs=[retention_cleanup_job], sensors=[retention_cleanup_sensor])

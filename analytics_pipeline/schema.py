@@ -196,3 +196,82 @@ state_watermarks = sa.Table(
     sa.Column("absorbed_through", sa.DateTime, nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
 )
+
+# Revision 0005: the subscription history MRR is computed from. A compact copy of the valid
+# subscription events, kept after raw events are purged (docs/metrics.md#monthly-value).
+subscription_events = sa.Table(
+    "subscription_events",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("subscription_id", sa.Text, nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    # Monthly value in currency units, rounded to cents; NULL for cancellations.
+    sa.Column("monthly_value", sa.Numeric(12, 2), nullable=True),
+    sa.Index(
+        "subscription_events_subscription_idx",
+        "tenant_id",
+        "user_id",
+        "subscription_id",
+        "occurred_at",
+    ),
+)
+
+# Revision 0007: what the scheduled_reports columns may hold, and the log of report deliveries
+# (analytics_pipeline/reports/delivery.py describes the protocol).
+REPORT_TYPES = ("revenue_summary", "user_analytics", "tournament_performance", "comprehensive")
+FREQUENCIES = ("daily", "weekly", "monthly")
+DELIVERY_STATUSES = ("sending", "retrying", "sent", "failed")
+DELIVERY_TRIGGERS = ("schedule", "manual")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+scheduled_reports.append_constraint(
+    sa.CheckConstraint(_in("report_type", REPORT_TYPES), name="scheduled_reports_report_type_check")
+)
+scheduled_reports.append_constraint(
+    sa.CheckConstraint(_in("frequency", FREQUENCIES), name="scheduled_reports_frequency_check")
+)
+
+report_deliveries = sa.Table(
+    "report_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column(
+        "report_id",
+        sa.Text,
+        sa.ForeignKey("scheduled_reports.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _tenant_fk(),
+    # The occurrence of the schedule this delivery is for (naive UTC); for `send-now`, the moment
+    # of the command.
+    sa.Column("scheduled_for", sa.DateTime, nullable=False),
+    sa.Column("trigger", sa.String(20), nullable=False, server_default="schedule"),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("message_id", sa.Text, nullable=True),
+    sa.Column("recipients", pg.ARRAY(sa.Text), nullable=True),
+    # {address: the server's reply} for recipients refused while the others were sent to.
+    sa.Column("refused_recipients", pg.JSONB, nullable=True),
+    # The report's period, local dates of the report's time zone, [period_start, period_end].
+    sa.Column("period_start", sa.Date, nullable=True),
+    sa.Column("period_end", sa.Date, nullable=True),
+    sa.Column("claimed_at", sa.DateTime, nullable=True),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=True),
+    sa.Column("sent_at", sa.DateTime, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.UniqueConstraint(
+        "report_id", "scheduled_for", name="report_deliveries_report_id_scheduled_for_key"
+    ),
+    sa.CheckConstraint(_in("status", DELIVERY_STATUSES), name="report_deliveries_status_check"),
+    sa.CheckConstraint(_in("trigger", DELIVERY_TRIGGERS), name="report_deliveries_trigger_check"),
+    sa.Index("report_deliveries_tenant_id_scheduled_for_idx", "tenant_id", sa.text("scheduled_for DESC")),
+)

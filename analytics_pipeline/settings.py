@@ -50,15 +50,19 @@ def retention_months() -> int:
     return months
 
 
-def retention_cutoff(now: dt.datetime | None = None) -> dt.datetime:
-    """Start of the UTC day `retention_months()` calendar months before `now` (naive UTC).
+def retention_cutoff(now: dt.datetime | None = None, months: int | None = None) -> dt.datetime:
+    """Start of the UTC day `months` (default `retention_months()`) calendar months before `now`
+    (naive UTC).
 
     Raw events with `timestamp` before it are purged; an event exactly at the cutoff stays. A
     day shorter than the target month's length clamps to its last day (31 March -> 28/29 Feb).
     """
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    months = now.year * 12 + (now.month - 1) - retention_months()
-    year, month = divmod(months, 12)
+    if months is None:
+        months = retention_months()
+    elif months < 1:
+        raise ConfigError(f"months must be a whole number >= 1, got {months!r}")
+    year, month = divmod(now.year * 12 + (now.month - 1) - months, 12)
     month += 1
     next_first = dt.date(year + (month == 12), month % 12 + 1, 1)
     day = min(now.day, (next_first - dt.timedelta(days=1)).day)

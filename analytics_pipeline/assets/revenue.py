@@ -1,5 +1,211 @@
-"""revenue aggregates (being built)."""
+"""Revenue: the subscription history and `revenue_aggregates` (docs/metrics.md#revenue_aggregates)."""
+
+
+import datetime as dt
+import time
+from collections import Counter, defaultdict
+from importlib.resources import files
 
 import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-defs = dg.Definitions()
+from .. import state
+from ..partitions import daily_partitions
+from ..resources import AnalyticsDatabase
+from ..schema import revenue_aggregates as revenue_aggregates_table
+from ..settings import retention_cutoff
+from .periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
+from .sources import analytics_events
+
+SUBSCRIPTION_HISTORY = "subscription_history"
+state.REGISTERED_STATES.append(SUBSCRIPTION_HISTORY)
+
+MRR_BRIDGE = "mrr_bridge"
+NON_NEGATIVE = "non_negative"
+PAYMENT_SUCCESS_WITHIN_ATTEMPTS = "payment_success_within_attempts"
+ARR_IS_TWELVE_TIMES_MRR = "arr_is_twelve_times_mrr"
+PERIODS_SUM_THEIR_DAYS = "periods_sum_their_days"
+NO_MALFORMED_EVENTS = "no_malformed_events"
+
+_SQL = files(__package__) / "sql" / "revenue"
+
+
+def _sql(name: str) -> str:
+    return (_SQL / f"{name}.sql").read_text().replace("{touched_periods}", TOUCHED_PERIODS_SQL)
+
+
+def absorb_subscription_events(conn: Connection) -> int:
+    """Bring the subscription history up to date with analytics_events; returns rows added."""
+    window = state.begin_absorb(conn, SUBSCRIPTION_HISTORY)
+    added = conn.execute(
+        sa.text(_sql("absorb_subscription_events")),
+        {"since": window.since or dt.datetime.min, "through": window.through},
+    ).rowcount
+    state.finish_absorb(conn, window)
+    return added
+
+
+@dg.asset(
+    deps=[analytics_events],
+    group_name="state",
+    kinds={"postgres"},
+    owners=["team:analytics"],
+    pool="analytics_db",
+    metadata={"dagster/table_name": "public.subscription_events"},
+)
+def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
+    """Every valid subscription start, price change and cancellation, with its monthly value
+    (docs/metrics.md#monthly-value): the history MRR is computed from.
+
+    Raw events are purged after 13 months but a subscription can be older, so this compact copy
+    is kept for good. It absorbs new events incrementally by `created_at`; revenue_aggregates also
+    brings it up to date at the start of each of its runs.
+    """
+    with database.transaction() as conn:
+        added = absorb_subscription_events(conn)
+        total = conn.execute(sa.text("SELECT count(*) FROM subscription_events")).scalar_one()
+    return dg.MaterializeResult(metadata={"events_added": added, "dagster/row_count": total})
+
+
+class RevenueAggregatesConfig(dg.Config):
+    recompute_before_retention_cutoff: bool = False
+    """Recompute days older than the raw-event retention cutoff. Their payment events are gone,
+    so only do this when the raw events are known to be complete (for example right after a
+    restore)."""
+
+
+REVENUE_CHECKS = [
+    dg.AssetCheckSpec(MRR_BRIDGE, asset="revenue_aggregates",
+                      description="MRR at the end minus MRR before the period equals new + reactivation + expansion - contraction - churned."),
+    dg.AssetCheckSpec(NON_NEGATIVE, asset="revenue_aggregates", description="No negative amount or count."),
+    dg.AssetCheckSpec(PAYMENT_SUCCESS_WITHIN_ATTEMPTS, asset="revenue_aggregates",
+                      description="Successful payments never exceed payment attempts."),
+    dg.AssetCheckSpec(ARR_IS_TWELVE_TIMES_MRR, asset="revenue_aggregates", description="arr = mrr * 12."),
+    dg.AssetCheckSpec(PERIODS_SUM_THEIR_DAYS, asset="revenue_aggregates",
+                      description="Week, month, quarter and year rows equal the sums of their day rows; mrr is their last day's."),
+    dg.AssetCheckSpec(NO_MALFORMED_EVENTS, asset="revenue_aggregates",
+                      description="Malformed payment and subscription events in the window (skipped; WARN with counts by tenant and type)."),
+]
+
+
+def _column_schema() -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(c.name, str(c.type)) for c in revenue_aggregates_table.columns]
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[analytics_events, subscription_history],
+    group_name="aggregates",
+    kinds={"postgres"},
+    owners=["team:analytics"],
+    pool="analytics_db",
+    check_specs=REVENUE_CHECKS,
+    metadata={
+        "dagster/table_name": "public.revenue_aggregates",
+        "dagster/column_schema": _column_schema(),
+    },
+)
+def revenue_aggregates(
+    context: dg.AssetExecutionContext, config: RevenueAggregatesConfig, database: AnalyticsDatabase
+) -> dg.MaterializeResult:
+    """Revenue per tenant and period: MRR and ARR, the MRR movements (new, reactivation,
+    expansion, contraction, churn), gross payments, payment attempts and refunds.
+
+    One row per tenant and day, ISO week, month, quarter and year that has MRR > 0, a movement,
+    or a payment or refund. A run over a range of day partitions recomputes those days and every
+    period containing one of them, inside one transaction. Definitions: docs/metrics.md.
+    """
+    started = time.monotonic()
+    window_start, window_end = window_dates(context)
+    cutoff = retention_cutoff().date()
+    if window_start < cutoff and not config.recompute_before_retention_cutoff:
+        kept = min(window_end, cutoff)
+        context.log.info(
+            f"days {window_start}..{kept - dt.timedelta(days=1)} are older than the retention "
+            f"cutoff {cutoff}: their raw events may be purged, so their stored rows are kept. "
+            "Set recompute_before_retention_cutoff to force."
+        )
+        window_start = kept
+    params = {"window_start": window_start, "window_end": max(window_start, window_end)}
+
+    with database.transaction() as conn:
+        lock_aggregate(conn, "revenue_aggregates")
+        absorbed = absorb_subscription_events(conn)
+        conn.execute(sa.text(_sql("mrr_days")), params)
+        conn.execute(sa.text(_sql("event_counts")), params)
+        conn.execute(sa.text(_sql("day_rows")), params)
+        conn.execute(sa.text(_sql("replace_days")), params)
+        conn.execute(sa.text(_sql("replace_periods")), params)
+        rows_by_type = dict(
+            conn.execute(
+                sa.text(
+                    f"SELECT period_type, count(*) FROM ({TOUCHED_PERIODS_SQL}) AS t "
+                    "JOIN revenue_aggregates AS r USING (period_type, period_start) GROUP BY period_type"
+                ),
+                params,
+            ).all()
+        )
+        tenants = conn.execute(
+            sa.text("SELECT count(DISTINCT tenant_id) FROM revenue_day_rows")
+        ).scalar_one()
+        malformed = conn.execute(
+            sa.text(
+                "SELECT tenant_id, event_type, problem, sum(events)::int FROM revenue_event_counts "
+                "WHERE problem IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            )
+        ).all()
+        violations = conn.execute(sa.text(_sql("checks")), params).all()
+
+    if absorbed:
+        context.log_event(
+            dg.AssetMaterialization(SUBSCRIPTION_HISTORY, metadata={"events_added": absorbed})
+        )
+    malformed_by_type = Counter()
+    for _, event_type, _, count in malformed:
+        malformed_by_type[event_type] += count
+    return dg.MaterializeResult(
+        metadata={
+            "window": f"{params['window_start']}..{params['window_end']}",
+            "tenants": tenants,
+            **{f"rows_{p}": rows_by_type.get(p, 0) for p in PERIOD_TYPES},
+            "subscription_events_absorbed": absorbed,
+            "malformed_events_skipped": dict(malformed_by_type),
+            "duration_seconds": round(time.monotonic() - started, 3),
+        },
+        check_results=_check_results(violations, malformed),
+    )
+
+
+def _check_results(violations, malformed) -> list[dg.AssetCheckResult]:
+    by_check: dict[str, list[str]] = defaultdict(list)
+    for check_name, tenant_id, period_type, period_start in violations:
+        by_check[check_name].append(f"{tenant_id} {period_type} {period_start}")
+    results = [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=not by_check[name],
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"violations": len(by_check[name]), "examples": by_check[name][:20]},
+        )
+        for name in (MRR_BRIDGE, NON_NEGATIVE, PAYMENT_SUCCESS_WITHIN_ATTEMPTS,
+                     ARR_IS_TWELVE_TIMES_MRR, PERIODS_SUM_THEIR_DAYS)
+    ]
+    results.append(
+        dg.AssetCheckResult(
+            check_name=NO_MALFORMED_EVENTS,
+            passed=not malformed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "malformed_events": sum(row[3] for row in malformed),
+                "by_tenant_type_reason": [f"{t} {e} ({p}): {n}" for t, e, p, n in malformed][:50],
+            },
+        )
+    )
+    return results
+
+
+defs = dg.Definitions(assets=[subscription_history, revenue_aggregates])

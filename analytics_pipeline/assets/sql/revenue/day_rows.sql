@@ -1,0 +1,62 @@
+-- The day rows of the window, one per tenant and day that has MRR > 0, a movement, or a payment
+-- or refund (docs/metrics.md#revenue_aggregates).
+CREATE TEMP TABLE revenue_day_rows ON COMMIT DROP AS
+WITH days AS (
+    SELECT d::date AS day
+    FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, interval '1 day') AS d
+),
+payments AS (
+    -- docs/metrics.md#payments: gross completed amounts; attempts = completed + failed.
+    SELECT
+        tenant_id,
+        day,
+        coalesce(sum(amount) FILTER (WHERE event_type = 'payment_completed'), 0) AS total_revenue,
+        coalesce(sum(events) FILTER (WHERE event_type IN ('payment_completed', 'payment_failed')), 0) AS payment_count,
+        coalesce(sum(events) FILTER (WHERE event_type = 'payment_completed'), 0) AS payment_success_count,
+        coalesce(sum(events) FILTER (WHERE event_type = 'payment_refunded'), 0) AS refund_count,
+        coalesce(sum(amount) FILTER (WHERE event_type = 'payment_refunded'), 0) AS refund_amount
+    FROM revenue_event_counts
+    WHERE problem IS NULL AND event_type LIKE 'payment\_%'
+    GROUP BY tenant_id, day
+),
+opening AS (
+    -- MRR at the end of the day before the window.
+    SELECT tenant_id, sum(net) AS mrr
+    FROM revenue_mrr_days
+    WHERE day < :window_start
+    GROUP BY tenant_id
+),
+tenants AS (
+    SELECT tenant_id FROM revenue_mrr_days
+    UNION
+    SELECT tenant_id FROM payments
+),
+grid AS (
+    SELECT
+        t.tenant_id,
+        d.day,
+        coalesce(o.mrr, 0)
+            + coalesce(sum(m.net) OVER (PARTITION BY t.tenant_id ORDER BY d.day), 0) AS mrr
+    FROM tenants AS t
+    CROSS JOIN days AS d
+    LEFT JOIN opening AS o ON o.tenant_id = t.tenant_id
+    LEFT JOIN revenue_mrr_days AS m ON m.tenant_id = t.tenant_id AND m.day = d.day
+)
+SELECT
+    g.tenant_id,
+    g.day,
+    g.mrr,
+    coalesce(m.new_revenue, 0) AS new_revenue,
+    coalesce(m.reactivation_revenue, 0) AS reactivation_revenue,
+    coalesce(m.expansion_revenue, 0) AS expansion_revenue,
+    coalesce(m.contraction_revenue, 0) AS contraction_revenue,
+    coalesce(m.churned_revenue, 0) AS churned_revenue,
+    coalesce(p.total_revenue, 0) AS total_revenue,
+    coalesce(p.payment_count, 0) AS payment_count,
+    coalesce(p.payment_success_count, 0) AS payment_success_count,
+    coalesce(p.refund_count, 0) AS refund_count,
+    coalesce(p.refund_amount, 0) AS refund_amount
+FROM grid AS g
+LEFT JOIN revenue_mrr_days AS m ON m.tenant_id = g.tenant_id AND m.day = g.day
+LEFT JOIN payments AS p ON p.tenant_id = g.tenant_id AND p.day = g.day
+WHERE g.mrr > 0 OR coalesce(m.has_movement, false) OR p.tenant_id IS NOT NULL

@@ -1,0 +1,211 @@
+"""`analytics-pipeline reports ...`: manage scheduled reports with the checks deliveries use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+import sqlalchemy as sa
+
+from .. import db
+from ..schema import FREQUENCIES, REPORT_TYPES
+from ..settings import ConfigError
+from .config import ReportParameters, validate_parameters, validate_report
+from .schedule import anchor_for, next_occurrence, to_local
+
+# The resources and the delivery load Dagster; commands that need them import them when run.
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _database():
+    from ..resources import AnalyticsDatabase
+
+    try:
+        database = AnalyticsDatabase(url=db.resolve_url())
+        db.check_migrated(database.engine)
+    except (ConfigError, db.DatabaseNotReady) as exc:
+        raise click.ClickException(str(exc)) from None
+    return database
+
+
+def _report(conn, report_id: str) -> dict:
+    row = conn.execute(
+        sa.text("SELECT * FROM scheduled_reports WHERE id = :id FOR UPDATE"), {"id": report_id}
+    ).mappings().first()
+    if row is None:
+        raise click.ClickException(f"no report with id {report_id!r} (see `analytics-pipeline reports list`)")
+    return dict(row)
+
+
+def _when(moment: dt.datetime, timezone: str) -> str:
+    try:
+        local = to_local(moment, ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError):  # a bad zone in the table: show UTC
+        return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return f"{local:%Y-%m-%d %H:%M} {timezone}"
+
+
+@click.group("reports")
+def reports() -> None:
+    """Scheduled email reports: add, list, pause, resume, delete, send now."""
+
+
+@reports.command("add")
+@click.option("--tenant", required=True, help="Organization id the report belongs to.")
+@click.option("--name", required=True, help="Name shown in the subject.")
+@click.option("--type", "report_type", required=True, type=click.Choice(REPORT_TYPES))
+@click.option("--frequency", required=True, type=click.Choice(FREQUENCIES))
+@click.option("--to", "recipients", multiple=True, required=True, help="Recipient address (repeatable).")
+@click.option("--timezone", default=None, help="IANA time zone of schedule and period [default: UTC].")
+@click.option("--at", "send_time", default=None, help="Local delivery time HH:MM [default: 08:00].")
+@click.option("--day-of-week", type=int, default=None, help="Weekly: ISO weekday 1-7 [default: 1, Monday].")
+@click.option("--day-of-month", type=int, default=None, help="Monthly: 1-31, last day if shorter [default: 1].")
+@click.option("--lookback", "lookback_periods", type=int, default=None, help="Periods covered [default: 1].")
+@click.option("--parameters", "parameters_json", default=None, help="Further parameters as a JSON object.")
+def add(tenant, name, report_type, frequency, recipients, timezone, send_time, day_of_week, day_of_month,
+        lookback_periods, parameters_json) -> None:
+    """Add a report; prints its id and first delivery time."""
+    try:
+        parameters = json.loads(parameters_json) if parameters_json else {}
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--parameters: not valid JSON: {exc}") from None
+    if not isinstance(parameters, dict):
+        raise click.ClickException("--parameters: must be a JSON object")
+    given = {"timezone": timezone, "send_time": send_time, "day_of_week": day_of_week,
+             "day_of_month": day_of_month, "lookback_periods": lookback_periods}
+    parameters |= {k: v for k, v in given.items() if v is not None}
+    # The schedule is written out in full, so it never depends on where next_run_at happens to fall.
+    parameters.setdefault("send_time", "08:00")
+    if frequency == "weekly":
+        parameters.setdefault("day_of_week", 1)
+    if frequency == "monthly":
+        parameters.setdefault("day_of_month", 1)
+    try:
+        report = validate_report(name=name, report_type=report_type, frequency=frequency,
+                                 recipients=list(recipients), parameters=parameters)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    now = utc_now()
+    next_run_at = next_occurrence(now, anchor_for(frequency, report.parameters, now))
+    report_id = f"rpt_{uuid.uuid4().hex[:16]}"
+    database = _database()
+    with database.transaction() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM organizations WHERE id = :t"), {"t": tenant}).first() is None:
+            raise click.ClickException(f"--tenant: no organization with id {tenant!r}")
+        conn.execute(
+            sa.text(
+                "INSERT INTO scheduled_reports (id, tenant_id, name, report_type, frequency, recipients, "
+                "parameters, next_run_at, is_active) VALUES (:id, :tenant, :name, :type, :frequency, "
+                ":recipients, CAST(:parameters AS jsonb), :next_run_at, true)"
+            ),
+            {"id": report_id, "tenant": tenant, "name": report.name, "type": report.report_type,
+             "frequency": report.frequency, "recipients": list(report.recipients),
+             "parameters": json.dumps(report.parameters.as_json()), "next_run_at": next_run_at},
+        )
+    click.echo(f"added {report_id}: first delivery {_when(next_run_at, report.parameters.timezone)}")
+
+
+@reports.command("list")
+@click.option("--tenant", default=None, help="Only this organization's reports.")
+def list_reports(tenant) -> None:
+    """List reports with their schedule and last delivery."""
+    database = _database()
+    with database.transaction() as conn:
+        rows = conn.execute(
+            sa.text(
+                """
+                SELECT r.id, r.tenant_id, r.name, r.report_type, r.frequency, r.is_active, r.next_run_at,
+                       coalesce(r.parameters ->> 'timezone', 'UTC') AS timezone,
+                       cardinality(r.recipients) AS recipients, d.status AS last_status, d.scheduled_for AS last_for
+                FROM scheduled_reports AS r
+                LEFT JOIN LATERAL (
+                    SELECT status, scheduled_for FROM report_deliveries
+                    WHERE report_id = r.id ORDER BY scheduled_for DESC LIMIT 1
+                ) AS d ON true
+                WHERE CAST(:tenant AS text) IS NULL OR r.tenant_id = :tenant
+                ORDER BY r.tenant_id, r.name, r.id
+                """
+            ),
+            {"tenant": tenant},
+        ).all()
+    if not rows:
+        click.echo("no reports")
+        return
+    for r in rows:
+        state = "active" if r.is_active else "paused"
+        last = f"{r.last_status} ({r.last_for:%Y-%m-%d %H:%M} UTC)" if r.last_status else "never delivered"
+        click.echo(
+            f"{r.id}  {r.tenant_id}  {r.name!r}  {r.report_type} {r.frequency}  {state}  "
+            f"next {_when(r.next_run_at, r.timezone)}  {r.recipients} recipient(s)  last: {last}"
+        )
+
+
+@reports.command("pause")
+@click.argument("report_id")
+def pause(report_id) -> None:
+    """Stop delivering REPORT_ID until resumed."""
+    with _database().transaction() as conn:
+        _report(conn, report_id)
+        conn.execute(sa.text("UPDATE scheduled_reports SET is_active = false, updated_at = now() WHERE id = :id"),
+                     {"id": report_id})
+    click.echo(f"paused {report_id}")
+
+
+@reports.command("resume")
+@click.argument("report_id")
+def resume(report_id) -> None:
+    """Deliver REPORT_ID again, from its next occurrence (deliveries missed while paused are not sent)."""
+    with _database().transaction() as conn:
+        row = _report(conn, report_id)
+        next_run_at, now = row["next_run_at"], utc_now()
+        timezone = (row["parameters"] or {}).get("timezone", "UTC")
+        if next_run_at <= now:
+            try:
+                parameters = validate_parameters(row["parameters"])
+            except ConfigError:  # resumed as it is; its deliveries will record the problem
+                parameters = ReportParameters()
+            next_run_at = next_occurrence(now, anchor_for(row["frequency"], parameters, next_run_at))
+        conn.execute(
+            sa.text("UPDATE scheduled_reports SET is_active = true, next_run_at = :n, updated_at = now() WHERE id = :id"),
+            {"id": report_id, "n": next_run_at},
+        )
+    click.echo(f"resumed {report_id}: next delivery {_when(next_run_at, timezone)}")
+
+
+@reports.command("delete")
+@click.argument("report_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(report_id, yes) -> None:
+    """Delete REPORT_ID and its delivery log."""
+    if not yes:
+        click.confirm(f"delete report {report_id} and its delivery log?", abort=True)
+    with _database().transaction() as conn:
+        _report(conn, report_id)
+        conn.execute(sa.text("DELETE FROM scheduled_reports WHERE id = :id"), {"id": report_id})
+    click.echo(f"deleted {report_id}")
+
+
+@reports.command("send-now")
+@click.argument("report_id")
+def send_now(report_id) -> None:
+    """Deliver REPORT_ID once now, for its latest complete period; the schedule does not move."""
+    from ..resources import MailResource
+    from .delivery import deliver_now
+
+    database, mail = _database(), MailResource()
+    try:
+        outcome = deliver_now(database, mail, report_id)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if outcome.status != "sent":
+        raise click.ClickException(f"{report_id}: {outcome.detail}")
+    click.echo(f"{report_id} ({outcome.period}): {outcome.detail}")
+    if outcome.refused:
+        for address, reply in outcome.refused.items():
+            click.echo(f"  refused {address}: {reply}")

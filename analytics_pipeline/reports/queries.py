@@ -1,0 +1,138 @@
+"""What a report reads: one tenant's aggregates for the report's period, inside a transaction that
+row-level security restricts to that tenant (AnalyticsDatabase.tenant_transaction), so a report
+cannot contain another tenant's numbers even if a query forgot its tenant filter.
+
+The SQL lives beside this module in sql/; PostgreSQL does the sums and the changes in percent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .config import ReportConfig
+from .schedule import Period, to_utc
+
+SQL_DIR = Path(__file__).with_name("sql")
+TREND_DAYS = 30  # the MRR trend covers at least the last 30 days
+
+SECTIONS = {
+    "revenue_summary": ("revenue",),
+    "user_analytics": ("users",),
+    "tournament_performance": ("tournaments",),
+    "comprehensive": ("revenue", "users", "tournaments"),
+}
+
+
+@functools.cache
+def sql(name: str) -> sa.TextClause:
+    return sa.text((SQL_DIR / f"{name}.sql").read_text())
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A key figure of the period against the period before."""
+
+    metric: str
+    unit: str  # amount, count, number, percent
+    current: Decimal | int | None
+    previous: Decimal | int | None
+    change_pct: Decimal | None
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows as read, for the CSV attachment and the charts."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+@dataclass
+class ReportData:
+    organization: str
+    period: Period
+    sections: tuple[str, ...]
+    figures: dict[str, list[Figure]] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    formats: list[tuple[str, int]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # sections with no aggregate rows yet
+
+
+def _table(conn: Connection, name: str, query: str, params: dict) -> Table:
+    result = conn.execute(sql(query), params)
+    return Table(name, tuple(result.keys()), tuple(tuple(r) for r in result))
+
+
+def _figures(conn: Connection, query: str, params: dict) -> tuple[list[Figure], int]:
+    rows = conn.execute(sql(query), params).mappings().all()
+    figures = [Figure(r["metric"], r["unit"], r["current"], r["previous"], r["change_pct"]) for r in rows]
+    return figures, (rows[0].get("current_rows", 0) if rows else 0)
+
+
+def local_midnight_utc(day: dt.date, report: ReportConfig) -> dt.datetime:
+    return to_utc(dt.datetime.combine(day, dt.time(0), tzinfo=report.parameters.zone))
+
+
+def read_report(conn: Connection, tenant_id: str, organization: str, report: ReportConfig, period: Period) -> ReportData:
+    """Everything the report shows. `conn` must be a tenant transaction of `tenant_id`.
+
+    The aggregates are per UTC calendar date, so a period of local dates reads the aggregate rows
+    of the same dates; the raw-event counts (signups, formats) use the exact local boundaries.
+    """
+    one_day = dt.timedelta(days=1)
+    params = {
+        "tenant_id": tenant_id,
+        "period_type": period.period_type,
+        "start": period.start,
+        "end": period.end,
+        "previous_start": period.previous_start,
+        "trend_start": min(period.previous_start, period.end - dt.timedelta(days=TREND_DAYS - 1)),
+        "start_at": local_midnight_utc(period.start, report),
+        "end_at": local_midnight_utc(period.end + one_day, report),
+        "previous_start_at": local_midnight_utc(period.previous_start, report),
+    }
+    data = ReportData(organization=organization, period=period, sections=SECTIONS[report.report_type])
+    if "revenue" in data.sections:
+        data.figures["revenue"], found = _figures(conn, "revenue_summary", params)
+        data.tables["revenue_aggregates"] = _table(conn, "revenue_aggregates", "revenue_rows", params)
+        if not found:
+            data.missing.append("revenue")
+    if "users" in data.sections:
+        signups, _ = _figures(conn, "signups", params)
+        first_cohort = _first_cohort(period.end, report.parameters.cohorts)
+        cohorts = _table(conn, "user_cohorts", "cohort_rows", {**params, "first_cohort": first_cohort})
+        data.figures["users"] = signups
+        data.tables["user_cohorts"] = cohorts
+        if not cohorts.rows:
+            data.missing.append("users")
+    if "tournaments" in data.sections:
+        data.figures["tournaments"], found = _figures(conn, "tournament_summary", params)
+        data.tables["tournament_aggregates"] = _table(conn, "tournament_aggregates", "tournament_rows", params)
+        data.formats = [(f, n) for f, n in conn.execute(sql("tournaments_by_format"), params)]
+        if not found:
+            data.missing.append("tournaments")
+    return data
+
+
+def _first_cohort(end: dt.date, cohorts: int) -> dt.date:
+    index = end.year * 12 + end.month - 1 - (cohorts - 1)
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def organization_name(conn: Connection, tenant_id: str) -> str:
+    """Read with the pipeline's own role: analytics_app has no grant on organizations, and giving
+    it one would show every tenant all organizations' names."""
+    name = conn.execute(sa.text("SELECT name FROM organizations WHERE id = :t"), {"t": tenant_id}).scalar()
+    return name if name is not None else tenant_id

@@ -1,0 +1,147 @@
+"""Retention as it is operated: the sensor, the Dagster job and the `retention run` command.
+
+These use the real cutoff (13 months before now) and place events around it.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from analytics_pipeline import state
+from analytics_pipeline.cli import main
+from analytics_pipeline.retention import (
+    RetentionCleanupConfig,
+    retention_cleanup_job,
+    retention_cleanup_sensor,
+)
+from analytics_pipeline.settings import retention_cutoff
+
+SECOND = dt.timedelta(seconds=1)
+
+
+@pytest.fixture(autouse=True)
+def no_registered_state(monkeypatch):
+    monkeypatch.setattr(state, "REGISTERED_STATES", [])
+
+
+def _events(engine, *timestamps: dt.datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO organizations (id, name) VALUES ('acme', 'Acme') ON CONFLICT DO NOTHING"))
+        for i, ts in enumerate(timestamps):
+            conn.execute(
+                sa.text(
+                    'INSERT INTO analytics_events (id, tenant_id, event_type, event_data, "timestamp", created_at) '
+                    "VALUES (:id, 'acme', 'page_view', '{}', :ts, :ts)"
+                ),
+                {"id": f"e{i}-{ts.isoformat()}", "ts": ts},
+            )
+
+
+def _count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar()
+
+
+def test_sensor_requests_one_run_per_cutoff_day_when_an_event_has_expired(engine, database):
+    cutoff = retention_cutoff()
+    _events(engine, cutoff, cutoff + 30 * SECOND)
+
+    skipped = retention_cleanup_sensor(dg.build_sensor_context(resources={"database": database}))
+    assert isinstance(skipped, dg.SkipReason)  # an event exactly at the cutoff has not expired
+
+    _events(engine, cutoff - SECOND)
+    request = retention_cleanup_sensor(dg.build_sensor_context(resources={"database": database}))
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == cutoff.date().isoformat()
+    assert request.run_config["ops"]["delete_expired_events"]["config"]["cutoff"] == cutoff.date().isoformat()
+
+
+def _run_job(database, **config):
+    return retention_cleanup_job.execute_in_process(
+        run_config=dg.RunConfig(ops={"delete_expired_events": RetentionCleanupConfig(**config)}),
+        resources={"database": database},
+        raise_on_error=False,
+    )
+
+
+def _observation(result) -> dict:
+    [event] = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    observation = event.event_specific_data.asset_observation
+    assert observation.asset_key == dg.AssetKey("analytics_events")
+    return {k: v.value for k, v in observation.metadata.items()}
+
+
+def test_job_deletes_and_reports_per_tenant_batches_and_oldest_remaining(engine, database):
+    cutoff = retention_cutoff()
+    _events(engine, cutoff - 100 * SECOND, cutoff - SECOND, cutoff + SECOND)
+
+    dry = _run_job(database, dry_run=True)
+    assert dry.success
+    assert _observation(dry)["rows_to_delete_by_tenant"] == {"acme": 2}
+    assert _count(engine) == 3
+
+    result = _run_job(database, cutoff=cutoff.date().isoformat(), batch_size=1)
+    assert result.success
+    metadata = _observation(result)
+    assert metadata["rows_deleted"] == 2
+    assert metadata["rows_deleted_by_tenant"] == {"acme": 2}
+    assert metadata["batches"] == 2
+    assert metadata["complete"] is True
+    assert metadata["duration_seconds"] >= 0
+    assert metadata["oldest_remaining_timestamp"] == (cutoff + SECOND).replace(tzinfo=dt.UTC).timestamp()
+    assert _count(engine) == 1
+
+
+def test_job_refuses_a_cutoff_later_than_the_policy(engine, database):
+    _events(engine, retention_cutoff() + SECOND)
+    result = _run_job(database, cutoff=(retention_cutoff() + dt.timedelta(days=1)).date().isoformat())
+    assert not result.success
+    failure = result.failure_data_for_node("delete_expired_events").user_failure_data
+    assert failure.description.startswith("cutoff ")
+    assert "later than the retention policy allows" in failure.description
+    assert _count(engine) == 1
+
+
+def test_job_fails_naming_the_asset_to_materialize_first(engine, database, monkeypatch):
+    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+    _events(engine, retention_cutoff() - SECOND)
+
+    result = _run_job(database)
+
+    assert not result.success
+    failure = result.failure_data_for_node("delete_expired_events").user_failure_data
+    assert "materialize first: subscription_history" in failure.description
+    assert failure.metadata["assets_to_materialize_first"].value == ["subscription_history"]
+    assert _count(engine) == 1
+
+
+def test_command_dry_run_then_run_with_months(engine, db_url):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    _events(engine, now - dt.timedelta(days=100), now - dt.timedelta(days=1))
+    env = {"DATABASE_URL": db_url}
+
+    dry = CliRunner().invoke(main, ["retention", "run", "--dry-run", "--months", "2"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 1 events" in dry.output
+    assert _count(engine) == 2
+
+    run = CliRunner().invoke(main, ["retention", "run", "--months", "2"], env=env)
+    assert run.exit_code == 0, run.output
+    assert "deleted 1 events in 1 batches" in run.output
+    assert "acme\t1" in run.output
+    assert _count(engine) == 1
+
+
+def test_command_refusal_is_one_clear_line(engine, db_url, monkeypatch):
+    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+    _events(engine, retention_cutoff() - SECOND)
+
+    result = CliRunner().invoke(main, ["retention", "run"], env={"DATABASE_URL": db_url})
+
+    assert result.exit_code == 1
+    assert "materialize first: subscription_history (never materialized)" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert _count(engine) == 1

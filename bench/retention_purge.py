@@ -1,0 +1,354 @@
+"""Benchmark: purge one month of a 10M-event table while the platform keeps inserting, and the
+alternative, monthly range partitions of analytics_events with the expired month dropped.
+
+    python -m bench.retention_purge [--events 10000000] [--batch-size N] [--skip-partitions]
+
+Uses a scratch database (bench/scratch.py: on BENCH_DATABASE_URL's server, else DATABASE_URL's,
+else the embedded one), filled with set-based SQL (generate_series): events spread evenly over
+the calendar month before the bench cutoff up to now, so that exactly one calendar month has
+expired. A second process inserts one event per transaction at a steady pace throughout, and
+reports its longest wait. Results go to stdout as the rows of bench/README.md's table.
+"""
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import time
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from analytics_pipeline import db, state
+from analytics_pipeline.retention import (
+    BATCH_SIZE,
+    absorbed_horizon,
+    expired_events_exist,
+    purge_expired_events,
+)
+from analytics_pipeline.settings import retention_cutoff
+from bench.scratch import scratch_database
+
+TENANTS = 20
+USERS = 20_000
+CHUNK = 1_000_000
+INSERTS_PER_SECOND = 200
+PARTITIONED = "bench_events_partitioned"
+BENCH_STATE = "bench_state"
+
+
+def plain(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def timed(fn, *args, **kwargs):
+    started = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - started
+
+
+# --- The platform: one event per transaction, paced, latency of each commit ----------------------
+
+
+def platform_inserts(url: str, table: str, ready, stop, results) -> None:
+    latencies = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        ready.set()
+        n = 0
+        next_at = time.perf_counter()
+        while not stop.is_set():
+            n += 1
+            started = time.perf_counter()
+            conn.execute(
+                f"INSERT INTO {table} (id, tenant_id, event_type, event_data, user_id, \"timestamp\") "
+                "VALUES (gen_random_uuid()::text, %s, 'page_view', '{\"page\": \"/\"}', %s, "
+                "now() AT TIME ZONE 'UTC')",
+                (f"org_{1 + n % TENANTS}", f"usr_{TENANTS + n % TENANTS}"),
+            )
+            finished = time.perf_counter()
+            latencies.append((started, finished - started))
+            next_at += 1 / INSERTS_PER_SECOND
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+    results.put(latencies)
+
+
+class Inserter:
+    """The platform inserting events in a second process, for the duration of a `with` block."""
+
+    def __init__(self, url: str, table: str = "analytics_events"):
+        ctx = mp.get_context("spawn")
+        self.ready, self.stop, self.results = ctx.Event(), ctx.Event(), ctx.Queue()
+        self.process = ctx.Process(
+            target=platform_inserts, args=(plain(url), table, self.ready, self.stop, self.results)
+        )
+
+    def __enter__(self):
+        self.process.start()
+        if not self.ready.wait(timeout=120):
+            raise RuntimeError("the inserter process did not connect")
+        time.sleep(1)  # at pace before the measured operation starts
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(1)
+        self.stop.set()
+        self.latencies = self.results.get(timeout=60)
+        self.process.join()
+
+    def summary(self, since: float = 0.0, until: float = float("inf")) -> dict:
+        waits = [lat for started, lat in self.latencies if since <= started <= until] or [0.0]
+        q = statistics.quantiles(waits, n=100) if len(waits) > 1 else [waits[0]] * 99
+        return {"inserts": len(waits), "max_ms": max(waits) * 1000, "p99_ms": q[98] * 1000}
+
+
+def hold_read_lock(url: str, table: str, seconds: float, holding) -> None:
+    """A report query reading the table for `seconds`: holds ACCESS SHARE on it until commit."""
+    with psycopg.connect(url) as conn:
+        conn.execute(f"SELECT 1 FROM {table} LIMIT 1")
+        holding.set()
+        time.sleep(seconds)
+        conn.commit()
+
+
+# --- The data set ----------------------------------------------------------------------------------
+
+
+def build(url: str, events: int, start: dt.datetime, end: dt.datetime) -> dict:
+    engine = db.engine_for(url)
+    timings = {}
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO organizations (id, name) SELECT 'org_' || t, 'Organization ' || t "
+            "FROM generate_series(1, :n) AS t"), {"n": TENANTS})
+        conn.execute(sa.text(
+            "INSERT INTO users (id, tenant_id) SELECT 'usr_' || u, 'org_' || (1 + u % :t) "
+            "FROM generate_series(1, :n) AS u"), {"n": USERS, "t": TENANTS})
+        indexes = conn.execute(sa.text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'analytics_events' "
+            "AND indexname <> 'analytics_events_pkey'")).all()
+        for name, _ in indexes:
+            conn.execute(sa.text(f'DROP INDEX "{name}"'))
+        conn.execute(sa.text("ALTER TABLE analytics_events DROP CONSTRAINT analytics_events_pkey"))
+
+    # Events in time order, as the platform writes them; user u belongs to tenant 1 + u % TENANTS.
+    # created_at trails timestamp by a few seconds. Foreign keys hold by construction, so their
+    # triggers are off while loading (session_replication_role).
+    load = sa.text("""
+        INSERT INTO analytics_events (id, tenant_id, event_type, event_data, user_id, session_id, "timestamp", created_at)
+        SELECT gen_random_uuid()::text,
+               'org_' || (1 + u % :tenants),
+               (ARRAY['page_view', 'page_view', 'page_view', 'user_login', 'session_started',
+                      'payment_completed', 'tournament_created', 'player_registered'])[1 + g % 8],
+               CASE WHEN g % 8 = 5 THEN jsonb_build_object('amount', 9.99 + g % 40, 'currency', 'USD')
+                    ELSE jsonb_build_object('page', '/p/' || g % 50) END,
+               'usr_' || u,
+               'ses_' || g / 12,
+               ts,
+               ts + make_interval(secs => g % 5)
+        FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g,
+             LATERAL (SELECT (g * 7919) % :users + 1 AS u,
+                             CAST(:start AS timestamp) + (CAST(:end AS timestamp) - CAST(:start AS timestamp)) * ((g - 1)::float8 / :events) AS ts) AS x
+    """)
+    started = time.perf_counter()
+    for first in range(1, events + 1, CHUNK):
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            conn.execute(load, {"first": first, "last": min(first + CHUNK - 1, events), "tenants": TENANTS,
+                                "users": USERS, "start": start, "end": end, "events": events})
+        print(f"  loaded {min(first + CHUNK - 1, events):,} events", flush=True)
+    timings["load_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+        conn.execute(sa.text("ALTER TABLE analytics_events ADD CONSTRAINT analytics_events_pkey PRIMARY KEY (id)"))
+        for _, definition in indexes:
+            conn.execute(sa.text(definition))
+    timings["index_s"] = time.perf_counter() - started
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE analytics_events"))
+    return timings
+
+
+def build_partitioned(url: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """The same events in a table range-partitioned by month on "timestamp". Its primary key has
+    to include the partition key: (id, "timestamp")."""
+    engine = db.engine_for(url)
+    months = []
+    month = start.replace(day=1)
+    while month <= end:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        months.append((month, following))
+        month = following
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            f"CREATE TABLE {PARTITIONED} (LIKE analytics_events INCLUDING DEFAULTS) "
+            'PARTITION BY RANGE ("timestamp")'))
+        for low, high in months:
+            conn.execute(sa.text(
+                f"CREATE TABLE {PARTITIONED}_{low:%Y_%m} PARTITION OF {PARTITIONED} "
+                f"FOR VALUES FROM ('{low:%Y-%m-%d}') TO ('{high:%Y-%m-%d}')"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+        conn.execute(sa.text(f"INSERT INTO {PARTITIONED} SELECT * FROM analytics_events"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+        conn.execute(sa.text(f'ALTER TABLE {PARTITIONED} ADD PRIMARY KEY (id, "timestamp")'))
+        conn.execute(sa.text(f"CREATE INDEX ON {PARTITIONED} (tenant_id, event_type)"))
+        conn.execute(sa.text(f'CREATE INDEX ON {PARTITIONED} (tenant_id, "timestamp" DESC)'))
+        conn.execute(sa.text(f'CREATE INDEX ON {PARTITIONED} (user_id, "timestamp" DESC)'))
+        conn.execute(sa.text(f"CREATE INDEX ON {PARTITIONED} (created_at)"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"VACUUM ANALYZE {PARTITIONED}"))
+    return [f"{PARTITIONED}_{low:%Y_%m}" for low, _ in months]
+
+
+# --- Measurements ------------------------------------------------------------------------------------
+
+
+def sensor_tick(url: str, cutoff: dt.datetime) -> float:
+    """Slowest of three evaluations of the sensor's check, on a fresh connection each."""
+    engine = db.engine_for(url)
+    worst = 0.0
+    for _ in range(3):
+        engine.dispose()
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            expired_events_exist(conn, cutoff)
+        worst = max(worst, time.perf_counter() - started)
+    return worst
+
+
+def naive_check(url: str, cutoff: dt.datetime) -> float:
+    with db.engine_for(url).connect() as conn:
+        _, seconds = timed(conn.execute, sa.text(
+            'SELECT EXISTS (SELECT 1 FROM analytics_events WHERE "timestamp" < :c)'), {"c": cutoff})
+    return seconds
+
+
+def drop_partition(url: str, partition: str, concurrently: bool) -> float:
+    started = time.perf_counter()
+    with psycopg.connect(plain(url), autocommit=True) as conn:
+        if concurrently:
+            conn.execute(f"ALTER TABLE {PARTITIONED} DETACH PARTITION {partition} CONCURRENTLY")
+        conn.execute(f"DROP TABLE {partition}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--skip-partitions", action="store_true", help="measure batched deletes only")
+    args = parser.parse_args()
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # A whole calendar month has expired: from `start` to the first of the policy cutoff's month.
+    cutoff = retention_cutoff(now).replace(day=1)
+    start = (cutoff - dt.timedelta(days=1)).replace(day=1)
+    rows = []
+
+    def result(name: str, figure: str, target: str = "") -> None:
+        rows.append((name, figure, target))
+        print(f"  {name}: {figure}", flush=True)
+
+    with scratch_database("retention") as engine:
+        url = engine.url.render_as_string(hide_password=False)
+        with engine.connect() as conn:
+            server = conn.execute(sa.text(
+                "SELECT current_setting('server_version'), current_setting('shared_buffers')")).one()
+        print(f"building {args.events:,} events from {start:%Y-%m-%d} to {now:%Y-%m-%d %H:%M}", flush=True)
+        timings = build(url, args.events, start, now)
+        result("generate events (generate_series), then build the 5 indexes",
+               f"{timings['load_s']:.0f} s + {timings['index_s']:.0f} s")
+        with engine.connect() as conn:
+            expired = conn.execute(sa.text('SELECT count(*) FROM analytics_events WHERE "timestamp" < :c'), {"c": cutoff}).scalar()
+            size = conn.execute(sa.text("SELECT pg_size_pretty(pg_total_relation_size('analytics_events'))")).scalar()
+        print(f"  {expired:,} events before {cutoff:%Y-%m-%d}; table with indexes {size}", flush=True)
+
+        # A registered state, absorbed through now: the purge pays for the horizon check too.
+        state.REGISTERED_STATES[:] = [BENCH_STATE]
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO state_watermarks (state_name, absorbed_through) "
+                                 "VALUES (:n, now() AT TIME ZONE 'UTC')"), {"n": BENCH_STATE})
+
+        if not args.skip_partitions:
+            print("partitioned copy", flush=True)
+            partitions = build_partitioned(url, start, now)
+
+        result("sensor tick, expired events present (slowest of 3)", f"{sensor_tick(url, cutoff) * 1000:.0f} ms", "< 1 s")
+        with engine.connect() as conn:
+            _, seconds = timed(absorbed_horizon, conn, cutoff)
+        result("refusal check (registered state's horizon)", f"{seconds * 1000:.0f} ms")
+        dry = purge_expired_events(engine, cutoff, dry_run=True)
+        result("dry run (count per tenant)", f"{dry.rows:,} rows in {dry.duration_seconds:.1f} s")
+
+        with Inserter(url) as inserter:
+            time.sleep(10)
+        baseline = inserter.summary()
+        result("inserter alone: longest wait / p99",
+               f"{baseline['max_ms']:.0f} ms / {baseline['p99_ms']:.1f} ms ({baseline['inserts']} inserts)")
+
+        print(f"batched purge, batch size {args.batch_size}", flush=True)
+        with Inserter(url) as inserter:
+            begun = time.perf_counter()
+            report = purge_expired_events(
+                engine, cutoff, batch_size=args.batch_size, time_budget=dt.timedelta(hours=2)
+            )
+            ended = time.perf_counter()
+        during = inserter.summary(begun, ended)
+        result(f"batched purge of one month ({report.rows:,} rows, {report.batches} batches of {args.batch_size})",
+               f"{report.rows / report.duration_seconds:,.0f} rows/s ({report.duration_seconds:.1f} s)")
+        result("  inserter meanwhile: longest wait / p99",
+               f"{during['max_ms']:.0f} ms / {during['p99_ms']:.1f} ms ({during['inserts']} inserts)", "< 200 ms")
+        assert report.oldest_remaining_timestamp >= cutoff
+
+        result("sensor tick, nothing expired (slowest of 3)", f"{sensor_tick(url, cutoff) * 1000:.0f} ms", "< 1 s")
+        result('  same check as a plain EXISTS on "timestamp" (sequential scan)', f"{naive_check(url, cutoff) * 1000:.0f} ms")
+
+        def partition_drop(name: str, partition: str, concurrently: bool, reader_seconds: float):
+            ctx = mp.get_context("spawn")
+            with Inserter(url, PARTITIONED) as inserter:
+                reader = None
+                if reader_seconds:
+                    holding = ctx.Event()
+                    reader = ctx.Process(
+                        target=hold_read_lock, args=(plain(url), PARTITIONED, reader_seconds, holding)
+                    )
+                    reader.start()
+                    holding.wait(timeout=60)
+                begun = time.perf_counter()
+                seconds = drop_partition(url, partition, concurrently)
+                ended = time.perf_counter()
+                if reader:
+                    reader.join()
+            during = inserter.summary(begun - 0.5, ended + 0.5)
+            result(name, f"{seconds * 1000:,.0f} ms; inserter longest wait {during['max_ms']:.0f} ms", "< 200 ms")
+
+        if not args.skip_partitions:
+            # partitions[0] is the expired month; the next ones (same size) stand in for later ones.
+            partition_drop("partitions: DROP TABLE of the expired month", partitions[0], False, 0)
+            partition_drop("partitions: DROP TABLE while a 3 s report query reads the table", partitions[1], False, 3)
+            partition_drop("partitions: DETACH ... CONCURRENTLY + DROP, same 3 s reader", partitions[2], True, 3)
+    _table(args, server, rows)
+
+
+def _table(args, server, rows) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    machine = f"{cpu}, {os.cpu_count()} cores, PostgreSQL {server[0]} (shared_buffers {server[1]})"
+    command = f"python -m bench.retention_purge --events {args.events} --batch-size {args.batch_size}"
+    if args.skip_partitions:
+        command += " --skip-partitions"
+    print(f"\nmachine: {machine}\n")
+    print("| benchmark | figure | target | machine | command |")
+    print("|---|---|---|---|---|")
+    for name, figure, target in rows:
+        print(f"| {name} | {figure} | {target} | {machine} | `{command}` |")
+
+
+if __name__ == "__main__":
+    main()
