@@ -1,118 +1,56 @@
 """Failure alerts: the operators get one email per failed run, saying which run failed and why.
 
 Recipients are `ALERT_EMAIL` (one address or several separated by commas). Mail goes through the
-same settings as the reports: `SMTP_HOST`, `SMTP_PORT`, `SMTP_USERNAME`, `SMTP_PASSWORD`,
-`SMTP_SECURITY` (none, starttls, ssl) and `MAIL_FROM`. With no `SMTP_HOST` (local development)
-the alert is written as an .eml file under `.analytics/outbox/`.
-
-`send_email` below is deliberately small: it is to be replaced by the project's mail resource
-once that exists, keeping the message built here.
+`mail` resource the reports use (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURITY,
+MAIL_FROM); with no SMTP_HOST the alert is written to `.analytics/outbox/`.
 """
 
 from __future__ import annotations
 
 import os
-import smtplib
-import ssl
 import time
-from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 import dagster as dg
 from email_validator import EmailNotValidError, validate_email
 
-from .settings import ConfigError, analytics_home
+from .resources import MailResource, TemporaryMailError
+from .settings import ConfigError
 
 RUN_FAILURE_ALERT_SENSOR = "run_failure_alert_sensor"
-
-SMTP_SECURITY_CHOICES = ("none", "starttls", "ssl")
-_DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
+# Retries inside one tick: Dagster's run-status cursor moves past a run even when its alert
+# raised, so a later tick would not try again. Short enough to stay well inside the 60 s tick.
+RETRY_DELAYS_SECONDS = (1.0, 4.0)
 # A step error can carry a whole stack trace; the alert says why, the run page has the rest.
 _MAX_ERROR_CHARS = 2000
 
 
-@dataclass(frozen=True)
-class MailSettings:
-    host: str | None
-    port: int
-    username: str | None
-    password: str | None
-    security: str
-    mail_from: str
-
-    @classmethod
-    def from_env(cls) -> MailSettings:
-        security = (os.environ.get("SMTP_SECURITY") or "starttls").strip().lower()
-        if security not in SMTP_SECURITY_CHOICES:
-            raise ConfigError(
-                f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_CHOICES)}, got {security!r}"
-            )
-        raw_port = os.environ.get("SMTP_PORT") or str(_DEFAULT_PORTS[security])
-        try:
-            port = int(raw_port)
-        except ValueError:
-            port = 0
-        if not 0 < port < 65536:
-            raise ConfigError(f"SMTP_PORT must be a port number (1-65535), got {raw_port!r}")
-        mail_from = os.environ.get("MAIL_FROM") or "analytics-pipeline@localhost"
-        if "MAIL_FROM" in os.environ:
-            _valid_address(mail_from, "MAIL_FROM")
-        return cls(
-            host=os.environ.get("SMTP_HOST") or None,
-            port=port,
-            username=os.environ.get("SMTP_USERNAME") or None,
-            password=os.environ.get("SMTP_PASSWORD") or None,
-            security=security,
-            mail_from=mail_from,
-        )
-
-
-def _valid_address(address: str, setting: str) -> str:
-    try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ConfigError(f"{setting} must hold valid email addresses, got {address!r}: {exc}") from None
-
-
 def alert_recipients() -> list[str]:
     """The addresses in `ALERT_EMAIL`; empty when it is unset."""
-    raw = os.environ.get("ALERT_EMAIL", "")
-    return [_valid_address(part.strip(), "ALERT_EMAIL") for part in raw.split(",") if part.strip()]
+    recipients = []
+    for part in os.environ.get("ALERT_EMAIL", "").split(","):
+        if part.strip():
+            try:
+                recipients.append(validate_email(part.strip(), check_deliverability=False).normalized)
+            except EmailNotValidError as exc:
+                raise ConfigError(f"ALERT_EMAIL must hold email addresses separated by commas, got {part.strip()!r}: {exc}") from None
+    return recipients
 
 
-def send_email(message: EmailMessage, settings: MailSettings, *, retry_delays=(1.0, 4.0)) -> str:
-    """Deliver `message` and say where it went. Temporary failures (connection refused, time-outs,
-    4xx replies) are retried after `retry_delays` seconds; the last error is raised."""
-    if settings.host is None:
-        outbox = analytics_home() / "outbox"
-        outbox.mkdir(parents=True, exist_ok=True)
-        path = outbox / f"{message['Message-ID'].strip('<>').split('@')[0]}.eml"
-        path.write_bytes(bytes(message))
-        return f"file {path} (SMTP_HOST is not set)"
-    for delay in (*retry_delays, None):
+def send_with_retries(mail: MailResource, message: EmailMessage, outbox_name: str, delays=RETRY_DELAYS_SECONDS) -> str:
+    """Send through the mail resource, trying again after each of `delays` while the failure is
+    temporary; returns where the message went."""
+    for delay in (*delays, None):
         try:
-            _smtp_send(message, settings)
-            return f"SMTP server {settings.host}:{settings.port}"
-        except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as exc:
-            permanent = isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
-            if permanent or delay is None:
+            receipt = mail.send(message, outbox_name)
+        except TemporaryMailError:
+            if delay is None:
                 raise
             time.sleep(delay)
+            continue
+        return str(receipt.outbox_path) if receipt.outbox_path else mail.describe()
     raise AssertionError("unreachable")
-
-
-def _smtp_send(message: EmailMessage, settings: MailSettings) -> None:
-    context = ssl.create_default_context()
-    if settings.security == "ssl":
-        client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=30, context=context)
-    else:
-        client = smtplib.SMTP(settings.host, settings.port, timeout=30)
-    with client:
-        if settings.security == "starttls":
-            client.starttls(context=context)
-        if settings.username:
-            client.login(settings.username, settings.password or "")
-        client.send_message(message)
 
 
 def _shorten(text: str) -> str:
@@ -137,7 +75,7 @@ def _planned_assets(context: dg.RunFailureSensorContext) -> set[dg.AssetKey]:
     return {r.event_log_entry.dagster_event.asset_key for r in records if r.event_log_entry.dagster_event}
 
 
-def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], mail_from: str) -> EmailMessage:
+def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], sender: Address) -> EmailMessage:
     """The alert for one failed run: what ran, what it was launched by, and each failed step's error."""
     run = context.dagster_run
     tags = run.tags
@@ -186,7 +124,7 @@ def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], ma
     message["Subject"] = f"[analytics-pipeline] Run {run.run_id[:8]} failed: {what}" + (
         f" ({partition})" if partition else ""
     )
-    message["From"] = mail_from
+    message["From"] = sender
     message["To"] = ", ".join(recipients)
     # One Message-ID per run, so that a mail system can drop a duplicate delivery of the alert.
     message["Message-ID"] = f"<run-failure-{run.run_id}@analytics-pipeline>"
@@ -200,7 +138,7 @@ def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], ma
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, mail: MailResource):
     # Dagster's cursor moves past each failed run once, whether the alert was sent or raised, so
     # a run is never alerted twice; a send that still fails after retries fails the tick visibly.
     # Returning nothing lets one tick handle every run that failed since the last one.
@@ -209,8 +147,8 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     if not recipients:
         context.log.warning(f"ALERT_EMAIL is not set: no alert sent for failed run {run_id}")
         return
-    settings = MailSettings.from_env()
-    where = send_email(failure_alert(context, recipients, settings.mail_from), settings)
+    message = failure_alert(context, recipients, mail.sender)
+    where = send_with_retries(mail, message, f"run-failure-{run_id}.eml")
     context.log.info(f"alert for failed run {run_id} sent to {where}")
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from . import alerts, reports, retention, schedules, sensors
 from .assets import cohorts, revenue, sources, tournaments
-from .resources import AnalyticsDatabase
+from .resources import AnalyticsDatabase, MailResource
 
 defs = dg.Definitions.merge(
     sources.defs,
@@ -16,5 +16,5 @@ defs = dg.Definitions.merge(
     schedules.defs,
     sensors.defs,
     alerts.defs,
-    dg.Definitions(resources={"database": AnalyticsDatabase()}),
+    dg.Definitions(resources={"database": AnalyticsDatabase(), "mail": MailResource()}),
 )

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from analytics_pipeline.alerts import run_failure_alert_sensor
 from analytics_pipeline.db import engine_for
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import AnalyticsDatabase, MailResource
 from analytics_pipeline.settings import PROJECT_DIR
 
 from .loopback_smtp import loopback_inbox
@@ -133,7 +133,8 @@ def test_failure_alert_ticks_on_the_instance_once_per_run(dagster_home, monkeypa
     with loopback_inbox(monkeypatch) as inbox, dg.DagsterInstance.get() as instance:
 
         def tick(cursor):
-            return run_failure_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor)).cursor
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"mail": MailResource()})
+            return run_failure_alert_sensor.evaluate_tick(context).cursor
 
         cursor = tick(None)
         failed = dg.materialize([broken_aggregate], instance=instance, partition_key="2026-02-01", raise_on_error=False)
