@@ -1,0 +1,80 @@
+"""Generated event data sets shared by the benchmarks.
+
+A data set is generated once into a database of its own (`bench_events_<label>`) with
+`analytics-pipeline seed`'s generator and kept for later runs; each benchmark works on a clone
+(`CREATE DATABASE ... TEMPLATE`), so none of them sees another's writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from analytics_pipeline import db, migrate
+
+from .scratch import server_url
+
+# label -> (tenants, users per tenant); about 120 events per user over 14 months.
+SIZES = {"1m": (50, 170), "10m": (50, 1700)}
+END = dt.date(2026, 11, 1)
+START = dt.date(2025, 9, 1)
+
+
+def _admin() -> psycopg.Connection:
+    url = make_url(server_url()).set(drivername="postgresql").render_as_string(hide_password=False)
+    return psycopg.connect(url, autocommit=True)
+
+
+def _url(name: str) -> str:
+    return make_url(server_url()).set(database=name).render_as_string(hide_password=False)
+
+
+def ensure_dataset(label: str) -> str:
+    """Name of the template database holding the data set, generating it if missing."""
+    from analytics_pipeline.generator import SeedOptions, load
+
+    name = f"bench_events_{label}_v1"
+    with _admin() as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return name
+        building = f"{name}_building"
+        conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{building}"')
+    url = _url(building)
+    migrate.upgrade(url)
+    tenants, users = SIZES[label]
+    load(url, SeedOptions(tenants=tenants, users_per_tenant=users, start=START, end=END, seed=1,
+                          malformed_rate=0.001, late_rate=0.01))
+    with db.engine_for(url).connect() as c:
+        c.execute(sa.text("VACUUM ANALYZE analytics_events").execution_options(isolation_level="AUTOCOMMIT"))
+    db.dispose(url)
+    with _admin() as conn:
+        conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    return name
+
+
+@contextlib.contextmanager
+def dataset_clone(label: str) -> Iterator[str]:
+    """A URL of a fresh copy of the data set, dropped afterwards."""
+    template = ensure_dataset(label)
+    name = f"bench_run_{label}_{uuid.uuid4().hex[:8]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = _url(name)
+    try:
+        yield url
+    finally:
+        db.dispose(url)
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def event_count(url: str) -> int:
+    with db.engine_for(url).connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar_one()
