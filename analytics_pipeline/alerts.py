@@ -34,7 +34,9 @@ def alert_recipients() -> list[str]:
             try:
                 recipients.append(validate_email(part.strip(), check_deliverability=False).normalized)
             except EmailNotValidError as exc:
-                raise ConfigError(f"ALERT_EMAIL must hold email addresses separated by commas, got {part.strip()!r}: {exc}") from None
+                raise ConfigError(
+                    f"ALERT_EMAIL must hold email addresses separated by commas, got {part.strip()!r}: {exc}"
+                ) from None
     return recipients
 
 

@@ -87,23 +87,25 @@ class Outcome:
     error: str | None = None
 
 
-def run_in_subprocess(name: str, env: dict[str, str]) -> Outcome:
-    with tempfile.TemporaryDirectory() as tmp:
+def run_in_subprocess(name: str, env: dict[str, str], log_path: Path) -> Outcome:
+    """Run one benchmark; its output (Dagster logs included) goes to `log_path`."""
+    with tempfile.TemporaryDirectory() as tmp, log_path.open("w") as log:
         rows_path = Path(tmp) / "rows.json"
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "bench.run_all", "--one", name, "--rows-to", str(rows_path)],
             cwd=PROJECT_DIR,
             env=env,
-            stderr=subprocess.PIPE,
-            text=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         seconds = time.perf_counter() - started
-        sys.stderr.write(proc.stderr[-20000:])
-        if proc.returncode != 0 or not rows_path.exists():
-            last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or [f"exit code {proc.returncode}"]
-            return Outcome(name, seconds, [], error=last[0])
-        return Outcome(name, seconds, json.loads(rows_path.read_text()))
+        rows = json.loads(rows_path.read_text()) if proc.returncode == 0 and rows_path.exists() else None
+    if rows is None:
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        sys.stderr.write("\n".join(lines[-30:]) + "\n")
+        return Outcome(name, seconds, [], error=(lines[-1:] or [f"exit code {proc.returncode}"])[0])
+    return Outcome(name, seconds, rows)
 
 
 # --- The machine, and the verdict on a target ----------------------------------------------------
@@ -233,7 +235,11 @@ def render(outcomes: list[Outcome], others: dict[str, str], command: str, starte
             )
     lines += ["", "| module | seconds | outcome |", "|---|---|---|"]
     for outcome in outcomes:
-        result = f"**failed**: {_cell(outcome.error)}" if outcome.error else f"{len(outcome.rows)} rows"
+        result = (
+            f"**failed**: {_cell(outcome.error)} (log: bench/out/{outcome.module}.log)"
+            if outcome.error
+            else f"{len(outcome.rows)} rows"
+        )
         lines.append(f"| `bench/{outcome.module}.py` | {outcome.seconds:,.0f} | {result} |")
     for module, reason in others.items():
         lines.append(f"| `bench/{module}.py` | | not run by `make bench`: {_cell(reason)} |")
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     for name in benchmarks:
         print(f"== bench/{name}.py", flush=True)
-        outcome = run_in_subprocess(name, env)
+        outcome = run_in_subprocess(name, env, BENCH_DIR / "out" / f"{name}.log")
         outcomes.append(outcome)
         print(f"   {outcome.seconds:,.0f} s: " + (f"FAILED: {outcome.error}" if outcome.error else f"{len(outcome.rows)} rows"), flush=True)
 
