@@ -7,7 +7,7 @@ import dagster as dg
 from .settings import start_date
 
 # Daily-partitioned aggregates kept current by the hourly schedule and the late-data sensor.
-HOURLY_AGGREGATES = ["revenue_aggregates"]
+HOURLY_AGGREGATES = ["revenue_aggregates", "tournament_aggregates"]
 
 hourly_aggregates_job = dg.define_asset_job(
     "hourly_aggregates_job",

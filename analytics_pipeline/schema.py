@@ -275,3 +275,74 @@ report_deliveries = sa.Table(
     sa.CheckConstraint(_in("trigger", DELIVERY_TRIGGERS), name="report_deliveries_trigger_check"),
     sa.Index("report_deliveries_tenant_id_scheduled_for_idx", "tenant_id", sa.text("scheduled_for DESC")),
 )
+
+# Revision 0006: derived state of tournament_aggregates and user_cohorts. It outlives the raw
+# events (retention never purges it), so old periods and old cohorts keep their numbers.
+# Meanings: docs/metrics.md#tournament-state and docs/metrics.md#cohort-state.
+
+tournament_history = sa.Table(
+    "tournament_history",
+    metadata,
+    _tenant_fk(),
+    sa.Column("tournament_id", sa.Text, nullable=False),
+    # NULL while only payments name the tournament: it is not a tournament of any period yet.
+    sa.Column("tournament_day", sa.Date, nullable=True),
+    # The day it belonged to before a late event moved it; the late-data sensor recomputes both.
+    sa.Column("previous_tournament_day", sa.Date, nullable=True),
+    sa.Column("created_event_at", sa.DateTime, nullable=True),
+    sa.Column("first_activity_at", sa.DateTime, nullable=True),
+    sa.Column("format", sa.Text, nullable=True),
+    sa.Column("started_at", sa.DateTime, nullable=True),
+    sa.Column("completed_at", sa.DateTime, nullable=True),
+    sa.Column("completion_duration_minutes", sa.Numeric, nullable=True),
+    # The set of registered players and {payment event id: amount}: absorbing an event twice
+    # changes neither; player_count and revenue are derived from them on every change.
+    sa.Column("player_ids", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("payment_amounts", pg.JSONB, nullable=False, server_default="{}"),
+    sa.Column("player_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.PrimaryKeyConstraint("tenant_id", "tournament_id", name="tournament_history_pkey"),
+    sa.Index("tournament_history_tournament_day_idx", "tournament_day"),
+)
+
+user_signups = sa.Table(
+    "user_signups",
+    metadata,
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("signed_up_at", sa.DateTime, nullable=False),
+    sa.Column("cohort_month", sa.Date, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id", name="user_signups_pkey"),
+    sa.Index("user_signups_tenant_id_cohort_month_idx", "tenant_id", "cohort_month"),
+)
+
+user_activity_months = sa.Table(
+    "user_activity_months",
+    metadata,
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("activity_month", sa.Date, nullable=False),
+    # {payment event id: amount} of the month, so that absorbing a payment twice adds nothing;
+    # revenue is their sum.
+    sa.Column("payment_amounts", pg.JSONB, nullable=False, server_default="{}"),
+    sa.Column("revenue", sa.Numeric, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id", "activity_month", name="user_activity_months_pkey"),
+    sa.Index("user_activity_months_activity_month_idx", "activity_month"),
+)
+
+# Malformed events as the derived states met them (a copy, so nothing is lost when raw events are
+# purged): the runs count them per window from here instead of re-validating every raw event.
+malformed_events = sa.Table(
+    "malformed_events",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("event_data", pg.JSONB, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=True),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+    sa.Column("problem", sa.Text, nullable=False),
+    sa.Index("malformed_events_timestamp_idx", "timestamp"),
+)

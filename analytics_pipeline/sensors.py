@@ -13,6 +13,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .assets.tournaments import late_tournament_days
 from .resources import AnalyticsDatabase
 from .schedules import hourly_aggregates_job, partition_range_tags
 from .settings import start_date
@@ -48,7 +49,11 @@ def late_revenue_days(conn: Connection, since: dt.datetime, through: dt.datetime
     return days
 
 
-LATE_DAY_FINDERS: dict[str, LateDays] = {"revenue_aggregates": late_revenue_days}
+LATE_DAY_FINDERS: dict[str, LateDays] = {
+    "revenue_aggregates": late_revenue_days,
+    # A late tournament event changes the day its tournament belongs to, not the day it happened.
+    "tournament_aggregates": late_tournament_days,
+}
 
 
 def merge_into_ranges(days: set[dt.date]) -> list[tuple[dt.date, dt.date]]:

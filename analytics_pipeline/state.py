@@ -23,7 +23,11 @@ from .schema import state_watermarks
 ABSORB_OVERLAP = dt.timedelta(hours=1)
 
 # Every state that raw-event retention must wait for; each owner registers its asset name here.
-REGISTERED_STATES: list[str] = []
+REGISTERED_STATES: list[str] = [
+    "tournament_history",  # analytics_pipeline/assets/tournaments.py
+    "user_signups",  # analytics_pipeline/assets/cohorts.py
+    "user_activity_months",  # analytics_pipeline/assets/cohorts.py
+]
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,9 @@ def test_malformed_events_are_skipped_counted_and_warned(engine, db_url):
     assert not warn.passed and warn.severity.value == "WARN"
     assert warn.metadata["malformed_events"].value == len(MALFORMED)
     assert all(c.passed for name, c in checks.items() if name != "no_malformed_events")
-    skipped = result.asset_materializations_for_node("revenue_aggregates")[0].metadata["malformed_events_skipped"].data
+    metadata = next(m.metadata for m in result.asset_materializations_for_node("revenue_aggregates")
+                    if m.asset_key.path == ["revenue_aggregates"])
+    skipped = metadata["malformed_events_by_type"].data
     assert skipped == {"payment_completed": 2, "payment_failed": 1, "payment_refunded": 1,
                        "subscription_started": 2, "subscription_changed": 1, "subscription_cancelled": 1}
 

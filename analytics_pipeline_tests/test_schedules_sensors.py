@@ -107,3 +107,22 @@ def test_a_late_payment_alone_requests_only_its_day(engine, db_url):
     result = tick(db_url, cursor_at(now - dt.timedelta(hours=1)))
     assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
             for r in result.run_requests] == [(str(day), str(day))]
+
+
+def test_a_late_completion_requests_the_day_its_tournament_belongs_to(engine, db_url):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    created = now.date() - dt.timedelta(days=9)
+    with engine.begin() as conn:
+        add_event(conn, "t1", "tournament_created", f"{created} 10:00", "o1", tournament_id="T1",
+                  format="swiss", created_at=now - dt.timedelta(days=9))
+        add_event(conn, "t1", "tournament_completed", f"{now.date() - dt.timedelta(days=4)} 10:00", "o1",
+                  tournament_id="T1", created_at=now - dt.timedelta(minutes=20))
+    result = tick(db_url, cursor_at(now - dt.timedelta(hours=1)))
+    requested = {(r.asset_selection[0].path[0], r.tags["dagster/asset_partition_range_start"],
+                  r.tags["dagster/asset_partition_range_end"]) for r in result.run_requests}
+    assert requested == {("tournament_aggregates", str(created), str(created))}
+
+
+def test_hourly_job_covers_revenue_and_tournaments():
+    job = defs.resolve_job_def("hourly_aggregates_job")
+    assert {k.path[0] for k in job.asset_layer.selected_asset_keys} == {"revenue_aggregates", "tournament_aggregates"}

@@ -22,6 +22,8 @@ from .scratch import server_url
 
 # label -> (tenants, users per tenant); about 120 events per user over 14 months.
 SIZES = {"1m": (50, 170), "10m": (50, 1700)}
+# Bump when the schema or the generator changes, so that stale data sets are not reused.
+VERSION = "v2"
 END = dt.date(2026, 11, 1)
 START = dt.date(2025, 9, 1)
 
@@ -39,7 +41,7 @@ def ensure_dataset(label: str) -> str:
     """Name of the template database holding the data set, generating it if missing."""
     from analytics_pipeline.generator import SeedOptions, load
 
-    name = f"bench_events_{label}_v1"
+    name = f"bench_events_{label}_{VERSION}"
     with _admin() as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return name
@@ -51,9 +53,10 @@ def ensure_dataset(label: str) -> str:
     tenants, users = SIZES[label]
     load(url, SeedOptions(tenants=tenants, users_per_tenant=users, start=START, end=END, seed=1,
                           malformed_rate=0.001, late_rate=0.01))
-    with db.engine_for(url).connect() as c:
-        c.execute(sa.text("VACUUM ANALYZE analytics_events").execution_options(isolation_level="AUTOCOMMIT"))
     db.dispose(url)
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE analytics_events")
     with _admin() as conn:
         conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
     return name

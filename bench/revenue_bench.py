@@ -50,7 +50,10 @@ def _materialize(url: str, first: str, last: str) -> dict:
         run_config={"ops": {"revenue_aggregates": {"config": {"recompute_before_retention_cutoff": True}}}},
     )
     wall = time.perf_counter() - started
-    metadata = result.asset_materializations_for_node("revenue_aggregates")[0].metadata
+    metadata = next(
+        m.metadata for m in result.asset_materializations_for_node("revenue_aggregates")
+        if m.asset_key == dg.AssetKey("revenue_aggregates")
+    )
     return {
         "success": result.success,
         "wall_seconds": wall,

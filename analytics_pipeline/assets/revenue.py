@@ -3,8 +3,7 @@
 
 import datetime as dt
 import time
-from collections import Counter, defaultdict
-from importlib.resources import files
+from collections import defaultdict
 
 import dagster as dg
 import sqlalchemy as sa
@@ -14,9 +13,18 @@ from .. import state
 from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
 from ..schema import revenue_aggregates as revenue_aggregates_table
-from ..settings import retention_cutoff
+from .aggregate_runs import (
+    AggregateRunConfig,
+    column_schema,
+    malformed_check_result,
+    malformed_metadata,
+    recompute_start,
+    rule_check_result,
+    tune_for_aggregation,
+)
 from .periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
 from .sources import analytics_events
+from .sql import load
 
 SUBSCRIPTION_HISTORY = "subscription_history"
 state.REGISTERED_STATES.append(SUBSCRIPTION_HISTORY)
@@ -28,11 +36,9 @@ ARR_IS_TWELVE_TIMES_MRR = "arr_is_twelve_times_mrr"
 PERIODS_SUM_THEIR_DAYS = "periods_sum_their_days"
 NO_MALFORMED_EVENTS = "no_malformed_events"
 
-_SQL = files(__package__) / "sql" / "revenue"
-
 
 def _sql(name: str) -> str:
-    return (_SQL / f"{name}.sql").read_text().replace("{touched_periods}", TOUCHED_PERIODS_SQL)
+    return load(f"revenue/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL)
 
 
 def absorb_subscription_events(conn: Connection) -> int:
@@ -68,13 +74,6 @@ def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsD
     return dg.MaterializeResult(metadata={"events_added": added, "dagster/row_count": total})
 
 
-class RevenueAggregatesConfig(dg.Config):
-    recompute_before_retention_cutoff: bool = False
-    """Recompute days older than the raw-event retention cutoff. Their payment events are gone,
-    so only do this when the raw events are known to be complete (for example right after a
-    restore)."""
-
-
 REVENUE_CHECKS = [
     dg.AssetCheckSpec(MRR_BRIDGE, asset="revenue_aggregates",
                       description="MRR at the end minus MRR before the period equals new + reactivation + expansion - contraction - churned."),
@@ -89,12 +88,6 @@ REVENUE_CHECKS = [
 ]
 
 
-def _column_schema() -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, str(c.type)) for c in revenue_aggregates_table.columns]
-    )
-
-
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -106,11 +99,11 @@ def _column_schema() -> dg.TableSchema:
     check_specs=REVENUE_CHECKS,
     metadata={
         "dagster/table_name": "public.revenue_aggregates",
-        "dagster/column_schema": _column_schema(),
+        "dagster/column_schema": column_schema(revenue_aggregates_table),
     },
 )
 def revenue_aggregates(
-    context: dg.AssetExecutionContext, config: RevenueAggregatesConfig, database: AnalyticsDatabase
+    context: dg.AssetExecutionContext, config: AggregateRunConfig, database: AnalyticsDatabase
 ) -> dg.MaterializeResult:
     """Revenue per tenant and period: MRR and ARR, the MRR movements (new, reactivation,
     expansion, contraction, churn), gross payments, payment attempts and refunds.
@@ -120,20 +113,19 @@ def revenue_aggregates(
     period containing one of them, inside one transaction. Definitions: docs/metrics.md.
     """
     started = time.monotonic()
-    window_start, window_end = window_dates(context)
-    cutoff = retention_cutoff().date()
-    if window_start < cutoff and not config.recompute_before_retention_cutoff:
-        kept = min(window_end, cutoff)
+    requested_start, window_end = window_dates(context)
+    window_start = recompute_start(requested_start, window_end, config.recompute_before_retention_cutoff)
+    if window_start > requested_start:
         context.log.info(
-            f"days {window_start}..{kept - dt.timedelta(days=1)} are older than the retention "
-            f"cutoff {cutoff}: their raw events may be purged, so their stored rows are kept. "
+            f"days {requested_start}..{window_start - dt.timedelta(days=1)} are older than the "
+            "retention cutoff: their raw events may be purged, so their stored rows are kept. "
             "Set recompute_before_retention_cutoff to force."
         )
-        window_start = kept
     params = {"window_start": window_start, "window_end": max(window_start, window_end)}
 
     with database.transaction() as conn:
         lock_aggregate(conn, "revenue_aggregates")
+        tune_for_aggregation(conn)
         absorbed = absorb_subscription_events(conn)
         conn.execute(sa.text(_sql("mrr_days")), params)
         conn.execute(sa.text(_sql("event_counts")), params)
@@ -164,16 +156,13 @@ def revenue_aggregates(
         context.log_event(
             dg.AssetMaterialization(SUBSCRIPTION_HISTORY, metadata={"events_added": absorbed})
         )
-    malformed_by_type = Counter()
-    for _, event_type, _, count in malformed:
-        malformed_by_type[event_type] += count
     return dg.MaterializeResult(
         metadata={
             "window": f"{params['window_start']}..{params['window_end']}",
             "tenants": tenants,
             **{f"rows_{p}": rows_by_type.get(p, 0) for p in PERIOD_TYPES},
             "subscription_events_absorbed": absorbed,
-            "malformed_events_skipped": dict(malformed_by_type),
+            **malformed_metadata(malformed),
             "duration_seconds": round(time.monotonic() - started, 3),
         },
         check_results=_check_results(violations, malformed),
@@ -184,28 +173,12 @@ def _check_results(violations, malformed) -> list[dg.AssetCheckResult]:
     by_check: dict[str, list[str]] = defaultdict(list)
     for check_name, tenant_id, period_type, period_start in violations:
         by_check[check_name].append(f"{tenant_id} {period_type} {period_start}")
-    results = [
-        dg.AssetCheckResult(
-            check_name=name,
-            passed=not by_check[name],
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"violations": len(by_check[name]), "examples": by_check[name][:20]},
-        )
-        for name in (MRR_BRIDGE, NON_NEGATIVE, PAYMENT_SUCCESS_WITHIN_ATTEMPTS,
-                     ARR_IS_TWELVE_TIMES_MRR, PERIODS_SUM_THEIR_DAYS)
+    rules = (MRR_BRIDGE, NON_NEGATIVE, PAYMENT_SUCCESS_WITHIN_ATTEMPTS, ARR_IS_TWELVE_TIMES_MRR,
+             PERIODS_SUM_THEIR_DAYS)
+    return [
+        *(rule_check_result(name, by_check[name]) for name in rules),
+        malformed_check_result(NO_MALFORMED_EVENTS, malformed),
     ]
-    results.append(
-        dg.AssetCheckResult(
-            check_name=NO_MALFORMED_EVENTS,
-            passed=not malformed,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "malformed_events": sum(row[3] for row in malformed),
-                "by_tenant_type_reason": [f"{t} {e} ({p}): {n}" for t, e, p, n in malformed][:50],
-            },
-        )
-    )
-    return results
 
 
 defs = dg.Definitions(assets=[subscription_history, revenue_aggregates])

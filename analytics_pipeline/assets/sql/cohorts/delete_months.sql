@@ -1,0 +1,5 @@
+-- Remove every row describing a calendar month of [:window_start, :window_end); the insert that
+-- follows writes them again in the same transaction.
+DELETE FROM user_cohorts
+WHERE cohort_month + month_number * interval '1 month' >= CAST(:window_start AS date)
+  AND cohort_month + month_number * interval '1 month' < CAST(:window_end AS date)

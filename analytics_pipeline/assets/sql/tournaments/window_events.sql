@@ -1,0 +1,20 @@
+-- The absorb window's tournament events, read from analytics_events once and shared by the absorb
+-- statements that follow; `problem` is NULL for a valid event (docs/events.md). Which events name
+-- a tournament: docs/metrics.md#tournament-state.
+INSERT INTO tournament_window_events
+SELECT e.id,
+       e.tenant_id,
+       e.event_type,
+       e.event_data ->> 'tournament_id',
+       e.user_id,
+       e."timestamp",
+       e.event_data ->> 'format',
+       analytics_number(e.event_data -> 'duration_minutes'),
+       analytics_amount(e.event_data),
+       analytics_event_problem(e.event_type, e.event_data, e.user_id)
+FROM analytics_events e
+WHERE e.created_at > :since
+  AND e.created_at <= :through
+  AND (e.event_type IN ('tournament_created', 'tournament_started', 'tournament_completed',
+                        'tournament_cancelled', 'player_registered')
+       OR e.event_type = 'payment_completed' AND e.event_data ? 'tournament_id')
