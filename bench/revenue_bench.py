@@ -81,7 +81,11 @@ def _sensor_tick(url: str) -> float:
     from analytics_pipeline.resources import AnalyticsDatabase
     from analytics_pipeline.sensors import late_events_sensor
 
-    with db.engine_for(url).connect() as conn:
+    from analytics_pipeline.assets.tournaments import absorb_tournament_history
+
+    # Steady state: the hourly runs have absorbed the events into the derived state tables.
+    with db.engine_for(url).begin() as conn:
+        absorb_tournament_history(conn)
         newest = conn.execute(sa.text("SELECT max(created_at) FROM analytics_events")).scalar_one()
     cursor = json.dumps({"created_through": (newest - dt.timedelta(hours=1)).isoformat()})
     context = dg.build_sensor_context(cursor=cursor, resources={"database": AnalyticsDatabase(url=url)})
@@ -112,7 +116,7 @@ def measure(label: str) -> list[dict]:
     rows.append({"name": f"revenue hourly run, 2 day partitions ({n})",
                  "figure": round(hourly["asset_seconds"], 2), "unit": "s", "target": "< 2 s",
                  "baseline": f"Dagster run wall time {hourly['wall_seconds']:.1f} s"})
-    rows.append({"name": f"late-data sensor tick after an hour of events ({n})",
+    rows.append({"name": f"late-data sensor tick after an hour of events, state absorbed ({n})",
                  "figure": round(tick * 1000), "unit": "ms", "target": "< 1000 ms", "baseline": ""})
     return rows
 
