@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from . import reports, retention, schedules, sensors
+from . import alerts, reports, retention, schedules, sensors
 from .assets import cohorts, revenue, sources, tournaments
-from .resources import AnalyticsDatabase
+from .resources import AnalyticsDatabase, MailResource
 
 defs = dg.Definitions.merge(
     sources.defs,
@@ -15,5 +15,6 @@ defs = dg.Definitions.merge(
     retention.defs,
     schedules.defs,
     sensors.defs,
-    dg.Definitions(resources={"database": AnalyticsDatabase()}),
+    alerts.defs,
+    dg.Definitions(resources={"database": AnalyticsDatabase(), "mail": MailResource()}),
 )

@@ -1,8 +1,8 @@
-"""The reports domain's Dagster definitions: the delivery asset, its job, the sensor, the mail resource."""
+"""The reports domain's Dagster definitions: the delivery asset, its job, the sensor. The mail
+resource is shared with the failure alerts, so definitions.py provides it."""
 
 import dagster as dg
 
-from ..resources import MailResource
 from .assets import report_deliveries, report_delivery_job
 from .sensors import scheduled_reports_sensor
 
@@ -10,5 +10,4 @@ defs = dg.Definitions(
     assets=[report_deliveries],
     jobs=[report_delivery_job],
     sensors=[scheduled_reports_sensor],
-    resources={"mail": MailResource()},
 )
