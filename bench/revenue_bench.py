@@ -107,22 +107,26 @@ def measure(label: str) -> list[dict]:
     rows.append({"name": f"revenue backfill, 14 months in one run ({n})",
                  "figure": round(backfill["asset_seconds"], 2), "unit": "s",
                  "target": "<= 3x the GROUP BY scan",
-                 "baseline": f"GROUP BY scan {scan:.2f} s; ratio {backfill['asset_seconds'] / scan:.2f}x; "
-                             f"{events / backfill['asset_seconds']:,.0f} events/s; "
-                             f"Dagster run wall time {backfill['wall_seconds']:.1f} s"})
+                 "baseline": round(scan, 2), "ratio": round(backfill["asset_seconds"] / scan, 2),
+                 "met": backfill["asset_seconds"] <= 3 * scan,
+                 "notes": f"baseline: one GROUP BY over the same events; "
+                          f"{events / backfill['asset_seconds']:,.0f} events/s; "
+                          f"Dagster run wall time {backfill['wall_seconds']:.1f} s (recording each partition)"})
     rows.append({"name": f"revenue backfill peak memory of the run process ({n})",
-                 "figure": round(backfill["peak_rss_mb"]), "unit": "MB", "target": "flat in the number of events",
-                 "baseline": ""})
+                 "figure": round(backfill["peak_rss_mb"]), "unit": "MB",
+                 "target": "flat in the number of events",
+                 "notes": "compare the rows of the two data set sizes"})
     rows.append({"name": f"revenue hourly run, 2 day partitions ({n})",
                  "figure": round(hourly["asset_seconds"], 2), "unit": "s", "target": "< 2 s",
-                 "baseline": f"Dagster run wall time {hourly['wall_seconds']:.1f} s"})
+                 "notes": f"Dagster run wall time {hourly['wall_seconds']:.1f} s"})
     rows.append({"name": f"late-data sensor tick after an hour of events, state absorbed ({n})",
-                 "figure": round(tick * 1000), "unit": "ms", "target": "< 1000 ms", "baseline": ""})
+                 "figure": round(tick * 1000), "unit": "ms", "target": "< 1000 ms"})
     return rows
 
 
 def run(ctx=None) -> list[dict]:
-    sizes = os.environ.get("BENCH_SIZES", "1m,10m").split(",")
+    default = "1m" if ctx is not None and ctx.quick else "1m,10m"
+    sizes = os.environ.get("BENCH_SIZES", default).split(",")
     return [row for label in sizes for row in measure(label)]
 
 
