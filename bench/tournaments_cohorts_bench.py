@@ -216,11 +216,6 @@ def _run_on(url: str, actual: int) -> list[dict]:
             "baseline": None, "ratio": None,
             "peak_rss_mb": m["peak_rss_mb"], "db_temp_mb": m["db_temp_mb"],
         })
-    rows.append({
-        "name": f"GROUP BY scan baseline ({label})", "figure": scan["seconds"], "unit": "s",
-        "target": "", "baseline": None, "ratio": None,
-        "peak_rss_mb": scan["peak_rss_mb"], "db_temp_mb": scan["db_temp_mb"],
-    })
     return rows
 
 
