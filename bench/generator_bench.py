@@ -85,7 +85,7 @@ def run(ctx=None) -> list[dict]:
             "name": "generator: peak memory of the loading process",
             "figure": round(m["rss_peak_mb"]),
             "unit": "MB",
-            # Flat: the whole load holds no more than the first tenant's tenth of it did.
+            # Flat: the peak over the whole load stays near the RSS after the first of its tenants.
             "target": "<= 1.25x the RSS after the first tenant",
             "baseline": f"{m['rss_after_first_tenant_mb']:.0f} MB after the first tenant "
                         f"(~{m['events'] // TENANTS:,} events)",
