@@ -20,10 +20,11 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import sqlalchemy as sa
@@ -126,6 +127,7 @@ class DagsterDev:
     url: str
     log_path: Path
     shutdown_clean: bool | None = None
+    survivors: list[str] = field(default_factory=list)
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -138,12 +140,21 @@ class DagsterDev:
         return body["data"]
 
 
+def _group_members(pgid: int) -> list[str]:
+    """Live processes of the group. Zombies do not count: an exited child whose parent ended
+    first is reparented to PID 1, which in a container may never reap it."""
+    members = []
+    for proc in psutil.process_iter(["pid", "status", "cmdline"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])[:160]}")
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return bool(_group_members(pgid))
 
 
 @contextlib.contextmanager
@@ -169,7 +180,8 @@ def dagster_dev(env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]:
             while _group_alive(process.pid) and time.monotonic() < deadline:
                 process.poll()
                 time.sleep(0.5)
-            server.shutdown_clean = not _group_alive(process.pid)
+            server.survivors = _group_members(process.pid)
+            server.shutdown_clean = not server.survivors
             if not server.shutdown_clean:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
@@ -296,7 +308,9 @@ def test_ui_end_to_end(db_url, empty_db_url, tmp_path, monkeypatch):
         _backfill_daily_aggregates(server, nodes, db_url)
         _check_daemons(server)
 
-    assert server.shutdown_clean, f"processes of dagster dev outlived the interrupt:\n{server.log_tail()}"
+    assert server.shutdown_clean, (
+        f"processes of dagster dev outlived the interrupt: {server.survivors}\n{server.log_tail()}"
+    )
     assert server.process.returncode is not None
 
 

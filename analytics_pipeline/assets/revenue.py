@@ -37,8 +37,8 @@ PERIODS_SUM_THEIR_DAYS = "periods_sum_their_days"
 NO_MALFORMED_EVENTS = "no_malformed_events"
 
 
-def _sql(name: str) -> str:
-    return load(f"revenue/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL)
+def _sql(name: str, rows: str = "") -> str:
+    return load(f"revenue/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
 
 
 def absorb_subscription_events(conn: Connection) -> int:
@@ -129,9 +129,13 @@ def revenue_aggregates(
         absorbed = absorb_subscription_events(conn)
         conn.execute(sa.text(_sql("mrr_days")), params)
         conn.execute(sa.text(_sql("event_counts")), params)
+        # Day rows first: the longer periods are computed from the stored day rows.
         conn.execute(sa.text(_sql("day_rows")), params)
-        conn.execute(sa.text(_sql("replace_days")), params)
-        conn.execute(sa.text(_sql("replace_periods")), params)
+        conn.execute(sa.text(_sql("delete_stale", "revenue_day_rows")), {**params, "days": True})
+        conn.execute(sa.text(_sql("upsert_rows", "revenue_day_rows")), params)
+        conn.execute(sa.text(_sql("period_rows")), params)
+        conn.execute(sa.text(_sql("delete_stale", "revenue_period_rows")), {**params, "days": False})
+        conn.execute(sa.text(_sql("upsert_rows", "revenue_period_rows")), params)
         rows_by_type = dict(
             conn.execute(
                 sa.text(

@@ -44,7 +44,9 @@ grid AS (
 )
 SELECT
     g.tenant_id,
-    g.day,
+    'day' AS period_type,
+    g.day AS period_start,
+    g.day AS period_end,
     g.mrr,
     coalesce(m.new_revenue, 0) AS new_revenue,
     coalesce(m.reactivation_revenue, 0) AS reactivation_revenue,
