@@ -175,17 +175,21 @@ _CHECK_SQL = {
             FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1,
                                  interval '1 month') AS m
         ),
+        -- Each of a user's months joins one (user, month) row: its own, or, for a month before the
+        -- window (needed only for ltv, so only where there was revenue), the window's first. Each
+        -- month read once keeps the work linear in the window's months; ltv then adds up the
+        -- cohort's revenue month after month.
         per_user AS (
             SELECT s.tenant_id, s.cohort_month, s.user_id, m.month,
                    coalesce(bool_or(a.activity_month = m.month), false) AS active,
                    coalesce(sum(a.revenue) FILTER (WHERE a.activity_month = m.month), 0) AS revenue,
-                   coalesce(sum(a.revenue), 0) AS cumulative_revenue
+                   coalesce(sum(a.revenue), 0) AS ltv_revenue  -- what this row adds to ltv
             FROM user_signups s
             JOIN months m ON m.month >= s.cohort_month
             LEFT JOIN user_activity_months a
               ON a.tenant_id = s.tenant_id AND a.user_id = s.user_id
-             AND a.activity_month BETWEEN s.cohort_month AND m.month
-             -- earlier months matter only for ltv, so only where there was revenue
+             AND greatest(a.activity_month, CAST(:window_start AS date)) = m.month
+             AND a.activity_month >= s.cohort_month
              AND (a.activity_month >= CAST(:window_start AS date) OR a.revenue > 0)
             GROUP BY 1, 2, 3, 4
         ),
@@ -193,7 +197,9 @@ _CHECK_SQL = {
             SELECT tenant_id, cohort_month, month, count(*) AS cohort_size,
                    count(*) FILTER (WHERE active OR month = cohort_month) AS retained_users,
                    round(sum(revenue), 2) AS revenue,
-                   round(sum(cumulative_revenue) / count(*), 2) AS ltv
+                   round(sum(sum(ltv_revenue))
+                             OVER (PARTITION BY tenant_id, cohort_month ORDER BY month)
+                         / count(*), 2) AS ltv
             FROM per_user
             GROUP BY 1, 2, 3
         )
