@@ -170,6 +170,9 @@ def dagster_dev(env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # A shell running the suite in the background starts it with SIGINT ignored, and
+            # children inherit that: dagster dev would then ignore the interrupt below.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         server = DagsterDev(process, f"http://127.0.0.1:{port}", log_path)
         try:
