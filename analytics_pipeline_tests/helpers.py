@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import threading
 from collections.abc import Sequence
 
 import dagster as dg
@@ -74,3 +75,22 @@ def materialize_range(assets, db_url: str, start: str, end: str, run_config=None
 
 def rows(conn, sql: str, **params) -> list[dict]:
     return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+
+
+def run_concurrently(fn, *argument_tuples) -> list:
+    """Call fn(*args) for each tuple in a thread of its own, all at once; return what each call
+    returned, or the exception it raised, in the order given."""
+    outcomes: list = [None] * len(argument_tuples)
+
+    def call(i, args):
+        try:
+            outcomes[i] = fn(*args)
+        except Exception as exc:  # returned, so that the test's assertion shows it
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i, a)) for i, a in enumerate(argument_tuples)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes

@@ -4,7 +4,6 @@ number worked out by hand below (docs/metrics.md#user_cohorts)."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import dagster as dg
@@ -28,6 +27,7 @@ from analytics_pipeline.assets.cohorts import (
 from analytics_pipeline.resources import AnalyticsDatabase
 
 from .event_rows import event, insert_events, range_tags, table_rows
+from .helpers import run_concurrently
 
 EVENTS = [
     # u1: cohort January; active in months 0, 2 and 5 only.
@@ -166,22 +166,14 @@ def test_state_assets_alone_then_aggregate(db_url, engine):
 
 def test_two_overlapping_runs_at_once_leave_one_runs_rows(db_url, engine):
     insert_events(engine, EVENTS)
-    outcomes = []
-
-    def run(first, last):
-        try:
-            outcomes.append(_materialize(db_url, first, last).success)
-        except Exception as exc:  # surfaced by the assertion below
-            outcomes.append(exc)
-
-    threads = [
-        threading.Thread(target=run, args=("2025-01-01", "2025-04-01")),
-        threading.Thread(target=run, args=("2025-03-01", "2025-06-01")),
+    outcomes = [
+        r if isinstance(r, Exception) else r.success
+        for r in run_concurrently(
+            lambda first, last: _materialize(db_url, first, last),
+            ("2025-01-01", "2025-04-01"),
+            ("2025-03-01", "2025-06-01"),
+        )
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     assert outcomes == [True, True]
     assert _rows(engine) == EXPECTED
 

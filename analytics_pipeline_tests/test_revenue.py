@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import threading
 from decimal import Decimal
 
 import pandas as pd
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline.assets.revenue import revenue_aggregates, subscription_history
 
-from .helpers import add_event, materialize_range, rows
+from .helpers import add_event, materialize_range, rows, run_concurrently
 
 ASSETS = [subscription_history, revenue_aggregates]
 COLUMNS = (
@@ -201,13 +200,9 @@ def test_overlapping_concurrent_runs_leave_one_runs_rows(engine, db_url):
     reference = snapshot(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM revenue_aggregates"))
-    results = []
     ranges = [("2025-01-01", "2025-03-31"), ("2025-01-15", "2025-03-31"), ("2025-01-01", "2025-03-31")]
-    threads = [threading.Thread(target=lambda r=r: results.append(run(db_url, *r).success)) for r in ranges]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = [r if isinstance(r, Exception) else r.success
+               for r in run_concurrently(lambda first, last: run(db_url, first, last), *ranges)]
     assert results == [True, True, True]
     assert snapshot(engine) == reference
 

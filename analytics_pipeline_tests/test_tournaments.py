@@ -4,7 +4,6 @@ worked out by hand below (docs/metrics.md#tournament_aggregates)."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import dagster as dg
@@ -26,6 +25,7 @@ from analytics_pipeline.assets.tournaments import (
 from analytics_pipeline.resources import AnalyticsDatabase
 
 from .event_rows import db_now, event, insert_events, range_tags, table_rows
+from .helpers import run_concurrently
 
 # 2025-03-03 is a Monday: the week 03-03..03-09 holds every tournament below.
 EVENTS = [
@@ -236,22 +236,13 @@ def test_state_asset_alone_then_aggregate(db_url, engine):
 
 def test_two_overlapping_runs_at_once_leave_one_runs_rows(db_url, engine):
     insert_events(engine, EVENTS + [LATE_COMPLETION])
-    results, errors = [], []
-
-    def run(first, last):
-        try:
-            results.append(_materialize(db_url, first, last).success)
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=run, args=("2025-03-01", "2025-03-05")),
-        threading.Thread(target=run, args=("2025-03-03", "2025-03-10")),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = run_concurrently(
+        lambda first, last: _materialize(db_url, first, last),
+        ("2025-03-01", "2025-03-05"),
+        ("2025-03-03", "2025-03-10"),
+    )
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    results = [o.success for o in outcomes if not isinstance(o, Exception)]
     assert errors == [] and results == [True, True]
     concurrent = _aggregate_rows(engine)
 
