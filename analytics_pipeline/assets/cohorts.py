@@ -59,25 +59,40 @@ def _add_months(month: dt.date, months: int) -> dt.date:
 # --- derived state ------------------------------------------------------------------------------
 
 
+def _collect(conn: Connection, part: str, params: dict) -> None:
+    """Read the absorb window's events for one part of the state into a table dropped at commit
+    (window_<part>.sql)."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.cohort_window_{part}"))
+    conn.execute(sa.text(load(f"cohorts/window_{part}")), params)
+
+
+def _apply(conn: Connection, part: str) -> int:
+    """Apply what _collect read (absorb_<part>.sql); returns the rows inserted or changed."""
+    return conn.execute(sa.text(load(f"cohorts/absorb_{part}"))).rowcount
+
+
 def absorb_user_signups(conn: Connection) -> int:
     """Bring user_signups up to date in the caller's transaction; returns users added or moved."""
     tune_for_aggregation(conn)
     window = begin_absorb(conn, SIGNUPS_STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
-    changed = conn.execute(sa.text(load("cohorts/absorb_signups")), params).rowcount
+    _collect(conn, "signups", params)
+    changed = _apply(conn, "signups")
     finish_absorb(conn, window)
     return changed
 
 
 def absorb_user_activity_months(conn: Connection) -> int:
-    """Bring user_activity_months (and the copies of malformed events in malformed_events) up to date in the caller's transaction; returns the
-    user months added."""
+    """Bring user_activity_months (and the copies of malformed events in malformed_events) up to
+    date in the caller's transaction; returns the user months added."""
     tune_for_aggregation(conn)
     window = begin_absorb(conn, ACTIVITY_STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
-    added = conn.execute(sa.text(load("cohorts/absorb_activity")), params).rowcount
-    conn.execute(sa.text(load("cohorts/absorb_payments")), params)
-    conn.execute(sa.text(load("cohorts/absorb_malformed")), params)
+    for part in ("activity", "payments", "malformed"):
+        _collect(conn, part, params)
+    added = _apply(conn, "activity")  # with the new months' payments
+    _apply(conn, "payments")
+    _apply(conn, "malformed")
     finish_absorb(conn, window)
     return added
 
@@ -168,40 +183,45 @@ _CHECK_SQL = {
         WHERE later.ltv < earlier.ltv
         ORDER BY 1
     """,
-    # Recomputed user by user from the state tables, then compared; no row missing or extra.
+    # Recomputed from the state tables another way than aggregate.sql (cumulative revenue by a
+    # range join of cohort months rather than a running sum; each row's month from its own
+    # cohort_month and month_number), then compared; no row missing or extra.
     MATCHES_STATE_CHECK: f"""
         WITH months AS (
             SELECT m::date AS month
             FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1,
                                  interval '1 month') AS m
         ),
-        -- Each of a user's months joins one (user, month) row: its own, or, for a month before the
-        -- window (needed only for ltv, so only where there was revenue), the window's first. Each
-        -- month read once keeps the work linear in the window's months; ltv then adds up the
-        -- cohort's revenue month after month.
-        per_user AS (
-            SELECT s.tenant_id, s.cohort_month, s.user_id, m.month,
-                   coalesce(bool_or(a.activity_month = m.month), false) AS active,
-                   coalesce(sum(a.revenue) FILTER (WHERE a.activity_month = m.month), 0) AS revenue,
-                   coalesce(sum(a.revenue), 0) AS ltv_revenue  -- what this row adds to ltv
+        cohorts AS (
+            SELECT tenant_id, cohort_month, count(*) AS cohort_size
+            FROM user_signups
+            GROUP BY 1, 2
+        ),
+        -- Per cohort and month: users active and their revenue; before the window only what ltv
+        -- needs (months with revenue).
+        cohort_months AS (
+            SELECT s.tenant_id, s.cohort_month, a.activity_month,
+                   count(*) AS active_users, sum(a.revenue) AS revenue
             FROM user_signups s
-            JOIN months m ON m.month >= s.cohort_month
-            LEFT JOIN user_activity_months a
-              ON a.tenant_id = s.tenant_id AND a.user_id = s.user_id
-             AND greatest(a.activity_month, CAST(:window_start AS date)) = m.month
-             AND a.activity_month >= s.cohort_month
-             AND (a.activity_month >= CAST(:window_start AS date) OR a.revenue > 0)
-            GROUP BY 1, 2, 3, 4
+            JOIN user_activity_months a USING (tenant_id, user_id)
+            WHERE a.activity_month >= s.cohort_month
+              AND a.activity_month < CAST(:window_end AS date)
+              AND (a.activity_month >= CAST(:window_start AS date) OR a.revenue > 0)
+            GROUP BY 1, 2, 3
         ),
         expected AS (
-            SELECT tenant_id, cohort_month, month, count(*) AS cohort_size,
-                   count(*) FILTER (WHERE active OR month = cohort_month) AS retained_users,
-                   round(sum(revenue), 2) AS revenue,
-                   round(sum(sum(ltv_revenue))
-                             OVER (PARTITION BY tenant_id, cohort_month ORDER BY month)
-                         / count(*), 2) AS ltv
-            FROM per_user
-            GROUP BY 1, 2, 3
+            SELECT c.tenant_id, c.cohort_month, m.month, c.cohort_size,
+                   CASE WHEN m.month = c.cohort_month THEN c.cohort_size
+                        ELSE coalesce(sum(x.active_users) FILTER (WHERE x.activity_month = m.month), 0)
+                   END AS retained_users,
+                   round(coalesce(sum(x.revenue) FILTER (WHERE x.activity_month = m.month), 0), 2) AS revenue,
+                   round(coalesce(sum(x.revenue), 0) / c.cohort_size, 2) AS ltv
+            FROM cohorts c
+            JOIN months m ON m.month >= c.cohort_month
+            LEFT JOIN cohort_months x
+              ON x.tenant_id = c.tenant_id AND x.cohort_month = c.cohort_month
+             AND x.activity_month <= m.month
+            GROUP BY c.tenant_id, c.cohort_month, c.cohort_size, m.month
         )
         SELECT coalesce(a.id, e.tenant_id || ':' || e.cohort_month || ' month ' || e.month),
                CASE WHEN a.id IS NULL THEN 'missing row'
@@ -220,8 +240,8 @@ _CHECK_DESCRIPTIONS = {
     RETAINED_AT_MOST_SIZE_CHECK: "retained_users never exceeds cohort_size.",
     LTV_NEVER_DECREASES_CHECK: "Within a cohort, ltv never decreases from one month_number to the next.",
     MATCHES_STATE_CHECK: (
-        "Size, retained users, revenue and ltv of every written row equal those recomputed user by "
-        "user from user_signups and user_activity_months, with no row missing or extra."
+        "Size, retained users, revenue and ltv of every written row equal those recomputed from "
+        "user_signups and user_activity_months, with no row missing or extra."
     ),
     MALFORMED_EVENTS_CHECK: (
         "No malformed event happened in the window's months (WARN; counts by tenant and type). "

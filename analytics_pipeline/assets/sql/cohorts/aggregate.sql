@@ -12,35 +12,44 @@ cohorts AS (
     GROUP BY tenant_id, cohort_month
 ),
 -- Per cohort and calendar month: users active and their revenue. Months before the window are
--- needed only for ltv, hence only where there was revenue.
-monthly AS (
+-- needed only for ltv, hence only where there was revenue. One hash join and one hash aggregate
+-- over the user months: a few thousand cells however long the history.
+cells AS MATERIALIZED (
     SELECT s.tenant_id, s.cohort_month, a.activity_month,
            count(*) AS active_users, sum(a.revenue) AS revenue
-    FROM user_signups s
-    JOIN user_activity_months a
-      ON a.tenant_id = s.tenant_id
-     AND a.user_id = s.user_id
-     AND a.activity_month >= s.cohort_month
-     AND a.activity_month < :window_end
-     AND (a.activity_month >= :window_start OR a.revenue > 0)
-    WHERE s.cohort_month < :window_end
+    FROM user_activity_months a
+    JOIN user_signups s
+      ON s.tenant_id = a.tenant_id
+     AND s.user_id = a.user_id
+     AND s.cohort_month <= a.activity_month
+    WHERE a.activity_month < :window_end
+      AND (a.activity_month >= :window_start OR a.revenue > 0)
     GROUP BY s.tenant_id, s.cohort_month, a.activity_month
 ),
-cells AS (
-    SELECT c.tenant_id, c.cohort_month, c.cohort_size, m.month,
+-- Each cohort's revenue before the window: where its cumulative revenue starts.
+earlier AS (
+    SELECT tenant_id, cohort_month, sum(revenue) AS revenue
+    FROM cells
+    WHERE activity_month < :window_start
+    GROUP BY tenant_id, cohort_month
+),
+rows AS (
+    SELECT c.tenant_id, c.cohort_month, c.cohort_size,
            ((extract(year FROM m.month) - extract(year FROM c.cohort_month)) * 12
             + extract(month FROM m.month) - extract(month FROM c.cohort_month))::int AS month_number,
            -- month 0 is the whole cohort (docs/metrics.md#user_cohorts)
            CASE WHEN m.month = c.cohort_month THEN c.cohort_size
-                ELSE coalesce(sum(x.active_users) FILTER (WHERE x.activity_month = m.month), 0)
+                ELSE coalesce(x.active_users, 0)
            END AS retained_users,
-           coalesce(sum(x.revenue) FILTER (WHERE x.activity_month = m.month), 0) AS revenue,
-           coalesce(sum(x.revenue), 0) AS cumulative_revenue
+           coalesce(x.revenue, 0) AS revenue,
+           coalesce(e.revenue, 0)
+             + sum(coalesce(x.revenue, 0))
+                   OVER (PARTITION BY c.tenant_id, c.cohort_month ORDER BY m.month) AS cumulative_revenue
     FROM cohorts c
     JOIN months m ON m.month >= c.cohort_month
-    LEFT JOIN monthly x
-      ON x.tenant_id = c.tenant_id AND x.cohort_month = c.cohort_month AND x.activity_month <= m.month
-    GROUP BY c.tenant_id, c.cohort_month, c.cohort_size, m.month
+    LEFT JOIN cells x
+      ON x.tenant_id = c.tenant_id AND x.cohort_month = c.cohort_month AND x.activity_month = m.month
+    LEFT JOIN earlier e ON e.tenant_id = c.tenant_id AND e.cohort_month = c.cohort_month
 ),
 written AS (
     INSERT INTO user_cohorts (
@@ -57,7 +66,7 @@ written AS (
            round(revenue, 2),
            round(cumulative_revenue / cohort_size, 2),
            now() AT TIME ZONE 'UTC'
-    FROM cells
+    FROM rows
     RETURNING tenant_id
 )
 SELECT count(*) AS rows_written, count(DISTINCT tenant_id) AS tenants
