@@ -124,6 +124,11 @@ def test_a_partition_writes_the_rows_of_its_month(db_url, engine):
         ("retained_users = cohort_size + 1", "t1:2025-01-01:3", {RETAINED_AT_MOST_SIZE_CHECK, MATCHES_STATE_CHECK}),
         ("retention_rate = -1", "t1:2025-01-01:3", {RATES_IN_RANGE_CHECK}),
         ("ltv = 1", "t1:2025-01-01:4", {LTV_NEVER_DECREASES_CHECK, MATCHES_STATE_CHECK}),
+        # Within every other rule, but not what the state says.
+        ("revenue = 0.01", "t1:2025-01-01:4", {MATCHES_STATE_CHECK}),
+        ("cohort_size = 3", "t1:2025-01-01:4", {MATCHES_STATE_CHECK}),
+        ("ltv = 15.01", "t1:2025-01-01:5", {MATCHES_STATE_CHECK}),
+        ("retained_users = 0, retention_rate = 0", "t1:2025-01-01:3", {MATCHES_STATE_CHECK}),
     ],
 )
 def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, row_id, failing):
@@ -131,8 +136,66 @@ def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, row_id, fail
     _materialize(db_url, "2025-01-01", "2025-06-01")
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE user_cohorts SET {corruption} WHERE id = :id"), {"id": row_id})
-        results = cohort_check_results(conn, dt.date(2025, 4, 1), dt.date(2025, 6, 1))
+        results = cohort_check_results(conn, dt.date(2025, 4, 1), dt.date(2025, 7, 1))
     assert {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK} == failing
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DELETE FROM user_cohorts WHERE id = 't1:2025-02-01:3'",
+        # A row of a cohort that has no users (March), for a month the check covers (May).
+        "INSERT INTO user_cohorts (id, tenant_id, cohort_month, cohort_size, month_number, "
+        "retained_users, retention_rate, revenue, ltv) "
+        "VALUES ('t1:2025-03-01:2', 't1', '2025-03-01', 1, 2, 0, 0, 0, 0)",
+    ],
+    ids=["missing row", "extra row"],
+)
+def test_state_check_fails_on_a_missing_or_extra_row(db_url, engine, change):
+    insert_events(engine, EVENTS)
+    _materialize(db_url, "2025-01-01", "2025-06-01")
+    with engine.begin() as conn:
+        conn.execute(sa.text(change))
+        results = cohort_check_results(conn, dt.date(2025, 4, 1), dt.date(2025, 6, 1))
+    assert {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK} == {MATCHES_STATE_CHECK}
+
+
+def test_a_run_of_the_last_months_counts_late_revenue_of_earlier_months_in_ltv(db_url, engine):
+    insert_events(engine, EVENTS)
+    _materialize(db_url, "2025-01-01", "2025-06-01")
+    # Late: u1 pays 10 in February (a user month not yet in the state) and u2 pays 5 more in
+    # April (a month the state already holds with 30).
+    insert_events(engine, [
+        event("payment_completed", "2025-02-20 10:00", "u1", payment_id="p4", amount="10.00"),
+        event("payment_completed", "2025-04-20 10:00", "u2", payment_id="p5", amount="5.00"),
+    ])
+
+    # The daily run's shape: only the last months. Their ltv includes all the January cohort's
+    # revenue so far, (10 + 30 + 5) / 2; the earlier months' rows wait for their own run.
+    result = _materialize(db_url, "2025-05-01", "2025-06-01")
+    assert all(c.passed for c in result.get_asset_check_evaluations() if c.check_name != MALFORMED_EVENTS_CHECK)
+    late = {
+        (JAN, 4): (2, 0, D("0.00"), D("0.00"), D("22.50")),
+        (JAN, 5): (2, 1, D("50.00"), D("0.00"), D("22.50")),
+    }
+    assert _rows(engine) == {**EXPECTED, **late}
+
+    # Reading every event again adds nothing.
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE state_watermarks SET absorbed_through = NULL"))
+    _materialize(db_url, "2025-05-01", "2025-06-01")
+    assert _rows(engine) == {**EXPECTED, **late}
+
+    # All months: February now has u1 active and paying, April 35.
+    result = _materialize(db_url, "2025-01-01", "2025-06-01")
+    assert all(c.passed for c in result.get_asset_check_evaluations() if c.check_name != MALFORMED_EVENTS_CHECK)
+    assert _rows(engine) == {
+        **EXPECTED,
+        **late,
+        (JAN, 1): (2, 1, D("50.00"), D("10.00"), D("5.00")),
+        (JAN, 2): (2, 1, D("50.00"), D("0.00"), D("5.00")),
+        (JAN, 3): (2, 1, D("50.00"), D("35.00"), D("22.50")),
+    }
 
 
 def test_rerun_and_reabsorbing_change_nothing(db_url, engine):
