@@ -13,6 +13,11 @@ gives the same rows after a purge as before it.
 - Batches: up to `batch_size` rows of one tenant, oldest first, each in its own short
   transaction, so the platform's inserts never wait long and a stopped run leaves no half-done
   batch. The next run continues where the last one stopped: the rows left are still expired.
+- WAL pacing: after each batch the cleanup pauses until the WAL written during the batch, spread
+  over the batch and the pause, is at most `max_wal_mb_per_second`. Every commit of the platform
+  waits for the WAL written before it to reach the disk; the first batches after a checkpoint
+  write a full-page image of every heap page they touch (a tenant's 1,000 oldest events lie on
+  hundreds of pages), about 30 times the WAL of the later batches.
 
 Operations (the sensor, the command, the measurements behind the design): docs/operations.md.
 """
@@ -33,6 +38,11 @@ from .settings import ConfigError, retention_cutoff
 
 BATCH_SIZE = 1_000
 TIME_BUDGET_MINUTES = 10.0
+# A little above what a batch without full-page images writes on the benchmark's machine (about
+# 10 MB/s), a tenth of what a batch of them does (about 190 MB/s); a month of 10M events would
+# stay inside the time budget even if every batch were of those: 680 x 3.2 MB at 16 MB/s, 136 s
+# (docs/operations.md#retention-of-raw-events).
+MAX_WAL_MB_PER_SECOND = 16.0
 
 # Every query below starts from organizations and looks into analytics_events one tenant at a
 # time (LATERAL ... LIMIT), so that it walks the specification's (tenant_id, "timestamp" DESC)
@@ -103,6 +113,13 @@ USING batch
 WHERE e.id = batch.id
 """)
 
+# The WAL position, for the bytes of WAL a batch wrote (with whatever other sessions wrote
+# meanwhile: the platform's commits wait for those too).
+WAL_POSITION_SQL = sa.text("SELECT pg_current_wal_insert_lsn()")
+WAL_BYTES_SINCE_SQL = sa.text(
+    "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), CAST(:since AS pg_lsn))::bigint"
+)
+
 OLDEST_REMAINING_SQL = sa.text("""
 SELECT min(oldest."timestamp")
 FROM organizations AS o
@@ -136,6 +153,8 @@ class PurgeReport:
     duration_seconds: float = 0.0
     oldest_remaining_timestamp: dt.datetime | None = None
     complete: bool = True  # False: the time budget ran out with deletable events left
+    wal_bytes: int = 0  # WAL written during the batches
+    paused_seconds: float = 0.0  # pauses after batches to keep to max_wal_mb_per_second
 
     @property
     def rows(self) -> int:
@@ -156,6 +175,8 @@ class PurgeReport:
                 dg.MetadataValue.timestamp(oldest.replace(tzinfo=dt.UTC)) if oldest else None
             ),
             "complete": self.complete,
+            "wal_mb": round(self.wal_bytes / 1e6, 1),
+            "paused_seconds": round(self.paused_seconds, 3),
         }
 
 
@@ -203,16 +224,22 @@ def purge_expired_events(
     dry_run: bool = False,
     batch_size: int = BATCH_SIZE,
     time_budget: dt.timedelta = dt.timedelta(minutes=TIME_BUDGET_MINUTES),
+    max_wal_mb_per_second: float | None = MAX_WAL_MB_PER_SECOND,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
     on_batch: Callable[[str, int], None] | None = None,
 ) -> PurgeReport:
     """Delete the events before `cutoff` that every registered state has absorbed, in batches.
 
     Stops starting new batches once `time_budget` has passed (the report says `complete=False`);
+    after each batch, pauses as long as it takes for the WAL written during the batch to average
+    at most `max_wal_mb_per_second` over the batch and the pause (None: no pause).
     `on_batch(tenant_id, rows)` is called after each committed batch. A dry run only counts.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if max_wal_mb_per_second is not None and not max_wal_mb_per_second > 0:
+        raise ConfigError(f"max_wal_mb_per_second must be > 0, got {max_wal_mb_per_second}")
     started = clock()
     with engine.connect() as conn:
         horizon = absorbed_horizon(conn, cutoff)
@@ -226,20 +253,31 @@ def purge_expired_events(
 
     batches = -(-sum(counts.values()) // batch_size) if dry_run else 0
     complete = True
+    wal_bytes, paused = 0, 0.0
     for tenant_id in tenants:
         while True:
             if clock() - started >= time_budget.total_seconds():
                 complete = False
                 break
+            batch_started = time.monotonic()
             with engine.begin() as conn:
+                wal_at = conn.execute(WAL_POSITION_SQL).scalar()
                 rows = conn.execute(
                     DELETE_BATCH_SQL, {**params, "tenant_id": tenant_id, "batch_size": batch_size}
                 ).rowcount
+                written = conn.execute(WAL_BYTES_SINCE_SQL, {"since": wal_at}).scalar()
+            batch_seconds = time.monotonic() - batch_started
+            wal_bytes += written
             if rows:
                 counts[tenant_id] = counts.get(tenant_id, 0) + rows
                 batches += 1
                 if on_batch:
                     on_batch(tenant_id, rows)
+            if max_wal_mb_per_second is not None:
+                pause = written / (max_wal_mb_per_second * 1e6) - batch_seconds
+                if pause > 0:
+                    sleep(pause)
+                    paused += pause
             # Fewer rows than asked: this tenant is done (or the rest is locked by another run).
             if rows < batch_size:
                 break
@@ -257,6 +295,8 @@ def purge_expired_events(
         duration_seconds=clock() - started,
         oldest_remaining_timestamp=oldest,
         complete=complete,
+        wal_bytes=wal_bytes,
+        paused_seconds=paused,
     )
 
 
@@ -278,6 +318,13 @@ class RetentionCleanupConfig(dg.Config):
     time_budget_minutes: float = Field(
         default=TIME_BUDGET_MINUTES,
         description="No new batch starts after this; the next run continues.",
+    )
+    max_wal_mb_per_second: float = Field(
+        default=MAX_WAL_MB_PER_SECOND,
+        description=(
+            "After each batch, pause until the WAL written during it averages at most this many "
+            "MB per second over the batch and the pause: the platform's commits wait for that WAL."
+        ),
     )
 
     def resolved_cutoff(self) -> dt.datetime:
@@ -310,6 +357,7 @@ def delete_expired_events(
             dry_run=config.dry_run,
             batch_size=config.batch_size,
             time_budget=dt.timedelta(minutes=config.time_budget_minutes),
+            max_wal_mb_per_second=config.max_wal_mb_per_second,
             on_batch=lambda tenant_id, rows: context.log.debug(
                 f"deleted {rows} events of {tenant_id}"
             ),
@@ -327,7 +375,8 @@ def delete_expired_events(
     verb = "would delete" if report.dry_run else "deleted"
     context.log.info(
         f"{verb} {report.rows} events before {cutoff:%Y-%m-%d} in {report.batches} batches "
-        f"({report.duration_seconds:.1f} s)"
+        f"({report.duration_seconds:.1f} s, of which {report.paused_seconds:.1f} s of pauses to keep "
+        f"the WAL under {config.max_wal_mb_per_second:g} MB/s)"
     )
     if not report.complete:
         context.log.warning(

@@ -299,3 +299,45 @@ def test_cutoff_for_other_month_counts_clamps_to_the_month_end():
     assert retention_cutoff(now, months=15) == dt.datetime(2023, 12, 31)
     with pytest.raises(ConfigError, match="months must be a whole number >= 1"):
         retention_cutoff(now, months=0)
+
+
+# A heap delete's WAL record is at least 54 bytes (24 of record header, 20 of block reference,
+# 2 + 8 of xl_heap_delete), whatever else the server writes meanwhile; more with a full-page image.
+MIN_WAL_BYTES_PER_DELETE = 54
+
+
+def test_each_batch_pauses_for_its_wal_at_the_limit_rate(engine):
+    _tenants(engine, "acme")
+    _events(engine, [(f"e{i}", "acme", CUTOFF - (i + 1) * DAY) for i in range(5)])
+    slept = []
+    limit_bytes_per_second = 54
+
+    report = purge_expired_events(
+        engine, CUTOFF, batch_size=2, max_wal_mb_per_second=limit_bytes_per_second / 1e6,
+        sleep=slept.append,
+    )
+
+    # Batches of 2, 2 and 1 rows: each wrote at least 54 bytes a row, so at 54 bytes/s it pauses
+    # for at least a second a row, less the batch's own few milliseconds.
+    assert report.rows == 5 and report.batches == 3
+    assert len(slept) == 3
+    assert slept[0] > 1.5 and slept[1] > 1.5 and slept[2] > 0.5
+    assert report.paused_seconds == pytest.approx(sum(slept))
+    assert report.wal_bytes >= 5 * MIN_WAL_BYTES_PER_DELETE
+    assert report.metadata()["paused_seconds"] == round(sum(slept), 3)
+    assert _event_ids(engine) == set()
+
+
+def test_without_a_wal_limit_no_batch_pauses(two_tenants):
+    slept = []
+    report = purge_expired_events(two_tenants, CUTOFF, batch_size=1, max_wal_mb_per_second=None,
+                                  sleep=slept.append)
+    assert report.rows == 3 and slept == [] and report.paused_seconds == 0
+    assert report.wal_bytes >= 3 * MIN_WAL_BYTES_PER_DELETE
+
+
+@pytest.mark.parametrize("limit", [0, -1.0, float("nan")])
+def test_a_wal_limit_that_is_not_positive_is_refused_before_deleting(two_tenants, limit):
+    with pytest.raises(ConfigError, match="max_wal_mb_per_second must be > 0, got"):
+        purge_expired_events(two_tenants, CUTOFF, max_wal_mb_per_second=limit)
+    assert len(_event_ids(two_tenants)) == 6

@@ -145,3 +145,32 @@ def test_command_refusal_is_one_clear_line(engine, db_url, monkeypatch):
     assert "materialize first: subscription_history (never materialized)" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert _count(engine) == 1
+
+
+def test_job_passes_its_wal_limit_to_the_purge_and_refuses_a_non_positive_one(engine, database, monkeypatch):
+    from analytics_pipeline import retention
+
+    cutoff = retention_cutoff()
+    _events(engine, cutoff - SECOND)
+    limits = []
+    purge = retention.purge_expired_events
+
+    def recording(*args, **kwargs):
+        limits.append(kwargs["max_wal_mb_per_second"])
+        return purge(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "purge_expired_events", recording)
+
+    refused = _run_job(database, max_wal_mb_per_second=0)
+    assert not refused.success
+    failure = refused.failure_data_for_node("delete_expired_events").user_failure_data
+    assert failure.description == "max_wal_mb_per_second must be > 0, got 0.0"
+    assert _count(engine) == 1
+
+    result = _run_job(database, max_wal_mb_per_second=2.5)
+    assert result.success
+    assert limits == [0, 2.5]
+    metadata = _observation(result)
+    assert metadata["rows_deleted"] == 1
+    assert {"wal_mb", "paused_seconds"} <= metadata.keys()
+    assert _count(engine) == 0

@@ -2,6 +2,8 @@
 alternative, monthly range partitions of analytics_events with the expired month dropped.
 
     python -m bench.retention_bench [--events 10000000] [--batch-size N] [--skip-partitions]
+        [--max-wal-mb-per-second MB] [--keep-data] [--trace JSON]
+        [--checkpoint-at S] [--disk-load FILE] [--cpu-load N]
 
 `make bench` calls `run(ctx)`: batched deletes only (no partitioned copy), batches of the default
 size, 10M events (2M with `ctx.quick`).
@@ -11,30 +13,43 @@ else the embedded one), filled with set-based SQL (generate_series): events spre
 the calendar month before the bench cutoff up to now, so that exactly one calendar month has
 expired. A second process inserts one event per transaction at a steady pace throughout, and
 reports its longest wait. Results go to stdout as the rows of bench/README.md's table.
+
+`--keep-data` builds the events once into a database kept for later runs
+(`bench_retention_<events>_<expired month>_<DATA_VERSION>`; drop it when done) and purges a clone
+of it. `--trace` samples the sessions' wait events every 10 ms during the purge and lines up every
+insert slower than 50 ms with the purge's batches (bench/retention_trace.py). `--checkpoint-at`,
+`--disk-load` and `--cpu-load` add, during the purge, what other work on the server would: a
+checkpoint, writes to the same disk, busy processes.
 """
 
 import argparse
+import contextlib
 import datetime as dt
 import multiprocessing as mp
 import os
 import platform
 import statistics
+import threading
 import time
+import uuid
+from collections.abc import Iterator
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from analytics_pipeline import db, state
+from analytics_pipeline import db, migrate, state
 from analytics_pipeline.retention import (
     BATCH_SIZE,
+    MAX_WAL_MB_PER_SECOND,
     TIME_BUDGET_MINUTES,
     absorbed_horizon,
     expired_events_exist,
     purge_expired_events,
 )
 from analytics_pipeline.settings import retention_cutoff
-from bench.scratch import scratch_database
+from bench import retention_trace
+from bench.scratch import scratch_database, server_url
 
 TENANTS = 20
 USERS = 20_000
@@ -42,6 +57,10 @@ CHUNK = 1_000_000
 INSERTS_PER_SECOND = 200
 PARTITIONED = "bench_events_partitioned"
 BENCH_STATE = "bench_state"
+INSERTER_APP = "bench-inserter"
+PURGE_APP = "bench-purge"
+# Bump when build() changes, so that a kept data set (--keep-data) is not reused.
+DATA_VERSION = "v1"
 
 
 def plain(url: str) -> str:
@@ -59,7 +78,7 @@ def timed(fn, *args, **kwargs):
 
 def platform_inserts(url: str, table: str, ready, stop, results) -> None:
     latencies = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, application_name=INSERTER_APP) as conn:
         ready.set()
         n = 0
         next_at = time.perf_counter()
@@ -175,6 +194,10 @@ def build(url: str, events: int, start: dt.datetime, end: dt.datetime) -> dict:
     timings["index_s"] = time.perf_counter() - started
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE analytics_events"))
+        # The gigabytes just written are still going to disk, and until they are, the WAL's
+        # fsyncs (every commit's) stall behind them: 79 ms for the inserter with no purge running,
+        # 144 ms during the purge. The measurements are of the purge, not of the load.
+        conn.execute(sa.text("CHECKPOINT"))
     return timings
 
 
@@ -211,7 +234,81 @@ def build_partitioned(url: str, start: dt.datetime, end: dt.datetime) -> list[st
     return [f"{PARTITIONED}_{low:%Y_%m}" for low, _ in months]
 
 
+@contextlib.contextmanager
+def events_database(events: int, start: dt.datetime, end: dt.datetime, keep: bool) -> Iterator[tuple]:
+    """An engine on a database holding the generated events, and the build's timings (None when a
+    kept data set was reused). With `keep`, the data set is built once into a database of its own
+    (named by size, expired month and DATA_VERSION) and each run works on a clone of it."""
+    if not keep:
+        with scratch_database("retention") as engine:
+            print(f"building {events:,} events from {start:%Y-%m-%d} to {end:%Y-%m-%d %H:%M}", flush=True)
+            timings = build(engine.url.render_as_string(hide_password=False), events, start, end)
+            yield engine, timings
+        return
+    base = make_url(server_url())
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    kept = f"bench_retention_{events}_{start:%Y%m}_{DATA_VERSION}"
+    timings = None
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (kept,)).fetchone()
+    if not exists:
+        building = base.set(database=f"{kept}_building").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{kept}_building" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{kept}_building"')
+        migrate.upgrade(building)
+        print(f"building {events:,} events from {start:%Y-%m-%d} to {end:%Y-%m-%d %H:%M} into {kept}", flush=True)
+        timings = build(building, events, start, end)
+        db.dispose(building)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{kept}_building" RENAME TO "{kept}"')
+    else:
+        print(f"reusing the events kept in {kept} (DROP DATABASE {kept} to rebuild)", flush=True)
+    clone = f"bench_retention_run_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        # FILE_COPY: a copy of the files between two checkpoints, not gigabytes of WAL (WAL_LOG).
+        conn.execute(f'CREATE DATABASE "{clone}" TEMPLATE "{kept}" STRATEGY FILE_COPY')
+    url = base.set(database=clone).render_as_string(hide_password=False)
+    try:
+        yield db.engine_for(url), timings
+    finally:
+        db.dispose(url)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{clone}" WITH (FORCE)')
+
+
 # --- Measurements ------------------------------------------------------------------------------------
+
+
+def disk_writer(path: str, stop: threading.Event, written: list) -> None:
+    """Other work writing to the same disk: 1 MB writes, fdatasync every 16 MB, at most 2 GB."""
+    chunk = os.urandom(1 << 20)
+    total = 0
+    with open(path, "wb") as out:
+        while not stop.is_set():
+            if out.tell() >= 2 << 30:
+                out.seek(0)
+            out.write(chunk)
+            total += 1
+            if total % 16 == 0:
+                out.flush()
+                os.fdatasync(out.fileno())
+    os.unlink(path)
+    written.append(total)
+
+
+def spin(stop) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+def checkpoint_after(url: str, seconds: float, raw: dict) -> None:
+    """A checkpoint `seconds` into the purge, as a timed one would come sooner or later."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        time.sleep(seconds)
+        started = time.perf_counter()
+        conn.execute("CHECKPOINT")
+        raw["checkpoint"] = (started, time.perf_counter())
 
 
 def sensor_tick(url: str, cutoff: dt.datetime) -> float:
@@ -256,16 +353,15 @@ def measure(args: argparse.Namespace) -> tuple[tuple, list, dict]:
         rows.append((name, figure, target))
         print(f"  {name}: {figure}", flush=True)
 
-    with scratch_database("retention") as engine:
+    with events_database(args.events, start, now, args.keep_data) as (engine, timings):
         url = engine.url.render_as_string(hide_password=False)
         with engine.connect() as conn:
             server = conn.execute(sa.text(
                 "SELECT current_setting('server_version'), current_setting('shared_buffers')")).one()
-        print(f"building {args.events:,} events from {start:%Y-%m-%d} to {now:%Y-%m-%d %H:%M}", flush=True)
-        timings = build(url, args.events, start, now)
         raw["build"] = timings
-        result("generate events (generate_series), then build the 5 indexes",
-               f"{timings['load_s']:.0f} s + {timings['index_s']:.0f} s")
+        if timings:
+            result("generate events (generate_series), then build the 5 indexes",
+                   f"{timings['load_s']:.0f} s + {timings['index_s']:.0f} s")
         with engine.connect() as conn:
             expired = conn.execute(sa.text('SELECT count(*) FROM analytics_events WHERE "timestamp" < :c'), {"c": cutoff}).scalar()
             size = conn.execute(sa.text("SELECT pg_size_pretty(pg_total_relation_size('analytics_events'))")).scalar()
@@ -297,17 +393,66 @@ def measure(args: argparse.Namespace) -> tuple[tuple, list, dict]:
                f"{baseline['max_ms']:.0f} ms / {baseline['p99_ms']:.1f} ms ({baseline['inserts']} inserts)")
 
         print(f"batched purge, batch size {args.batch_size}", flush=True)
-        with Inserter(url) as inserter:
-            begun = time.perf_counter()
-            report = purge_expired_events(
-                engine, cutoff, batch_size=args.batch_size, time_budget=dt.timedelta(hours=2)
-            )
-            ended = time.perf_counter()
+        # Its own engine, so that the trace can tell the purge's sessions from the others.
+        purge_engine = sa.create_engine(db.sqlalchemy_url(url), connect_args={
+            "application_name": PURGE_APP, "options": "-c timezone=UTC"})
+        tracing = contextlib.ExitStack()
+        with tracing:
+            if args.trace:
+                sampler = tracing.enter_context(retention_trace.Sampler(
+                    plain(url), INSERTER_APP, PURGE_APP, retention_trace.SAMPLE_EVERY_S))
+                trace = retention_trace.BatchTrace(purge_engine, plain(url))
+                log_at = retention_trace.log_offset()
+            with Inserter(url) as inserter:
+                begun = time.perf_counter()
+                if args.disk_load:
+                    stop_writer, written = threading.Event(), []
+                    writer = threading.Thread(target=disk_writer, args=(args.disk_load, stop_writer, written))
+                    writer.start()
+                if args.cpu_load:
+                    ctx = mp.get_context("spawn")
+                    stop_spinning = ctx.Event()
+                    spinners = [ctx.Process(target=spin, args=(stop_spinning,)) for _ in range(args.cpu_load)]
+                    for spinner in spinners:
+                        spinner.start()
+                if args.checkpoint_at is not None:
+                    checkpoint = threading.Thread(target=checkpoint_after, args=(plain(url), args.checkpoint_at, raw))
+                    checkpoint.start()
+                report = purge_expired_events(
+                    purge_engine, cutoff, batch_size=args.batch_size, time_budget=dt.timedelta(hours=2),
+                    max_wal_mb_per_second=args.max_wal_mb_per_second or None,
+                    on_batch=trace.on_batch if args.trace else None,
+                )
+                ended = time.perf_counter()
+                if args.checkpoint_at is not None:
+                    checkpoint.join()
+                if args.cpu_load:
+                    stop_spinning.set()
+                    for spinner in spinners:
+                        spinner.join()
+                if args.disk_load:
+                    stop_writer.set()
+                    writer.join()
+                    print(f"  other work wrote {written[0]:,} MB to {args.disk_load} meanwhile", flush=True)
+        purge_engine.dispose()
+        if args.checkpoint_at is not None:
+            print(f"  CHECKPOINT from {raw['checkpoint'][0] - begun:+.3f} s to {raw['checkpoint'][1] - begun:+.3f} s", flush=True)
+        if args.trace:
+            trace.close()
+            checkpoints = retention_trace.checkpoint_lines(log_at, time.time() - time.perf_counter())
+            raw["trace"] = retention_trace.report(
+                inserter.latencies, trace.batches, sampler.samples, checkpoints, begun, ended,
+                INSERTER_APP, PURGE_APP)
+            raw["trace"]["inserts"] = [(s - begun, lat) for s, lat in inserter.latencies]
+            retention_trace.dump(args.trace, raw["trace"])
         during = inserter.summary(begun, ended)
         raw["purge"] = report
         raw["inserter_during_purge"] = during
-        result(f"batched purge of one month ({report.rows:,} rows, {report.batches} batches of {args.batch_size})",
-               f"{report.rows / report.duration_seconds:,.0f} rows/s ({report.duration_seconds:.1f} s)")
+        pacing = (f"WAL paced at {args.max_wal_mb_per_second:g} MB/s" if args.max_wal_mb_per_second
+                  else "no WAL pacing")
+        result(f"batched purge of one month ({report.rows:,} rows, {report.batches} batches of {args.batch_size}, {pacing})",
+               f"{report.rows / report.duration_seconds:,.0f} rows/s ({report.duration_seconds:.1f} s, of which "
+               f"{report.paused_seconds:.1f} s paused; {report.wal_bytes / 1e6:.0f} MB of WAL)")
         result("  inserter meanwhile: longest wait / p99",
                f"{during['max_ms']:.0f} ms / {during['p99_ms']:.1f} ms ({during['inserts']} inserts)", "< 200 ms")
         assert report.oldest_remaining_timestamp >= cutoff
@@ -346,7 +491,9 @@ def measure(args: argparse.Namespace) -> tuple[tuple, list, dict]:
 
 def run(ctx=None) -> list[dict]:
     events = 2_000_000 if ctx is not None and ctx.quick else 10_000_000
-    args = argparse.Namespace(events=events, batch_size=BATCH_SIZE, skip_partitions=True)
+    args = argparse.Namespace(events=events, batch_size=BATCH_SIZE, skip_partitions=True, keep_data=False,
+                              trace=None, checkpoint_at=None, disk_load=None, cpu_load=None,
+                              max_wal_mb_per_second=MAX_WAL_MB_PER_SECOND)
     _, _, raw = measure(args)
     report, during, alone = raw["purge"], raw["inserter_during_purge"], raw["inserter_alone"]
     n = f"{events / 1e6:.0f}M events"
@@ -359,7 +506,9 @@ def run(ctx=None) -> list[dict]:
             "unit": "rows/s",
             # The daily cleanup run has one time budget; the month's rows must fit in it.
             "target": f"> {report.rows / budget_s:,.0f} rows/s",
-            "notes": f"{report.rows:,} rows in {report.batches:,} batches, {report.duration_seconds:.1f} s; "
+            "notes": f"{report.rows:,} rows in {report.batches:,} batches, {report.duration_seconds:.1f} s "
+                     f"(of which {report.paused_seconds:.1f} s of pauses keeping the WAL under "
+                     f"{MAX_WAL_MB_PER_SECOND:g} MB/s; {report.wal_bytes / 1e6:.0f} MB of WAL); "
                      f"target: the month within one {TIME_BUDGET_MINUTES:.0f}-minute time budget; a second "
                      f"process inserting {INSERTS_PER_SECOND} events/s throughout; data built in "
                      f"{raw['build']['load_s']:.0f} s + {raw['build']['index_s']:.0f} s of indexes",
@@ -394,7 +543,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--max-wal-mb-per-second", type=float, default=MAX_WAL_MB_PER_SECOND,
+                        help="the purge's WAL pacing; 0: none (as before it existed)")
     parser.add_argument("--skip-partitions", action="store_true", help="measure batched deletes only")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="build the events once into a database kept for later runs, and purge a clone")
+    parser.add_argument("--checkpoint-at", type=float, metavar="SECONDS",
+                        help="issue a CHECKPOINT this many seconds into the purge")
+    parser.add_argument("--disk-load", metavar="FILE",
+                        help="during the purge, write to FILE (on the server's disk) as other work would")
+    parser.add_argument("--cpu-load", type=int, metavar="N",
+                        help="during the purge, N processes busy on the CPU, as other work would be")
+    parser.add_argument("--trace", metavar="JSON",
+                        help="sample waits every 10 ms during the purge; print the slow inserts "
+                             "against the batches, and write the details to JSON")
     args = parser.parse_args()
     server, rows, _ = measure(args)
     _table(args, server, rows)
@@ -404,6 +566,12 @@ def _table(args, server, rows) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     machine = f"{cpu}, {os.cpu_count()} cores, PostgreSQL {server[0]} (shared_buffers {server[1]})"
     command = f"python -m bench.retention_bench --events {args.events} --batch-size {args.batch_size}"
+    if args.max_wal_mb_per_second != MAX_WAL_MB_PER_SECOND:
+        command += f" --max-wal-mb-per-second {args.max_wal_mb_per_second:g}"
+    for option in ("keep_data", "cpu_load", "disk_load", "checkpoint_at", "trace"):
+        value = getattr(args, option)
+        if value not in (None, False):
+            command += f" --{option.replace('_', '-')}" + ("" if value is True else f" {value}")
     if args.skip_partitions:
         command += " --skip-partitions"
     print(f"\nmachine: {machine}\n")
