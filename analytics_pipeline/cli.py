@@ -214,12 +214,21 @@ def retention_group() -> None:
     show_default=True,
     help="No new batch starts after this; run again to continue.",
 )
-def retention_run(dry_run: bool, months: int | None, time_budget_minutes: float) -> None:
+@click.option(
+    "--max-wal-mb-per-second",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Pause after each batch so that the WAL written averages at most this "
+    "[default: the cleanup run's, 16].",
+)
+def retention_run(
+    dry_run: bool, months: int | None, time_budget_minutes: float, max_wal_mb_per_second: float | None
+) -> None:
     """Delete the events older than the retention cutoff that every derived state has absorbed."""
     import datetime as dt
 
     # Imported here: it loads Dagster, which the other commands do not need.
-    from .retention import RetentionRefused, purge_expired_events
+    from .retention import MAX_WAL_MB_PER_SECOND, RetentionRefused, purge_expired_events
     from .settings import retention_cutoff
 
     url = _url()
@@ -232,6 +241,7 @@ def retention_run(dry_run: bool, months: int | None, time_budget_minutes: float)
             cutoff,
             dry_run=dry_run,
             time_budget=dt.timedelta(minutes=time_budget_minutes),
+            max_wal_mb_per_second=max_wal_mb_per_second or MAX_WAL_MB_PER_SECOND,
         )
     except RetentionRefused as exc:
         raise click.ClickException(str(exc)) from None

@@ -135,6 +135,26 @@ def test_command_dry_run_then_run_with_months(engine, db_url):
     assert _count(engine) == 1
 
 
+def test_command_takes_a_wal_limit_and_refuses_a_non_positive_one_by_name(engine, db_url):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    _events(engine, now - dt.timedelta(days=100), now - dt.timedelta(days=1))
+    env = {"DATABASE_URL": db_url}
+
+    refused = CliRunner().invoke(
+        main, ["retention", "run", "--months", "2", "--max-wal-mb-per-second", "0"], env=env
+    )
+    assert refused.exit_code == 2
+    assert "--max-wal-mb-per-second" in refused.output
+    assert _count(engine) == 2
+
+    run = CliRunner().invoke(
+        main, ["retention", "run", "--months", "2", "--max-wal-mb-per-second", "4"], env=env
+    )
+    assert run.exit_code == 0, run.output
+    assert "deleted 1 events in 1 batches" in run.output
+    assert _count(engine) == 1
+
+
 def test_command_refusal_is_one_clear_line(engine, db_url, monkeypatch):
     monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
     _events(engine, retention_cutoff() - SECOND)
