@@ -1,4 +1,5 @@
-"""Building blocks for tests: hand-built events and running assets over partition ranges."""
+"""Building blocks for tests: hand-built events (one at a time with `add_event`, or as rows with
+`event` and `insert_events`), running assets over partition ranges, and reading rows back."""
 
 from __future__ import annotations
 
@@ -63,11 +64,50 @@ def add_event(
     return event_id
 
 
+def event(event_type: str, timestamp: str, user_id: str | None = None, **data) -> dict:
+    """One event row for `insert_events`; `data` is event_data (a string `_raw` replaces it as
+    given). Its created_at is the time of insertion, as the platform writes it: derived state
+    follows created_at."""
+    raw = data.pop("_raw", None)
+    return {
+        "id": f"e{next(_ids)}",
+        "event_type": event_type,
+        "event_data": raw if raw is not None else json.dumps(data),
+        "user_id": user_id,
+        "timestamp": dt.datetime.fromisoformat(timestamp),
+    }
+
+
+def insert_events(engine, events: Sequence[dict], tenant_id: str = "t1") -> None:
+    """Insert rows made by `event` for one tenant in one transaction, creating tenant and users."""
+    with engine.begin() as conn:
+        add_tenant(conn, tenant_id, sorted({e["user_id"] for e in events if e["user_id"]}))
+        conn.execute(
+            sa.text(
+                "INSERT INTO analytics_events (id, tenant_id, event_type, event_data, user_id, "
+                '"timestamp", created_at) VALUES (:id, :tenant_id, :event_type, '
+                "CAST(:event_data AS jsonb), :user_id, :timestamp, now() AT TIME ZONE 'UTC')"
+            ),
+            [{**e, "tenant_id": tenant_id} for e in events],
+        )
+
+
+def db_now(engine) -> dt.datetime:
+    """The database's current time (naive UTC), to bound a created_at window."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar()
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags that make one run cover the partitions first..last (inclusive)."""
+    return partition_range_tags(dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+
+
 def materialize_range(assets, db_url: str, start: str, end: str, run_config=None, **kwargs):
     return dg.materialize(
         assets,
         resources={"database": AnalyticsDatabase(url=db_url)},
-        tags=partition_range_tags(dt.date.fromisoformat(start), dt.date.fromisoformat(end)),
+        tags=range_tags(start, end),
         run_config=run_config,
         **kwargs,
     )
@@ -75,6 +115,13 @@ def materialize_range(assets, db_url: str, start: str, end: str, run_config=None
 
 def rows(conn, sql: str, **params) -> list[dict]:
     return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+
+
+def table_rows(engine, table: str, order_by: str) -> list[dict]:
+    """All rows of a table without updated_at, as dicts, in a stable order."""
+    with engine.connect() as conn:
+        found = conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order_by}")).mappings().all()
+    return [{k: v for k, v in row.items() if k != "updated_at"} for row in found]
 
 
 def run_concurrently(fn, *argument_tuples) -> list:

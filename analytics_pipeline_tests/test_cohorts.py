@@ -26,8 +26,7 @@ from analytics_pipeline.assets.cohorts import (
 )
 from analytics_pipeline.resources import AnalyticsDatabase
 
-from .event_rows import event, insert_events, range_tags, table_rows
-from .helpers import run_concurrently
+from .helpers import event, insert_events, range_tags, run_concurrently, table_rows
 
 EVENTS = [
     # u1: cohort January; active in months 0, 2 and 5 only.

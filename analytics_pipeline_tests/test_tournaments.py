@@ -24,8 +24,7 @@ from analytics_pipeline.assets.tournaments import (
 )
 from analytics_pipeline.resources import AnalyticsDatabase
 
-from .event_rows import db_now, event, insert_events, range_tags, table_rows
-from .helpers import run_concurrently
+from .helpers import db_now, event, insert_events, range_tags, run_concurrently, table_rows
 
 # 2025-03-03 is a Monday: the week 03-03..03-09 holds every tournament below.
 EVENTS = [
