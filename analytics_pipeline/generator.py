@@ -171,8 +171,10 @@ def _datetime(ts: int) -> dt.datetime:
     return EPOCH + dt.timedelta(seconds=ts)
 
 
-# " HH:MM:SS" for each second of the day.
-_TIME_TEXT = tuple(f" {s // HOUR:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY))
+@functools.cache
+def _time_texts() -> tuple[str, ...]:
+    """The text " HH:MM:SS" of each second of the day (about 6 MB, built on the first load)."""
+    return tuple(f" {s // HOUR:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -182,7 +184,7 @@ def _date_text(day: int) -> str:
 
 def _timestamp_text(ts: int) -> str:
     """UTC seconds as PostgreSQL timestamp text: several times cheaper to copy than a datetime."""
-    return _date_text(ts // DAY) + _TIME_TEXT[ts % DAY]
+    return _date_text(ts // DAY) + _time_texts()[ts % DAY]
 
 
 def _add_months_ts(ts: int, months: int) -> int:
@@ -602,7 +604,7 @@ def event_writer(
     # The date texts of the range, looked up in a dict: cheaper than _date_text's cache, and
     # a day outside the range fails loudly.
     dates = {day: _date_text(day) for day in range(options.start_ts // DAY, end // DAY)}
-    times = _TIME_TEXT
+    times = _time_texts()
     escape = _copy_escape
     null = "\\N"
     count = 0
