@@ -590,9 +590,10 @@ def event_writer(
     `event_data` may come as a dict or as JSON text already.
 
     With `copy_text`, `write` gets each row as a line of COPY's text format (EVENTS_COPY) instead
-    of a tuple: formatted here, in one f-string, it costs less than half of psycopg's `write_row`,
-    and this runs for every event. Only event_data is escaped: the ids, types and timestamps are
-    the simulation's own, made of letters, digits, underscores, quotes and punctuation."""
+    of a tuple: one f-string here is cheaper than psycopg's `write_row` (about 0.7 µs a row), and
+    this runs for every event. Only event_data is escaped: ids, types and timestamps must hold no
+    tab, line break or backslash (the simulation's are letters, digits, underscores and
+    punctuation)."""
     prefix = f"{tenant.id}_e"
     tenant_id = tenant.id
     end = options.end_ts
