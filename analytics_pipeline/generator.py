@@ -632,7 +632,7 @@ def event_writer(
             elif "\\" in text:  # orjson escapes control characters: only backslashes remain to double
                 text = text.replace("\\", "\\\\")
             write(
-                f"{prefix}{count:08d}\t{tenant_id}\t{event_type}\t{text}\t"
+                f"{prefix}{str(count).zfill(8)}\t{tenant_id}\t{event_type}\t{text}\t"
                 f"{null if user_id is None else user_id}\t{null if session_id is None else session_id}\t"
                 f"{moment}\t{created}\n"
             )
