@@ -222,7 +222,8 @@ def test_counts_and_links_are_plausible(db_url, engine):
                          WHERE event_type = 'tournament_created'""") >= 4
 
 
-def test_copy_carries_quotes_backslashes_unicode_and_newlines(db_url, engine):
+@pytest.mark.parametrize("copy_text", [True, False], ids=["copy-text lines (load)", "rows via write_row"])
+def test_copy_carries_quotes_backslashes_unicode_and_newlines(db_url, engine, copy_text):
     options = _options(users_per_tenant=1)
     tenant = generator.make_tenant(options, 0)
     texts = [
@@ -233,20 +234,45 @@ def test_copy_carries_quotes_backslashes_unicode_and_newlines(db_url, engine):
         "\\.",  # COPY's end-of-data marker on a line of its own
         "\\N",  # COPY's NULL marker
     ]
+    # JSON text given as such may hold raw tabs and line breaks between its tokens.
+    given = ['{"path": "new\\nline"}', '{\n\t"path":\r\n"\\\\."}']
     with engine.connect() as conn:
         conn.execute(sa.text("INSERT INTO organizations (id, name) VALUES (:id, 'x')"), {"id": tenant.id})
         conn.execute(sa.text("INSERT INTO users (id, tenant_id) VALUES (:u, :t)"), {"u": tenant.user_id(0), "t": tenant.id})
         conn.commit()
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(generator.EVENTS_COPY) as copy:
-            emit, written = generator.event_writer(tenant, options, copy.write_row, generator.LoadResult())
+            write = copy.write if copy_text else copy.write_row
+            emit, written = generator.event_writer(tenant, options, write, generator.LoadResult(), copy_text=copy_text)
             for i, text in enumerate(texts):
                 emit("page_view", {"path": text, "n": i}, tenant.user_id(0), f"s'{i}\"", options.start_ts + i)
-            emit("page_view", json.dumps({"path": texts[2]}), tenant.user_id(0), None, options.start_ts + 99)
+            for i, text in enumerate(given):
+                emit("page_view", text, tenant.user_id(0), None, options.start_ts + 99 + i)
         conn.commit()
         stored = conn.execute(sa.text("SELECT event_data, session_id FROM analytics_events ORDER BY id")).all()
-    assert written() == len(texts) + 1
-    assert [row.event_data["path"] for row in stored] == [*texts, texts[2]]
-    assert [row.session_id for row in stored][:2] == ["s'0\"", "s'1\""]
+    assert written() == len(texts) + len(given)
+    assert [row.event_data["path"] for row in stored] == [*texts, "new\nline", "\\."]
+    assert [row.session_id for row in stored] == ["s'0\"", "s'1\"", "s'2\"", "s'3\"", "s'4\"", "s'5\"", None, None]
+
+
+def test_load_copies_the_rows_generate_gives(db_url, engine):
+    """The load formats COPY text itself; what arrives must be exactly the rows of `generate`,
+    with the late and malformed shares (whose JSON text differs from the intact events') in."""
+    options = _options(tenants=2, users_per_tenant=25, seed=5, malformed_rate=0.05, late_rate=0.05)
+    expected = [
+        (row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7])
+        for row in _event_rows(options)
+    ]
+    generator.load(db_url, options)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                """SELECT id, tenant_id, event_type, event_data::text, user_id, session_id,
+                          to_char("timestamp", 'YYYY-MM-DD HH24:MI:SS'), to_char(created_at, 'YYYY-MM-DD HH24:MI:SS')
+                   FROM analytics_events ORDER BY id"""
+            )
+        ).all()
+    assert len(expected) > 1_500
+    assert [(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in stored] == sorted(expected)
 
 
 # --- Loading paths and the command --------------------------------------------------------------
