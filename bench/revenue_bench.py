@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline import db
 
-from .datasets import END, START, dataset_clone, event_count
+from .datasets import END, START, dataset_clone, event_count, scan_ratio_target
 
 BASELINE_SCAN = """
 SELECT tenant_id, "timestamp"::date, event_type, count(*), sum(analytics_amount(event_data))
@@ -106,9 +106,8 @@ def measure(label: str) -> list[dict]:
     n = f"{events / 1e6:.1f}M events"
     rows.append({"name": f"revenue backfill, 14 months in one run ({n})",
                  "figure": round(backfill["asset_seconds"], 2), "unit": "s",
-                 "target": "<= 3x the GROUP BY scan",
+                 **scan_ratio_target(events),
                  "baseline": round(scan, 2), "ratio": round(backfill["asset_seconds"] / scan, 2),
-                 "met": backfill["asset_seconds"] <= 3 * scan,
                  "notes": f"baseline: one GROUP BY over the same events; "
                           f"{events / backfill['asset_seconds']:,.0f} events/s; "
                           f"Dagster run wall time {backfill['wall_seconds']:.1f} s (recording each partition)"})

@@ -31,7 +31,7 @@ PROJECT_DIR = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 SUFFIX = "_bench"
 # Helpers imported by the benchmarks, not benchmarks themselves.
-HELPERS = {"__init__", "run_all", "scratch", "datasets"}
+HELPERS = {"__init__", "run_all", "scratch", "datasets", "retention_trace"}
 
 
 @dataclasses.dataclass(frozen=True)
