@@ -37,14 +37,6 @@ COMPLETED_AT_MOST_COUNT_CHECK = "completed_count_at_most_tournament_count"
 MATCHES_HISTORY_CHECK = "rows_match_tournament_history"
 MALFORMED_EVENTS_CHECK = "no_malformed_tournament_events"
 
-# Absorbing reads analytics_events once into this table (dropped at commit); see window_events.sql.
-_WINDOW_EVENTS_TABLE = """
-CREATE TEMP TABLE tournament_window_events (
-    id text, tenant_id text, event_type text, tournament_id text, user_id text,
-    "timestamp" timestamp, format text, duration_minutes numeric, amount numeric, problem text
-) ON COMMIT DROP
-"""
-
 _TOUCHED_PERIODS_TABLE = (
     "CREATE TEMP TABLE tournament_touched_periods ON COMMIT DROP AS " + TOUCHED_PERIODS_SQL
 )
@@ -63,8 +55,8 @@ def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     tune_for_aggregation(conn)
     window = begin_absorb(conn, STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
-    conn.execute(sa.text("DROP TABLE IF EXISTS tournament_window_events"))
-    conn.execute(sa.text(_WINDOW_EVENTS_TABLE))
+    # Read analytics_events once into a table dropped at commit (window_events.sql).
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.tournament_window_events"))
     events = conn.execute(sa.text(load("tournaments/window_events")), params).rowcount
     conn.execute(sa.text("ANALYZE tournament_window_events"))
     tournaments = conn.execute(sa.text(load("tournaments/absorb_history"))).rowcount
