@@ -1,12 +1,12 @@
-"""Failure alerts: the operators get one email per failed run, saying which run failed and why.
+"""Failure alerts: the operators get one email per failed run, saying which run failed and why,
+and an email for the failed ERROR asset checks of each run, saying which number may be wrong.
 
 Recipients are `ALERT_EMAIL` (one address or several separated by commas). Mail goes through the
 `mail` resource the reports use (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURITY,
 MAIL_FROM); with no SMTP_HOST the alert is written to `.analytics/outbox/`.
 """
 
-from __future__ import annotations
-
+import json
 import os
 import time
 from email.headerregistry import Address
@@ -15,15 +15,20 @@ from email.message import EmailMessage
 import dagster as dg
 from email_validator import EmailNotValidError, validate_email
 
-from .resources import MailResource, TemporaryMailError
+from .resources import MailResource, PermanentMailError, TemporaryMailError
 from .settings import ConfigError
 
 RUN_FAILURE_ALERT_SENSOR = "run_failure_alert_sensor"
+ASSET_CHECK_FAILURE_ALERT_SENSOR = "asset_check_failure_alert_sensor"
 # Retries inside one tick: Dagster's run-status cursor moves past a run even when its alert
 # raised, so a later tick would not try again. Short enough to stay well inside the 60 s tick.
 RETRY_DELAYS_SECONDS = (1.0, 4.0)
 # A step error can carry a whole stack trace; the alert says why, the run page has the rest.
 _MAX_ERROR_CHARS = 2000
+# A check's metadata can list many failing rows; the alert shows the start of each entry.
+_MAX_METADATA_VALUE_CHARS = 500
+# Check evaluations read per tick; more wait for the next tick.
+_EVALUATIONS_PER_TICK = 500
 
 
 def alert_recipients() -> list[str]:
@@ -55,9 +60,9 @@ def send_with_retries(mail: MailResource, message: EmailMessage, outbox_name: st
     raise AssertionError("unreachable")
 
 
-def _shorten(text: str) -> str:
+def _shorten(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
     text = text.strip()
-    return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS] + " [...]"
+    return text if len(text) <= limit else text[:limit] + " [...]"
 
 
 def _error_text(error) -> str:
@@ -77,18 +82,17 @@ def _planned_assets(context: dg.RunFailureSensorContext) -> set[dg.AssetKey]:
     return {r.event_log_entry.dagster_event.asset_key for r in records if r.event_log_entry.dagster_event}
 
 
-def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], sender: Address) -> EmailMessage:
-    """The alert for one failed run: what ran, what it was launched by, and each failed step's error."""
-    run = context.dagster_run
-    tags = run.tags
-    assets = sorted(key.to_user_string() for key in run.asset_selection or _planned_assets(context))
-    what = ", ".join(assets) if assets else run.job_name
-    partition = tags.get("dagster/partition") or (
+def _partitions(tags) -> str | None:
+    """The partition or the partition range a run was launched for."""
+    return tags.get("dagster/partition") or (
         f"{tags['dagster/asset_partition_range_start']}...{tags['dagster/asset_partition_range_end']}"
         if "dagster/asset_partition_range_start" in tags
         else None
     )
-    launched_by = next(
+
+
+def _launched_by(tags) -> str:
+    return next(
         (
             f"{label} {tags[key]}"
             for key, label in (
@@ -100,6 +104,16 @@ def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], se
         ),
         "a manual launch",
     )
+
+
+def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], sender: Address) -> EmailMessage:
+    """The alert for one failed run: what ran, what it was launched by, and each failed step's error."""
+    run = context.dagster_run
+    tags = run.tags
+    assets = sorted(key.to_user_string() for key in run.asset_selection or _planned_assets(context))
+    what = ", ".join(assets) if assets else run.job_name
+    partition = _partitions(tags)
+    launched_by = _launched_by(tags)
 
     lines = [
         f"Run {run.run_id} failed.",
@@ -154,5 +168,155 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, mail: MailReso
     context.log.info(f"alert for failed run {run_id} sent to {where}")
 
 
-defs = dg.Definitions(sensors=[run_failure_alert_sensor])
+def _metadata_text(metadata) -> list[str]:
+    """One line per metadata entry, each value cut short (the Checks tab has the whole value)."""
+    lines = []
+    for name, entry in metadata.items():
+        value = entry.value if isinstance(entry, dg.MetadataValue) else entry
+        if not isinstance(value, str):
+            value = json.dumps(value, default=str)
+        lines.append(f"  {name}: {_shorten(value, _MAX_METADATA_VALUE_CHARS)}")
+    return lines
+
+
+def check_failure_alert(
+    run: dg.DagsterRun | None,
+    run_id: str,
+    failures: list[tuple[int, dg.AssetCheckEvaluation]],
+    descriptions: dict[dg.AssetCheckKey, str],
+    recipients: list[str],
+    sender: Address,
+) -> EmailMessage:
+    """The alert for the failed ERROR checks of one run, given as (event storage id, evaluation)
+    in storage order."""
+    tags = run.tags if run else {}
+    partition = _partitions(tags)
+    assets = sorted({evaluation.asset_key.to_user_string() for _, evaluation in failures})
+    checks = [f"{e.asset_key.to_user_string()}:{e.check_name}" for _, e in failures]
+    lines = [
+        f"{len(failures)} ERROR asset check{'s' if len(failures) > 1 else ''} failed in run {run_id}:"
+        " the numbers below may be wrong. The run itself succeeded.",
+        "",
+        f"Job:         {run.job_name if run else '(run not found)'}",
+        f"Assets:      {', '.join(assets)}",
+        f"Partitions:  {partition or '(not partitioned)'}",
+        f"Launched by: {_launched_by(tags)}",
+    ]
+    ui_url = os.environ.get("DAGSTER_WEBSERVER_URL")
+    if ui_url:
+        lines.append(f"Run page:    {ui_url.rstrip('/')}/runs/{run_id}")
+    for _, evaluation in failures:
+        key = evaluation.asset_check_key
+        # The spec says what the check asserts; a result's own description says what it found.
+        said = [d for d in (descriptions.get(key), evaluation.description) if d]
+        lines += [
+            "",
+            f"Check {key.name} on {key.asset_key.to_user_string()} failed (severity ERROR):",
+            *(f"  {d}" for d in dict.fromkeys(said)),
+            *_metadata_text(evaluation.metadata),
+        ]
+
+    message = EmailMessage()
+    message["Subject"] = f"[analytics-pipeline] Check failed in run {run_id[:8]}: {', '.join(checks)}" + (
+        f" ({partition})" if partition else ""
+    )
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    # Derived from the first evaluation's storage id, which a retry of the same alert starts at
+    # too, so that a mail system can drop a duplicate delivery.
+    message["Message-ID"] = f"<asset-check-failure-{failures[0][0]}@analytics-pipeline>"
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def _alert_groups(records, check_keys) -> list[tuple[str, list]]:
+    """The failed ERROR evaluations of this code location's checks among `records` (ascending),
+    as (run id, [(storage id, evaluation)]) groups of consecutive failures of one run."""
+    groups: list[tuple[str, list]] = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.asset_check_evaluation_data
+        if (
+            evaluation.passed
+            or evaluation.severity != dg.AssetCheckSeverity.ERROR
+            or (check_keys is not None and evaluation.asset_check_key not in check_keys)
+        ):
+            continue
+        if groups and groups[-1][0] == record.run_id:
+            groups[-1][1].append((record.storage_id, evaluation))
+        else:
+            groups.append((record.run_id, [(record.storage_id, evaluation)]))
+    return groups
+
+
+@dg.sensor(
+    name=ASSET_CHECK_FAILURE_ALERT_SENSOR,
+    description=(
+        "Emails ALERT_EMAIL once for every failed ERROR asset check evaluation of this code "
+        "location (a failed check does not fail its run)."
+    ),
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def asset_check_failure_alert_sensor(context: dg.SensorEvaluationContext, mail: MailResource):
+    # The cursor is the event storage id of the last check evaluation handled. Alerts are sent in
+    # storage order and the cursor returned stops before the first one that could not be sent,
+    # so that a later tick sends it (no alert lost) and nothing sent is sent again (no double
+    # alert). The daemon stores the cursor after the tick: a daemon that dies between a send and
+    # that store sends the alert again, with the same Message-ID.
+    storage = context.instance.event_log_storage
+    if storage.is_run_sharded:
+        # Storage ids of a run-sharded SQLite event log are per run, so no cursor can follow them.
+        return dg.SkipReason(
+            "asset check alerts need an event log that is not sharded by run "
+            "(PostgreSQL storage, as in deploy/dagster.yaml)"
+        )
+    if context.cursor is None:
+        # The first tick only places the cursor: the checks failed before it were not watched.
+        latest = storage.get_event_records(
+            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=1, ascending=False
+        )
+        return dg.SensorResult(
+            skip_reason="cursor placed at the latest asset check evaluation",
+            cursor=str(latest[0].storage_id if latest else 0),
+        )
+
+    after = int(context.cursor)
+    records = storage.get_event_records(
+        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
+        limit=_EVALUATIONS_PER_TICK,
+        ascending=True,
+    )
+    if not records:
+        return dg.SkipReason("no new asset check evaluation")
+    # The checks of this code location, with their descriptions; without the repository (a
+    # sensor evaluated by hand) every check is taken as this location's.
+    graph = context.repository_def.asset_graph if context.repository_def else None
+    check_keys = graph.asset_check_keys if graph else None
+    descriptions = {key: graph.get_check_spec(key).description for key in check_keys} if graph else {}
+    groups = _alert_groups(records, check_keys)
+    through = records[-1].storage_id
+
+    recipients = alert_recipients()
+    if groups and not recipients:
+        failed = ", ".join(sorted({run_id for run_id, _ in groups}))
+        context.log.warning(f"ALERT_EMAIL is not set: no alert sent for failed asset checks of runs {failed}")
+        groups = []
+    for run_id, failures in groups:
+        first_storage_id = failures[0][0]
+        message = check_failure_alert(
+            context.instance.get_run_by_id(run_id), run_id, failures, descriptions, recipients, mail.sender
+        )
+        try:
+            where = send_with_retries(mail, message, f"asset-check-failure-{first_storage_id}.eml")
+        except (TemporaryMailError, PermanentMailError) as exc:
+            context.log.error(f"alert for failed asset checks of run {run_id} not sent: {exc}")
+            return dg.SensorResult(
+                skip_reason=f"alert for failed asset checks of run {run_id} not sent ({exc}); next tick tries again",
+                cursor=str(first_storage_id - 1),
+            )
+        context.log.info(f"alert for {len(failures)} failed asset check(s) of run {run_id} sent to {where}")
+    return dg.SensorResult(cursor=str(through))
+
+
+defs = dg.Definitions(sensors=[run_failure_alert_sensor, asset_check_failure_alert_sensor])
 

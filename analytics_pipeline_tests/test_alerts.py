@@ -1,5 +1,6 @@
-"""Failure alerts: one email per failed run, naming the run and the error, through a real SMTP
-server on loopback (aiosmtpd)."""
+"""Failure alerts: one email per failed run, naming the run and the error, and one per run whose
+ERROR asset checks failed, through a real SMTP server on loopback (aiosmtpd); the checks fail for
+real, on user_cohorts in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,13 +8,25 @@ import email
 import email.policy
 from collections.abc import Iterator
 
+import datetime as dt
+
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
-from analytics_pipeline.alerts import alert_recipients, run_failure_alert_sensor, send_with_retries
-from analytics_pipeline.resources import MailResource, TemporaryMailError
+from analytics_pipeline import definitions
+from analytics_pipeline.alerts import (
+    alert_recipients,
+    asset_check_failure_alert_sensor,
+    run_failure_alert_sensor,
+    send_with_retries,
+)
+from analytics_pipeline.assets import aggregate_runs
+from analytics_pipeline.assets.cohorts import LTV_NEVER_DECREASES_CHECK, MALFORMED_EVENTS_CHECK, user_cohorts
+from analytics_pipeline.resources import AnalyticsDatabase, MailResource, TemporaryMailError
 from analytics_pipeline.settings import ConfigError
 
+from .helpers import event, insert_events, range_tags
 from .loopback_smtp import Inbox, free_port, loopback_inbox
 
 days = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
@@ -117,3 +130,173 @@ def test_unreachable_server_is_retried_then_reported(monkeypatch):
     with pytest.raises(TemporaryMailError, match="Connection refused|ConnectionRefused"):
         send_with_retries(MailResource(), message, "x.eml", delays=(1.0, 4.0))
     assert waits == [1.0, 4.0]
+
+
+# --- Failed ERROR asset checks --------------------------------------------------------------
+
+# Two January signups; u2 pays 30 in April (cohort month 3), so the cohort's ltv is 0, 0, 0, 15,
+# 15 for January..May. The signup without a user in May is malformed: the WARN check fails in
+# every run that covers May.
+COHORT_EVENTS = [
+    event("user_signup", "2025-01-05 10:00", "u1"),
+    event("user_signup", "2025-01-20 10:00", "u2"),
+    event("payment_completed", "2025-04-15 10:00", "u2", payment_id="p1", amount="30.00"),
+    event("user_signup", "2025-05-01 10:00"),
+]
+LTV_CHECK = f"user_cohorts:{LTV_NEVER_DECREASES_CHECK}"
+
+
+@pytest.fixture
+def cohorts_db(db_url, engine, monkeypatch):
+    """user_cohorts written for January..May, every ERROR check passing."""
+    monkeypatch.setattr(aggregate_runs, "retention_cutoff", lambda now=None: dt.datetime(2000, 1, 1))
+    insert_events(engine, COHORT_EVENTS)
+    return db_url
+
+
+def _materialize_cohorts(instance, db_url, partition=None, tags=None) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(
+        [user_cohorts],
+        instance=instance,
+        partition_key=partition,
+        tags=tags,
+        resources={"database": AnalyticsDatabase(url=db_url)},
+    )
+    assert result.success
+    return result
+
+
+def _break_ltv(engine) -> None:
+    """April's ltv above May's: the next run of May fails ltv_never_decreases (ERROR) and no other
+    ERROR check, since April's row is not among the rows it writes."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE user_cohorts SET ltv = 99 WHERE id = 't1:2025-01-01:3'"))
+
+
+def _failed(result) -> dict[str, str]:
+    return {e.check_name: e.severity.value for e in result.get_asset_check_evaluations() if not e.passed}
+
+
+def _check_tick(instance, cursor):
+    """One evaluation of the check alert sensor with the code location's definitions, as the
+    daemon does it; returns (new cursor, skip message)."""
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=definitions.defs, resources={"mail": MailResource()}
+    )
+    data = asset_check_failure_alert_sensor.evaluate_tick(context)
+    return data.cursor, data.skip_message
+
+
+def _ltv_storage_id(instance, run_id) -> int:
+    records = instance.get_records_for_run(
+        run_id=run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    return next(
+        r.storage_id
+        for r in records
+        if r.event_log_entry.dagster_event.asset_check_evaluation_data.check_name == LTV_NEVER_DECREASES_CHECK
+    )
+
+
+def test_a_failed_error_check_is_alerted_once(inbox, cohorts_db, engine):
+    with dg.DagsterInstance.ephemeral() as instance:
+        cursor, _ = _check_tick(instance, None)  # the first tick only places the cursor
+        passing = _materialize_cohorts(instance, cohorts_db, tags=range_tags("2025-01-01", "2025-05-01"))
+        assert _failed(passing) == {MALFORMED_EVENTS_CHECK: "WARN"}
+        cursor, _ = _check_tick(instance, cursor)
+        assert inbox.messages == [], "passing checks and a WARN failure send nothing"
+
+        _break_ltv(engine)
+        failing = _materialize_cohorts(instance, cohorts_db, partition="2025-05-01")
+        assert _failed(failing) == {LTV_NEVER_DECREASES_CHECK: "ERROR", MALFORMED_EVENTS_CHECK: "WARN"}
+        cursor, _ = _check_tick(instance, cursor)
+        assert len(inbox.messages) == 1
+        # A later tick, from the stored cursor as after a restart of the daemon, sends nothing.
+        _check_tick(instance, cursor)
+        assert len(inbox.messages) == 1
+        storage_id = _ltv_storage_id(instance, failing.run_id)
+
+    message = inbox.messages[0]
+    run_id = failing.run_id
+    assert message["Message-ID"].strip() == f"<asset-check-failure-{storage_id}@analytics-pipeline>"
+    assert message["Subject"].strip() == (
+        f"[analytics-pipeline] Check failed in run {run_id[:8]}: {LTV_CHECK} (2025-05-01)"
+    )
+    assert inbox.envelopes[0] == ["ops@example.com", "oncall@example.com"]
+    body = message.get_content()
+    assert f"run {run_id}" in body
+    assert "Partitions:  2025-05-01" in body
+    assert f"Check {LTV_NEVER_DECREASES_CHECK} on user_cohorts failed (severity ERROR):" in body
+    assert "Within a cohort, ltv never decreases from one month_number to the next." in body
+    assert "offending_rows: 1" in body
+    assert "t1:2025-01-01:4: ltv 15.00 < 99.00 of month 3" in body  # May's row, against April's
+    assert MALFORMED_EVENTS_CHECK not in body
+
+
+def test_the_alert_names_the_partition_range_of_the_run(inbox, cohorts_db, engine):
+    with dg.DagsterInstance.ephemeral() as instance:
+        _materialize_cohorts(instance, cohorts_db, tags=range_tags("2025-01-01", "2025-05-01"))
+        cursor, _ = _check_tick(instance, None)
+        _break_ltv(engine)
+        # April is rewritten from the state, so only a run of May alone fails: a range starting
+        # in May.
+        _materialize_cohorts(instance, cohorts_db, tags=range_tags("2025-05-01", "2025-06-01"))
+        _check_tick(instance, cursor)
+    [message] = inbox.messages
+    assert message["Subject"].strip().endswith(f"{LTV_CHECK} (2025-05-01...2025-06-01)")
+    assert "Partitions:  2025-05-01...2025-06-01" in message.get_content()
+
+
+def test_an_unsent_alert_waits_for_a_later_tick_and_a_sent_one_is_not_repeated(
+    inbox, cohorts_db, engine, monkeypatch
+):
+    monkeypatch.setattr("analytics_pipeline.alerts.time.sleep", lambda seconds: None)
+    refused = set()
+
+    async def handle_data(server, session, envelope):
+        text = envelope.content.decode()
+        if any(run_id[:8] in text for run_id in refused):
+            return "451 Requested action aborted: try again later"
+        return await Inbox.handle_DATA(inbox, server, session, envelope)
+
+    inbox.handle_DATA = handle_data
+    with dg.DagsterInstance.ephemeral() as instance:
+        _materialize_cohorts(instance, cohorts_db, tags=range_tags("2025-01-01", "2025-05-01"))
+        cursor, _ = _check_tick(instance, None)
+        _break_ltv(engine)
+        first = _materialize_cohorts(instance, cohorts_db, partition="2025-05-01").run_id
+        second = _materialize_cohorts(instance, cohorts_db, partition="2025-05-01").run_id
+
+        refused.add(second)  # the server takes the first run's alert, not the second's
+        cursor, skip = _check_tick(instance, cursor)
+        assert [m["Subject"].strip() for m in inbox.messages] == [
+            f"[analytics-pipeline] Check failed in run {first[:8]}: {LTV_CHECK} (2025-05-01)"
+        ]
+        assert f"run {second} not sent" in skip
+        assert cursor == str(_ltv_storage_id(instance, second) - 1)
+
+        refused.clear()
+        cursor, _ = _check_tick(instance, cursor)
+        assert [m["Subject"].strip() for m in inbox.messages][1:] == [
+            f"[analytics-pipeline] Check failed in run {second[:8]}: {LTV_CHECK} (2025-05-01)"
+        ]
+        _check_tick(instance, cursor)
+    assert len(inbox.messages) == 2, "each failed check alerted once, none lost"
+
+
+def test_without_smtp_host_the_check_alert_lands_in_the_outbox(monkeypatch, tmp_path, cohorts_db, engine):
+    monkeypatch.setenv("ANALYTICS_HOME", str(tmp_path))
+    monkeypatch.setenv("ALERT_EMAIL", "ops@example.com")
+    for name in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY", "MAIL_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        _materialize_cohorts(instance, cohorts_db, tags=range_tags("2025-01-01", "2025-05-01"))
+        cursor, _ = _check_tick(instance, None)
+        _break_ltv(engine)
+        run_id = _materialize_cohorts(instance, cohorts_db, partition="2025-05-01").run_id
+        _check_tick(instance, cursor)
+        storage_id = _ltv_storage_id(instance, run_id)
+    saved = email.message_from_bytes(
+        (tmp_path / "outbox" / f"asset-check-failure-{storage_id}.eml").read_bytes(), policy=email.policy.default
+    )
+    assert f"run {run_id}" in saved.get_content()
