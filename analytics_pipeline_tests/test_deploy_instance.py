@@ -1,6 +1,6 @@
 """The production instance, built from deploy/dagster.yaml against a real PostgreSQL server: its
 storage stays in a schema of its own, the analytics_db pool keeps concurrent aggregate steps of
-separate runs within its limit, and the failure alert sensor ticks on it."""
+separate runs within its limit, and the failure and check alert sensors tick on it."""
 
 import multiprocessing
 import shutil
@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from analytics_pipeline.alerts import run_failure_alert_sensor
+from analytics_pipeline.alerts import asset_check_failure_alert_sensor, run_failure_alert_sensor
 from analytics_pipeline.db import engine_for
 from analytics_pipeline.resources import AnalyticsDatabase, MailResource
 from analytics_pipeline.settings import PROJECT_DIR
@@ -52,6 +52,22 @@ def busy_aggregate(context: dg.AssetExecutionContext, database: AnalyticsDatabas
 @dg.asset(partitions_def=days, pool=POOL)
 def broken_aggregate() -> None:
     raise RuntimeError("division by zero in the MRR identity")
+
+
+@dg.asset(
+    partitions_def=days,
+    check_specs=[
+        dg.AssetCheckSpec("identity_holds", asset="checked_aggregate", description="The MRR identity holds."),
+        dg.AssetCheckSpec("no_malformed_events", asset="checked_aggregate"),
+    ],
+)
+def checked_aggregate() -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(check_name="identity_holds", passed=False, metadata={"offending_rows": 3}),
+            dg.AssetCheckResult(check_name="no_malformed_events", passed=False, severity=dg.AssetCheckSeverity.WARN),
+        ]
+    )
 
 
 @pytest.fixture
@@ -149,3 +165,31 @@ def test_failure_alert_ticks_on_the_instance_once_per_run(dagster_home, monkeypa
     body = inbox.messages[0].get_content()
     assert f"Run {failed.run_id} failed." in body
     assert "RuntimeError: division by zero in the MRR identity" in body
+
+
+def test_check_alert_ticks_on_the_instance_once_per_failed_error_check(dagster_home, monkeypatch):
+    # The event log of this storage is the one whose storage ids the sensor's cursor follows.
+    with loopback_inbox(monkeypatch) as inbox, dg.DagsterInstance.get() as instance:
+        assert not instance.event_log_storage.is_run_sharded
+
+        def tick(cursor):
+            context = dg.build_sensor_context(
+                instance=instance,
+                cursor=cursor,
+                definitions=dg.Definitions(assets=[checked_aggregate]),
+                resources={"mail": MailResource()},
+            )
+            return asset_check_failure_alert_sensor.evaluate_tick(context).cursor
+
+        cursor = tick(None)
+        checked = dg.materialize([checked_aggregate], instance=instance, partition_key="2026-02-01")
+        cursor = tick(cursor)
+        tick(cursor)
+    assert len(inbox.messages) == 1
+    message = inbox.messages[0]
+    assert message["Subject"].strip() == (
+        f"[analytics-pipeline] Check failed in run {checked.run_id[:8]}: checked_aggregate:identity_holds (2026-02-01)"
+    )
+    body = message.get_content()
+    assert "The MRR identity holds." in body and "offending_rows: 3" in body
+    assert "no_malformed_events" not in body

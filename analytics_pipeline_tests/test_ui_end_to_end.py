@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from analytics_pipeline import db
-from analytics_pipeline.alerts import RUN_FAILURE_ALERT_SENSOR
+from analytics_pipeline.alerts import ASSET_CHECK_FAILURE_ALERT_SENSOR, RUN_FAILURE_ALERT_SENSOR
 from analytics_pipeline.schema import analytics_events, organizations, users
 from analytics_pipeline.settings import PROJECT_DIR
 
@@ -41,8 +41,18 @@ PLATFORM = ("organizations", "users", "analytics_events")
 AGGREGATES = ("revenue_aggregates", "tournament_aggregates", "user_cohorts")
 # The cadences the issues ask for; a schedule or sensor found under these names must keep them.
 SCHEDULE_CRON = {"revenue_aggregates": "5 * * * *", "tournament_aggregates": "5 * * * *", "user_cohorts": "30 2 * * *"}
-SENSOR_INTERVAL_SECONDS = {RUN_FAILURE_ALERT_SENSOR: 30, "scheduled_reports_sensor": 15 * 60}
-EXPECTED_SENSORS = ("scheduled_reports_sensor", "retention_cleanup_sensor", RUN_FAILURE_ALERT_SENSOR)
+SENSOR_INTERVAL_SECONDS = {
+    RUN_FAILURE_ALERT_SENSOR: 30,
+    ASSET_CHECK_FAILURE_ALERT_SENSOR: 30,
+    "scheduled_reports_sensor": 15 * 60,
+}
+EXPECTED_SENSORS = (
+    "scheduled_reports_sensor",
+    "retention_cleanup_sensor",
+    RUN_FAILURE_ALERT_SENSOR,
+    ASSET_CHECK_FAILURE_ALERT_SENSOR,
+)
+TICK_SECONDS = 75
 POOL = "analytics_db"
 STARTUP_SECONDS = 120
 BACKFILL_SECONDS = 150
@@ -219,6 +229,11 @@ ASSET_GRAPH = """
     targetingInstigators { __typename ... on Schedule { name cronSchedule } ... on Sensor { name minIntervalSeconds } } } }
 """
 
+SENSOR_TICKS = """
+{ repositoriesOrError { __typename ... on RepositoryConnection { nodes {
+    sensors { name sensorState { ticks(limit: 20) { status skipReason error { message } } } } } } } }
+"""
+
 INSTIGATORS = """
 { repositoriesOrError { __typename ... on RepositoryConnection { nodes { name
     schedules { name cronSchedule executionTimezone scheduleState { status } }
@@ -310,6 +325,7 @@ def test_ui_end_to_end(db_url, empty_db_url, tmp_path, monkeypatch):
         _check_schedules_and_sensors(server, nodes)
         _backfill_daily_aggregates(server, nodes, db_url)
         _check_daemons(server)
+        _check_check_alert_ticks(server)
 
     assert server.shutdown_clean, (
         f"processes of dagster dev outlived the interrupt: {server.survivors}\n{server.log_tail()}"
@@ -359,6 +375,9 @@ def _check_schedules_and_sensors(server: DagsterDev, nodes: dict[str, dict]) -> 
     alert = sensors[RUN_FAILURE_ALERT_SENSOR]
     assert alert["sensorType"] == "RUN_STATUS"
     assert alert["sensorState"]["status"] == "RUNNING", "failure alerts must be on without anyone switching them on"
+    check_alert = sensors[ASSET_CHECK_FAILURE_ALERT_SENSOR]
+    assert check_alert["sensorType"] == "STANDARD"
+    assert check_alert["sensorState"]["status"] == "RUNNING", "check alerts must be on without anyone switching them on"
     for name, seconds in SENSOR_INTERVAL_SECONDS.items():
         if name in sensors:
             assert sensors[name]["minIntervalSeconds"] == seconds, f"{name} ticks every {sensors[name]['minIntervalSeconds']}s"
@@ -448,6 +467,26 @@ def _check_tournament_rows(conn: sa.Connection) -> None:
         {"d1": D1, "d2": D2},
     ).all()
     assert {(r[0], r[1]): tuple(r[2:]) for r in rows} == TOURNAMENT_DAYS
+
+
+def _check_check_alert_ticks(server: DagsterDev) -> None:
+    """The check alert sensor reads the event log of the PostgreSQL storage without error (its
+    tests use an in-memory instance)."""
+    deadline = time.monotonic() + TICK_SECONDS
+    while True:
+        repositories = server.query(SENSOR_TICKS)["repositoriesOrError"]["nodes"]
+        ticks = next(
+            s["sensorState"]["ticks"]
+            for repo in repositories
+            for s in repo["sensors"]
+            if s["name"] == ASSET_CHECK_FAILURE_ALERT_SENSOR
+        )
+        if len(ticks) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert ticks, f"{ASSET_CHECK_FAILURE_ALERT_SENSOR} never ticked\n{server.log_tail()}"
+    failed = [t["error"]["message"] for t in ticks if t["status"] == "FAILURE"]
+    assert not failed, f"{ASSET_CHECK_FAILURE_ALERT_SENSOR} ticks failed: {failed}"
 
 
 def _check_daemons(server: DagsterDev) -> None:
