@@ -18,6 +18,7 @@ from analytics_pipeline import definitions
 from analytics_pipeline.alerts import (
     alert_recipients,
     asset_check_failure_alert_sensor,
+    check_failure_alert,
     run_failure_alert_sensor,
     send_with_retries,
 )
@@ -300,3 +301,57 @@ def test_without_smtp_host_the_check_alert_lands_in_the_outbox(monkeypatch, tmp_
         (tmp_path / "outbox" / f"asset-check-failure-{storage_id}.eml").read_bytes(), policy=email.policy.default
     )
     assert f"run {run_id}" in saved.get_content()
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("always_fails", asset="foreign_aggregate")])
+def foreign_aggregate() -> dg.MaterializeResult:
+    """An asset of another code location, as far as the project's definitions know."""
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="always_fails", passed=False)])
+
+
+def test_failed_checks_of_another_code_location_are_not_alerted(inbox):
+    with dg.DagsterInstance.ephemeral() as instance:
+        cursor, _ = _check_tick(instance, None)
+        result = dg.materialize([foreign_aggregate], instance=instance)
+        assert [(e.passed, e.severity.value) for e in result.get_asset_check_evaluations()] == [(False, "ERROR")]
+        cursor, _ = _check_tick(instance, cursor)
+        _check_tick(instance, cursor)
+    assert inbox.messages == []
+
+
+def test_without_alert_email_the_check_tick_passes_and_sends_nothing(inbox, monkeypatch):
+    monkeypatch.delenv("ALERT_EMAIL")
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"mail": MailResource()})
+        cursor = asset_check_failure_alert_sensor.evaluate_tick(context).cursor
+        dg.materialize([foreign_aggregate], instance=instance)
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"mail": MailResource()})
+        assert asset_check_failure_alert_sensor.evaluate_tick(context).cursor != cursor
+    assert inbox.messages == []
+
+
+def test_on_an_event_log_sharded_by_run_the_check_sensor_says_why_it_skips(inbox):
+    # The SQLite storage of `analytics-pipeline dev`: storage ids restart in every run's shard.
+    with dg.instance_for_test() as instance:
+        assert instance.event_log_storage.is_run_sharded
+        cursor, skip = _check_tick(instance, "7")
+    assert cursor == "7"
+    assert "sharded by run" in skip
+    assert inbox.messages == []
+
+
+def test_long_check_metadata_is_cut_short():
+    rows = [f"t{i}:day:2025-03-{i % 28 + 1:02d}" for i in range(200)]  # 200 rows of ~20 characters
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("revenue_aggregates"),
+        check_name="mrr_bridge",
+        passed=False,
+        metadata={"offending_rows": 200, "examples": dg.MetadataValue.json(rows)},
+    )
+    message = check_failure_alert(None, "r" * 36, [(41, evaluation)], {}, ["ops@example.com"], "p@example.com")
+    body = message.get_content()
+    [examples] = [line for line in body.splitlines() if line.startswith("  examples: ")]
+    assert examples.startswith('  examples: ["t0:day:2025-03-01", "t1:day:2025-03-02"')
+    assert examples.endswith(" [...]") and len(examples) == len("  examples: ") + 500 + len(" [...]")
+    assert "  offending_rows: 200" in body
+    assert message["Message-ID"] == "<asset-check-failure-41@analytics-pipeline>"
