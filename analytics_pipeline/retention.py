@@ -401,7 +401,7 @@ def retention_cleanup_job():
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Requests one retention cleanup per cutoff day (run key: the cutoff date) when an event "
-        "older than the cutoff exists."
+        "older than the cutoff exists and every derived state has absorbed the expired events."
     ),
 )
 def retention_cleanup_sensor(context: dg.SensorEvaluationContext, database: AnalyticsDatabase):
@@ -409,6 +409,12 @@ def retention_cleanup_sensor(context: dg.SensorEvaluationContext, database: Anal
     with database.engine.connect() as conn:
         if not expired_events_exist(conn, cutoff):
             return dg.SkipReason(f"no event older than the cutoff {cutoff:%Y-%m-%d}")
+        # A run now would be refused and would use up the day's run key; waiting instead lets
+        # the cleanup start on the first tick after the states have caught up. The tick shows why.
+        try:
+            absorbed_horizon(conn, cutoff)
+        except RetentionRefused as refused:
+            return dg.SkipReason(f"cleanup waits: {refused}")
     day = cutoff.date().isoformat()
     return dg.RunRequest(
         run_key=day,

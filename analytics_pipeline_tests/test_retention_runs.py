@@ -59,6 +59,43 @@ def test_sensor_requests_one_run_per_cutoff_day_when_an_event_has_expired(engine
     assert request.run_config["ops"]["delete_expired_events"]["config"]["cutoff"] == cutoff.date().isoformat()
 
 
+def test_sensor_waits_without_a_run_while_a_state_has_not_absorbed_the_expired_events(
+    engine, database, monkeypatch
+):
+    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+    cutoff = retention_cutoff()
+    _events(engine, cutoff - SECOND)
+
+    def tick():
+        return retention_cleanup_sensor(dg.build_sensor_context(resources={"database": database}))
+
+    waiting = tick()
+    assert isinstance(waiting, dg.SkipReason)
+    assert "materialize first: subscription_history (never materialized)" in waiting.skip_message
+
+    # Absorbed through the expired event's created_at, but not past the overlap: still waiting.
+    _set_watermark(engine, "subscription_history", cutoff - SECOND)
+    still = tick()
+    assert isinstance(still, dg.SkipReason)
+    assert "subscription_history (has absorbed events created through" in still.skip_message
+
+    _set_watermark(engine, "subscription_history", cutoff + state.ABSORB_OVERLAP)
+    request = tick()
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == cutoff.date().isoformat()
+
+
+def _set_watermark(engine, name: str, absorbed_through: dt.datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO state_watermarks (state_name, absorbed_through) VALUES (:n, :a) "
+                "ON CONFLICT (state_name) DO UPDATE SET absorbed_through = excluded.absorbed_through"
+            ),
+            {"n": name, "a": absorbed_through},
+        )
+
+
 def _run_job(database, **config):
     return retention_cleanup_job.execute_in_process(
         run_config=dg.RunConfig(ops={"delete_expired_events": RetentionCleanupConfig(**config)}),
