@@ -99,13 +99,22 @@ def dev(no_demo: bool, port: int) -> None:
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
-    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env)
-    # On SIGTERM (a service manager, `timeout`) shut dagster down as Ctrl-C would.
-    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
+    # dagster dev runs in a session of its own and hears of a shutdown only from here: Ctrl-C,
+    # SIGINT or SIGTERM (a service manager, `timeout`) to this process become one SIGINT to it,
+    # its graceful shutdown (a second one hurries it). The embedded server stops after it exits.
+    # The handlers are set before the start, so that dagster dev does not inherit an ignored
+    # SIGINT from a shell that started this one in the background.
+    started: list[subprocess.Popen] = []
+
+    def shut_down(*_) -> None:
+        if started and started[0].poll() is None:
+            started[0].send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGINT, shut_down)
+    signal.signal(signal.SIGTERM, shut_down)
     try:
-        process.wait()
-    except KeyboardInterrupt:
-        process.wait()
+        started.append(subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True))
+        started[0].wait()
     finally:
         if not os.environ.get("DATABASE_URL"):
             from .embedded import stop_embedded
