@@ -136,16 +136,11 @@ def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], se
         # The run failed outside any step: resource start-up, a killed worker, a timeout.
         lines += ["", f"  {_error_text(run_error)}"]
 
-    message = EmailMessage()
-    message["Subject"] = f"[analytics-pipeline] Run {run.run_id[:8]} failed: {what}" + (
-        f" ({partition})" if partition else ""
-    )
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
     # One Message-ID per run, so that a mail system can drop a duplicate delivery of the alert.
-    message["Message-ID"] = f"<run-failure-{run.run_id}@analytics-pipeline>"
-    message.set_content("\n".join(lines) + "\n")
-    return message
+    return _alert_message(
+        f"Run {run.run_id[:8]} failed: {what}", partition, lines, recipients, sender,
+        message_id=f"run-failure-{run.run_id}",
+    )
 
 
 @dg.run_failure_sensor(
@@ -216,15 +211,23 @@ def check_failure_alert(
             *_metadata_text(evaluation.metadata),
         ]
 
-    message = EmailMessage()
-    message["Subject"] = f"[analytics-pipeline] Check failed in run {run_id[:8]}: {', '.join(checks)}" + (
-        f" ({partition})" if partition else ""
-    )
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
     # Derived from the first evaluation's storage id, which a retry of the same alert starts at
     # too, so that a mail system can drop a duplicate delivery.
-    message["Message-ID"] = f"<asset-check-failure-{failures[0][0]}@analytics-pipeline>"
+    return _alert_message(
+        f"Check failed in run {run_id[:8]}: {', '.join(checks)}", partition, lines, recipients, sender,
+        message_id=f"asset-check-failure-{failures[0][0]}",
+    )
+
+
+def _alert_message(
+    subject: str, partition: str | None, lines: list[str], recipients: list[str], sender: Address,
+    *, message_id: str,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = f"[analytics-pipeline] {subject}" + (f" ({partition})" if partition else "")
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Message-ID"] = f"<{message_id}@analytics-pipeline>"
     message.set_content("\n".join(lines) + "\n")
     return message
 

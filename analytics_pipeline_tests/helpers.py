@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import socket
 import threading
 from collections.abc import Sequence
 
@@ -122,6 +123,25 @@ def table_rows(engine, table: str, order_by: str) -> list[dict]:
     with engine.connect() as conn:
         found = conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order_by}")).mappings().all()
     return [{k: v for k, v in row.items() if k != "updated_at"} for row in found]
+
+
+def set_watermark(engine, state_name: str, absorbed_through: dt.datetime | None) -> None:
+    """Record that a derived state has absorbed events created through `absorbed_through`."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO state_watermarks (state_name, absorbed_through) VALUES (:n, :a) "
+                "ON CONFLICT (state_name) DO UPDATE SET absorbed_through = excluded.absorbed_through"
+            ),
+            {"n": state_name, "a": absorbed_through},
+        )
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_concurrently(fn, *argument_tuples) -> list:

@@ -3,7 +3,6 @@ interrupted, even when the shell that started it ignores SIGINT (a backgrounded 
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ import requests
 
 from analytics_pipeline.settings import PROJECT_DIR
 
+from .helpers import free_port
+
 STARTUP_SECONDS = 120
 SHUTDOWN_SECONDS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(pids: list[int]) -> list[int]:
@@ -38,7 +33,7 @@ def _alive(pids: list[int]) -> list[int]:
 
 @pytest.mark.timeout(STARTUP_SECONDS + SHUTDOWN_SECONDS + 60)
 def test_sigint_to_the_command_alone_stops_dagster_and_its_processes(db_url, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "ANALYTICS_HOME": str(tmp_path)}
     log_path = tmp_path / "dev.log"
     with log_path.open("wb") as log:

@@ -14,6 +14,8 @@ from analytics_pipeline import schema, state
 from analytics_pipeline.retention import RetentionRefused, purge_expired_events
 from analytics_pipeline.settings import ConfigError, retention_cutoff
 
+from .helpers import set_watermark
+
 CUTOFF = dt.datetime(2024, 3, 15)
 DAY = dt.timedelta(days=1)
 US = dt.timedelta(microseconds=1)
@@ -60,17 +62,6 @@ def _events(engine, rows) -> None:
 def _event_ids(engine) -> set[str]:
     with engine.connect() as conn:
         return set(conn.execute(sa.text("SELECT id FROM analytics_events")).scalars())
-
-
-def _watermark(engine, name: str, absorbed_through: dt.datetime | None) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO state_watermarks (state_name, absorbed_through) VALUES (:n, :a) "
-                "ON CONFLICT (state_name) DO UPDATE SET absorbed_through = excluded.absorbed_through"
-            ),
-            {"n": name, "a": absorbed_through},
-        )
 
 
 @pytest.fixture
@@ -132,7 +123,7 @@ def _snapshot_all_but_events(engine) -> dict[str, list]:
 
 def test_aggregates_and_state_are_never_purged(two_tenants, monkeypatch):
     monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
-    _watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
+    set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
     old_day = dt.date(2022, 1, 1)  # far older than any cutoff
     with two_tenants.begin() as conn:
         conn.execute(
@@ -170,7 +161,7 @@ def test_aggregates_and_state_are_never_purged(two_tenants, monkeypatch):
 
 def test_refuses_while_a_registered_state_was_never_materialized(two_tenants, monkeypatch):
     monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history", "user_activity"])
-    _watermark(two_tenants, "user_activity", dt.datetime(2025, 1, 1))
+    set_watermark(two_tenants, "user_activity", dt.datetime(2025, 1, 1))
 
     with pytest.raises(RetentionRefused, match="materialize first: subscription_history") as refused:
         purge_expired_events(two_tenants, CUTOFF)
@@ -181,10 +172,10 @@ def test_refuses_while_a_registered_state_was_never_materialized(two_tenants, mo
 
 def test_refuses_while_a_state_has_not_absorbed_every_expired_event(two_tenants, monkeypatch):
     monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history", "user_activity"])
-    _watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
+    set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
     # Absorbed through 00:30 on the day the old events were written: its horizon (minus the
     # one-hour overlap) is before their created_at, so it may not hold them yet.
-    _watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(minutes=30))
+    set_watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(minutes=30))
 
     with pytest.raises(RetentionRefused, match=r"user_activity \(has absorbed") as refused:
         purge_expired_events(two_tenants, CUTOFF, dry_run=True)
@@ -193,7 +184,7 @@ def test_refuses_while_a_state_has_not_absorbed_every_expired_event(two_tenants,
     assert len(_event_ids(two_tenants)) == 6
 
     # Once it has absorbed them (its watermark one hour and a bit past their creation), it goes.
-    _watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(hours=1, seconds=1))
+    set_watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(hours=1, seconds=1))
     report = purge_expired_events(two_tenants, CUTOFF)
     assert report.rows == 3
     assert report.absorbed_horizon == OLD_CREATED + dt.timedelta(seconds=1)
@@ -201,7 +192,7 @@ def test_refuses_while_a_state_has_not_absorbed_every_expired_event(two_tenants,
 
 def test_a_late_expired_event_arriving_during_the_purge_is_kept(two_tenants, monkeypatch):
     monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
-    _watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
+    set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
     arrived = []
 
     def platform_writes_a_late_event(tenant_id, rows):

@@ -19,6 +19,8 @@ from analytics_pipeline.retention import (
 )
 from analytics_pipeline.settings import retention_cutoff
 
+from .helpers import set_watermark
+
 SECOND = dt.timedelta(seconds=1)
 
 
@@ -74,26 +76,15 @@ def test_sensor_waits_without_a_run_while_a_state_has_not_absorbed_the_expired_e
     assert "materialize first: subscription_history (never materialized)" in waiting.skip_message
 
     # Absorbed through the expired event's created_at, but not past the overlap: still waiting.
-    _set_watermark(engine, "subscription_history", cutoff - SECOND)
+    set_watermark(engine, "subscription_history", cutoff - SECOND)
     still = tick()
     assert isinstance(still, dg.SkipReason)
     assert "subscription_history (has absorbed events created through" in still.skip_message
 
-    _set_watermark(engine, "subscription_history", cutoff + state.ABSORB_OVERLAP)
+    set_watermark(engine, "subscription_history", cutoff + state.ABSORB_OVERLAP)
     request = tick()
     assert isinstance(request, dg.RunRequest)
     assert request.run_key == cutoff.date().isoformat()
-
-
-def _set_watermark(engine, name: str, absorbed_through: dt.datetime) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO state_watermarks (state_name, absorbed_through) VALUES (:n, :a) "
-                "ON CONFLICT (state_name) DO UPDATE SET absorbed_through = excluded.absorbed_through"
-            ),
-            {"n": name, "a": absorbed_through},
-        )
 
 
 def _run_job(database, **config):

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from analytics_pipeline import db
 from analytics_pipeline.alerts import ASSET_CHECK_FAILURE_ALERT_SENSOR, RUN_FAILURE_ALERT_SENSOR
 from analytics_pipeline.schema import analytics_events, organizations, users
 from analytics_pipeline.settings import PROJECT_DIR
+
+from .helpers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -125,12 +126,6 @@ def _load_events(url: str) -> None:
 # --- dagster dev and its GraphQL API ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class DagsterDev:
     process: subprocess.Popen
@@ -171,7 +166,7 @@ def _group_alive(pgid: int) -> bool:
 def dagster_dev(env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]:
     """Run `dagster dev` in a process group of its own; on exit interrupt the whole group as
     Ctrl-C in a terminal does, and record whether every process ended by itself."""
-    port = _free_port()
+    port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
