@@ -118,15 +118,11 @@ def failure_alert(context: dg.RunFailureSensorContext, recipients: list[str], se
     lines = [
         f"Run {run.run_id} failed.",
         "",
-        f"Job:         {run.job_name}",
-        f"Assets:      {what}",
-        f"Partitions:  {partition or '(not partitioned)'}",
-        f"Launched by: {launched_by}",
+        *_run_lines(run.run_id, run.job_name, what, partition, launched_by),
+        "",
+        "Why:",
+        f"  {context.failure_event.message}",
     ]
-    ui_url = os.environ.get("DAGSTER_WEBSERVER_URL")
-    if ui_url:
-        lines.append(f"Run page:    {ui_url.rstrip('/')}/runs/{run.run_id}")
-    lines += ["", "Why:", f"  {context.failure_event.message}"]
     step_failures = context.get_step_failure_events()
     for event in step_failures:
         error = event.step_failure_data.error
@@ -192,14 +188,10 @@ def check_failure_alert(
         f"{len(failures)} ERROR asset check{'s' if len(failures) > 1 else ''} failed in run {run_id}:"
         " the numbers below may be wrong. The run itself succeeded.",
         "",
-        f"Job:         {run.job_name if run else '(run not found)'}",
-        f"Assets:      {', '.join(assets)}",
-        f"Partitions:  {partition or '(not partitioned)'}",
-        f"Launched by: {_launched_by(tags)}",
+        *_run_lines(
+            run_id, run.job_name if run else "(run not found)", ", ".join(assets), partition, _launched_by(tags)
+        ),
     ]
-    ui_url = os.environ.get("DAGSTER_WEBSERVER_URL")
-    if ui_url:
-        lines.append(f"Run page:    {ui_url.rstrip('/')}/runs/{run_id}")
     for _, evaluation in failures:
         key = evaluation.asset_check_key
         # The spec says what the check asserts; a result's own description says what it found.
@@ -217,6 +209,20 @@ def check_failure_alert(
         f"Check failed in run {run_id[:8]}: {', '.join(checks)}", partition, lines, recipients, sender,
         message_id=f"asset-check-failure-{failures[0][0]}",
     )
+
+
+def _run_lines(run_id: str, job: str, assets: str, partition: str | None, launched_by: str) -> list[str]:
+    """What ran: the header of every alert about a run, with a link when the UI's address is known."""
+    lines = [
+        f"Job:         {job}",
+        f"Assets:      {assets}",
+        f"Partitions:  {partition or '(not partitioned)'}",
+        f"Launched by: {launched_by}",
+    ]
+    ui_url = os.environ.get("DAGSTER_WEBSERVER_URL")
+    if ui_url:
+        lines.append(f"Run page:    {ui_url.rstrip('/')}/runs/{run_id}")
+    return lines
 
 
 def _alert_message(
