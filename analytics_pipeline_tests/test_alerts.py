@@ -88,6 +88,17 @@ def test_one_alert_per_failed_run_naming_the_run_and_the_error(inbox):
     assert "Traceback" not in body and 'File "' not in body
 
 
+def test_the_alert_links_the_run_page_when_the_ui_address_is_known(inbox, monkeypatch):
+    monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "https://dagster.example.com/")
+    with dg.DagsterInstance.ephemeral() as instance:
+        cursor = _tick(instance, None)
+        run_id = _fail(instance, "2026-03-04")
+        _tick(instance, cursor)
+
+    [message] = inbox.messages
+    assert f"Run page:    https://dagster.example.com/runs/{run_id}" in message.get_content()
+
+
 def test_without_smtp_host_the_alert_lands_in_the_outbox(monkeypatch, tmp_path):
     monkeypatch.setenv("ANALYTICS_HOME", str(tmp_path))
     monkeypatch.setenv("ALERT_EMAIL", "ops@example.com")
