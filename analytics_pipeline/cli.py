@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,16 +14,11 @@ from . import db, migrate
 from .reports.cli import reports as reports_group
 from .settings import PROJECT_DIR, ConfigError, analytics_home
 
-DAGSTER_YAML = """\
-# Written by `analytics-pipeline dev`: local development instance (storage in this folder).
-telemetry:
-  enabled: false
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    max_concurrent_runs: 4
-"""
+# The production instance (storage in PostgreSQL, run queue, the analytics_db pool, run
+# monitoring): `dev` runs the same, with its storage in the schema `dagster` of the analytics
+# database unless DAGSTER_PG_URL names another.
+DEPLOY_YAML = PROJECT_DIR / "deploy" / "dagster.yaml"
+DAGSTER_SCHEMA = "dagster"
 
 
 def _url() -> str:
@@ -94,8 +90,12 @@ def dev(no_demo: bool, port: int) -> None:
         _load_demo_if_empty(url)
     dagster_home = analytics_home() / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    shutil.copy(DEPLOY_YAML, dagster_home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_PG_URL": os.environ.get("DAGSTER_PG_URL") or _dagster_storage_url(url),
+    }
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
@@ -121,6 +121,19 @@ def dev(no_demo: bool, port: int) -> None:
 
             if stop_embedded():
                 click.echo("stopped the embedded PostgreSQL server")
+
+
+def _dagster_storage_url(url: str) -> str:
+    """Dagster's storage in the schema `dagster` of the analytics database (created here), named
+    with the psycopg2 driver that dagster-postgres needs (docs/deployment.md)."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    with db.engine_for(url).begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {DAGSTER_SCHEMA}"))
+    storage = make_url(db.sqlalchemy_url(url)).set(drivername="postgresql+psycopg2")
+    storage = storage.update_query_dict({"options": f"-csearch_path={DAGSTER_SCHEMA}"})
+    return storage.render_as_string(hide_password=False)
 
 
 def _load_demo_if_empty(url: str) -> None:
