@@ -342,7 +342,7 @@ def test_without_alert_email_the_check_tick_passes_and_sends_nothing(inbox, monk
 
 
 def test_on_an_event_log_sharded_by_run_the_check_sensor_says_why_it_skips(inbox):
-    # The SQLite storage of `analytics-pipeline dev`: storage ids restart in every run's shard.
+    # Dagster's default SQLite storage (plain `dagster dev`): storage ids restart in every run's shard.
     with dg.instance_for_test() as instance:
         assert instance.event_log_storage.is_run_sharded
         cursor, skip = _check_tick(instance, "7")
