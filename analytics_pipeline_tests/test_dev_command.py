@@ -1,5 +1,6 @@
-"""`analytics-pipeline dev` (the README's first command) stops everything it started when it is
-interrupted, even when the shell that started it ignores SIGINT (a backgrounded job)."""
+"""`analytics-pipeline dev` (the README's first command) keeps Dagster's storage in the schema
+`dagster` of the analytics database, and stops everything it started when it is interrupted, even
+when the shell that started it ignores SIGINT (a backgrounded job)."""
 
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 import psutil
 import pytest
 import requests
+import sqlalchemy as sa
 
 from analytics_pipeline.settings import PROJECT_DIR
 
@@ -32,7 +34,7 @@ def _alive(pids: list[int]) -> list[int]:
 
 
 @pytest.mark.timeout(STARTUP_SECONDS + SHUTDOWN_SECONDS + 60)
-def test_sigint_to_the_command_alone_stops_dagster_and_its_processes(db_url, tmp_path):
+def test_dev_stores_dagster_in_the_analytics_database_and_stops_on_sigint(db_url, engine, tmp_path):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "ANALYTICS_HOME": str(tmp_path)}
     log_path = tmp_path / "dev.log"
@@ -61,6 +63,13 @@ def test_sigint_to_the_command_alone_stops_dagster_and_its_processes(db_url, tmp
             time.sleep(1)
         else:
             pytest.fail(f"the UI did not answer:\n{log_path.read_text(errors='replace')[-3000:]}")
+        with engine.connect() as conn:
+            dagster_tables = set(conn.execute(sa.text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dagster'"
+            )).scalars())
+        assert {"runs", "event_logs", "instigators"} <= dagster_tables
+        assert not (tmp_path / "dagster" / "history").exists()  # no SQLite storage beside it
+
         started = [p.pid for p in psutil.Process(command.pid).children(recursive=True)]
         assert len(started) >= 3  # dagster dev, its webserver and its daemon at least
 
