@@ -1,5 +1,6 @@
 """Pieces the runs of tournament_aggregates and user_cohorts share: the run config, which part of
-a window is recomputed once raw events have been purged, and malformed event counts."""
+a window is recomputed once raw events have been purged, reading an absorb window's events into a
+table, and malformed event counts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from ..settings import retention_cutoff
+from .sql import load
 
 
 class AggregateRunConfig(dg.Config):
@@ -40,6 +42,15 @@ def recompute_start(
         return window_start
     cutoff = retention_cutoff(now).date()
     return min(max(window_start, cutoff), window_end)
+
+
+def collect_window(conn: Connection, table: str, statement: str, params: dict) -> int:
+    """Run `statement` (an SQL file under assets/sql/), a `CREATE TEMP TABLE <table> ON COMMIT DROP
+    AS SELECT ...` over an absorb window's events, and return the rows it collected. PostgreSQL
+    reads for CREATE TABLE AS in parallel, never for INSERT ... SELECT. A table of that name left by
+    an earlier absorb in the same transaction is dropped first."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+    return conn.execute(sa.text(load(statement)), params).rowcount
 
 
 # Per sort or hash node; a backfill's DISTINCT over millions of events otherwise spills to disk.

@@ -20,6 +20,7 @@ from ..partitions import partition_range_tags
 from ..state import begin_absorb, finish_absorb
 from .aggregate_runs import (
     AggregateRunConfig,
+    collect_window,
     column_schema,
     malformed_check_result,
     malformed_metadata,
@@ -60,10 +61,8 @@ def _add_months(month: dt.date, months: int) -> dt.date:
 
 
 def _collect(conn: Connection, part: str, params: dict) -> None:
-    """Read the absorb window's events for one part of the state into a table dropped at commit
-    (window_<part>.sql)."""
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.cohort_window_{part}"))
-    conn.execute(sa.text(load(f"cohorts/window_{part}")), params)
+    """Read the absorb window's events for one part of the state (window_<part>.sql)."""
+    collect_window(conn, f"cohort_window_{part}", f"cohorts/window_{part}", params)
 
 
 def _apply(conn: Connection, part: str) -> int:

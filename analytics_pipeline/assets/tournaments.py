@@ -18,6 +18,7 @@ from ..resources import AnalyticsDatabase
 from ..state import ABSORB_OVERLAP, begin_absorb, finish_absorb, watermarks
 from .aggregate_runs import (
     AggregateRunConfig,
+    collect_window,
     column_schema,
     malformed_check_result,
     malformed_metadata,
@@ -55,9 +56,8 @@ def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     tune_for_aggregation(conn)
     window = begin_absorb(conn, STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
-    # Read analytics_events once into a table dropped at commit (window_events.sql).
-    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.tournament_window_events"))
-    events = conn.execute(sa.text(load("tournaments/window_events")), params).rowcount
+    # Read analytics_events once into a table dropped at commit, shared by the statements below.
+    events = collect_window(conn, "tournament_window_events", "tournaments/window_events", params)
     conn.execute(sa.text("ANALYZE tournament_window_events"))
     tournaments = conn.execute(sa.text(load("tournaments/absorb_history"))).rowcount
     conn.execute(sa.text(load("tournaments/absorb_players")))
