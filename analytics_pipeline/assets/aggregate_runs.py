@@ -1,4 +1,4 @@
-"""Pieces the runs of tournament_aggregates and user_cohorts share: the run config, which part of
+"""Pieces the runs of the aggregate assets share: the run config, which part of
 a window is recomputed once raw events have been purged, reading an absorb window's events into a
 table, and malformed event counts."""
 
@@ -42,6 +42,14 @@ def recompute_start(
         return window_start
     cutoff = retention_cutoff(now).date()
     return min(max(window_start, cutoff), window_end)
+
+
+def log_kept_rows(context: dg.AssetExecutionContext, kept: str) -> None:
+    """Say in the run's log which partitions of the window `recompute_start` left out."""
+    context.log.info(
+        f"{kept} lie before the retention cutoff: their raw events may be purged, so their stored "
+        "rows are kept (set recompute_before_retention_cutoff to recompute them)"
+    )
 
 
 def collect_window(conn: Connection, table: str, statement: str, params: dict) -> int:

@@ -22,6 +22,7 @@ from .aggregate_runs import (
     AggregateRunConfig,
     collect_window,
     column_schema,
+    log_kept_rows,
     malformed_check_result,
     malformed_metadata,
     recompute_start,
@@ -320,10 +321,7 @@ def user_cohorts(
     # A month is kept only when it ends on or before the cutoff.
     start = _month_start(first_day) if first_day < window_end else window_end
     if start > window_start:
-        context.log.info(
-            f"months {window_start:%Y-%m}..{_add_months(start, -1):%Y-%m} end before the retention "
-            "cutoff: their stored rows are kept (set recompute_before_retention_cutoff to recompute them)"
-        )
+        log_kept_rows(context, f"months {window_start:%Y-%m}..{_add_months(start, -1):%Y-%m}")
     with database.transaction() as conn:
         lock_aggregate(conn, AGGREGATE)
         tune_for_aggregation(conn)

@@ -16,6 +16,7 @@ from ..schema import revenue_aggregates as revenue_aggregates_table
 from .aggregate_runs import (
     AggregateRunConfig,
     column_schema,
+    log_kept_rows,
     malformed_check_result,
     malformed_metadata,
     recompute_start,
@@ -116,11 +117,7 @@ def revenue_aggregates(
     requested_start, window_end = window_dates(context)
     window_start = recompute_start(requested_start, window_end, config.recompute_before_retention_cutoff)
     if window_start > requested_start:
-        context.log.info(
-            f"days {requested_start}..{window_start - dt.timedelta(days=1)} are older than the "
-            "retention cutoff: their raw events may be purged, so their stored rows are kept. "
-            "Set recompute_before_retention_cutoff to force."
-        )
+        log_kept_rows(context, f"days {requested_start}..{window_start - dt.timedelta(days=1)}")
     params = {"window_start": window_start, "window_end": max(window_start, window_end)}
 
     with database.transaction() as conn:

@@ -20,6 +20,7 @@ from .aggregate_runs import (
     AggregateRunConfig,
     collect_window,
     column_schema,
+    log_kept_rows,
     malformed_check_result,
     malformed_metadata,
     recompute_start,
@@ -256,10 +257,7 @@ def tournament_aggregates(
     window_start, window_end = window_dates(context)
     start = recompute_start(window_start, window_end, config.recompute_before_retention_cutoff)
     if start > window_start:
-        context.log.info(
-            f"days {window_start}..{start - dt.timedelta(days=1)} are before the retention cutoff: "
-            "their stored rows are kept (set recompute_before_retention_cutoff to recompute them)"
-        )
+        log_kept_rows(context, f"days {window_start}..{start - dt.timedelta(days=1)}")
     with database.transaction() as conn:
         lock_aggregate(conn, AGGREGATE)
         tune_for_aggregation(conn)
