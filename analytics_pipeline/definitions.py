@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from . import alerts, reports, retention, schedules, sensors
-from .assets import cohorts, revenue, sources, tournaments
+from . import alerts, cohorts, late_data, reports, retention, revenue, schedules, sources, tournaments
 from .resources import AnalyticsDatabase, MailResource
 
 defs = dg.Definitions.merge(
@@ -14,7 +13,7 @@ defs = dg.Definitions.merge(
     reports.defs,
     retention.defs,
     schedules.defs,
-    sensors.defs,
+    late_data.defs,
     alerts.defs,
     dg.Definitions(resources={"database": AnalyticsDatabase(), "mail": MailResource()}),
 )

@@ -24,9 +24,9 @@ ABSORB_OVERLAP = dt.timedelta(hours=1)
 
 # Every state that raw-event retention must wait for; each owner registers its asset name here.
 REGISTERED_STATES: list[str] = [
-    "tournament_history",  # analytics_pipeline/assets/tournaments.py
-    "user_signups",  # analytics_pipeline/assets/cohorts.py
-    "user_activity_months",  # analytics_pipeline/assets/cohorts.py
+    "tournament_history",  # analytics_pipeline/tournaments/
+    "user_signups",  # analytics_pipeline/cohorts/
+    "user_activity_months",  # analytics_pipeline/cohorts/
 ]
 
 

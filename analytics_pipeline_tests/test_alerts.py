@@ -22,8 +22,8 @@ from analytics_pipeline.alerts import (
     run_failure_alert_sensor,
     send_with_retries,
 )
-from analytics_pipeline.assets import aggregate_runs
-from analytics_pipeline.assets.cohorts import LTV_NEVER_DECREASES_CHECK, MALFORMED_EVENTS_CHECK, user_cohorts
+from analytics_pipeline import aggregate_runs
+from analytics_pipeline.cohorts.assets import LTV_NEVER_DECREASES_CHECK, MALFORMED_EVENTS_CHECK, user_cohorts
 from analytics_pipeline.resources import AnalyticsDatabase, MailResource, TemporaryMailError
 from analytics_pipeline.settings import ConfigError
 

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import state
-from analytics_pipeline.assets import aggregate_runs
-from analytics_pipeline.assets.cohorts import (
+from analytics_pipeline import aggregate_runs
+from analytics_pipeline.cohorts.assets import (
     LTV_NEVER_DECREASES_CHECK,
     MALFORMED_EVENTS_CHECK,
     MATCHES_STATE_CHECK,

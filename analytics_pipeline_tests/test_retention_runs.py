@@ -196,7 +196,7 @@ def test_command_refusal_is_one_clear_line(engine, db_url, monkeypatch):
 
 
 def test_job_passes_its_wal_limit_to_the_purge_and_refuses_a_non_positive_one(engine, database, monkeypatch):
-    from analytics_pipeline import retention
+    from analytics_pipeline.retention import purge as retention
 
     cutoff = retention_cutoff()
     _events(engine, cutoff - SECOND)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.assets.revenue import revenue_aggregates, subscription_history
+from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 
 from .helpers import add_event, materialize_range, rows, run_concurrently
 

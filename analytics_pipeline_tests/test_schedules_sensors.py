@@ -9,11 +9,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.assets.revenue import revenue_aggregates, subscription_history
+from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.definitions import defs
 from analytics_pipeline.resources import AnalyticsDatabase
 from analytics_pipeline.schedules import hourly_aggregates_schedule
-from analytics_pipeline.sensors import late_events_sensor, merge_into_ranges
+from analytics_pipeline.late_data import late_events_sensor, merge_into_ranges
 
 from .helpers import add_event, materialize_range, rows
 

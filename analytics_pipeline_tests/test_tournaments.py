@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import state
-from analytics_pipeline.assets import aggregate_runs, tournaments
-from analytics_pipeline.assets.tournaments import (
+from analytics_pipeline import aggregate_runs
+from analytics_pipeline.tournaments import assets as tournaments
+from analytics_pipeline.tournaments.assets import (
     COMPLETED_AT_MOST_COUNT_CHECK,
     MALFORMED_EVENTS_CHECK,
     MATCHES_HISTORY_CHECK,

@@ -37,7 +37,7 @@ def _materialize(url: str, first: str, last: str) -> dict:
     """Runs in a child process, so that its peak memory is the run's alone."""
     import dagster as dg
 
-    from analytics_pipeline.assets.revenue import revenue_aggregates, subscription_history
+    from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
     from analytics_pipeline.resources import AnalyticsDatabase
     from analytics_pipeline.partitions import partition_range_tags
 
@@ -79,9 +79,9 @@ def _sensor_tick(url: str) -> float:
     import dagster as dg
 
     from analytics_pipeline.resources import AnalyticsDatabase
-    from analytics_pipeline.sensors import late_events_sensor
+    from analytics_pipeline.late_data import late_events_sensor
 
-    from analytics_pipeline.assets.tournaments import absorb_tournament_history
+    from analytics_pipeline.tournaments.assets import absorb_tournament_history
 
     # Steady state: the hourly runs have absorbed the events into the derived state tables.
     with db.engine_for(url).begin() as conn:

@@ -18,7 +18,7 @@ from ..partitions import monthly_partitions
 from ..resources import AnalyticsDatabase
 from ..partitions import partition_range_tags
 from ..state import begin_absorb, finish_absorb
-from .aggregate_runs import (
+from ..aggregate_runs import (
     AggregateRunConfig,
     collect_window,
     column_schema,
@@ -29,9 +29,11 @@ from .aggregate_runs import (
     rule_check_result,
     tune_for_aggregation,
 )
-from .periods import lock_aggregate, window_dates
-from .sources import analytics_events
-from .sql import load
+from ..periods import lock_aggregate, window_dates
+from ..sources import analytics_events
+from ..sql import sql_loader
+
+load = sql_loader(__package__)
 
 AGGREGATE = "user_cohorts"
 SIGNUPS_STATE = "user_signups"
@@ -63,12 +65,12 @@ def _add_months(month: dt.date, months: int) -> dt.date:
 
 def _collect(conn: Connection, part: str, params: dict) -> None:
     """Read the absorb window's events for one part of the state (window_<part>.sql)."""
-    collect_window(conn, f"cohort_window_{part}", f"cohorts/window_{part}", params)
+    collect_window(conn, f"cohort_window_{part}", load(f"window_{part}"), params)
 
 
 def _apply(conn: Connection, part: str) -> int:
     """Apply what _collect read (absorb_<part>.sql); returns the rows inserted or changed."""
-    return conn.execute(sa.text(load(f"cohorts/absorb_{part}"))).rowcount
+    return conn.execute(sa.text(load(f"absorb_{part}"))).rowcount
 
 
 def absorb_user_signups(conn: Connection) -> int:
@@ -254,15 +256,15 @@ def write_user_cohorts(conn: Connection, window_start: dt.date, window_end: dt.d
     """Replace every row describing a calendar month of [window_start, window_end), from the
     state tables. Returns (rows written, tenants)."""
     params = {"window_start": window_start, "window_end": window_end}
-    conn.execute(sa.text(load("cohorts/delete_months")), params)
-    written, tenants = conn.execute(sa.text(load("cohorts/aggregate")), params).one()
+    conn.execute(sa.text(load("delete_months")), params)
+    written, tenants = conn.execute(sa.text(load("aggregate")), params).one()
     return written, tenants
 
 
 def malformed_events(conn: Connection, window_start: dt.date, window_end: dt.date) -> list:
     """(tenant_id, event_type, problem, events) of malformed events in the window."""
     return conn.execute(
-        sa.text(load("cohorts/malformed")),
+        sa.text(load("malformed")),
         {"window_start": window_start, "window_end": window_end},
     ).all()
 

@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
-from ..settings import retention_cutoff
-from .sql import load
+from .settings import retention_cutoff
 
 
 class AggregateRunConfig(dg.Config):
@@ -53,12 +52,12 @@ def log_kept_rows(context: dg.AssetExecutionContext, kept: str) -> None:
 
 
 def collect_window(conn: Connection, table: str, statement: str, params: dict) -> int:
-    """Run `statement` (an SQL file under assets/sql/), a `CREATE TEMP TABLE <table> ON COMMIT DROP
+    """Run `statement` (a domain's SQL file), a `CREATE TEMP TABLE <table> ON COMMIT DROP
     AS SELECT ...` over an absorb window's events, and return the rows it collected. PostgreSQL
     reads for CREATE TABLE AS in parallel, never for INSERT ... SELECT. A table of that name left by
     an earlier absorb in the same transaction is dropped first."""
     conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
-    return conn.execute(sa.text(load(statement)), params).rowcount
+    return conn.execute(sa.text(statement), params).rowcount
 
 
 # Per sort or hash node; a backfill's DISTINCT over millions of events otherwise spills to disk.

@@ -16,7 +16,7 @@ from .. import schema
 from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
 from ..state import ABSORB_OVERLAP, begin_absorb, finish_absorb, watermarks
-from .aggregate_runs import (
+from ..aggregate_runs import (
     AggregateRunConfig,
     collect_window,
     column_schema,
@@ -27,9 +27,11 @@ from .aggregate_runs import (
     rule_check_result,
     tune_for_aggregation,
 )
-from .periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
-from .sources import analytics_events
-from .sql import load
+from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
+from ..sources import analytics_events
+from ..sql import sql_loader
+
+load = sql_loader(__package__)
 
 AGGREGATE = "tournament_aggregates"
 STATE = "tournament_history"
@@ -58,12 +60,12 @@ def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     window = begin_absorb(conn, STATE)
     params = {"since": window.since or _BEGINNING, "through": window.through}
     # Read analytics_events once into a table dropped at commit, shared by the statements below.
-    events = collect_window(conn, "tournament_window_events", "tournaments/window_events", params)
+    events = collect_window(conn, "tournament_window_events", load("window_events"), params)
     conn.execute(sa.text("ANALYZE tournament_window_events"))
-    tournaments = conn.execute(sa.text(load("tournaments/absorb_history"))).rowcount
-    conn.execute(sa.text(load("tournaments/absorb_players")))
-    conn.execute(sa.text(load("tournaments/absorb_payments")))
-    conn.execute(sa.text(load("tournaments/absorb_malformed")))
+    tournaments = conn.execute(sa.text(load("absorb_history"))).rowcount
+    conn.execute(sa.text(load("absorb_players")))
+    conn.execute(sa.text(load("absorb_payments")))
+    conn.execute(sa.text(load("absorb_malformed")))
     finish_absorb(conn, window)
     return {"events_read": events, "tournaments_updated": tournaments}
 
@@ -112,7 +114,7 @@ def late_tournament_days(
         min(since, absorbed_through - ABSORB_OVERLAP) if absorbed_through is not None else _BEGINNING
     )
     rows = conn.execute(
-        sa.text(load("tournaments/late_days")),
+        sa.text(load("late_days")),
         {"since": since, "through": through, "unabsorbed_since": unabsorbed_since},
     )
     return {day for (day,) in rows if before is None or day < before}
@@ -192,15 +194,15 @@ def write_tournament_aggregates(
     """Replace every row of the periods touching the days [window_start, window_end), from
     tournament_history. Returns {period_type: (rows, tenants)}, with key None for the total."""
     _create_touched_periods(conn, window_start, window_end)
-    conn.execute(sa.text(load("tournaments/delete_touched")))
-    rows = conn.execute(sa.text(load("tournaments/aggregate")))
+    conn.execute(sa.text(load("delete_touched")))
+    rows = conn.execute(sa.text(load("aggregate")))
     return {period_type: (written, tenants) for period_type, written, tenants in rows}
 
 
 def malformed_tournament_events(conn: Connection, window_start: dt.date, window_end: dt.date) -> list:
     """(tenant_id, event_type, problem, events) of malformed events tournament_aggregates reads."""
     return conn.execute(
-        sa.text(load("tournaments/malformed")),
+        sa.text(load("malformed")),
         {"window_start": window_start, "window_end": window_end},
     ).all()
 

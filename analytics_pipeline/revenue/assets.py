@@ -10,10 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import state
-from ..partitions import daily_partitions
-from ..resources import AnalyticsDatabase
-from ..schema import revenue_aggregates as revenue_aggregates_table
-from .aggregate_runs import (
+from ..aggregate_runs import (
     AggregateRunConfig,
     column_schema,
     log_kept_rows,
@@ -23,9 +20,14 @@ from .aggregate_runs import (
     rule_check_result,
     tune_for_aggregation,
 )
-from .periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
-from .sources import analytics_events
-from .sql import load
+from ..partitions import daily_partitions
+from ..resources import AnalyticsDatabase
+from ..schema import revenue_aggregates as revenue_aggregates_table
+from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
+from ..sources import analytics_events
+from ..sql import sql_loader
+
+load = sql_loader(__package__)
 
 SUBSCRIPTION_HISTORY = "subscription_history"
 state.REGISTERED_STATES.append(SUBSCRIPTION_HISTORY)
@@ -39,7 +41,7 @@ NO_MALFORMED_EVENTS = "no_malformed_events"
 
 
 def _sql(name: str, rows: str = "") -> str:
-    return load(f"revenue/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
+    return load(name).replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
 
 
 def absorb_subscription_events(conn: Connection) -> int:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ..schema import analytics_events as analytics_events_table
+from .schema import analytics_events as analytics_events_table
 
 PLATFORM_GROUP = "platform"
 

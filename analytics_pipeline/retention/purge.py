@@ -32,9 +32,9 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
-from . import state
-from .resources import AnalyticsDatabase
-from .settings import ConfigError, retention_cutoff
+from .. import state
+from ..resources import AnalyticsDatabase
+from ..settings import ConfigError, retention_cutoff
 
 BATCH_SIZE = 1_000
 TIME_BUDGET_MINUTES = 10.0

@@ -13,7 +13,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .assets.tournaments import late_tournament_days
+from .tournaments.assets import late_tournament_days
 from .resources import AnalyticsDatabase
 from .partitions import partition_range_tags
 from .schedules import hourly_aggregates_job

@@ -1,1 +1,0 @@
-"""Software-defined assets, one module per aggregate family."""

@@ -1,0 +1,5 @@
+"""Tournaments: `tournament_history` and `tournament_aggregates` (docs/metrics.md#tournament_aggregates)."""
+
+from .assets import defs
+
+__all__ = ["defs"]
