@@ -1,54 +1,32 @@
-"""Pieces the runs of the aggregate assets share: the run config, which part of
-a window is recomputed once raw events have been purged, reading an absorb window's events into a
-table, and malformed event counts."""
+"""The one run skeleton of every aggregate asset, and the pieces its runs share.
+
+A run of an aggregate (`run_aggregate`): take the partition window, lock the aggregate, bring the
+derived states it reads up to date (absorb), replace the window's rows from those states (write),
+evaluate the asset checks, and report what it did as metadata. All of it is one transaction; only
+after it has committed are the tenants whose rows changed handed to `after_commit`.
+
+Check convention: a rule check's name is a module constant of its domain, and its SQL is the file
+`sql/checks/<name>.sql` of that domain, read when the domain is imported, so a name without its
+file (a rename on one side only) fails at import instead of passing forever.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import dagster as dg
 import sqlalchemy as sa
-from pydantic import Field
 from sqlalchemy.engine import Connection
 
-from .settings import retention_cutoff
+from .periods import lock_aggregate, window_dates
+from .resources import AnalyticsDatabase
 
-
-class AggregateRunConfig(dg.Config):
-    """Run config of an aggregate asset."""
-
-    recompute_before_retention_cutoff: bool = Field(
-        default=False,
-        description=(
-            "Recompute partitions that end before the retention cutoff too. By default their "
-            "stored rows are kept, because the raw events behind them may have been purged."
-        ),
-    )
-
-
-def recompute_start(
-    window_start: dt.date, window_end: dt.date, force: bool, now: dt.datetime | None = None
-) -> dt.date:
-    """First day of [window_start, window_end) that the run recomputes.
-
-    Partitions ending on or before the retention cutoff lie wholly in purged territory; their
-    stored rows are kept unless `force`. Partition boundaries always fall on the day boundaries
-    passed in, so the returned start is a partition boundary when the caller rounds it to one.
-    """
-    if force:
-        return window_start
-    cutoff = retention_cutoff(now).date()
-    return min(max(window_start, cutoff), window_end)
-
-
-def log_kept_rows(context: dg.AssetExecutionContext, kept: str) -> None:
-    """Say in the run's log which partitions of the window `recompute_start` left out."""
-    context.log.info(
-        f"{kept} lie before the retention cutoff: their raw events may be purged, so their stored "
-        "rows are kept (set recompute_before_retention_cutoff to recompute them)"
-    )
+log = logging.getLogger(__name__)
 
 
 def collect_window(conn: Connection, table: str, statement: str, params: dict) -> int:
@@ -125,3 +103,118 @@ def malformed_check_result(check_name: str, malformed: Iterable) -> dg.AssetChec
         severity=dg.AssetCheckSeverity.WARN,
         metadata=metadata,
     )
+
+
+# --- asset checks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """An ERROR check over the rows a run wrote. `sql` returns one row per offending aggregate
+    row: (which row, what is wrong)."""
+
+    name: str
+    description: str
+    sql: str
+
+
+def rule_checks(load: Callable[[str], str], descriptions: dict[str, str]) -> tuple[RuleCheck, ...]:
+    """The rule checks {name: description} of a domain, each with its `sql/checks/<name>.sql`."""
+    return tuple(RuleCheck(name, text, load(f"checks/{name}")) for name, text in descriptions.items())
+
+
+def check_specs(asset: str, checks: Iterable[RuleCheck], malformed: tuple[str, str]) -> list[dg.AssetCheckSpec]:
+    """The asset's check specs: its rule checks, then the WARN check (name, description) on
+    malformed events."""
+    return [
+        *(dg.AssetCheckSpec(c.name, asset=asset, description=c.description) for c in checks),
+        dg.AssetCheckSpec(malformed[0], asset=asset, description=malformed[1]),
+    ]
+
+
+def evaluate_checks(
+    conn: Connection, checks: Iterable[RuleCheck], params: dict, malformed_check: str, malformed: list
+) -> list[dg.AssetCheckResult]:
+    results = [
+        rule_check_result(c.name, [f"{row}: {why}" for row, why in conn.execute(sa.text(c.sql), params).all()])
+        for c in checks
+    ]
+    return [*results, malformed_check_result(malformed_check, malformed)]
+
+
+# --- the run skeleton ---------------------------------------------------------------------------
+
+
+def after_commit(aggregate: str, tenant_ids: frozenset[str]) -> None:
+    """Called once a run of `aggregate` has committed, with the tenants whose rows of it the run
+    wrote or deleted: where caches of those tenants' rows are invalidated."""
+    log.debug("%s committed; rows changed for %d tenants", aggregate, len(tenant_ids))
+
+
+@dataclass(frozen=True)
+class StateAbsorb:
+    """Bringing one derived state up to date inside the run's transaction; `absorb` returns
+    counts for the run's metadata."""
+
+    state: str
+    absorb: Callable[[Connection], dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One aggregate asset's parts, run by `run_aggregate` over [window_start, window_end):
+
+    - `write(conn, params)` replaces the window's rows from the states, returns metadata that
+      includes `rows_written`;
+    - `tenants_sql` selects the distinct tenant_id of the window's stored rows (before and after
+      the write: their union is the set whose rows changed);
+    - `malformed(conn, params)` returns (tenant_id, event_type, problem, events) rows;
+    - `checks` are evaluated with `params` after the write (`prepare_checks` first, if any).
+    """
+
+    name: str
+    absorbs: tuple[StateAbsorb, ...]
+    write: Callable[[Connection, dict], dict[str, object]]
+    tenants_sql: str
+    malformed: Callable[[Connection, dict], list]
+    checks: tuple[RuleCheck, ...]
+    malformed_check: str
+    describe_window: Callable[[dt.date, dt.date], str]
+    prepare_checks: Callable[[Connection, dict], None] | None = None
+    inputs: str = field(default="events")  # what the window lacked when it wrote no rows
+
+
+def run_aggregate(
+    context: dg.AssetExecutionContext, database: AnalyticsDatabase, aggregate: Aggregate
+) -> dg.MaterializeResult:
+    """One run of an aggregate over its partition window, in one transaction; see the module."""
+    started = time.monotonic()
+    window_start, window_end = window_dates(context)
+    params = {"window_start": window_start, "window_end": window_end}
+    absorbed: dict[str, dict[str, int]] = {}
+    with database.transaction() as conn:
+        lock_aggregate(conn, aggregate.name)
+        tune_for_aggregation(conn)
+        for step in aggregate.absorbs:
+            absorbed[step.state] = step.absorb(conn)
+        tenants_before = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
+        written = aggregate.write(conn, params)
+        tenants_after = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
+        malformed = aggregate.malformed(conn, params)
+        if aggregate.prepare_checks:
+            aggregate.prepare_checks(conn, params)
+        checks = evaluate_checks(conn, aggregate.checks, params, aggregate.malformed_check, malformed)
+    changed = frozenset(tenants_before | tenants_after)
+    after_commit(aggregate.name, changed)
+
+    window = aggregate.describe_window(window_start, window_end)
+    metadata: dict[str, object] = {"window": window, **written}
+    if not written.get("rows_written"):
+        # Nothing is skipped: the window was recomputed and had nothing to show.
+        metadata["no_rows"] = f"no {aggregate.inputs} in {window}: no rows written"
+    metadata["tenants_changed"] = len(changed)
+    for counts in absorbed.values():
+        metadata.update(counts)
+    metadata.update(malformed_metadata(malformed))
+    metadata["duration_seconds"] = round(time.monotonic() - started, 3)
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)

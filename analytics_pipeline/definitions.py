@@ -1,15 +1,14 @@
-"""The code location: assembles the domain modules' definitions and the shared resources."""
+"""The code location: assembles the domains' definitions and the shared resources."""
 
 import dagster as dg
 
-from . import alerts, cohorts, late_data, reports, retention, revenue, schedules, sources, tournaments
+from . import alerts, late_data, reports, retention, schedules, sources
+from .domains import DOMAINS
 from .resources import AnalyticsDatabase, MailResource
 
 defs = dg.Definitions.merge(
     sources.defs,
-    revenue.defs,
-    tournaments.defs,
-    cohorts.defs,
+    *(domain.defs for domain in DOMAINS),
     reports.defs,
     retention.defs,
     schedules.defs,

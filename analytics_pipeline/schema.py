@@ -219,6 +219,21 @@ subscription_events = sa.Table(
     ),
 )
 
+# Revision 0012: the payment history revenue_aggregates computes payments, attempts and refunds
+# from (docs/metrics.md#payment-history): one row per valid payment event, kept after raw events
+# are purged.
+payment_events = sa.Table(
+    "payment_events",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    # In currency units, rounded to cents.
+    sa.Column("amount", sa.Numeric(18, 2), nullable=False),
+    sa.Index("payment_events_occurred_at_idx", "occurred_at"),
+)
+
 # Revision 0007: what the scheduled_reports columns may hold, and the log of report deliveries
 # (analytics_pipeline/reports/delivery.py describes the protocol).
 REPORT_TYPES = ("revenue_summary", "user_analytics", "tournament_performance", "comprehensive")
@@ -354,6 +369,7 @@ malformed_events = sa.Table(
 TENANT_TABLES = (
     *SPEC_TABLES,
     subscription_events,
+    payment_events,
     report_deliveries,
     tournament_history,
     user_signups,

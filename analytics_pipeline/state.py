@@ -6,8 +6,9 @@ event created at or before `absorbed_through` is reflected in it. A run re-reads
 time and a long platform transaction can commit an event stamped earlier than a watermark already
 taken; absorption is therefore idempotent (re-reading an event changes nothing).
 
-Retention (analytics_pipeline.retention) deletes only events that every registered state has
-absorbed: `created_at < min(absorbed_through) - ABSORB_OVERLAP`.
+Retention (analytics_pipeline.retention) deletes only events that every declared state
+(analytics_pipeline.domains.declared_states) has absorbed:
+`created_at < min(absorbed_through) - ABSORB_OVERLAP`.
 """
 
 from __future__ import annotations
@@ -22,19 +23,20 @@ from .schema import state_watermarks
 
 ABSORB_OVERLAP = dt.timedelta(hours=1)
 
-# Every state that raw-event retention must wait for; each owner registers its asset name here.
-REGISTERED_STATES: list[str] = [
-    "tournament_history",  # analytics_pipeline/tournaments/
-    "user_signups",  # analytics_pipeline/cohorts/
-    "user_activity_months",  # analytics_pipeline/cohorts/
-]
+# Before any watermark: a state absorbs from here, i.e. every event.
+BEGINNING = dt.datetime(1, 1, 1)
 
 
 @dataclass(frozen=True)
 class AbsorbWindow:
     state_name: str
-    since: dt.datetime | None  # None: from the beginning
+    since: dt.datetime  # BEGINNING before the first absorb
     through: dt.datetime
+
+    @property
+    def params(self) -> dict[str, dt.datetime]:
+        """The bind parameters :since and :through of an absorb statement."""
+        return {"since": self.since, "through": self.through}
 
 
 def begin_absorb(conn: Connection, state_name: str) -> AbsorbWindow:
@@ -54,7 +56,7 @@ def begin_absorb(conn: Connection, state_name: str) -> AbsorbWindow:
         ),
         {"n": state_name},
     ).one()
-    since = previous - ABSORB_OVERLAP if previous is not None else None
+    since = previous - ABSORB_OVERLAP if previous is not None else BEGINNING
     return AbsorbWindow(state_name, since, through)
 
 

@@ -22,7 +22,6 @@ from analytics_pipeline.alerts import (
     run_failure_alert_sensor,
     send_with_retries,
 )
-from analytics_pipeline import aggregate_runs
 from analytics_pipeline.cohorts.assets import LTV_NEVER_DECREASES_CHECK, MALFORMED_EVENTS_CHECK, user_cohorts
 from analytics_pipeline.resources import AnalyticsDatabase, MailResource, TemporaryMailError
 from analytics_pipeline.settings import ConfigError
@@ -161,7 +160,6 @@ LTV_CHECK = f"user_cohorts:{LTV_NEVER_DECREASES_CHECK}"
 @pytest.fixture
 def cohorts_db(db_url, engine, monkeypatch):
     """user_cohorts written for January..May, every ERROR check passing."""
-    monkeypatch.setattr(aggregate_runs, "retention_cutoff", lambda now=None: dt.datetime(2000, 1, 1))
     insert_events(engine, COHORT_EVENTS)
     return db_url
 

@@ -10,8 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline import state
-from analytics_pipeline import aggregate_runs
+from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.cohorts.assets import (
     LTV_NEVER_DECREASES_CHECK,
     MALFORMED_EVENTS_CHECK,
@@ -69,12 +68,6 @@ EXPECTED = {
     (FEB, 3): (1, 0, D("0.00"), D("0.00"), D("20.00")),
     (FEB, 4): (1, 0, D("0.00"), D("0.00"), D("20.00")),
 }
-
-
-@pytest.fixture(autouse=True)
-def no_retention_cutoff(monkeypatch):
-    """Hand-built events lie in 2025; unless a test says otherwise nothing is past retention."""
-    monkeypatch.setattr(aggregate_runs, "retention_cutoff", lambda now=None: dt.datetime(2000, 1, 1))
 
 
 def _materialize(db_url, first, last=None, run_config=None):
@@ -223,7 +216,7 @@ def test_state_assets_alone_then_aggregate(db_url, engine):
     assert revenue == [("u2", dt.date(2025, 4, 1), Decimal("30.00")), ("u3", FEB, Decimal("20"))]
     _materialize(db_url, "2025-01-01", "2025-06-01")
     assert _rows(engine) == EXPECTED
-    assert {"user_signups", "user_activity_months"} <= set(state.REGISTERED_STATES)
+    assert {"user_signups", "user_activity_months"} <= set(declared_state_names())
 
 
 def test_two_overlapping_runs_at_once_leave_one_runs_rows(db_url, engine):
@@ -240,26 +233,19 @@ def test_two_overlapping_runs_at_once_leave_one_runs_rows(db_url, engine):
     assert _rows(engine) == EXPECTED
 
 
-def test_purge_then_recompute_keeps_old_cohorts(db_url, engine, monkeypatch):
+def test_purge_then_recompute_keeps_old_cohorts(db_url, engine):
     insert_events(engine, EVENTS)
     _materialize(db_url, "2025-01-01", "2025-06-01")
     before = table_rows(engine, "user_cohorts", "id")
 
     # Retention purges January to March: every signup and u3's payment are gone.
     cutoff = dt.datetime(2025, 4, 1)
-    monkeypatch.setattr(aggregate_runs, "retention_cutoff", lambda now=None: cutoff)
     with engine.begin() as conn:
         conn.execute(sa.text('DELETE FROM analytics_events WHERE "timestamp" < :c'), {"c": cutoff})
 
+    # Every month is recomputed, the purged ones too, from state: the same rows.
     result = _materialize(db_url, "2025-01-01", "2025-06-01")
-    assert result.get_asset_materialization_events()[0].materialization.metadata["recomputed_from"].text == "2025-04"
-    assert table_rows(engine, "user_cohorts", "id") == before
-
-    forced = _materialize(
-        db_url, "2025-01-01", "2025-06-01",
-        run_config={"ops": {"user_cohorts": {"config": {"recompute_before_retention_cutoff": True}}}},
-    )
-    assert forced.get_asset_materialization_events()[0].materialization.metadata["recomputed_from"].text == "2025-01"
+    assert result.get_asset_materialization_events()[0].materialization.metadata["window"].text == "2025-01..2025-06"
     assert table_rows(engine, "user_cohorts", "id") == before
 
 

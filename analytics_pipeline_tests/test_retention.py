@@ -10,7 +10,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline import schema, state
+from analytics_pipeline import schema
 from analytics_pipeline.retention import RetentionRefused, purge_expired_events
 from analytics_pipeline.settings import ConfigError, retention_cutoff
 
@@ -23,10 +23,10 @@ US = dt.timedelta(microseconds=1)
 OLD_CREATED = dt.datetime(2024, 4, 1)
 
 
-@pytest.fixture(autouse=True)
-def no_registered_state(monkeypatch):
-    """Tests that are not about derived state wait for none, whatever states main registers."""
-    monkeypatch.setattr(state, "REGISTERED_STATES", [])
+def purge(engine, cutoff, states=(), **kwargs):
+    """The purge waiting for `states` only: tests that are not about derived state wait for none,
+    whatever states the domains declare."""
+    return purge_expired_events(engine, cutoff, states=states, **kwargs)
 
 
 class RunKilled(Exception):
@@ -85,7 +85,7 @@ def test_deletes_before_the_cutoff_and_keeps_the_event_exactly_at_it(two_tenants
     with two_tenants.connect() as conn:
         before = conn.execute(sa.text("SELECT * FROM analytics_events WHERE id IN ('a-at', 'a-new', 'g-new') ORDER BY id")).all()
 
-    report = purge_expired_events(two_tenants, CUTOFF)
+    report = purge(two_tenants, CUTOFF)
 
     assert report.rows_by_tenant == {"acme": 2, "globex": 1}
     assert report.rows == 3 and report.batches == 2 and report.complete
@@ -97,14 +97,14 @@ def test_deletes_before_the_cutoff_and_keeps_the_event_exactly_at_it(two_tenants
 
 
 def test_a_second_run_finds_nothing_left(two_tenants):
-    purge_expired_events(two_tenants, CUTOFF)
-    again = purge_expired_events(two_tenants, CUTOFF)
+    purge(two_tenants, CUTOFF)
+    again = purge(two_tenants, CUTOFF)
     assert again.rows_by_tenant == {} and again.batches == 0
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
 
 
 def test_dry_run_counts_and_deletes_nothing(two_tenants):
-    report = purge_expired_events(two_tenants, CUTOFF, dry_run=True, batch_size=1)
+    report = purge(two_tenants, CUTOFF, dry_run=True, batch_size=1)
     assert report.dry_run
     assert report.rows_by_tenant == {"acme": 2, "globex": 1}
     assert report.batches == 3  # three rows at one per batch
@@ -121,8 +121,8 @@ def _snapshot_all_but_events(engine) -> dict[str, list]:
         }
 
 
-def test_aggregates_and_state_are_never_purged(two_tenants, monkeypatch):
-    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+def test_aggregates_and_state_are_never_purged(two_tenants):
+    states = ["subscription_history"]
     set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
     old_day = dt.date(2022, 1, 1)  # far older than any cutoff
     with two_tenants.begin() as conn:
@@ -153,45 +153,45 @@ def test_aggregates_and_state_are_never_purged(two_tenants, monkeypatch):
         )
     before = _snapshot_all_but_events(two_tenants)
 
-    assert purge_expired_events(two_tenants, CUTOFF).rows == 3
+    assert purge(two_tenants, CUTOFF, states).rows == 3
 
     assert _snapshot_all_but_events(two_tenants) == before
     assert all(before[name] for name in ("revenue_aggregates", "user_cohorts", "tournament_aggregates", "state_watermarks"))
 
 
-def test_refuses_while_a_registered_state_was_never_materialized(two_tenants, monkeypatch):
-    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history", "user_activity"])
+def test_refuses_while_a_registered_state_was_never_materialized(two_tenants):
+    states = ["subscription_history", "user_activity"]
     set_watermark(two_tenants, "user_activity", dt.datetime(2025, 1, 1))
 
     with pytest.raises(RetentionRefused, match="materialize first: subscription_history") as refused:
-        purge_expired_events(two_tenants, CUTOFF)
+        purge(two_tenants, CUTOFF, states)
 
     assert refused.value.assets == ["subscription_history"]
     assert len(_event_ids(two_tenants)) == 6
 
 
-def test_refuses_while_a_state_has_not_absorbed_every_expired_event(two_tenants, monkeypatch):
-    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history", "user_activity"])
+def test_refuses_while_a_state_has_not_absorbed_every_expired_event(two_tenants):
+    states = ["subscription_history", "user_activity"]
     set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
     # Absorbed through 00:30 on the day the old events were written: its horizon (minus the
     # one-hour overlap) is before their created_at, so it may not hold them yet.
     set_watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(minutes=30))
 
     with pytest.raises(RetentionRefused, match=r"user_activity \(has absorbed") as refused:
-        purge_expired_events(two_tenants, CUTOFF, dry_run=True)
+        purge(two_tenants, CUTOFF, states, dry_run=True)
 
     assert refused.value.assets == ["user_activity"]
     assert len(_event_ids(two_tenants)) == 6
 
     # Once it has absorbed them (its watermark one hour and a bit past their creation), it goes.
     set_watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(hours=1, seconds=1))
-    report = purge_expired_events(two_tenants, CUTOFF)
+    report = purge(two_tenants, CUTOFF, states)
     assert report.rows == 3
     assert report.absorbed_horizon == OLD_CREATED + dt.timedelta(seconds=1)
 
 
-def test_a_late_expired_event_arriving_during_the_purge_is_kept(two_tenants, monkeypatch):
-    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+def test_a_late_expired_event_arriving_during_the_purge_is_kept(two_tenants):
+    states = ["subscription_history"]
     set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
     arrived = []
 
@@ -201,7 +201,7 @@ def test_a_late_expired_event_arriving_during_the_purge_is_kept(two_tenants, mon
             _events(two_tenants, [("late", "globex", CUTOFF - 10 * DAY, None)])
             arrived.append(True)
 
-    report = purge_expired_events(two_tenants, CUTOFF, batch_size=1, on_batch=platform_writes_a_late_event)
+    report = purge(two_tenants, CUTOFF, states, batch_size=1, on_batch=platform_writes_a_late_event)
 
     assert report.rows == 3
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new", "late"}
@@ -212,7 +212,7 @@ def test_a_run_stopped_by_its_time_budget_resumes_where_it_stopped(engine):
     _events(engine, [(f"e{i:02d}", "acme", CUTOFF - (20 - i) * DAY) for i in range(20)])
     ticks = itertools.count()  # a clock that advances one second per reading
 
-    first = purge_expired_events(
+    first = purge(
         engine, CUTOFF, batch_size=3, time_budget=dt.timedelta(seconds=4), clock=lambda: next(ticks)
     )
 
@@ -222,7 +222,7 @@ def test_a_run_stopped_by_its_time_budget_resumes_where_it_stopped(engine):
     # Oldest first: e00..e08 went, e09 (11 days before the cutoff) is the oldest left.
     assert first.oldest_remaining_timestamp == CUTOFF - 11 * DAY
 
-    second = purge_expired_events(engine, CUTOFF, batch_size=3)
+    second = purge(engine, CUTOFF, batch_size=3)
     assert second.complete and second.rows == 11 and second.batches == 4
     assert _event_ids(engine) == set()
 
@@ -239,10 +239,10 @@ def test_a_run_killed_between_batches_leaves_whole_batches_and_the_next_finishes
             raise RunKilled
 
     with pytest.raises(RunKilled):
-        purge_expired_events(engine, CUTOFF, batch_size=4, on_batch=killed_after_two_batches)
+        purge(engine, CUTOFF, batch_size=4, on_batch=killed_after_two_batches)
 
     assert _event_ids(engine) == {"e08", "e09", "kept"}
-    assert purge_expired_events(engine, CUTOFF, batch_size=4).rows == 2
+    assert purge(engine, CUTOFF, batch_size=4).rows == 2
     assert _event_ids(engine) == {"kept"}
 
 
@@ -266,7 +266,7 @@ def test_racing_purges_and_platform_inserts_lose_no_new_event(engine):
     reports = []
     inserter = threading.Thread(target=platform)
     purges = [
-        threading.Thread(target=lambda: reports.append(purge_expired_events(engine, CUTOFF, batch_size=7)))
+        threading.Thread(target=lambda: reports.append(purge(engine, CUTOFF, batch_size=7)))
         for _ in range(2)
     ]
     inserter.start()
@@ -303,7 +303,7 @@ def test_each_batch_pauses_for_its_wal_at_the_limit_rate(engine):
     slept = []
     limit_bytes_per_second = 54
 
-    report = purge_expired_events(
+    report = purge(
         engine, CUTOFF, batch_size=2, max_wal_mb_per_second=limit_bytes_per_second / 1e6,
         sleep=slept.append,
     )
@@ -321,7 +321,7 @@ def test_each_batch_pauses_for_its_wal_at_the_limit_rate(engine):
 
 def test_without_a_wal_limit_no_batch_pauses(two_tenants):
     slept = []
-    report = purge_expired_events(two_tenants, CUTOFF, batch_size=1, max_wal_mb_per_second=None,
+    report = purge(two_tenants, CUTOFF, batch_size=1, max_wal_mb_per_second=None,
                                   sleep=slept.append)
     assert report.rows == 3 and slept == [] and report.paused_seconds == 0
     assert report.wal_bytes >= 3 * MIN_WAL_BYTES_PER_DELETE
@@ -330,5 +330,5 @@ def test_without_a_wal_limit_no_batch_pauses(two_tenants):
 @pytest.mark.parametrize("limit", [0, -1.0, float("nan")])
 def test_a_wal_limit_that_is_not_positive_is_refused_before_deleting(two_tenants, limit):
     with pytest.raises(ConfigError, match="max_wal_mb_per_second must be > 0, got"):
-        purge_expired_events(two_tenants, CUTOFF, max_wal_mb_per_second=limit)
+        purge(two_tenants, CUTOFF, max_wal_mb_per_second=limit)
     assert len(_event_ids(two_tenants)) == 6

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from analytics_pipeline import state
+from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.cli import main
 from analytics_pipeline.retention import (
     RetentionCleanupConfig,
@@ -25,8 +26,15 @@ SECOND = dt.timedelta(seconds=1)
 
 
 @pytest.fixture(autouse=True)
-def no_registered_state(monkeypatch):
-    monkeypatch.setattr(state, "REGISTERED_STATES", [])
+def every_state_absorbed(engine):
+    """Every declared state has absorbed every event these tests write (all lie before now)."""
+    for name in declared_state_names():
+        set_watermark(engine, name, dt.datetime(2999, 1, 1))
+
+
+def never_materialized(engine, name: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM state_watermarks WHERE state_name = :n"), {"n": name})
 
 
 def _events(engine, *timestamps: dt.datetime) -> None:
@@ -64,7 +72,7 @@ def test_sensor_requests_one_run_per_cutoff_day_when_an_event_has_expired(engine
 def test_sensor_waits_without_a_run_while_a_state_has_not_absorbed_the_expired_events(
     engine, database, monkeypatch
 ):
-    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+    never_materialized(engine, "subscription_history")
     cutoff = retention_cutoff()
     _events(engine, cutoff - SECOND)
 
@@ -134,7 +142,7 @@ def test_job_refuses_a_cutoff_later_than_the_policy(engine, database):
 
 
 def test_job_fails_naming_the_asset_to_materialize_first(engine, database, monkeypatch):
-    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+    never_materialized(engine, "subscription_history")
     _events(engine, retention_cutoff() - SECOND)
 
     result = _run_job(database)
@@ -184,7 +192,7 @@ def test_command_takes_a_wal_limit_and_refuses_a_non_positive_one_by_name(engine
 
 
 def test_command_refusal_is_one_clear_line(engine, db_url, monkeypatch):
-    monkeypatch.setattr(state, "REGISTERED_STATES", ["subscription_history"])
+    never_materialized(engine, "subscription_history")
     _events(engine, retention_cutoff() - SECOND)
 
     result = CliRunner().invoke(main, ["retention", "run"], env={"DATABASE_URL": db_url})

@@ -10,8 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline import state
-from analytics_pipeline import aggregate_runs
+from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.tournaments import assets as tournaments
 from analytics_pipeline.tournaments.assets import (
     COMPLETED_AT_MOST_COUNT_CHECK,
@@ -97,12 +96,6 @@ PERIOD_KEYS = {
     ("quarter", dt.date(2025, 1, 1), dt.date(2025, 3, 31)),
     ("year", dt.date(2025, 1, 1), dt.date(2025, 12, 31)),
 }
-
-
-@pytest.fixture(autouse=True)
-def no_retention_cutoff(monkeypatch):
-    """Hand-built events lie in 2025; unless a test says otherwise nothing is past retention."""
-    monkeypatch.setattr(aggregate_runs, "retention_cutoff", lambda now=None: dt.datetime(2000, 1, 1))
 
 
 def _materialize(db_url, first, last=None, run_config=None):
@@ -231,7 +224,7 @@ def test_state_asset_alone_then_aggregate(db_url, engine):
     assert a == (dt.date(2025, 3, 3), 2, Decimal("15.50"))
     _materialize(db_url, "2025-03-03", "2025-03-05")
     assert _rows(engine)[("day", dt.date(2025, 3, 3), dt.date(2025, 3, 3))] == DAY_0303_BEFORE
-    assert "tournament_history" in state.REGISTERED_STATES
+    assert "tournament_history" in declared_state_names()
 
 
 def test_two_overlapping_runs_at_once_leave_one_runs_rows(db_url, engine):
@@ -252,28 +245,21 @@ def test_two_overlapping_runs_at_once_leave_one_runs_rows(db_url, engine):
     assert concurrent == _aggregate_rows(engine)
 
 
-def test_purge_then_recompute_keeps_every_row(db_url, engine, monkeypatch):
+def test_purge_then_recompute_keeps_every_row(db_url, engine):
     insert_events(engine, EVENTS + [LATE_COMPLETION])
     _materialize(db_url, "2025-03-03", "2025-03-06")
     before = _aggregate_rows(engine)
 
     # Retention purges events before 2025-03-04: A's and B's creation, players, start.
     cutoff = dt.datetime(2025, 3, 4)
-    monkeypatch.setattr(aggregate_runs, "retention_cutoff", lambda now=None: cutoff)
     with engine.begin() as conn:
         purged = conn.execute(sa.text('DELETE FROM analytics_events WHERE "timestamp" < :c'), {"c": cutoff}).rowcount
     assert purged > 0
 
+    # Every day is recomputed, 03-03 too, from state: the same rows.
     result = _materialize(db_url, "2025-03-03", "2025-03-06")
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    assert metadata["recomputed_from"].text == "2025-03-04"
-    assert _aggregate_rows(engine) == before  # 03-03 kept, the rest recomputed from state
-
-    forced = _materialize(
-        db_url, "2025-03-03", "2025-03-06",
-        run_config={"ops": {"tournament_aggregates": {"config": {"recompute_before_retention_cutoff": True}}}},
-    )
-    assert forced.get_asset_materialization_events()[0].materialization.metadata["recomputed_from"].text == "2025-03-03"
+    assert metadata["window"].text == "2025-03-03..2025-03-06"
     assert _aggregate_rows(engine) == before
 
 

@@ -1,5 +1,5 @@
 """Cohorts: `user_signups`, `user_activity_months` and `user_cohorts` (docs/metrics.md#user_cohorts)."""
 
-from .assets import defs
+from .definitions import DOMAIN, defs
 
-__all__ = ["defs"]
+__all__ = ["DOMAIN", "defs"]

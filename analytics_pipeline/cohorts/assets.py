@@ -14,22 +14,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import schema
-from ..partitions import monthly_partitions
-from ..resources import AnalyticsDatabase
-from ..partitions import partition_range_tags
-from ..state import begin_absorb, finish_absorb
 from ..aggregate_runs import (
-    AggregateRunConfig,
+    Aggregate,
+    StateAbsorb,
+    check_specs,
     collect_window,
     column_schema,
-    log_kept_rows,
-    malformed_check_result,
-    malformed_metadata,
-    recompute_start,
-    rule_check_result,
+    evaluate_checks,
+    rule_checks,
+    run_aggregate,
     tune_for_aggregation,
 )
-from ..periods import lock_aggregate, window_dates
+from ..declarations import ALL_EVENT_TYPES, DerivedState
+from ..partitions import add_months, month_start, monthly_partitions, partition_range_tags
+from ..resources import AnalyticsDatabase
+from ..state import begin_absorb, finish_absorb
 from ..sources import analytics_events
 from ..sql import sql_loader
 
@@ -48,16 +47,10 @@ MALFORMED_EVENTS_CHECK = "no_malformed_events"
 # The daily schedule recalculates the running month and the two before it.
 SCHEDULED_MONTHS = 3
 
-_BEGINNING = dt.datetime(1, 1, 1)
+USER_SIGNUPS = DerivedState(SIGNUPS_STATE, "user_signups", ("user_signup",))
+# Any valid event is a user's activity; malformed events of any type are copied.
+USER_ACTIVITY_MONTHS = DerivedState(ACTIVITY_STATE, "user_activity_months", ALL_EVENT_TYPES)
 
-
-def _month_start(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
-def _add_months(month: dt.date, months: int) -> dt.date:
-    index = month.year * 12 + month.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 # --- derived state ------------------------------------------------------------------------------
@@ -77,7 +70,7 @@ def absorb_user_signups(conn: Connection) -> int:
     """Bring user_signups up to date in the caller's transaction; returns users added or moved."""
     tune_for_aggregation(conn)
     window = begin_absorb(conn, SIGNUPS_STATE)
-    params = {"since": window.since or _BEGINNING, "through": window.through}
+    params = window.params
     _collect(conn, "signups", params)
     changed = _apply(conn, "signups")
     finish_absorb(conn, window)
@@ -89,7 +82,7 @@ def absorb_user_activity_months(conn: Connection) -> int:
     date in the caller's transaction; returns the user months added."""
     tune_for_aggregation(conn)
     window = begin_absorb(conn, ACTIVITY_STATE)
-    params = {"since": window.since or _BEGINNING, "through": window.through}
+    params = window.params
     for part in ("activity", "payments", "malformed"):
         _collect(conn, part, params)
     added = _apply(conn, "activity")  # with the new months' payments
@@ -102,7 +95,7 @@ def absorb_user_activity_months(conn: Connection) -> int:
 _STATE_ASSET_ARGS = dict(
     deps=[analytics_events],
     pool="analytics_db",
-    group_name="aggregates",
+    group_name="state",
     kinds={"postgres"},
     owners=["team:analytics"],
 )
@@ -150,137 +143,72 @@ def user_activity_months(database: AnalyticsDatabase) -> dg.MaterializeResult:
 
 # --- the aggregate ------------------------------------------------------------------------------
 
-# The rows a run writes: those describing a calendar month of [:window_start, :window_end).
-_TOUCHED_ROWS = """
-    SELECT *, (cohort_month + month_number * interval '1 month')::date AS month
-    FROM user_cohorts
+RULE_CHECKS = rule_checks(
+    load,
+    {
+        RATES_IN_RANGE_CHECK: "retention_rate is within 0..100 and no size, count or amount is negative.",
+        RETAINED_AT_MOST_SIZE_CHECK: "retained_users never exceeds cohort_size.",
+        LTV_NEVER_DECREASES_CHECK: "Within a cohort, ltv never decreases from one month_number to the next.",
+        MATCHES_STATE_CHECK: (
+            "Size, retained users, revenue and ltv of every written row equal those recomputed from "
+            "user_signups and user_activity_months, with no row missing or extra."
+        ),
+    },
+)
+MALFORMED_CHECK = (
+    MALFORMED_EVENTS_CHECK,
+    "No malformed event happened in the window's months (WARN; counts by tenant and type). "
+    "Malformed events are neither activity, signups nor revenue.",
+)
+
+# The tenants with rows describing a month of the window.
+_WINDOW_TENANTS = """
+    SELECT DISTINCT tenant_id FROM user_cohorts
     WHERE cohort_month + month_number * interval '1 month' >= CAST(:window_start AS date)
       AND cohort_month + month_number * interval '1 month' < CAST(:window_end AS date)
 """
 
-# Each check returns one row per offending row: (id, what is wrong).
-_CHECK_SQL = {
-    RATES_IN_RANGE_CHECK: f"""
-        SELECT id, 'retention_rate ' || retention_rate FROM ({_TOUCHED_ROWS}) t
-        WHERE NOT retention_rate BETWEEN 0 AND 100
-           OR cohort_size < 0 OR retained_users < 0 OR revenue < 0 OR ltv < 0
-        ORDER BY id
-    """,
-    RETAINED_AT_MOST_SIZE_CHECK: f"""
-        SELECT id, 'retained_users ' || retained_users || ' > cohort_size ' || cohort_size
-        FROM ({_TOUCHED_ROWS}) t
-        WHERE retained_users > cohort_size
-        ORDER BY id
-    """,
-    # Each written row against its neighbours in the same cohort.
-    LTV_NEVER_DECREASES_CHECK: f"""
-        SELECT DISTINCT later.id, 'ltv ' || later.ltv || ' < ' || earlier.ltv || ' of month ' || earlier.month_number
-        FROM ({_TOUCHED_ROWS}) t
-        JOIN user_cohorts earlier
-          ON earlier.tenant_id = t.tenant_id AND earlier.cohort_month = t.cohort_month
-         AND earlier.month_number IN (t.month_number - 1, t.month_number)
-        JOIN user_cohorts later
-          ON later.tenant_id = t.tenant_id AND later.cohort_month = t.cohort_month
-         AND later.month_number = earlier.month_number + 1
-        WHERE later.ltv < earlier.ltv
-        ORDER BY 1
-    """,
-    # Recomputed from the state tables another way than aggregate.sql (cumulative revenue by a
-    # range join of cohort months rather than a running sum; each row's month from its own
-    # cohort_month and month_number), then compared; no row missing or extra.
-    MATCHES_STATE_CHECK: f"""
-        WITH months AS (
-            SELECT m::date AS month
-            FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1,
-                                 interval '1 month') AS m
-        ),
-        cohorts AS (
-            SELECT tenant_id, cohort_month, count(*) AS cohort_size
-            FROM user_signups
-            GROUP BY 1, 2
-        ),
-        -- Per cohort and month: users active and their revenue; before the window only what ltv
-        -- needs (months with revenue).
-        cohort_months AS (
-            SELECT s.tenant_id, s.cohort_month, a.activity_month,
-                   count(*) AS active_users, sum(a.revenue) AS revenue
-            FROM user_signups s
-            JOIN user_activity_months a USING (tenant_id, user_id)
-            WHERE a.activity_month >= s.cohort_month
-              AND a.activity_month < CAST(:window_end AS date)
-              AND (a.activity_month >= CAST(:window_start AS date) OR a.revenue > 0)
-            GROUP BY 1, 2, 3
-        ),
-        expected AS (
-            SELECT c.tenant_id, c.cohort_month, m.month, c.cohort_size,
-                   CASE WHEN m.month = c.cohort_month THEN c.cohort_size
-                        ELSE coalesce(sum(x.active_users) FILTER (WHERE x.activity_month = m.month), 0)
-                   END AS retained_users,
-                   round(coalesce(sum(x.revenue) FILTER (WHERE x.activity_month = m.month), 0), 2) AS revenue,
-                   round(coalesce(sum(x.revenue), 0) / c.cohort_size, 2) AS ltv
-            FROM cohorts c
-            JOIN months m ON m.month >= c.cohort_month
-            LEFT JOIN cohort_months x
-              ON x.tenant_id = c.tenant_id AND x.cohort_month = c.cohort_month
-             AND x.activity_month <= m.month
-            GROUP BY c.tenant_id, c.cohort_month, c.cohort_size, m.month
-        )
-        SELECT coalesce(a.id, e.tenant_id || ':' || e.cohort_month || ' month ' || e.month),
-               CASE WHEN a.id IS NULL THEN 'missing row'
-                    WHEN e.tenant_id IS NULL THEN 'row without a cohort'
-                    ELSE 'differs from user_signups/user_activity_months' END
-        FROM expected e
-        FULL JOIN ({_TOUCHED_ROWS}) a USING (tenant_id, cohort_month, month)
-        WHERE (e.cohort_size, e.retained_users, e.revenue, e.ltv)
-              IS DISTINCT FROM (a.cohort_size, a.retained_users, a.revenue, a.ltv)
-        ORDER BY 1
-    """,
-}
 
-_CHECK_DESCRIPTIONS = {
-    RATES_IN_RANGE_CHECK: "retention_rate is within 0..100 and no size, count or amount is negative.",
-    RETAINED_AT_MOST_SIZE_CHECK: "retained_users never exceeds cohort_size.",
-    LTV_NEVER_DECREASES_CHECK: "Within a cohort, ltv never decreases from one month_number to the next.",
-    MATCHES_STATE_CHECK: (
-        "Size, retained users, revenue and ltv of every written row equal those recomputed from "
-        "user_signups and user_activity_months, with no row missing or extra."
-    ),
-    MALFORMED_EVENTS_CHECK: (
-        "No malformed event happened in the window's months (WARN; counts by tenant and type). "
-        "Malformed events are neither activity, signups nor revenue."
-    ),
-}
-
-
-def write_user_cohorts(conn: Connection, window_start: dt.date, window_end: dt.date) -> tuple[int, int]:
+def write_user_cohorts(conn: Connection, params: dict) -> dict[str, object]:
     """Replace every row describing a calendar month of [window_start, window_end), from the
-    state tables. Returns (rows written, tenants)."""
-    params = {"window_start": window_start, "window_end": window_end}
+    state tables."""
     conn.execute(sa.text(load("delete_months")), params)
     written, tenants = conn.execute(sa.text(load("aggregate")), params).one()
-    return written, tenants
+    return {"rows_written": written, "tenants": tenants}
 
 
-def malformed_events(conn: Connection, window_start: dt.date, window_end: dt.date) -> list:
+def malformed_events(conn: Connection, params: dict) -> list:
     """(tenant_id, event_type, problem, events) of malformed events in the window."""
-    return conn.execute(
-        sa.text(load("malformed")),
-        {"window_start": window_start, "window_end": window_end},
-    ).all()
+    return conn.execute(sa.text(load("malformed")), params).all()
 
 
-def cohort_check_results(
-    conn: Connection, window_start: dt.date, window_end: dt.date, malformed: list | None = None
-) -> list[dg.AssetCheckResult]:
+def _prepare_checks(conn: Connection, params: dict) -> None:
+    conn.execute(sa.text("DROP TABLE IF EXISTS cohort_touched_rows"))
+    conn.execute(sa.text(load("touched_rows")), params)
+
+
+def cohort_check_results(conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
     """Evaluate the asset checks on the rows describing the months of [window_start, window_end)."""
     params = {"window_start": window_start, "window_end": window_end}
-    results = [
-        rule_check_result(name, [f"{i}: {why}" for i, why in conn.execute(sa.text(sql), params).all()])
-        for name, sql in _CHECK_SQL.items()
-    ]
-    if malformed is None:
-        malformed = malformed_events(conn, window_start, window_end)
-    return [*results, malformed_check_result(MALFORMED_EVENTS_CHECK, malformed)]
+    _prepare_checks(conn, params)
+    return evaluate_checks(conn, RULE_CHECKS, params, MALFORMED_EVENTS_CHECK, malformed_events(conn, params))
+
+
+USER_COHORTS_AGGREGATE = Aggregate(
+    name=AGGREGATE,
+    absorbs=(
+        StateAbsorb(SIGNUPS_STATE, lambda c: {"state_users_added_or_moved": absorb_user_signups(c)}),
+        StateAbsorb(ACTIVITY_STATE, lambda c: {"state_user_months_added": absorb_user_activity_months(c)}),
+    ),
+    write=write_user_cohorts,
+    tenants_sql=_WINDOW_TENANTS,
+    malformed=malformed_events,
+    checks=RULE_CHECKS,
+    malformed_check=MALFORMED_EVENTS_CHECK,
+    prepare_checks=_prepare_checks,
+    describe_window=lambda start, end: f"{start:%Y-%m}..{add_months(end, -1):%Y-%m}",
+    inputs="signups",
+)
 
 
 @dg.asset(
@@ -295,14 +223,9 @@ def cohort_check_results(
         "dagster/table_name": "public.user_cohorts",
         "dagster/column_schema": column_schema(schema.user_cohorts),
     },
-    check_specs=[
-        dg.AssetCheckSpec(name, asset=AGGREGATE, description=description)
-        for name, description in _CHECK_DESCRIPTIONS.items()
-    ],
+    check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
 )
-def user_cohorts(
-    context: dg.AssetExecutionContext, config: AggregateRunConfig, database: AnalyticsDatabase
-) -> dg.MaterializeResult:
+def user_cohorts(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Retention triangle of each tenant's signup cohorts.
 
     A user's cohort is the month of their first `user_signup`. Row (cohort_month, month_number m)
@@ -313,38 +236,10 @@ def user_cohorts(
     Definitions: docs/metrics.md#user_cohorts.
 
     Partition M (key YYYY-MM-01) writes every row whose month is M. A run brings user_signups and
-    user_activity_months up to date, then replaces its months' rows in one transaction. Months
-    ending before the retention cutoff keep their stored rows unless the run config says
-    `recompute_before_retention_cutoff`.
+    user_activity_months up to date, then replaces its months' rows in one transaction. Any month
+    can be recomputed at any time, whatever raw events have been purged.
     """
-    started = time.monotonic()
-    window_start, window_end = window_dates(context)
-    first_day = recompute_start(window_start, window_end, config.recompute_before_retention_cutoff)
-    # A month is kept only when it ends on or before the cutoff.
-    start = _month_start(first_day) if first_day < window_end else window_end
-    if start > window_start:
-        log_kept_rows(context, f"months {window_start:%Y-%m}..{_add_months(start, -1):%Y-%m}")
-    with database.transaction() as conn:
-        lock_aggregate(conn, AGGREGATE)
-        tune_for_aggregation(conn)
-        signups = absorb_user_signups(conn)
-        activity = absorb_user_activity_months(conn)
-        written, tenants = write_user_cohorts(conn, start, window_end) if start < window_end else (0, 0)
-        malformed = malformed_events(conn, start, window_end)
-        checks = cohort_check_results(conn, start, window_end, malformed)
-    return dg.MaterializeResult(
-        metadata={
-            "window": f"{window_start:%Y-%m}..{_add_months(window_end, -1):%Y-%m}",
-            "recomputed_from": f"{start:%Y-%m}" if start < window_end else "nothing (before retention cutoff)",
-            "rows_written": written,
-            "tenants": tenants,
-            "state_users_added_or_moved": signups,
-            "state_user_months_added": activity,
-            **malformed_metadata(malformed),
-            "duration_seconds": round(time.monotonic() - started, 3),
-        },
-        check_results=checks,
-    )
+    return run_aggregate(context, database, USER_COHORTS_AGGREGATE)
 
 
 user_cohorts_job = dg.define_asset_job(
@@ -352,6 +247,11 @@ user_cohorts_job = dg.define_asset_job(
     selection=[user_cohorts],
     description="user_cohorts for a range of months, in one run.",
 )
+
+
+def first_scheduled_month(today: dt.date) -> dt.date:
+    """The oldest month the daily schedule recalculates on `today`."""
+    return max(add_months(month_start(today), 1 - SCHEDULED_MONTHS), month_start(monthly_partitions.start.date()))
 
 
 @dg.schedule(
@@ -363,12 +263,38 @@ user_cohorts_job = dg.define_asset_job(
 def user_cohorts_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every day at 02:30 UTC, recalculate the running month and the two before it in one run."""
     today = context.scheduled_execution_time.astimezone(dt.UTC).date()
-    current = _month_start(today)
-    first = max(_add_months(current, 1 - SCHEDULED_MONTHS), _month_start(monthly_partitions.start.date()))
     return dg.RunRequest(
         run_key=context.scheduled_execution_time.isoformat(),
-        tags=partition_range_tags(first, current),
+        tags=partition_range_tags(first_scheduled_month(today), month_start(today)),
     )
+
+
+def late_cohort_months(conn: Connection, since: dt.datetime, through: dt.datetime, before: dt.date) -> set[dt.date]:
+    """Months before `before` whose user_cohorts rows change because of events created in
+    (since, through] (docs/metrics.md#user_cohorts): any event changes its own month (retained
+    users, or the malformed count); a payment also changes every later month's ltv, and a signup
+    every later month of the cohort it enters or leaves (cohort_size), so those mark every month
+    from theirs on."""
+    found = conn.execute(
+        sa.text(
+            """
+            SELECT date_trunc('month', "timestamp")::date AS month,
+                   bool_or(event_type IN ('payment_completed', 'user_signup')) AS moves_later
+            FROM analytics_events
+            WHERE created_at > :since AND created_at <= :through AND "timestamp" < :before
+            GROUP BY 1
+            """
+        ),
+        {"since": since, "through": through, "before": before},
+    ).all()
+    months = {month for month, _ in found}
+    # A late signup may move a user out of a later cohort: that cohort starts after the signup's
+    # month, so it is among the months marked from there on.
+    earliest = min((month for month, later in found if later), default=None)
+    while earliest is not None and earliest < before:
+        months.add(earliest)
+        earliest = add_months(earliest, 1)
+    return months
 
 
 defs = dg.Definitions(

@@ -1,13 +1,14 @@
 """Retention of raw events: `analytics_events` keeps 13 months (rolling deletion).
 
 The aggregates and the derived state tables are the long-term history and are never purged; only
-raw events go, and only those that every registered derived state has already absorbed
-(analytics_pipeline/state.py), so that recomputing any partition inside the window, and any state,
-gives the same rows after a purge as before it.
+raw events go, and only those that every declared derived state has already absorbed
+(analytics_pipeline/domains.py collects the states the domains declare; analytics_pipeline/state.py
+keeps their watermarks). Every aggregate is computed from those states, so recomputing any
+partition, and any state, gives the same rows after a purge as before it.
 
 - Cutoff: the start of the UTC day `ANALYTICS_RETENTION_MONTHS` calendar months ago
   (settings.retention_cutoff). Events with `timestamp` before it go; one exactly at it stays.
-- Absorbed horizon: `min(absorbed_through) - ABSORB_OVERLAP` over state.REGISTERED_STATES. Only
+- Absorbed horizon: `min(absorbed_through) - ABSORB_OVERLAP` over every declared state. Only
   events created before it are deleted. A state without a watermark, or one that has not yet
   absorbed every expired event, makes the cleanup refuse and name the asset to materialize.
 - Batches: up to `batch_size` rows of one tenant, oldest first, each in its own short
@@ -24,7 +25,7 @@ Operations (the sensor, the command, the measurements behind the design): docs/o
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -33,6 +34,7 @@ from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
 from .. import state
+from ..domains import declared_state_names
 from ..resources import AnalyticsDatabase
 from ..settings import ConfigError, retention_cutoff
 
@@ -146,7 +148,7 @@ class PurgeReport:
     """What one cleanup did (or, in a dry run, would do)."""
 
     cutoff: dt.datetime
-    absorbed_horizon: dt.datetime | None  # None: no registered state to wait for
+    absorbed_horizon: dt.datetime | None  # None: no state to wait for
     dry_run: bool
     rows_by_tenant: dict[str, int] = field(default_factory=dict)  # deleted, or deletable if dry
     batches: int = 0  # committed batches, or in a dry run the batches it would take
@@ -185,11 +187,14 @@ def expired_events_exist(conn: Connection, cutoff: dt.datetime) -> bool:
     return bool(conn.execute(EXPIRED_EXIST_SQL, {"cutoff": cutoff}).scalar())
 
 
-def absorbed_horizon(conn: Connection, cutoff: dt.datetime) -> dt.datetime | None:
-    """The created_at before which every registered state has absorbed every event (None when no
-    state is registered). Raises RetentionRefused, naming the states' assets, when a state has no
-    watermark or has not absorbed every event older than `cutoff` yet."""
-    names = list(state.REGISTERED_STATES)
+def absorbed_horizon(
+    conn: Connection, cutoff: dt.datetime, states: Iterable[str] | None = None
+) -> dt.datetime | None:
+    """The created_at before which every state of `states` (default: every declared state) has
+    absorbed every event (None when there is no state). Raises RetentionRefused, naming the
+    states' assets, when a state has no watermark or has not absorbed every event older than
+    `cutoff` yet."""
+    names = list(declared_state_names() if states is None else states)
     if not names:
         return None
     marks = state.watermarks(conn)
@@ -228,8 +233,10 @@ def purge_expired_events(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     on_batch: Callable[[str, int], None] | None = None,
+    states: Iterable[str] | None = None,
 ) -> PurgeReport:
-    """Delete the events before `cutoff` that every registered state has absorbed, in batches.
+    """Delete the events before `cutoff` that every state of `states` (default: every declared
+    state) has absorbed, in batches.
 
     Stops starting new batches once `time_budget` has passed (the report says `complete=False`);
     after each batch, pauses as long as it takes for the WAL written during the batch to average
@@ -242,7 +249,7 @@ def purge_expired_events(
         raise ConfigError(f"max_wal_mb_per_second must be > 0, got {max_wal_mb_per_second}")
     started = clock()
     with engine.connect() as conn:
-        horizon = absorbed_horizon(conn, cutoff)
+        horizon = absorbed_horizon(conn, cutoff, states)
         params = {"cutoff": cutoff, "horizon": horizon}
         if dry_run:
             counts = dict(conn.execute(DELETABLE_BY_TENANT_SQL, params).all())

@@ -1,5 +1,5 @@
 """Revenue: subscription history, payments and `revenue_aggregates` (docs/metrics.md#revenue_aggregates)."""
 
-from .assets import defs
+from .definitions import DOMAIN, defs
 
-__all__ = ["defs"]
+__all__ = ["DOMAIN", "defs"]

@@ -1,9 +1,8 @@
-"""Revenue: the subscription history and `revenue_aggregates` (docs/metrics.md#revenue_aggregates)."""
+"""Revenue: the subscription and payment histories (derived state) and `revenue_aggregates`
+(docs/metrics.md#revenue_aggregates). The SQL is in sql/."""
 
 
 import datetime as dt
-import time
-from collections import defaultdict
 
 import dagster as dg
 import sqlalchemy as sa
@@ -11,26 +10,32 @@ from sqlalchemy.engine import Connection
 
 from .. import state
 from ..aggregate_runs import (
-    AggregateRunConfig,
+    Aggregate,
+    StateAbsorb,
+    check_specs,
     column_schema,
-    log_kept_rows,
-    malformed_check_result,
-    malformed_metadata,
-    recompute_start,
-    rule_check_result,
-    tune_for_aggregation,
+    rule_checks,
+    run_aggregate,
 )
+from ..declarations import DerivedState
 from ..partitions import daily_partitions
+from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
 from ..resources import AnalyticsDatabase
+from ..schema import payment_events as payment_events_table
 from ..schema import revenue_aggregates as revenue_aggregates_table
-from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
+from ..schema import subscription_events as subscription_events_table
 from ..sources import analytics_events
 from ..sql import sql_loader
 
 load = sql_loader(__package__)
 
-SUBSCRIPTION_HISTORY = "subscription_history"
-state.REGISTERED_STATES.append(SUBSCRIPTION_HISTORY)
+AGGREGATE = "revenue_aggregates"
+
+SUBSCRIPTION_EVENT_TYPES = ("subscription_started", "subscription_changed", "subscription_cancelled")
+PAYMENT_EVENT_TYPES = ("payment_completed", "payment_failed", "payment_refunded")
+
+SUBSCRIPTION_HISTORY = DerivedState("subscription_history", "subscription_events", SUBSCRIPTION_EVENT_TYPES)
+PAYMENT_HISTORY = DerivedState("payment_history", "payment_events", PAYMENT_EVENT_TYPES)
 
 MRR_BRIDGE = "mrr_bridge"
 NON_NEGATIVE = "non_negative"
@@ -39,29 +44,72 @@ ARR_IS_TWELVE_TIMES_MRR = "arr_is_twelve_times_mrr"
 PERIODS_SUM_THEIR_DAYS = "periods_sum_their_days"
 NO_MALFORMED_EVENTS = "no_malformed_events"
 
+RULE_CHECKS = rule_checks(
+    load,
+    {
+        MRR_BRIDGE: "MRR at the end minus MRR before the period equals new + reactivation + expansion - contraction - churned.",
+        NON_NEGATIVE: "No negative amount or count.",
+        PAYMENT_SUCCESS_WITHIN_ATTEMPTS: "Successful payments never exceed payment attempts.",
+        ARR_IS_TWELVE_TIMES_MRR: "arr = mrr * 12.",
+        PERIODS_SUM_THEIR_DAYS: "Week, month, quarter and year rows equal the sums of their day rows; mrr is their last day's.",
+    },
+)
+MALFORMED_CHECK = (
+    NO_MALFORMED_EVENTS,
+    "Malformed payment and subscription events in the window (skipped; WARN with counts by tenant and type).",
+)
+
+
 
 def _sql(name: str, rows: str = "") -> str:
     return load(name).replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
 
 
-def absorb_subscription_events(conn: Connection) -> int:
-    """Bring the subscription history up to date with analytics_events; returns rows added."""
-    window = state.begin_absorb(conn, SUBSCRIPTION_HISTORY)
-    added = conn.execute(
-        sa.text(_sql("absorb_subscription_events")),
-        {"since": window.since or dt.datetime.min, "through": window.through},
-    ).rowcount
+def _in_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+# --- derived state ------------------------------------------------------------------------------
+
+
+def _absorb(conn: Connection, derived: DerivedState, statement: str) -> int:
+    """Copy the state's valid events created since its watermark, and its malformed ones into
+    malformed_events, in the caller's transaction; returns the rows the state gained."""
+    window = state.begin_absorb(conn, derived.name)
+    params = window.params
+    added = conn.execute(sa.text(load(statement)), params).rowcount
+    conn.execute(
+        sa.text(load("absorb_malformed").replace("{event_types}", _in_list(derived.event_types))), params
+    )
     state.finish_absorb(conn, window)
     return added
 
 
-@dg.asset(
+def absorb_subscription_events(conn: Connection) -> int:
+    """Bring the subscription history up to date with analytics_events; returns rows added."""
+    return _absorb(conn, SUBSCRIPTION_HISTORY, "absorb_subscription_events")
+
+
+def absorb_payment_events(conn: Connection) -> int:
+    """Bring the payment history up to date with analytics_events; returns rows added."""
+    return _absorb(conn, PAYMENT_HISTORY, "absorb_payment_events")
+
+
+_STATE_ASSET_ARGS = dict(
     deps=[analytics_events],
     group_name="state",
     kinds={"postgres"},
     owners=["team:analytics"],
     pool="analytics_db",
-    metadata={"dagster/table_name": "public.subscription_events"},
+)
+
+
+@dg.asset(
+    **_STATE_ASSET_ARGS,
+    metadata={
+        "dagster/table_name": "public.subscription_events",
+        "dagster/column_schema": column_schema(subscription_events_table),
+    },
 )
 def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Every valid subscription start, price change and cancellation, with its monthly value
@@ -77,111 +125,137 @@ def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsD
     return dg.MaterializeResult(metadata={"events_added": added, "dagster/row_count": total})
 
 
-REVENUE_CHECKS = [
-    dg.AssetCheckSpec(MRR_BRIDGE, asset="revenue_aggregates",
-                      description="MRR at the end minus MRR before the period equals new + reactivation + expansion - contraction - churned."),
-    dg.AssetCheckSpec(NON_NEGATIVE, asset="revenue_aggregates", description="No negative amount or count."),
-    dg.AssetCheckSpec(PAYMENT_SUCCESS_WITHIN_ATTEMPTS, asset="revenue_aggregates",
-                      description="Successful payments never exceed payment attempts."),
-    dg.AssetCheckSpec(ARR_IS_TWELVE_TIMES_MRR, asset="revenue_aggregates", description="arr = mrr * 12."),
-    dg.AssetCheckSpec(PERIODS_SUM_THEIR_DAYS, asset="revenue_aggregates",
-                      description="Week, month, quarter and year rows equal the sums of their day rows; mrr is their last day's."),
-    dg.AssetCheckSpec(NO_MALFORMED_EVENTS, asset="revenue_aggregates",
-                      description="Malformed payment and subscription events in the window (skipped; WARN with counts by tenant and type)."),
-]
+@dg.asset(
+    **_STATE_ASSET_ARGS,
+    metadata={
+        "dagster/table_name": "public.payment_events",
+        "dagster/column_schema": column_schema(payment_events_table),
+    },
+)
+def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
+    """Every valid completed payment, failed payment and refund: its tenant, type, time and
+    amount, the history the payment and refund columns of revenue_aggregates are computed from
+    (docs/metrics.md#payment-history).
+
+    Kept for good after raw events are purged, so any day can be recomputed at any time. It
+    absorbs new events incrementally by `created_at`; revenue_aggregates also brings it up to date
+    at the start of each of its runs.
+    """
+    with database.transaction() as conn:
+        added = absorb_payment_events(conn)
+        total = conn.execute(sa.text("SELECT count(*) FROM payment_events")).scalar_one()
+    return dg.MaterializeResult(metadata={"events_added": added, "dagster/row_count": total})
+
+
+# --- the aggregate ------------------------------------------------------------------------------
+
+
+def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object]:
+    """Replace the day rows of the window and every period containing one of them, from the
+    subscription and payment histories."""
+    conn.execute(sa.text(_sql("mrr_days")), params)
+    conn.execute(sa.text(_sql("payment_days")), params)
+    # Day rows first: the longer periods are computed from the stored day rows.
+    conn.execute(sa.text(_sql("day_rows")), params)
+    conn.execute(sa.text(_sql("delete_stale", "revenue_day_rows")), {**params, "days": True})
+    conn.execute(sa.text(_sql("upsert_rows", "revenue_day_rows")), params)
+    conn.execute(sa.text(_sql("period_rows")), params)
+    conn.execute(sa.text(_sql("delete_stale", "revenue_period_rows")), {**params, "days": False})
+    conn.execute(sa.text(_sql("upsert_rows", "revenue_period_rows")), params)
+    rows_by_type = dict(
+        conn.execute(
+            sa.text(
+                f"SELECT period_type, count(*) FROM ({TOUCHED_PERIODS_SQL}) AS t "
+                "JOIN revenue_aggregates AS r USING (period_type, period_start) GROUP BY period_type"
+            ),
+            params,
+        ).all()
+    )
+    tenants = conn.execute(sa.text("SELECT count(DISTINCT tenant_id) FROM revenue_day_rows")).scalar_one()
+    return {
+        "rows_written": sum(rows_by_type.values()),
+        "tenants": tenants,
+        **{f"rows_{p}": rows_by_type.get(p, 0) for p in PERIOD_TYPES},
+    }
+
+
+def malformed_revenue_events(conn: Connection, params: dict) -> list:
+    """(tenant_id, event_type, problem, events) of malformed events revenue_aggregates reads."""
+    return conn.execute(sa.text(load("malformed")), params).all()
+
+
+def _prepare_checks(conn: Connection, params: dict) -> None:
+    conn.execute(sa.text(_sql("check_rows")), params)
+
+
+REVENUE_AGGREGATE = Aggregate(
+    name=AGGREGATE,
+    absorbs=(
+        StateAbsorb(SUBSCRIPTION_HISTORY.name, lambda c: {"subscription_events_absorbed": absorb_subscription_events(c)}),
+        StateAbsorb(PAYMENT_HISTORY.name, lambda c: {"payment_events_absorbed": absorb_payment_events(c)}),
+    ),
+    write=write_revenue_aggregates,
+    tenants_sql=(
+        f"SELECT DISTINCT r.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "
+        "JOIN revenue_aggregates AS r USING (period_type, period_start)"
+    ),
+    malformed=malformed_revenue_events,
+    checks=RULE_CHECKS,
+    malformed_check=NO_MALFORMED_EVENTS,
+    prepare_checks=_prepare_checks,
+    describe_window=lambda start, end: f"{start}..{end}",
+    inputs="subscriptions, payments or refunds",
+)
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[analytics_events, subscription_history],
+    deps=[subscription_history, payment_history],
     group_name="aggregates",
     kinds={"postgres"},
     owners=["team:analytics"],
     pool="analytics_db",
-    check_specs=REVENUE_CHECKS,
+    check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
     metadata={
         "dagster/table_name": "public.revenue_aggregates",
         "dagster/column_schema": column_schema(revenue_aggregates_table),
     },
 )
-def revenue_aggregates(
-    context: dg.AssetExecutionContext, config: AggregateRunConfig, database: AnalyticsDatabase
-) -> dg.MaterializeResult:
+def revenue_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Revenue per tenant and period: MRR and ARR, the MRR movements (new, reactivation,
     expansion, contraction, churn), gross payments, payment attempts and refunds.
 
     One row per tenant and day, ISO week, month, quarter and year that has MRR > 0, a movement,
-    or a payment or refund. A run over a range of day partitions recomputes those days and every
-    period containing one of them, inside one transaction. Definitions: docs/metrics.md.
+    or a payment or refund. A run over a range of day partitions brings the subscription and
+    payment histories up to date, then recomputes those days and every period containing one of
+    them from the histories, inside one transaction: any day can be recomputed at any time,
+    whatever raw events have been purged. Definitions: docs/metrics.md.
     """
-    started = time.monotonic()
-    requested_start, window_end = window_dates(context)
-    window_start = recompute_start(requested_start, window_end, config.recompute_before_retention_cutoff)
-    if window_start > requested_start:
-        log_kept_rows(context, f"days {requested_start}..{window_start - dt.timedelta(days=1)}")
-    params = {"window_start": window_start, "window_end": max(window_start, window_end)}
-
-    with database.transaction() as conn:
-        lock_aggregate(conn, "revenue_aggregates")
-        tune_for_aggregation(conn)
-        absorbed = absorb_subscription_events(conn)
-        conn.execute(sa.text(_sql("mrr_days")), params)
-        conn.execute(sa.text(_sql("event_counts")), params)
-        # Day rows first: the longer periods are computed from the stored day rows.
-        conn.execute(sa.text(_sql("day_rows")), params)
-        conn.execute(sa.text(_sql("delete_stale", "revenue_day_rows")), {**params, "days": True})
-        conn.execute(sa.text(_sql("upsert_rows", "revenue_day_rows")), params)
-        conn.execute(sa.text(_sql("period_rows")), params)
-        conn.execute(sa.text(_sql("delete_stale", "revenue_period_rows")), {**params, "days": False})
-        conn.execute(sa.text(_sql("upsert_rows", "revenue_period_rows")), params)
-        rows_by_type = dict(
-            conn.execute(
-                sa.text(
-                    f"SELECT period_type, count(*) FROM ({TOUCHED_PERIODS_SQL}) AS t "
-                    "JOIN revenue_aggregates AS r USING (period_type, period_start) GROUP BY period_type"
-                ),
-                params,
-            ).all()
-        )
-        tenants = conn.execute(
-            sa.text("SELECT count(DISTINCT tenant_id) FROM revenue_day_rows")
-        ).scalar_one()
-        malformed = conn.execute(
-            sa.text(
-                "SELECT tenant_id, event_type, problem, sum(events)::int FROM revenue_event_counts "
-                "WHERE problem IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            )
-        ).all()
-        violations = conn.execute(sa.text(_sql("checks")), params).all()
-
-    if absorbed:
-        context.log_event(
-            dg.AssetMaterialization(SUBSCRIPTION_HISTORY, metadata={"events_added": absorbed})
-        )
-    return dg.MaterializeResult(
-        metadata={
-            "window": f"{params['window_start']}..{params['window_end']}",
-            "tenants": tenants,
-            **{f"rows_{p}": rows_by_type.get(p, 0) for p in PERIOD_TYPES},
-            "subscription_events_absorbed": absorbed,
-            **malformed_metadata(malformed),
-            "duration_seconds": round(time.monotonic() - started, 3),
-        },
-        check_results=_check_results(violations, malformed),
-    )
+    return run_aggregate(context, database, REVENUE_AGGREGATE)
 
 
-def _check_results(violations, malformed) -> list[dg.AssetCheckResult]:
-    by_check: dict[str, list[str]] = defaultdict(list)
-    for check_name, tenant_id, period_type, period_start in violations:
-        by_check[check_name].append(f"{tenant_id} {period_type} {period_start}")
-    rules = (MRR_BRIDGE, NON_NEGATIVE, PAYMENT_SUCCESS_WITHIN_ATTEMPTS, ARR_IS_TWELVE_TIMES_MRR,
-             PERIODS_SUM_THEIR_DAYS)
-    return [
-        *(rule_check_result(name, by_check[name]) for name in rules),
-        malformed_check_result(NO_MALFORMED_EVENTS, malformed),
-    ]
+def late_revenue_days(conn: Connection, since: dt.datetime, through: dt.datetime, before: dt.date) -> set[dt.date]:
+    """Days before `before` whose revenue rows change because of events created in
+    (since, through]. A subscription event changes MRR from its day to today, so it marks every
+    day from there on."""
+    found = conn.execute(
+        sa.text(
+            f"""
+            SELECT "timestamp"::date AS day, bool_or(event_type LIKE 'subscription\\_%') AS moves_mrr
+            FROM analytics_events
+            WHERE created_at > :since AND created_at <= :through AND "timestamp" < :before
+              AND event_type IN ({_in_list(PAYMENT_EVENT_TYPES + SUBSCRIPTION_EVENT_TYPES)})
+            GROUP BY 1
+            """
+        ),
+        {"since": since, "through": through, "before": before},
+    ).all()
+    days = {day for day, _ in found}
+    earliest_mrr_change = min((day for day, moves in found if moves), default=None)
+    if earliest_mrr_change is not None:
+        days |= {earliest_mrr_change + dt.timedelta(days=n) for n in range((before - earliest_mrr_change).days)}
+    return days
 
 
-defs = dg.Definitions(assets=[subscription_history, revenue_aggregates])
+defs = dg.Definitions(assets=[subscription_history, payment_history, revenue_aggregates])

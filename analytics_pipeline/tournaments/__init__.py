@@ -1,5 +1,5 @@
 """Tournaments: `tournament_history` and `tournament_aggregates` (docs/metrics.md#tournament_aggregates)."""
 
-from .assets import defs
+from .definitions import DOMAIN, defs
 
-__all__ = ["defs"]
+__all__ = ["DOMAIN", "defs"]

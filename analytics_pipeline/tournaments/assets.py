@@ -15,19 +15,20 @@ from sqlalchemy.engine import Connection
 from .. import schema
 from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
-from ..state import ABSORB_OVERLAP, begin_absorb, finish_absorb, watermarks
+from ..state import ABSORB_OVERLAP, BEGINNING, begin_absorb, finish_absorb, watermarks
 from ..aggregate_runs import (
-    AggregateRunConfig,
+    Aggregate,
+    StateAbsorb,
+    check_specs,
     collect_window,
     column_schema,
-    log_kept_rows,
-    malformed_check_result,
-    malformed_metadata,
-    recompute_start,
-    rule_check_result,
+    evaluate_checks,
+    rule_checks,
+    run_aggregate,
     tune_for_aggregation,
 )
-from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL, lock_aggregate, window_dates
+from ..declarations import DerivedState
+from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
 from ..sources import analytics_events
 from ..sql import sql_loader
 
@@ -35,6 +36,14 @@ load = sql_loader(__package__)
 
 AGGREGATE = "tournament_aggregates"
 STATE = "tournament_history"
+
+TOURNAMENT_HISTORY = DerivedState(
+    STATE,
+    "tournament_history",
+    # Payments count when they name a tournament; malformed events of these types are copied.
+    ("tournament_created", "tournament_started", "tournament_completed", "tournament_cancelled",
+     "player_registered", "payment_completed"),
+)
 
 RATES_IN_RANGE_CHECK = "completion_rate_between_0_and_100"
 COMPLETED_AT_MOST_COUNT_CHECK = "completed_count_at_most_tournament_count"
@@ -45,8 +54,6 @@ _TOUCHED_PERIODS_TABLE = (
     "CREATE TEMP TABLE tournament_touched_periods ON COMMIT DROP AS " + TOUCHED_PERIODS_SQL
 )
 
-# Before any watermark: the beginning of time, so the absorb reads every event.
-_BEGINNING = dt.datetime(1, 1, 1)
 
 
 # --- derived state ------------------------------------------------------------------------------
@@ -58,7 +65,7 @@ def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     state's watermark, in the caller's transaction. Idempotent."""
     tune_for_aggregation(conn)
     window = begin_absorb(conn, STATE)
-    params = {"since": window.since or _BEGINNING, "through": window.through}
+    params = window.params
     # Read analytics_events once into a table dropped at commit, shared by the statements below.
     events = collect_window(conn, "tournament_window_events", load("window_events"), params)
     conn.execute(sa.text("ANALYZE tournament_window_events"))
@@ -73,7 +80,7 @@ def absorb_tournament_history(conn: Connection) -> dict[str, int]:
 @dg.asset(
     deps=[analytics_events],
     pool="analytics_db",
-    group_name="aggregates",
+    group_name="state",
     kinds={"postgres"},
     owners=["team:analytics"],
     metadata={
@@ -111,7 +118,7 @@ def late_tournament_days(
     """
     absorbed_through = watermarks(conn).get(STATE)
     unabsorbed_since = (
-        min(since, absorbed_through - ABSORB_OVERLAP) if absorbed_through is not None else _BEGINNING
+        min(since, absorbed_through - ABSORB_OVERLAP) if absorbed_through is not None else BEGINNING
     )
     rows = conn.execute(
         sa.text(load("late_days")),
@@ -122,103 +129,73 @@ def late_tournament_days(
 
 # --- the aggregate ------------------------------------------------------------------------------
 
-# Each check reads the touched periods' rows (tournament_touched_periods) and returns one row per
-# offending aggregate row: (id, what is wrong).
-_CHECK_SQL = {
-    RATES_IN_RANGE_CHECK: """
-        SELECT a.id, 'completion_rate ' || a.completion_rate
-        FROM tournament_aggregates a
-        JOIN tournament_touched_periods p USING (period_type, period_start)
-        WHERE NOT a.completion_rate BETWEEN 0 AND 100
-           OR a.tournament_count < 0 OR a.completed_count < 0 OR a.total_players < 0
-           OR a.avg_players < 0 OR a.avg_duration_minutes < 0 OR a.revenue < 0
-        ORDER BY a.id
-    """,
-    COMPLETED_AT_MOST_COUNT_CHECK: """
-        SELECT a.id, 'completed_count ' || a.completed_count || ' > tournament_count ' || a.tournament_count
-        FROM tournament_aggregates a
-        JOIN tournament_touched_periods p USING (period_type, period_start)
-        WHERE a.completed_count > a.tournament_count
-        ORDER BY a.id
-    """,
-    # Counts and sums against tournament_history, and no row missing or extra.
-    MATCHES_HISTORY_CHECK: """
-        WITH expected AS (
-            SELECT h.tenant_id, p.period_type, p.period_start, count(*) AS tournament_count,
-                   count(h.completed_at) AS completed_count, sum(h.player_count) AS total_players,
-                   round(sum(h.revenue), 2) AS revenue
-            FROM tournament_touched_periods p
-            JOIN tournament_history h ON h.tournament_day BETWEEN p.period_start AND p.period_end
-            GROUP BY 1, 2, 3
+RULE_CHECKS = rule_checks(
+    load,
+    {
+        RATES_IN_RANGE_CHECK: "completion_rate is within 0..100 and no count, average or revenue is negative.",
+        COMPLETED_AT_MOST_COUNT_CHECK: "completed_count never exceeds tournament_count.",
+        MATCHES_HISTORY_CHECK: (
+            "Counts, players and revenue of every written row equal those of the period's tournaments "
+            "in tournament_history, with no row missing or extra."
         ),
-        actual AS (
-            SELECT a.* FROM tournament_aggregates a
-            JOIN tournament_touched_periods p USING (period_type, period_start)
-        )
-        SELECT coalesce(a.id, e.tenant_id || ':' || e.period_type || ':' || e.period_start),
-               CASE WHEN a.id IS NULL THEN 'missing row'
-                    WHEN e.tenant_id IS NULL THEN 'row without tournaments'
-                    ELSE 'differs from tournament_history' END
-        FROM expected e
-        FULL JOIN actual a USING (tenant_id, period_type, period_start)
-        WHERE (e.tournament_count, e.completed_count, e.total_players, e.revenue)
-              IS DISTINCT FROM (a.tournament_count, a.completed_count, a.total_players, a.revenue)
-        ORDER BY 1
-    """,
-}
-
-_CHECK_DESCRIPTIONS = {
-    RATES_IN_RANGE_CHECK: "completion_rate is within 0..100 and no count, average or revenue is negative.",
-    COMPLETED_AT_MOST_COUNT_CHECK: "completed_count never exceeds tournament_count.",
-    MATCHES_HISTORY_CHECK: (
-        "Counts, players and revenue of every written row equal those of the period's tournaments "
-        "in tournament_history, with no row missing or extra."
-    ),
-    MALFORMED_EVENTS_CHECK: (
-        "No malformed tournament, registration or tournament payment event happened in the window "
-        "(WARN; counts by tenant and type). Malformed events are left out of every metric."
-    ),
-}
+    },
+)
+MALFORMED_CHECK = (
+    MALFORMED_EVENTS_CHECK,
+    "No malformed tournament, registration or tournament payment event happened in the window "
+    "(WARN; counts by tenant and type). Malformed events are left out of every metric.",
+)
 
 
-def _create_touched_periods(conn: Connection, window_start: dt.date, window_end: dt.date) -> None:
+def _create_touched_periods(conn: Connection, params: dict) -> None:
     conn.execute(sa.text("DROP TABLE IF EXISTS tournament_touched_periods"))
-    conn.execute(
-        sa.text(_TOUCHED_PERIODS_TABLE), {"window_start": window_start, "window_end": window_end}
-    )
+    conn.execute(sa.text(_TOUCHED_PERIODS_TABLE), params)
 
 
-def write_tournament_aggregates(
-    conn: Connection, window_start: dt.date, window_end: dt.date
-) -> dict[str | None, tuple[int, int]]:
+def write_tournament_aggregates(conn: Connection, params: dict) -> dict[str, object]:
     """Replace every row of the periods touching the days [window_start, window_end), from
-    tournament_history. Returns {period_type: (rows, tenants)}, with key None for the total."""
-    _create_touched_periods(conn, window_start, window_end)
+    tournament_history."""
+    _create_touched_periods(conn, params)
     conn.execute(sa.text(load("delete_touched")))
-    rows = conn.execute(sa.text(load("aggregate")))
-    return {period_type: (written, tenants) for period_type, written, tenants in rows}
+    written = {p: (rows, tenants) for p, rows, tenants in conn.execute(sa.text(load("aggregate")))}
+    total_rows, total_tenants = written.get(None, (0, 0))
+    return {
+        "rows_written": total_rows,
+        **{f"rows_{p}": written.get(p, (0, 0))[0] for p in PERIOD_TYPES},
+        "tenants": total_tenants,
+    }
 
 
-def malformed_tournament_events(conn: Connection, window_start: dt.date, window_end: dt.date) -> list:
+def malformed_tournament_events(conn: Connection, params: dict) -> list:
     """(tenant_id, event_type, problem, events) of malformed events tournament_aggregates reads."""
-    return conn.execute(
-        sa.text(load("malformed")),
-        {"window_start": window_start, "window_end": window_end},
-    ).all()
+    return conn.execute(sa.text(load("malformed")), params).all()
 
 
-def tournament_check_results(
-    conn: Connection, window_start: dt.date, window_end: dt.date, malformed: list | None = None
-) -> list[dg.AssetCheckResult]:
+def tournament_check_results(conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
     """Evaluate the asset checks on the rows of the periods touching [window_start, window_end)."""
-    _create_touched_periods(conn, window_start, window_end)
-    results = [
-        rule_check_result(name, [f"{i}: {why}" for i, why in conn.execute(sa.text(sql)).all()])
-        for name, sql in _CHECK_SQL.items()
-    ]
-    if malformed is None:
-        malformed = malformed_tournament_events(conn, window_start, window_end)
-    return [*results, malformed_check_result(MALFORMED_EVENTS_CHECK, malformed)]
+    params = {"window_start": window_start, "window_end": window_end}
+    _create_touched_periods(conn, params)
+    malformed = malformed_tournament_events(conn, params)
+    return evaluate_checks(conn, RULE_CHECKS, params, MALFORMED_EVENTS_CHECK, malformed)
+
+
+TOURNAMENT_AGGREGATE = Aggregate(
+    name=AGGREGATE,
+    absorbs=(
+        StateAbsorb(STATE, lambda c: {"state_events_absorbed": absorb_tournament_history(c)["events_read"]}),
+    ),
+    write=write_tournament_aggregates,
+    tenants_sql=(
+        f"SELECT DISTINCT a.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "
+        "JOIN tournament_aggregates AS a USING (period_type, period_start)"
+    ),
+    malformed=malformed_tournament_events,
+    checks=RULE_CHECKS,
+    malformed_check=MALFORMED_EVENTS_CHECK,
+    prepare_checks=_create_touched_periods,
+    describe_window=lambda start, end: f"{start}..{end - dt.timedelta(days=1)}",
+    inputs="tournaments",
+)
 
 
 @dg.asset(
@@ -233,14 +210,9 @@ def tournament_check_results(
         "dagster/table_name": "public.tournament_aggregates",
         "dagster/column_schema": column_schema(schema.tournament_aggregates),
     },
-    check_specs=[
-        dg.AssetCheckSpec(name, asset=AGGREGATE, description=description)
-        for name, description in _CHECK_DESCRIPTIONS.items()
-    ],
+    check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
 )
-def tournament_aggregates(
-    context: dg.AssetExecutionContext, config: AggregateRunConfig, database: AnalyticsDatabase
-) -> dg.MaterializeResult:
+def tournament_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Tournament performance of each tenant per day, ISO week, month, quarter and year.
 
     A row describes the tournaments that belong to the period: those whose `tournament_created`
@@ -252,34 +224,9 @@ def tournament_aggregates(
 
     A run over a range of days (one run for a whole backfill) brings tournament_history up to
     date, then replaces every day, week, month, quarter and year row those days touch, in one
-    transaction. Days before the retention cutoff keep their stored rows unless the run config
-    says `recompute_before_retention_cutoff`.
+    transaction. Any day can be recomputed at any time, whatever raw events have been purged.
     """
-    started = time.monotonic()
-    window_start, window_end = window_dates(context)
-    start = recompute_start(window_start, window_end, config.recompute_before_retention_cutoff)
-    if start > window_start:
-        log_kept_rows(context, f"days {window_start}..{start - dt.timedelta(days=1)}")
-    with database.transaction() as conn:
-        lock_aggregate(conn, AGGREGATE)
-        tune_for_aggregation(conn)
-        absorbed = absorb_tournament_history(conn)
-        written = write_tournament_aggregates(conn, start, window_end) if start < window_end else {}
-        malformed = malformed_tournament_events(conn, start, window_end)
-        checks = tournament_check_results(conn, start, window_end, malformed)
-    _, total_tenants = written.get(None, (0, 0))
-    return dg.MaterializeResult(
-        metadata={
-            "window": f"{window_start}..{window_end - dt.timedelta(days=1)}",
-            "recomputed_from": str(start) if start < window_end else "nothing (before retention cutoff)",
-            **{f"rows_{p}": written.get(p, (0, 0))[0] for p in PERIOD_TYPES},
-            "tenants": total_tenants,
-            "state_events_absorbed": absorbed["events_read"],
-            **malformed_metadata(malformed),
-            "duration_seconds": round(time.monotonic() - started, 3),
-        },
-        check_results=checks,
-    )
+    return run_aggregate(context, database, TOURNAMENT_AGGREGATE)
 
 
 defs = dg.Definitions(assets=[tournament_history, tournament_aggregates])

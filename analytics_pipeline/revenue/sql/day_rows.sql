@@ -6,18 +6,7 @@ WITH days AS (
     FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, interval '1 day') AS d
 ),
 payments AS (
-    -- docs/metrics.md#payments: gross completed amounts; attempts = completed + failed.
-    SELECT
-        tenant_id,
-        day,
-        coalesce(sum(amount) FILTER (WHERE event_type = 'payment_completed'), 0) AS total_revenue,
-        coalesce(sum(events) FILTER (WHERE event_type IN ('payment_completed', 'payment_failed')), 0) AS payment_count,
-        coalesce(sum(events) FILTER (WHERE event_type = 'payment_completed'), 0) AS payment_success_count,
-        coalesce(sum(events) FILTER (WHERE event_type = 'payment_refunded'), 0) AS refund_count,
-        coalesce(sum(amount) FILTER (WHERE event_type = 'payment_refunded'), 0) AS refund_amount
-    FROM revenue_event_counts
-    WHERE problem IS NULL AND event_type LIKE 'payment\_%'
-    GROUP BY tenant_id, day
+    SELECT * FROM revenue_payment_days
 ),
 opening AS (
     -- MRR at the end of the day before the window.

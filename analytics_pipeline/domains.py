@@ -1,0 +1,19 @@
+"""The domains of the code location, collected once: definitions.py assembles their Dagster
+definitions, retention waits for their declared states, the late-data sensor asks their
+late-partition finders. A new domain is added here and nowhere else."""
+
+from __future__ import annotations
+
+from . import cohorts, revenue, tournaments
+from .declarations import DerivedState, Domain
+
+DOMAINS: tuple[Domain, ...] = (revenue.DOMAIN, tournaments.DOMAIN, cohorts.DOMAIN)
+
+
+def declared_states() -> tuple[DerivedState, ...]:
+    """Every derived state of every domain."""
+    return tuple(s for domain in DOMAINS for s in domain.states)
+
+
+def declared_state_names() -> tuple[str, ...]:
+    return tuple(s.name for s in declared_states())

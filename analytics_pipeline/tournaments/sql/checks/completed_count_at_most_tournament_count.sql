@@ -1,0 +1,5 @@
+SELECT a.id, 'completed_count ' || a.completed_count || ' > tournament_count ' || a.tournament_count
+FROM tournament_aggregates a
+JOIN tournament_touched_periods p USING (period_type, period_start)
+WHERE a.completed_count > a.tournament_count
+ORDER BY a.id
