@@ -14,6 +14,7 @@ from .purge import (
     purge_expired_events,
     retention_cleanup_job,
     retention_cleanup_sensor,
+    states_to_wait_for,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "purge_expired_events",
     "retention_cleanup_job",
     "retention_cleanup_sensor",
+    "states_to_wait_for",
 ]

@@ -187,6 +187,12 @@ def expired_events_exist(conn: Connection, cutoff: dt.datetime) -> bool:
     return bool(conn.execute(EXPIRED_EXIST_SQL, {"cutoff": cutoff}).scalar())
 
 
+def states_to_wait_for() -> tuple[str, ...]:
+    """The derived states whose absorption bounds what may be deleted: every state the domains
+    declare (analytics_pipeline/domains.py), whichever entry point runs the purge."""
+    return declared_state_names()
+
+
 def absorbed_horizon(
     conn: Connection, cutoff: dt.datetime, states: Iterable[str] | None = None
 ) -> dt.datetime | None:
@@ -194,7 +200,7 @@ def absorbed_horizon(
     absorbed every event (None when there is no state). Raises RetentionRefused, naming the
     states' assets, when a state has no watermark or has not absorbed every event older than
     `cutoff` yet."""
-    names = list(declared_state_names() if states is None else states)
+    names = list(states_to_wait_for() if states is None else states)
     if not names:
         return None
     marks = state.watermarks(conn)
