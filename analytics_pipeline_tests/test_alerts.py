@@ -8,7 +8,6 @@ import email
 import email.policy
 from collections.abc import Iterator
 
-import datetime as dt
 
 import dagster as dg
 import pytest

@@ -286,3 +286,23 @@ def test_a_late_earlier_signup_requests_every_month_from_the_new_cohort_on(engin
                            "GROUP BY cohort_month ORDER BY cohort_month", m=add_months(this_month, -2))
     # c2 moved from cohort m0+4 to m0+1: the old cohort's rows are gone, the new one has all its months.
     assert sizes == [{"cohort_month": add_months(m0, 1), "size": 1, "months": 9}]
+
+
+@pytest.mark.slow
+def test_dagster_cli_materializes_the_oldest_cohort_month_past_the_cutoff(engine, db_url, tmp_path):
+    """`dagster asset materialize` on a month older than the retention cutoff writes its month-0 row."""
+    month = add_months(month_start(db_now(engine).date()), -20)
+    with engine.begin() as conn:
+        add_event(conn, "t1", "user_signup", dt.datetime.combine(month, dt.time(9)), "c1")
+        add_event(conn, "t1", "user_signup", dt.datetime.combine(month, dt.time(10)), "c2")
+    env = {**os.environ, "DATABASE_URL": db_url, "DAGSTER_HOME": str(tmp_path)}
+    env.pop("ANALYTICS_RETENTION_MONTHS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "analytics_pipeline.definitions",
+         "--select", "user_cohorts", "--partition", str(month)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with engine.connect() as conn:
+        assert rows(conn, "SELECT cohort_month, month_number, cohort_size, retained_users FROM user_cohorts") == [
+            {"cohort_month": month, "month_number": 0, "cohort_size": 2, "retained_users": 2}]

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline.domains import declared_state_names
-from analytics_pipeline.tournaments import assets as tournaments
 from analytics_pipeline.tournaments.assets import (
     COMPLETED_AT_MOST_COUNT_CHECK,
     MALFORMED_EVENTS_CHECK,

@@ -114,7 +114,6 @@ def _materialize(url: str, asset_name: str, first: str, last: str) -> None:
     result = dg.materialize(
         [asset],
         tags=partition_range_tags(dt.date.fromisoformat(first), dt.date.fromisoformat(last)),
-        run_config={"ops": {asset_name: {"config": {"recompute_before_retention_cutoff": True}}}},
         resources={"database": AnalyticsDatabase(url=url)},
     )
     assert result.success
