@@ -8,7 +8,6 @@ import email
 import email.policy
 from collections.abc import Iterator
 
-
 import dagster as dg
 import pytest
 import sqlalchemy as sa
