@@ -76,11 +76,7 @@ def _absorb(conn: Connection, derived: DerivedState, statement: str) -> int:
     """Copy the state's valid events created since its watermark, and its malformed ones into
     malformed_events, in the caller's transaction; returns the rows the state gained."""
     window = state.begin_absorb(conn, derived.name)
-    params = window.params
-    added = conn.execute(sa.text(load(statement)), params).rowcount
-    conn.execute(
-        sa.text(load("absorb_malformed").replace("{event_types}", _in_list(derived.event_types))), params
-    )
+    added = conn.execute(sa.text(load(statement)), window.params).rowcount
     state.finish_absorb(conn, window)
     return added
 
