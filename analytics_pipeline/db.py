@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from .settings import ConfigError
+from .settings import PYPROJECT, ConfigError
 
 ACCEPTED_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
@@ -89,10 +89,18 @@ def check_reachable(engine: Engine) -> None:
         ) from None
 
 
+@functools.cache
+def head_revision() -> str:
+    """The newest revision under migrations/, which the code expects the database to be at. Read
+    here from the scripts alone, so that db.py needs nothing of migrate.py (which runs them)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(Config(toml_file=str(PYPROJECT))).get_current_head()
+
+
 def check_migrated(engine: Engine) -> None:
     """Fail with one clear line when the schema is missing or behind the code."""
-    from .migrate import head_revision
-
     check_reachable(engine)
     with engine.connect() as conn:
         current = None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
 
-from .db import engine_for
+from .db import engine_for, head_revision
 from .settings import PYPROJECT
+
+
+__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "upgrade"]
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -17,11 +17,6 @@ def alembic_config(url: str | None = None) -> Config:
     if url is not None:
         config.set_main_option("sqlalchemy.url", engine_for(url).url.render_as_string(False).replace("%", "%%"))
     return config
-
-
-@functools.cache
-def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def upgrade(url: str, revision: str = "head") -> None:
