@@ -135,7 +135,7 @@ def test_unreachable_server_is_retried_then_reported(monkeypatch):
     message["To"] = "ops@example.com"
     message["From"] = "pipeline@example.com"
     waits = []
-    monkeypatch.setattr("analytics_pipeline.alerts.time.sleep", waits.append)
+    monkeypatch.setattr("analytics_pipeline.alerts.sensors.time.sleep", waits.append)
     with pytest.raises(TemporaryMailError, match="Connection refused|ConnectionRefused"):
         send_with_retries(MailResource(), message, "x.eml", delays=(1.0, 4.0))
     assert waits == [1.0, 4.0]
@@ -258,7 +258,7 @@ def test_the_alert_names_the_partition_range_of_the_run(inbox, cohorts_db, engin
 def test_an_unsent_alert_waits_for_a_later_tick_and_a_sent_one_is_not_repeated(
     inbox, cohorts_db, engine, monkeypatch
 ):
-    monkeypatch.setattr("analytics_pipeline.alerts.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("analytics_pipeline.alerts.sensors.time.sleep", lambda seconds: None)
     refused = set()
 
     async def handle_data(server, session, envelope):
