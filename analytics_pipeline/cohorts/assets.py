@@ -2,10 +2,9 @@
 state) and `user_cohorts` (monthly partitions by the month a row describes), with the daily
 schedule that keeps the recent months current.
 
-Definitions: docs/metrics.md#user_cohorts. The SQL is in sql/cohorts/.
+Definitions: docs/metrics.md#user_cohorts. The SQL is in sql/.
 """
 
-# No `from __future__ import annotations`: Dagster reads the config annotation of the asset.
 import datetime as dt
 import time
 
@@ -50,7 +49,6 @@ SCHEDULED_MONTHS = 3
 USER_SIGNUPS = DerivedState(SIGNUPS_STATE, "user_signups", ("user_signup",))
 # Any valid event is a user's activity; malformed events of any type are copied.
 USER_ACTIVITY_MONTHS = DerivedState(ACTIVITY_STATE, "user_activity_months", ALL_EVENT_TYPES)
-
 
 
 # --- derived state ------------------------------------------------------------------------------

@@ -60,7 +60,6 @@ MALFORMED_CHECK = (
 )
 
 
-
 def _sql(name: str, rows: str = "") -> str:
     return load(name).replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
 

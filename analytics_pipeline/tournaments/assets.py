@@ -1,10 +1,9 @@
 """Tournament performance per tenant and period: `tournament_history` (derived state, one row per
 tournament) and `tournament_aggregates` (daily partitions; day, week, month, quarter and year rows).
 
-Definitions: docs/metrics.md#tournament_aggregates. The SQL is in sql/tournaments/.
+Definitions: docs/metrics.md#tournament_aggregates. The SQL is in sql/.
 """
 
-# No `from __future__ import annotations`: Dagster reads the config annotation of the asset.
 import datetime as dt
 import time
 
@@ -53,7 +52,6 @@ MALFORMED_EVENTS_CHECK = "no_malformed_tournament_events"
 _TOUCHED_PERIODS_TABLE = (
     "CREATE TEMP TABLE tournament_touched_periods ON COMMIT DROP AS " + TOUCHED_PERIODS_SQL
 )
-
 
 
 # --- derived state ------------------------------------------------------------------------------
