@@ -168,6 +168,8 @@ class Aggregate:
       includes `rows_written`;
     - `tenants_sql` selects the distinct tenant_id of the window's stored rows (before and after
       the write: their union is the set whose rows changed);
+    - `empty_partitions_sql` selects the start of every partition of the window left without a
+      row (its period had no inputs), so that the metadata names them;
     - `malformed(conn, params)` returns (tenant_id, event_type, problem, events) rows;
     - `checks` are evaluated with `params` after the write (`prepare_checks` first, if any).
     """
@@ -176,6 +178,7 @@ class Aggregate:
     absorbs: tuple[StateAbsorb, ...]
     write: Callable[[Connection, dict], dict[str, object]]
     tenants_sql: str
+    empty_partitions_sql: str
     malformed: Callable[[Connection, dict], list]
     checks: tuple[RuleCheck, ...]
     malformed_check: str
@@ -200,6 +203,7 @@ def run_aggregate(
         tenants_before = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
         written = aggregate.write(conn, params)
         tenants_after = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
+        empty = [str(p) for p in conn.execute(sa.text(aggregate.empty_partitions_sql), params).scalars()]
         malformed = aggregate.malformed(conn, params)
         if aggregate.prepare_checks:
             aggregate.prepare_checks(conn, params)
@@ -212,6 +216,9 @@ def run_aggregate(
     if not written.get("rows_written"):
         # Nothing is skipped: the window was recomputed and had nothing to show.
         metadata["no_rows"] = f"no {aggregate.inputs} in {window}: no rows written"
+    metadata["partitions_without_rows"] = len(empty)
+    if empty:
+        metadata["partitions_without_rows_examples"] = dg.MetadataValue.json(empty[:20])
     metadata["tenants_changed"] = len(changed)
     for counts in absorbed.values():
         metadata.update(counts)

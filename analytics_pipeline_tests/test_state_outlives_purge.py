@@ -169,6 +169,14 @@ def test_a_window_without_inputs_writes_no_rows_and_says_so(engine, db_url):
     assert metadata["rows_written"].value == 0
     assert metadata["no_rows"].text == "no subscriptions, payments or refunds in 2025-01-01..2025-02-01: no rows written"
     assert _day_row(engine, dt.date(2025, 3, 10)) is None  # outside the window: not written either
+    assert metadata["partitions_without_rows"].value == 31
+
+    # A range with one day of payments names the days around it that had none.
+    result = materialize_range([revenue_aggregates], db_url, "2025-03-09", "2025-03-11")
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["partitions_without_rows"].value == 2
+    assert metadata["partitions_without_rows_examples"].value == ["2025-03-09", "2025-03-11"]
+    assert "no_rows" not in metadata
 
 
 def test_after_commit_gets_the_tenants_whose_rows_changed_once_they_are_visible(engine, db_url, monkeypatch):

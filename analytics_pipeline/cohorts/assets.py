@@ -159,9 +159,9 @@ MALFORMED_CHECK = (
     "Malformed events are neither activity, signups nor revenue.",
 )
 
-# The tenants with rows describing a month of the window.
-_WINDOW_TENANTS = """
-    SELECT DISTINCT tenant_id FROM user_cohorts
+# The rows describing a month of the window.
+_WINDOW_ROWS = """
+    SELECT * FROM user_cohorts
     WHERE cohort_month + month_number * interval '1 month' >= CAST(:window_start AS date)
       AND cohort_month + month_number * interval '1 month' < CAST(:window_end AS date)
 """
@@ -199,7 +199,12 @@ USER_COHORTS_AGGREGATE = Aggregate(
         StateAbsorb(ACTIVITY_STATE, lambda c: {"state_user_months_added": absorb_user_activity_months(c)}),
     ),
     write=write_user_cohorts,
-    tenants_sql=_WINDOW_TENANTS,
+    tenants_sql=f"SELECT DISTINCT tenant_id FROM ({_WINDOW_ROWS}) AS r",
+    empty_partitions_sql=(
+        "SELECT m::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
+        "interval '1 month') AS m WHERE m::date NOT IN (SELECT (cohort_month + month_number * interval '1 month')::date "
+        f"FROM ({_WINDOW_ROWS}) AS r) ORDER BY 1"
+    ),
     malformed=malformed_events,
     checks=RULE_CHECKS,
     malformed_check=MALFORMED_EVENTS_CHECK,

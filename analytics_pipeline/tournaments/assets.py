@@ -187,6 +187,11 @@ TOURNAMENT_AGGREGATE = Aggregate(
         f"SELECT DISTINCT a.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "
         "JOIN tournament_aggregates AS a USING (period_type, period_start)"
     ),
+    empty_partitions_sql=(
+        "SELECT d::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
+        "interval '1 day') AS d WHERE d::date NOT IN (SELECT period_start FROM tournament_aggregates "
+        "WHERE period_type = 'day' AND period_start >= :window_start AND period_start < :window_end) ORDER BY 1"
+    ),
     malformed=malformed_tournament_events,
     checks=RULE_CHECKS,
     malformed_check=MALFORMED_EVENTS_CHECK,
