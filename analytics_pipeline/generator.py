@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import db, events
+from .months import shift_months
 from .settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -106,22 +107,13 @@ NOUNS = ("Gaming", "Esports", "Arena", "League", "Clash", "Guild", "Cup", "Circu
 # --- Options ----------------------------------------------------------------------------------
 
 
-def add_months(day: dt.date, months: int) -> dt.date:
-    """The same day `months` calendar months later (or earlier), clamped to the month's end."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    next_first = dt.date(year + (month == 12), month % 12 + 1, 1)
-    return dt.date(year, month, min(day.day, (next_first - dt.timedelta(days=1)).day))
-
-
 def default_end() -> dt.date:
     """Today (UTC): the default range ends at the start of today."""
     return dt.datetime.now(dt.UTC).date()
 
 
 def default_start(end: dt.date) -> dt.date:
-    return add_months(end, -14)
+    return shift_months(end, -14)
 
 
 @dataclass(frozen=True)
@@ -189,7 +181,7 @@ def _timestamp_text(ts: int) -> str:
 
 def _add_months_ts(ts: int, months: int) -> int:
     moment = _datetime(ts)
-    day = add_months(moment.date(), months)
+    day = shift_months(moment.date(), months)
     return _ts(day) + ts % DAY
 
 

@@ -13,7 +13,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from .domains import DOMAINS
-from .partitions import add_months, partition_range_tags
+from .months import add_months
+from .partitions import partition_range_tags
 from .resources import AnalyticsDatabase
 from .settings import start_date
 

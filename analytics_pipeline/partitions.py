@@ -27,13 +27,3 @@ def partition_range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
         "dagster/asset_partition_range_end": last.isoformat(),
     }
 
-
-def month_start(day: dt.date) -> dt.date:
-    """The first day of `day`'s calendar month: the key of its monthly partition."""
-    return day.replace(day=1)
-
-
-def add_months(month: dt.date, months: int) -> dt.date:
-    """The first day of the calendar month `months` after `month`'s (negative: before)."""
-    index = month.year * 12 + month.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)

@@ -62,8 +62,7 @@ def retention_cutoff(now: dt.datetime | None = None, months: int | None = None) 
         months = retention_months()
     elif months < 1:
         raise ConfigError(f"months must be a whole number >= 1, got {months!r}")
-    year, month = divmod(now.year * 12 + (now.month - 1) - months, 12)
-    month += 1
-    next_first = dt.date(year + (month == 12), month % 12 + 1, 1)
-    day = min(now.day, (next_first - dt.timedelta(days=1)).day)
-    return dt.datetime(year, month, day)
+    from .months import shift_months
+
+    day = shift_months(now.date(), -months)
+    return dt.datetime(day.year, day.month, day.day)

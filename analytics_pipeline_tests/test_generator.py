@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from analytics_pipeline import events, generator
+from analytics_pipeline.months import shift_months
 from analytics_pipeline.cli import main
 from analytics_pipeline.settings import ConfigError
 
@@ -113,9 +114,9 @@ def test_default_range_is_the_fourteen_months_ending_today():
     options = generator.SeedOptions()
     today = dt.datetime.now(dt.UTC).date()
     assert options.end == today
-    assert options.start == generator.add_months(today, -14)
-    assert generator.add_months(dt.date(2025, 3, 31), -1) == dt.date(2025, 2, 28)
-    assert generator.add_months(dt.date(2024, 12, 15), 2) == dt.date(2025, 2, 15)
+    assert options.start == shift_months(today, -14)
+    assert shift_months(dt.date(2025, 3, 31), -1) == dt.date(2025, 2, 28)
+    assert shift_months(dt.date(2024, 12, 15), 2) == dt.date(2025, 2, 15)
 
 
 # --- Loaded data --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from analytics_pipeline import aggregate_runs
 from analytics_pipeline.cohorts.assets import user_activity_months, user_cohorts, user_signups
 from analytics_pipeline.definitions import defs
 from analytics_pipeline.late_data import late_events_sensor
-from analytics_pipeline.partitions import add_months, month_start
+from analytics_pipeline.months import add_months, month_start
 from analytics_pipeline.resources import AnalyticsDatabase
 from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.settings import PROJECT_DIR

@@ -25,7 +25,8 @@ from ..aggregate_runs import (
     tune_for_aggregation,
 )
 from ..declarations import ALL_EVENT_TYPES, DerivedState
-from ..partitions import add_months, month_start, monthly_partitions, partition_range_tags
+from ..months import add_months, month_start
+from ..partitions import monthly_partitions, partition_range_tags
 from ..resources import AnalyticsDatabase
 from ..state import begin_absorb, finish_absorb
 from ..sources import analytics_events
