@@ -12,6 +12,11 @@ from .db import engine_for
 from .settings import PYPROJECT
 
 
+class MigrationRefused(RuntimeError):
+    """A revision would lose or corrupt data and stops before changing anything; the message
+    names what is in the way."""
+
+
 def alembic_config(url: str | None = None) -> Config:
     config = Config(toml_file=str(PYPROJECT))
     if url is not None:
