@@ -20,5 +20,5 @@ FROM analytics_events AS e
 WHERE e.event_type IN ('subscription_started', 'subscription_changed', 'subscription_cancelled')
   AND e.created_at > :since
   AND e.created_at <= :through
-  AND analytics_event_problem(e.event_type, e.event_data, e.user_id) IS NULL
+  AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
 ON CONFLICT (event_id) DO NOTHING

@@ -14,7 +14,7 @@ CROSS JOIN LATERAL (
     SELECT
         ev."timestamp"::date AS day,
         ev.event_type,
-        analytics_event_problem(ev.event_type, ev.event_data, ev.user_id) AS problem,
+        analytics_event_problem(ev.event_type, ev.event_data, ev.user_id, ev."timestamp", ev.created_at) AS problem,
         analytics_amount(ev.event_data) AS amount
     FROM analytics_events AS ev
     WHERE ev.tenant_id = o.id
