@@ -274,6 +274,8 @@ def retention_run(
     )
     for tenant_id, rows in sorted(report.rows_by_tenant.items()):
         click.echo(f"  {tenant_id}\t{rows}")
+    if report.held_back.rows:
+        click.echo(report.held_back.describe())
     oldest = report.oldest_remaining_timestamp
     click.echo(f"oldest remaining event: {oldest.isoformat(sep=' ') if oldest else 'none'}")
     if not report.complete:
