@@ -33,7 +33,7 @@ def _url() -> str:
 def _fail_clearly(fn, *args):
     try:
         return fn(*args)
-    except (db.DatabaseNotReady, ConfigError) as exc:
+    except (db.DatabaseNotReady, ConfigError, migrate.MigrationRefused) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -63,7 +63,7 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (`base` removes the analytics schema)."""
     url = _url()
     _fail_clearly(db.check_reachable, db.engine_for(url))
-    migrate.downgrade(url, revision)
+    _fail_clearly(migrate.downgrade, url, revision)
     click.echo(f"{db.describe(url)} is at {migrate.current_revision(url) or 'base'}")
 
 
@@ -274,6 +274,8 @@ def retention_run(
     )
     for tenant_id, rows in sorted(report.rows_by_tenant.items()):
         click.echo(f"  {tenant_id}\t{rows}")
+    if report.held_back.rows:
+        click.echo(report.held_back.describe())
     oldest = report.oldest_remaining_timestamp
     click.echo(f"oldest remaining event: {oldest.isoformat(sep=' ') if oldest else 'none'}")
     if not report.complete:

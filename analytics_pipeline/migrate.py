@@ -9,7 +9,14 @@ from .db import engine_for, head_revision
 from .settings import PYPROJECT
 
 
-__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = [
+    "MigrationRefused", "alembic_config", "current_revision", "downgrade", "head_revision", "upgrade",
+]
+
+
+class MigrationRefused(RuntimeError):
+    """A revision would lose or corrupt data and stops before changing anything; the message
+    names what is in the way."""
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -18,6 +18,10 @@ metadata = sa.MetaData()
 
 NOW = sa.text("timezone('utc', now())")
 
+# Revision 0010: money (and avg_duration_minutes) in NUMERIC(18,2), wider than the
+# specification's DECIMAL(10,2) (docs/metrics.md#money-columns).
+MONEY = sa.Numeric(18, 2)
+
 
 def _tenant_fk() -> sa.Column:
     return sa.Column(
@@ -77,20 +81,20 @@ revenue_aggregates = sa.Table(
     sa.Column("period_start", sa.Date, nullable=False),
     sa.Column("period_end", sa.Date, nullable=False),
     sa.Column("period_type", sa.String(20), nullable=False),
-    sa.Column("mrr", sa.Numeric(10, 2), nullable=False),
-    sa.Column("arr", sa.Numeric(10, 2), nullable=False),
-    sa.Column("new_revenue", sa.Numeric(10, 2), nullable=False),
-    sa.Column("churned_revenue", sa.Numeric(10, 2), nullable=False),
-    sa.Column("expansion_revenue", sa.Numeric(10, 2), nullable=False),
-    sa.Column("total_revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("mrr", MONEY, nullable=False),
+    sa.Column("arr", MONEY, nullable=False),
+    sa.Column("new_revenue", MONEY, nullable=False),
+    sa.Column("churned_revenue", MONEY, nullable=False),
+    sa.Column("expansion_revenue", MONEY, nullable=False),
+    sa.Column("total_revenue", MONEY, nullable=False),
     sa.Column("payment_count", sa.Integer, nullable=False),
     sa.Column("payment_success_count", sa.Integer, nullable=False),
     sa.Column("refund_count", sa.Integer, nullable=False),
-    sa.Column("refund_amount", sa.Numeric(10, 2), nullable=False),
+    sa.Column("refund_amount", MONEY, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
     # Revision 0005: needed so that the MRR bridge closes (docs/metrics.md#mrr-movements).
-    sa.Column("contraction_revenue", sa.Numeric(10, 2), nullable=False, server_default="0"),
-    sa.Column("reactivation_revenue", sa.Numeric(10, 2), nullable=False, server_default="0"),
+    sa.Column("contraction_revenue", MONEY, nullable=False, server_default="0"),
+    sa.Column("reactivation_revenue", MONEY, nullable=False, server_default="0"),
     sa.UniqueConstraint(
         "tenant_id",
         "period_type",
@@ -114,8 +118,8 @@ user_cohorts = sa.Table(
     sa.Column("month_number", sa.Integer, nullable=False),
     sa.Column("retained_users", sa.Integer, nullable=False),
     sa.Column("retention_rate", sa.Numeric(5, 2), nullable=False),
-    sa.Column("revenue", sa.Numeric(10, 2), nullable=False),
-    sa.Column("ltv", sa.Numeric(10, 2), nullable=False),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Column("ltv", MONEY, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
     sa.UniqueConstraint(
         "tenant_id",
@@ -141,9 +145,9 @@ tournament_aggregates = sa.Table(
     sa.Column("completion_rate", sa.Numeric(5, 2), nullable=False),
     sa.Column("total_players", sa.Integer, nullable=False),
     sa.Column("avg_players", sa.Numeric(10, 2), nullable=False),
-    sa.Column("avg_duration_minutes", sa.Numeric(10, 2), nullable=True),
+    sa.Column("avg_duration_minutes", MONEY, nullable=True),
     sa.Column("most_popular_format", sa.String(100), nullable=True),
-    sa.Column("revenue", sa.Numeric(10, 2), nullable=False),
+    sa.Column("revenue", MONEY, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
     sa.UniqueConstraint(
         "tenant_id",
@@ -209,7 +213,7 @@ subscription_events = sa.Table(
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("occurred_at", sa.DateTime, nullable=False),
     # Monthly value in currency units, rounded to cents; NULL for cancellations.
-    sa.Column("monthly_value", sa.Numeric(12, 2), nullable=True),
+    sa.Column("monthly_value", MONEY, nullable=True),
     sa.Index(
         "subscription_events_subscription_idx",
         "tenant_id",

@@ -125,8 +125,9 @@ def test_default_range_is_the_fourteen_months_ending_today():
 def _problems(conn) -> list[tuple]:
     return conn.execute(
         sa.text(
-            "SELECT event_type, event_data::text, user_id, "
-            "analytics_event_problem(event_type, event_data, user_id) FROM analytics_events"
+            'SELECT event_type, event_data::text, user_id, "timestamp", created_at, '
+            'analytics_event_problem(event_type, event_data, user_id, "timestamp", created_at), '
+            "statement_timestamp() AT TIME ZONE 'UTC' FROM analytics_events"
         )
     ).all()
 
@@ -136,20 +137,23 @@ def test_without_malformed_rate_every_event_satisfies_the_contract(db_url, engin
     with engine.connect() as conn:
         rows = _problems(conn)
     assert len(rows) == result.events > 2_000
-    assert [r for r in rows if r[3] is not None] == []
+    assert [r for r in rows if r[5] is not None] == []
 
 
 def test_the_malformed_share_is_the_one_requested_and_python_agrees(db_url, engine):
     result = generator.load(db_url, _options(seed=4, malformed_rate=0.05))
     with engine.connect() as conn:
         rows = _problems(conn)
-    malformed = [r for r in rows if r[3] is not None]
+    malformed = [r for r in rows if r[5] is not None]
     assert len(malformed) == result.malformed
     assert 0.035 < len(malformed) / len(rows) < 0.065
-    reasons = {r[3] for r in malformed}
+    reasons = {r[5] for r in malformed}
     assert "event_data is not an object" in reasons and len(reasons) >= 3
-    python = [events.problem(t, json.loads(d, parse_float=Decimal), u) for t, d, u, _ in rows]
-    assert python == [r[3] for r in rows]
+    python = [
+        events.problem(t, json.loads(d, parse_float=Decimal), u, at, created, checked_at=now)
+        for t, d, u, at, created, _, now in rows
+    ]
+    assert python == [r[5] for r in rows]
 
 
 def test_late_events_are_recorded_hours_later_but_not_after_the_range(db_url, engine):

@@ -3,12 +3,15 @@ shared/seed/20251106_add_analytics_tables.md and read back from PostgreSQL's cat
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from analytics_pipeline import db, migrate
+from analytics_pipeline import cli, db, migrate
 from analytics_pipeline.schema import metadata
 
 # (column, data type as PostgreSQL formats it, nullable) per the specification.
@@ -85,6 +88,20 @@ SPEC_COLUMNS = {
     ],
 }
 
+# The deviation from the specification at head: revision 0010_wider_money widens the money columns
+# (and avg_duration_minutes) to NUMERIC(18,2) (docs/metrics.md#money-columns).
+WIDENED = {
+    ("revenue_aggregates", name)
+    for name in (
+        "mrr", "arr", "new_revenue", "churned_revenue", "expansion_revenue", "total_revenue", "refund_amount"
+    )
+} | {
+    ("user_cohorts", "revenue"),
+    ("user_cohorts", "ltv"),
+    ("tournament_aggregates", "avg_duration_minutes"),
+    ("tournament_aggregates", "revenue"),
+}
+
 # Index definitions as pg_get_indexdef prints their column part.
 SPEC_INDEXES = {
     "analytics_events": {"(tenant_id, event_type)", '(tenant_id, "timestamp" DESC)', '(user_id, "timestamp" DESC)'},
@@ -143,7 +160,59 @@ def test_upgrade_creates_every_column_as_specified(engine):
         for table, expected in SPEC_COLUMNS.items():
             actual = {name: (typ, nullable) for name, typ, nullable in _columns(conn, table)}
             for name, typ, nullable in expected:
+                if (table, name) in WIDENED:
+                    assert typ == "numeric(10,2)"
+                    typ = "numeric(18,2)"
                 assert actual.get(name) == (typ, nullable), f"{table}.{name}"
+
+
+def test_the_specification_revision_itself_creates_the_specified_columns(empty_db_url):
+    migrate.upgrade(empty_db_url, "20251106_add_analytics_tables")
+    with db.engine_for(empty_db_url).connect() as conn:
+        for table, expected in SPEC_COLUMNS.items():
+            assert [tuple(c) for c in _columns(conn, table)] == expected, table
+
+
+def _money_types(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text(
+                "SELECT table_name || '.' || column_name, format_type(a.atttypid, a.atttypmod) "
+                "FROM information_schema.columns c "
+                "JOIN pg_attribute a ON a.attrelid = to_regclass(c.table_name) AND a.attname = c.column_name "
+                "WHERE c.table_schema = 'public' AND c.data_type = 'numeric'"
+            )
+        ).all()
+    return dict(found)
+
+
+def test_wider_money_downgrade_narrows_back(db_url, engine):
+    migrate.downgrade(db_url, "0009_state_row_level_security")
+    types = _money_types(engine)
+    assert types["revenue_aggregates.arr"] == "numeric(10,2)"
+    assert types["tournament_aggregates.avg_duration_minutes"] == "numeric(10,2)"
+    assert types["subscription_events.monthly_value"] == "numeric(12,2)"
+    migrate.upgrade(db_url)
+    types = _money_types(engine)
+    assert types["revenue_aggregates.arr"] == types["subscription_events.monthly_value"] == "numeric(18,2)"
+    # exact sums in the state tables stay unbounded: rounding them would change the aggregates
+    assert types["tournament_history.revenue"] == types["user_activity_months.revenue"] == "numeric"
+
+
+def test_wider_money_downgrade_refuses_a_value_that_would_not_fit(db_url, engine):
+    with engine.begin() as conn:
+        _insert_tenant_rows(conn, "o1", "u1")
+        conn.execute(sa.text("UPDATE revenue_aggregates SET arr = 108000000.00"))
+    result = CliRunner().invoke(cli.main, ["db", "downgrade", "0009_state_row_level_security"], env={"DATABASE_URL": db_url})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: downgrade below 0010_wider_money refused: values do not fit the narrower money columns: "
+        "revenue_aggregates.arr (1 rows, up to 108000000.00; NUMERIC(10,2) holds < 100,000,000)"
+    ]
+    # each revision runs in its own transaction: the refused one changed nothing
+    assert migrate.current_revision(db_url) == "0010_wider_money"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT arr FROM revenue_aggregates")).scalar() == Decimal("108000000.00")
 
 
 def test_primary_keys_are_id(engine):

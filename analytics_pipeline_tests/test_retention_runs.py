@@ -230,3 +230,75 @@ def test_job_passes_its_wal_limit_to_the_purge_and_refuses_a_non_positive_one(en
     assert metadata["rows_deleted"] == 1
     assert {"wal_mb", "paused_seconds"} <= metadata.keys()
     assert _count(engine) == 0
+
+
+def _future_created_expired_event(engine, event_id: str, tenant: str = "acme") -> None:
+    """An expired event (2020-01-01) that the platform recorded with created_at 2030-01-01: no
+    state can absorb it before 2030."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO organizations (id, name) VALUES (:t, :t) ON CONFLICT DO NOTHING"),
+            {"t": tenant},
+        )
+        conn.execute(
+            sa.text(
+                'INSERT INTO analytics_events (id, tenant_id, event_type, event_data, "timestamp", created_at) '
+                "VALUES (:id, :t, 'page_view', '{}', '2020-01-01', '2030-01-01')"
+            ),
+            {"id": event_id, "t": tenant},
+        )
+
+
+def _event_ids(engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text("SELECT id FROM analytics_events")).scalars())
+
+
+def test_command_holds_back_events_created_in_the_future_and_purges_the_rest(engine, db_url, monkeypatch):
+    cutoff = retention_cutoff()
+    _events(engine, cutoff - 100 * SECOND, cutoff - SECOND, cutoff + SECOND)
+    _future_created_expired_event(engine, "odd-2", tenant="globex")
+    _future_created_expired_event(engine, "odd-1", tenant="globex")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for name in declared_state_names():
+        set_watermark(engine, name, now)
+    env = {"DATABASE_URL": db_url}
+    held = (
+        "held back 2 expired events (2 created_at in the future: no derived state can absorb them "
+        "before then), ids odd-1 .. odd-2"
+    )
+
+    dry = CliRunner().invoke(main, ["retention", "run", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 2 events" in dry.output
+    assert held in dry.output.splitlines()
+
+    run = CliRunner().invoke(main, ["retention", "run"], env=env)
+    assert run.exit_code == 0, run.output
+    assert "deleted 2 events in 1 batches" in run.output
+    assert held in run.output.splitlines()
+    assert "  acme\t2" in run.output.splitlines() and "globex\t" not in run.output
+    remaining = _event_ids(engine)
+    assert {"odd-1", "odd-2"} <= remaining and len(remaining) == 3
+
+
+def test_job_reports_what_it_held_back_and_the_sensor_still_requests_runs(engine, database, monkeypatch):
+    cutoff = retention_cutoff()
+    _events(engine, cutoff - SECOND)
+    _future_created_expired_event(engine, "odd")
+    for name in declared_state_names():
+        set_watermark(engine, name, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+
+    with dg.build_sensor_context(resources={"database": database}) as context:
+        assert isinstance(retention_cleanup_sensor(context), dg.RunRequest)
+
+    result = _run_job(database)
+    assert result.success
+    metadata = _observation(result)
+    assert metadata["rows_deleted"] == 1
+    assert metadata["held_back"] == 1
+    assert metadata["held_back_reasons"] == {
+        "created_at in the future: no derived state can absorb them before then": 1
+    }
+    assert metadata["held_back_ids"] == "odd .. odd"
+    assert _event_ids(engine) == {"odd"}

@@ -28,7 +28,7 @@ from .datasets import END, START, dataset_clone, event_count, scan_ratio_target
 BASELINE_SCAN = """
 SELECT tenant_id, "timestamp"::date, event_type, count(*), sum(analytics_amount(event_data))
 FROM analytics_events
-WHERE analytics_event_problem(event_type, event_data, user_id) IS NULL
+WHERE analytics_event_problem(event_type, event_data, user_id, "timestamp", created_at) IS NULL
 GROUP BY 1, 2, 3
 """
 

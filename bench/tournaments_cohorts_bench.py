@@ -53,7 +53,7 @@ BASELINE_SCAN_SQL = """
 SELECT tenant_id, event_type, date_trunc('day', "timestamp") AS day,
        count(*), sum(analytics_amount(event_data))
 FROM analytics_events
-WHERE analytics_event_problem(event_type, event_data, user_id) IS NULL
+WHERE analytics_event_problem(event_type, event_data, user_id, "timestamp", created_at) IS NULL
 GROUP BY 1, 2, 3
 """
 

@@ -10,7 +10,11 @@ partition, and any state, gives the same rows after a purge as before it.
   (settings.retention_cutoff). Events with `timestamp` before it go; one exactly at it stays.
 - Absorbed horizon: `min(absorbed_through) - ABSORB_OVERLAP` over every declared state. Only
   events created before it are deleted. A state without a watermark, or one that has not yet
-  absorbed every expired event, makes the cleanup refuse and name the asset to materialize.
+  absorbed an expired event it could absorb now, makes the cleanup refuse and name the asset to
+  materialize.
+- Held back: an expired event created in the future (after the statement's start) cannot be in
+  any state until then, and materializing does not change that. It stays, alone: the cleanup
+  deletes the others and reports how many it held back, why, and their ids' range.
 - Batches: up to `batch_size` rows of one tenant, oldest first, each in its own short
   transaction, so the platform's inserts never wait long and a stopped run leaves no half-done
   batch. The next run continues where the last one stopped: the rows left are still expired.
@@ -70,13 +74,30 @@ SELECT EXISTS (
 )
 """)
 
-# An expired event created at or after a state's horizon may not be in that state yet.
+# An expired event created at or after a state's horizon may not be in that state yet; one
+# created in the future cannot be, whatever is materialized: it is held back, not waited for.
 UNABSORBED_EXPIRED_EXIST_SQL = sa.text("""
 SELECT EXISTS (
     SELECT 1 FROM analytics_events AS e
     WHERE e."timestamp" < :cutoff AND e.created_at >= :horizon
+      AND e.created_at <= statement_timestamp() AT TIME ZONE 'UTC'
 )
 """)
+
+# The expired events the purge leaves: created at or after the horizon (through the
+# created_at index; normally none or a few).
+HELD_BACK_SQL = sa.text("""
+SELECT
+    count(*) FILTER (WHERE e.created_at > statement_timestamp() AT TIME ZONE 'UTC') AS future,
+    count(*) AS held_back,
+    min(e.id) AS first_id,
+    max(e.id) AS last_id
+FROM analytics_events AS e
+WHERE e."timestamp" < :cutoff AND e.created_at >= :horizon
+""")
+
+HELD_BACK_FUTURE = "created_at in the future: no derived state can absorb them before then"
+HELD_BACK_UNABSORBED = "created after the states' absorbed horizon: absorbed by a later run"
 
 DELETABLE_BY_TENANT_SQL = sa.text(f"""
 SELECT o.id AS tenant_id, deletable.n
@@ -144,6 +165,20 @@ class RetentionRefused(RuntimeError):
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """Expired events the cleanup leaves because no derived state holds them yet."""
+
+    rows: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # reason: rows
+    first_id: str | None = None  # the range of their ids, in text order
+    last_id: str | None = None
+
+    def describe(self) -> str:
+        why = "; ".join(f"{n} {reason}" for reason, n in self.reasons.items())
+        return f"held back {self.rows} expired events ({why}), ids {self.first_id} .. {self.last_id}"
+
+
+@dataclass(frozen=True)
 class PurgeReport:
     """What one cleanup did (or, in a dry run, would do)."""
 
@@ -157,6 +192,7 @@ class PurgeReport:
     complete: bool = True  # False: the time budget ran out with deletable events left
     wal_bytes: int = 0  # WAL written during the batches
     paused_seconds: float = 0.0  # pauses after batches to keep to max_wal_mb_per_second
+    held_back: HeldBack = field(default_factory=HeldBack)
 
     @property
     def rows(self) -> int:
@@ -179,6 +215,11 @@ class PurgeReport:
             "complete": self.complete,
             "wal_mb": round(self.wal_bytes / 1e6, 1),
             "paused_seconds": round(self.paused_seconds, 3),
+            "held_back": self.held_back.rows,
+            "held_back_reasons": dg.MetadataValue.json(self.held_back.reasons),
+            "held_back_ids": (
+                f"{self.held_back.first_id} .. {self.held_back.last_id}" if self.held_back.rows else None
+            ),
         }
 
 
@@ -228,6 +269,17 @@ def absorbed_horizon(
     return min(horizons.values())
 
 
+def held_back_events(conn: Connection, cutoff: dt.datetime, horizon: dt.datetime | None) -> HeldBack:
+    """The expired events created at or after the horizon, which the purge leaves."""
+    if horizon is None:
+        return HeldBack()
+    future, rows, first_id, last_id = conn.execute(
+        HELD_BACK_SQL, {"cutoff": cutoff, "horizon": horizon}
+    ).one()
+    reasons = {HELD_BACK_FUTURE: future, HELD_BACK_UNABSORBED: rows - future}
+    return HeldBack(rows, {r: n for r, n in reasons.items() if n}, first_id, last_id)
+
+
 def purge_expired_events(
     engine: Engine,
     cutoff: dt.datetime,
@@ -257,6 +309,7 @@ def purge_expired_events(
     with engine.connect() as conn:
         horizon = absorbed_horizon(conn, cutoff, states)
         params = {"cutoff": cutoff, "horizon": horizon}
+        held_back = held_back_events(conn, cutoff, horizon)
         if dry_run:
             counts = dict(conn.execute(DELETABLE_BY_TENANT_SQL, params).all())
             tenants = []
@@ -310,6 +363,7 @@ def purge_expired_events(
         complete=complete,
         wal_bytes=wal_bytes,
         paused_seconds=paused,
+        held_back=held_back,
     )
 
 
@@ -391,6 +445,8 @@ def delete_expired_events(
         f"({report.duration_seconds:.1f} s, of which {report.paused_seconds:.1f} s of pauses to keep "
         f"the WAL under {config.max_wal_mb_per_second:g} MB/s)"
     )
+    if report.held_back.rows:
+        context.log.warning(report.held_back.describe())
     if not report.complete:
         context.log.warning(
             "the time budget ran out with expired events left; the next run continues"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_payment_state"
-down_revision = "0009_state_row_level_security"
+down_revision = "0011_event_contract_limits"
 branch_labels = None
 depends_on = None
 

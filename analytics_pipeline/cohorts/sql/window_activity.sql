@@ -7,4 +7,4 @@ FROM analytics_events e
 WHERE e.created_at > :since
   AND e.created_at <= :through
   AND e.user_id <> ''
-  AND analytics_event_problem(e.event_type, e.event_data, e.user_id) IS NULL
+  AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL

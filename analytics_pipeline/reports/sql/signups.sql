@@ -7,7 +7,7 @@ WITH counts AS (
     WHERE e.tenant_id = :tenant_id
       AND e.event_type = 'user_signup'
       AND e."timestamp" >= :previous_start_at AND e."timestamp" < :end_at
-      AND analytics_event_problem(e.event_type, e.event_data, e.user_id) IS NULL
+      AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
 )
 SELECT 'signups' AS metric, 'count' AS unit, current, previous,
        round(100.0 * (current - previous) / nullif(previous, 0), 1) AS change_pct

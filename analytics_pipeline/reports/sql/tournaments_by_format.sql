@@ -7,6 +7,6 @@ FROM analytics_events AS e
 WHERE e.tenant_id = :tenant_id
   AND e.event_type = 'tournament_created'
   AND e."timestamp" >= :start_at AND e."timestamp" < :end_at
-  AND analytics_event_problem(e.event_type, e.event_data, e.user_id) IS NULL
+  AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
 GROUP BY 1
 ORDER BY 2 DESC, 1

@@ -5,7 +5,7 @@
 -- copied is skipped.
 WITH window_events AS MATERIALIZED (
     SELECT e.id, e.tenant_id, e.event_type, e.event_data, e.user_id, e."timestamp",
-           analytics_event_problem(e.event_type, e.event_data, e.user_id) AS problem
+           analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) AS problem
     FROM analytics_events AS e
     WHERE e.event_type IN ('subscription_started', 'subscription_changed', 'subscription_cancelled')
       AND e.created_at > :since

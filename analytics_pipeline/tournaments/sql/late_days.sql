@@ -10,7 +10,7 @@ WITH late AS (
       AND (e.event_type IN ('tournament_created', 'tournament_started', 'tournament_completed',
                             'tournament_cancelled', 'player_registered')
            OR e.event_type = 'payment_completed' AND e.event_data ? 'tournament_id')
-      AND analytics_event_problem(e.event_type, e.event_data, e.user_id) IS NULL
+      AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
 ),
 -- Events tournament_history may not have absorbed yet (created after its watermark).
 unabsorbed AS (
@@ -24,7 +24,7 @@ unabsorbed AS (
       AND e.created_at <= :through
       AND e.event_type IN ('tournament_created', 'tournament_started', 'tournament_completed',
                            'tournament_cancelled', 'player_registered')
-      AND analytics_event_problem(e.event_type, e.event_data, e.user_id) IS NULL
+      AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
     GROUP BY e.tenant_id, e.event_data ->> 'tournament_id'
 )
 SELECT DISTINCT d.day

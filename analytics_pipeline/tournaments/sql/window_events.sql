@@ -12,7 +12,7 @@ SELECT e.id,
        e.event_data ->> 'format' AS format,
        analytics_number(e.event_data -> 'duration_minutes') AS duration_minutes,
        analytics_amount(e.event_data) AS amount,
-       analytics_event_problem(e.event_type, e.event_data, e.user_id) AS problem
+       analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) AS problem
 FROM analytics_events e
 WHERE e.created_at > :since
   AND e.created_at <= :through
