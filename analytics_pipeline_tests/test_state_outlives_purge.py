@@ -236,7 +236,9 @@ def test_late_events_request_the_user_cohorts_months_they_change(engine, db_url)
     this_month = month_start(now.date())
     m0 = add_months(this_month, -12)
     first_scheduled = add_months(this_month, -2)  # the daily schedule covers it and later months
-    long_ago = now - dt.timedelta(days=400)
+    # Recorded before the sensor's cursor, and after every event's time (the contract refuses an
+    # event timestamped more than a day after its created_at).
+    long_ago = now - dt.timedelta(hours=2)
     with engine.begin() as conn:
         add_event(conn, "t1", "user_signup", dt.datetime.combine(m0, dt.time(9)), "c1", created_at=long_ago)
         add_event(conn, "t1", "user_signup", dt.datetime.combine(add_months(m0, 4), dt.time(9)), "c2",
@@ -273,7 +275,9 @@ def test_a_late_earlier_signup_requests_every_month_from_the_new_cohort_on(engin
     now = db_now(engine)
     this_month = month_start(now.date())
     m0 = add_months(this_month, -12)
-    long_ago = now - dt.timedelta(days=400)
+    # Recorded before the sensor's cursor, and after every event's time (the contract refuses an
+    # event timestamped more than a day after its created_at).
+    long_ago = now - dt.timedelta(hours=2)
     with engine.begin() as conn:
         add_event(conn, "t1", "user_signup", dt.datetime.combine(add_months(m0, 4), dt.time(9)), "c2",
                   created_at=long_ago)
