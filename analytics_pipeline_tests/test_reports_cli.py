@@ -60,7 +60,7 @@ def test_add_writes_a_validated_report_with_its_first_occurrence(run, engine):
     "args, message",
     [
         (["--to", "not-an-address"], "recipients[0]: 'not-an-address' is not a valid email address"),
-        (["--to", "a@example.com", "--name", "x\r\nBcc: eve@example.net"], "name: must not contain line breaks"),
+        (["--to", "a@example.com", "--name", "x\r\nBcc: eve@example.net"], "name: contains a control character (U+000D) at position 2"),
         (["--to", "a@example.com", "--timezone", "Mars/Olympus"], "unknown IANA time zone 'Mars/Olympus'"),
         (["--to", "a@example.com", "--parameters", '{"lookback": 2}'], "parameters.lookback: Extra inputs"),
         (["--to", "a@example.com", "--tenant", "nobody"], "--tenant: no organization with id 'nobody'"),
