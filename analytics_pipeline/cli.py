@@ -113,7 +113,7 @@ def dev(no_demo: bool, port: int) -> None:
     url = _url()
     _fail_clearly(db.check_reachable, db.engine_for(url))
     migrate.upgrade(url)
-    demo_options = None if no_demo else _load_demo_if_empty(url)
+    demo_options = None if no_demo else _fail_clearly(_load_demo_if_empty, url)
     dagster_home = analytics_home() / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     _write_dev_instance(dagster_home / "dagster.yaml")

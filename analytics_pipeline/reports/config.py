@@ -128,8 +128,8 @@ def validate_name(name: Any) -> str:
         refused = REFUSED_IN_TEXT.get(unicodedata.category(character))
         if refused:
             raise InvalidReport(
-                f"name: contains {refused} (U+{ord(character):04X}) at position {i + 1}; "
-                "line breaks and control characters are not accepted"
+                "name: must not contain line breaks or other control characters, found "
+                f"{refused} (U+{ord(character):04X}) at position {i + 1}"
             )
     if len(name) > 255:
         raise InvalidReport(f"name: at most 255 characters, got {len(name)}")
