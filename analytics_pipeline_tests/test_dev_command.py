@@ -23,7 +23,7 @@ from .helpers import free_port
 
 STARTUP_SECONDS = 120
 SHUTDOWN_SECONDS = 60
-FIRST_START_SECONDS = 300
+FIRST_START_SECONDS = 420  # a deadline for a loaded machine; about 2 minutes on a quiet one
 # What a start printed before: Dagster's beta notices for parameters the project uses, the notice
 # that `dagster dev` is superseded, and any traceback.
 NOISE = ("BetaWarning", "PreviewWarning", "SupersessionWarning", "Use 'dg dev' instead", "is currently in beta",
