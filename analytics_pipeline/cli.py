@@ -221,11 +221,17 @@ def _start_demo_backfill(url: str, dagster_home, options):
 def _finish_demo(url: str, instance, backfill, report_ids: list[str], process, started_at: float) -> None:
     from . import demo
 
-    demo.materialize_states(instance, backfill)
-    if not demo.wait_for_backfill(instance, backfill, stop=lambda: process.poll() is not None):
+    try:
+        demo.materialize_states(instance, backfill)
+        done = demo.wait_for_backfill(instance, backfill, stop=lambda: process.poll() is not None)
+    except Exception as exc:  # the stack goes on; this only follows the demo's first runs
+        done = False
         if process.poll() is None:
-            click.echo(f"the backfill {backfill.backfill_id} ended with partitions missing: see it in the UI; "
-                       "the demo reports stay paused (`analytics-pipeline reports resume`)")
+            click.echo(f"could not follow the demo's first runs: {type(exc).__name__}: {exc}", err=True)
+    if not done:
+        if process.poll() is None:
+            click.echo(f"the backfill {backfill.backfill_id} or the state run ended with partitions missing "
+                       "(see the UI); the demo reports stay paused: `analytics-pipeline reports resume ID`")
         return
     demo.resume_demo_reports(url, report_ids)
     click.echo(
