@@ -124,11 +124,14 @@ def test_first_start_materializes_every_aggregate_and_delivers_the_demo_reports(
             [sys.executable, "-c", "from analytics_pipeline.cli import main; main()", "dev", "--port", str(port)],
             cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+    descendants: dict[int, psutil.Process] = {}
     try:
         deadline = time.monotonic() + FIRST_START_SECONDS
         delivered: list = []
         while time.monotonic() < deadline:
             assert command.poll() is None, f"dev exited early:\n{log_path.read_text(errors='replace')[-3000:]}"
+            # dagster dev runs in a session of its own: what to stop if this test fails.
+            descendants |= {p.pid: p for p in psutil.Process(command.pid).children(recursive=True)}
             delivered = sorted((tmp_path / "outbox").glob("*.eml"))
             if len(delivered) >= 3:
                 break
@@ -167,9 +170,20 @@ def test_first_start_materializes_every_aggregate_and_delivers_the_demo_reports(
         assert reports == [("daily", "sent"), ("monthly", "sent"), ("weekly", "sent")]
         assert all(rows.values()), rows
 
-        os.kill(command.pid, signal.SIGINT)
-        command.wait(timeout=SHUTDOWN_SECONDS)
     finally:
         if command.poll() is None:
-            os.killpg(command.pid, signal.SIGKILL)
-            command.wait(timeout=30)
+            os.kill(command.pid, signal.SIGINT)
+            try:
+                command.wait(timeout=SHUTDOWN_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        if command.poll() is None:
+            command.kill()
+        for process in descendants.values():
+            # is_running() also checks the start time: never a reused pid of someone else's.
+            if process.is_running():
+                try:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
+        command.wait(timeout=30)
