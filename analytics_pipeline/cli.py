@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import click
 
 from . import db, migrate
+from .options import Day, FiniteFloatRange, OneLineErrors
 from .reports.cli import reports as reports_group
 from .settings import PROJECT_DIR, ConfigError, analytics_home
 
@@ -19,6 +22,11 @@ from .settings import PROJECT_DIR, ConfigError, analytics_home
 # database unless DAGSTER_PG_URL names another.
 DEPLOY_YAML = PROJECT_DIR / "deploy" / "dagster.yaml"
 DAGSTER_SCHEMA = "dagster"
+# What dev changes in it for a developer's machine (the sign-up dialog, a quicker run queue).
+DEV_OVERLAY_YAML = PROJECT_DIR / "deploy" / "dagster.dev.yaml"
+# `dagster dev` is the project's documented entry point until it moves to the dg CLI.
+DAGSTER_DEV_WARNING_FILTER = "ignore:Function `dev_command` is superseded:FutureWarning"
+DASHBOARD_URL = "http://127.0.0.1:8000/"
 
 
 def _url() -> str:
@@ -37,7 +45,22 @@ def _fail_clearly(fn, *args):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+# Bounds that keep every value usable: a cutoff 100 years back, a day's time budget.
+MAX_RETENTION_MONTHS = 1200
+MAX_TIME_BUDGET_MINUTES = 24 * 60
+WAL_MB_PER_SECOND_LIMIT = 100_000
+MAX_TENANTS = 1_000  # tenant ids carry a three-digit index
+MAX_USERS_PER_TENANT = 1_000_000
+
+
+def _revision(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return migrate.check_revision(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+@click.group(cls=OneLineErrors)
 def main() -> None:
     """Analytics pipeline: revenue, retention and tournament metrics for each organization."""
 
@@ -48,7 +71,7 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="head", callback=_revision)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
     url = _url()
@@ -58,7 +81,7 @@ def db_upgrade(revision: str) -> None:
 
 
 @db_group.command("downgrade")
-@click.argument("revision")
+@click.argument("revision", callback=_revision)
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (`base` removes the analytics schema)."""
     url = _url()
@@ -80,24 +103,47 @@ def db_current() -> None:
 
 @main.command("dev")
 @click.option("--no-demo", is_flag=True, help="Do not load demo data into an empty database.")
-@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="Port of the Dagster UI.")
 def dev(no_demo: bool, port: int) -> None:
-    """Migrate, load demo data into an empty database, and start the Dagster UI and daemon."""
+    """Migrate, load demo data into an empty database, and start the Dagster UI and daemon.
+
+    On the first start (an empty database) it also launches one backfill of every aggregate over
+    the demo's range and adds one demo report per frequency, delivered once the backfill is done."""
+    started_at = time.monotonic()
     url = _url()
     _fail_clearly(db.check_reachable, db.engine_for(url))
     migrate.upgrade(url)
-    if not no_demo:
-        _load_demo_if_empty(url)
+    demo_options = None if no_demo else _fail_clearly(_load_demo_if_empty, url)
     dagster_home = analytics_home() / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DEPLOY_YAML, dagster_home / "dagster.yaml")
-    env = {
-        **os.environ,
+    _write_dev_instance(dagster_home / "dagster.yaml")
+    instance_env = {
         "DAGSTER_HOME": str(dagster_home),
         "DAGSTER_PG_URL": os.environ.get("DAGSTER_PG_URL") or _dagster_storage_url(url),
     }
+    env = {
+        **os.environ,
+        **instance_env,
+        "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), DAGSTER_DEV_WARNING_FILTER])),
+        # A developer sees a due report go out within half a minute, not a quarter of an hour.
+        "REPORTS_SENSOR_INTERVAL_SECONDS": os.environ.get("REPORTS_SENSOR_INTERVAL_SECONDS") or "30",
+        # A single-run backfill records one "planned" event per asset instead of one per partition
+        # (Dagster's opt-in, dagster-io/dagster#32242): creating the demo backfill's run of 854
+        # day partitions took a minute before. The price, acceptable here: partitions of a run
+        # that fails show as missing rather than failed.
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": os.environ.get(
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1"
+        ),
+    }
+    demo_run = None
+    if demo_options is not None:
+        os.environ.update(instance_env)  # the instance below reads its storage URL from there
+        demo_run = _start_demo_backfill(url, dagster_home, demo_options)
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
+    click.echo(f"report emails: {_mail_destination()}")
+    if importlib.util.find_spec("analytics_pipeline.api") is not None:
+        click.echo(f"dashboard: {DASHBOARD_URL}")
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
     # dagster dev runs in a session of its own and hears of a shutdown only from here: Ctrl-C,
     # SIGINT or SIGTERM (a service manager, `timeout`) to this process become one SIGINT to it,
@@ -114,6 +160,10 @@ def dev(no_demo: bool, port: int) -> None:
     signal.signal(signal.SIGTERM, shut_down)
     try:
         started.append(subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True))
+        if demo_run is not None:
+            threading.Thread(
+                target=_finish_demo, args=(url, *demo_run, started[0], started_at), daemon=True
+            ).start()
         started[0].wait()
     finally:
         if not os.environ.get("DATABASE_URL"):
@@ -121,6 +171,73 @@ def dev(no_demo: bool, port: int) -> None:
 
             if stop_embedded():
                 click.echo("stopped the embedded PostgreSQL server")
+
+
+def _write_dev_instance(path) -> None:
+    """deploy/dagster.yaml with deploy/dagster.dev.yaml merged over it."""
+    import yaml
+
+    def merged(base: dict, overlay: dict) -> dict:
+        out = dict(base)
+        for key, value in overlay.items():
+            both = isinstance(value, dict) and isinstance(base.get(key), dict)
+            out[key] = merged(base[key], value) if both else value
+        return out
+
+    base = yaml.safe_load(DEPLOY_YAML.read_text())
+    overlay = yaml.safe_load(DEV_OVERLAY_YAML.read_text())
+    path.write_text(
+        f"# Written by `analytics-pipeline dev` from {DEPLOY_YAML.name} and {DEV_OVERLAY_YAML.name}.\n"
+        + yaml.safe_dump(merged(base, overlay), sort_keys=False)
+    )
+
+
+def _mail_destination() -> str:
+    from .resources import MailResource
+
+    try:
+        return MailResource().describe()
+    except ConfigError as exc:
+        return f"not deliverable: {exc}"
+
+
+def _start_demo_backfill(url: str, dagster_home, options):
+    from dagster import DagsterInstance
+
+    from . import demo
+
+    report_ids = demo.add_demo_reports(url)
+    instance = DagsterInstance.from_config(str(dagster_home))
+    backfill = demo.submit_demo_backfill(instance, options.start)
+    click.echo(
+        f"launched the backfill {backfill.backfill_id} of every aggregate over the demo's range "
+        f"(Overview > Backfills in the UI) and a run of the state they absorb: {backfill.partitions} "
+        f"partitions of {len(backfill.targets)} assets; {len(report_ids)} demo reports go out when "
+        "they are done"
+    )
+    return instance, backfill, report_ids
+
+
+def _finish_demo(url: str, instance, backfill, report_ids: list[str], process, started_at: float) -> None:
+    from . import demo
+
+    try:
+        demo.materialize_states(instance, backfill)
+        done = demo.wait_for_backfill(instance, backfill, stop=lambda: process.poll() is not None)
+    except Exception as exc:  # the stack goes on; this only follows the demo's first runs
+        done = False
+        if process.poll() is None:
+            click.echo(f"could not follow the demo's first runs: {type(exc).__name__}: {exc}", err=True)
+    if not done:
+        if process.poll() is None:
+            click.echo(f"the backfill {backfill.backfill_id} or the state run ended with partitions missing "
+                       "(see the UI); the demo reports stay paused: `analytics-pipeline reports resume ID`")
+        return
+    demo.resume_demo_reports(url, report_ids)
+    click.echo(
+        f"every partition of the backfill is materialized, {time.monotonic() - started_at:.0f} s after "
+        f"the start; the demo reports go out at the reports sensor's next tick ({_mail_destination()})"
+    )
 
 
 def _dagster_storage_url(url: str) -> str:
@@ -136,19 +253,21 @@ def _dagster_storage_url(url: str) -> str:
     return storage.render_as_string(hide_password=False)
 
 
-def _load_demo_if_empty(url: str) -> None:
+def _load_demo_if_empty(url: str):
+    """Load the demo into a database with no events; returns its options, None if not loaded."""
     import sqlalchemy as sa
 
     with db.engine_for(url).connect() as conn:
         has_events = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM analytics_events)")).scalar()
     if has_events:
-        return
+        return None
     from . import generator
 
     options = generator.demo_options()
     click.echo(f"the database has no events: loading the demo data set ({options.tenants} tenants, 14 months)")
     result = _load_with_progress(url, options)
     click.echo(result.summary())
+    return options
 
 
 def _load_with_progress(url: str, options):
@@ -164,30 +283,30 @@ def _load_with_progress(url: str, options):
 
 
 @click.command("seed")
-@click.option("--tenants", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--tenants", type=click.IntRange(1, MAX_TENANTS), default=3, show_default=True,
               help="Organizations to simulate.")
-@click.option("--users-per-tenant", type=click.IntRange(min=1), default=1_000, show_default=True,
+@click.option("--users-per-tenant", type=click.IntRange(1, MAX_USERS_PER_TENANT), default=1_000, show_default=True,
               help="Users who sign up to each organization over the range.")
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--start", type=Day(), default=None,
               help="First day (UTC) of the range. [default: 14 months before --end]")
-@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--end", type=Day(), default=None,
               help="Day after the range (UTC), at most today. [default: today]")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="Random seed: the same seed and options give the same rows.")
-@click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--malformed-rate", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
               help="Share of events damaged so that the event contract rejects them.")
-@click.option("--late-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--late-rate", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
               help="Share of events recorded (created_at) 1 to 48 hours after they happened.")
 def seed_command(tenants, users_per_tenant, start, end, seed, malformed_rate, late_rate) -> None:
     """Simulate tenants, their users and events, and bulk-load them (docs/events.md)."""
     from . import generator
 
-    end_day = end.date() if end else generator.default_end()
+    end_day = end or generator.default_end()
     if end_day > generator.default_end():
         raise click.BadParameter(
             f"{end_day} is in the future (today is {generator.default_end()} UTC)", param_hint="'--end'"
         )
-    start_day = start.date() if start else generator.default_start(end_day)
+    start_day = start or generator.default_start(end_day)
     if start_day >= end_day:
         raise click.BadParameter(f"{start_day} is not before --end {end_day}", param_hint="'--start'")
     options = generator.SeedOptions(
@@ -225,20 +344,20 @@ def retention_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Only count the events that would be deleted.")
 @click.option(
     "--months",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_RETENTION_MONTHS),
     default=None,
     help="Months of events to keep [default: ANALYTICS_RETENTION_MONTHS, else 13].",
 )
 @click.option(
     "--time-budget-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(0, MAX_TIME_BUDGET_MINUTES, min_open=True),
     default=10.0,
     show_default=True,
     help="No new batch starts after this; run again to continue.",
 )
 @click.option(
     "--max-wal-mb-per-second",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(0, WAL_MB_PER_SECOND_LIMIT, min_open=True),
     default=None,
     help="Pause after each batch so that the WAL written averages at most this "
     "[default: the cleanup run's, 16].",

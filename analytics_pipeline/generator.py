@@ -35,6 +35,7 @@ import functools
 import itertools
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -836,8 +837,15 @@ DEMO = {"tenants": 4, "users_per_tenant": 2_000, "seed": 2025, "malformed_rate":
 
 def demo_options() -> SeedOptions:
     """A few tenants over the 14 months ending today, about a million events, a few malformed
-    and late ones so that the checks and the late-data sensor have something to show."""
-    return SeedOptions(**DEMO)
+    and late ones so that the checks and the late-data sensor have something to show.
+
+    `ANALYTICS_DEMO_USERS_PER_TENANT` scales it (events grow with users), for a small machine or
+    a test of the first start."""
+    raw = os.environ.get("ANALYTICS_DEMO_USERS_PER_TENANT", str(DEMO["users_per_tenant"]))
+    users = int(raw) if raw.isdigit() else 0
+    if not 1 <= users <= 100_000:
+        raise ConfigError(f"ANALYTICS_DEMO_USERS_PER_TENANT must be a whole number from 1 to 100000, got {raw!r}")
+    return SeedOptions(**(DEMO | {"users_per_tenant": users}))
 
 
 def load_demo(

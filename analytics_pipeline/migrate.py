@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from .db import engine_for, head_revision
 from .settings import PYPROJECT
@@ -39,3 +42,22 @@ def current_revision(url: str) -> str | None:
 
     with engine_for(url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_revision(revision: str) -> str:
+    """`revision` if alembic can resolve it without a database (an id, a unique prefix of one,
+    head, base) or it is relative to the database's revision (+N, -N); else ValueError naming
+    what is accepted."""
+    from alembic.util import CommandError
+
+    if re.fullmatch(r"[+-]\d+", revision):
+        return revision
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        if revision.strip():
+            script.get_revisions(revision)
+            return revision
+    except CommandError:
+        pass
+    known = ", ".join(s.revision for s in script.walk_revisions("base", "heads"))
+    raise ValueError(f"{revision!r} is not a revision; accepted: head, base, +N, -N or one of {known}")

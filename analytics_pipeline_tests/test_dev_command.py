@@ -1,7 +1,11 @@
 """`analytics-pipeline dev` (the README's first command) keeps Dagster's storage in the schema
 `dagster` of the analytics database, and stops everything it started when it is interrupted, even
-when the shell that started it ignores SIGINT (a backgrounded job)."""
+when the shell that started it ignores SIGINT (a backgrounded job). Its output has no warnings of
+Dagster's that the project triggers; on an empty database it loads the demo, materializes every
+aggregate over the demo's range in one backfill, and delivers one demo report per frequency."""
 
+import calendar
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -19,6 +23,11 @@ from .helpers import free_port
 
 STARTUP_SECONDS = 120
 SHUTDOWN_SECONDS = 60
+FIRST_START_SECONDS = 420  # a deadline for a loaded machine; about 2 minutes on a quiet one
+# What a start printed before: Dagster's beta notices for parameters the project uses, the notice
+# that `dagster dev` is superseded, and any traceback.
+NOISE = ("BetaWarning", "PreviewWarning", "SupersessionWarning", "Use 'dg dev' instead", "is currently in beta",
+         "Traceback")
 
 
 def _alive(pids: list[int]) -> list[int]:
@@ -69,6 +78,9 @@ def test_dev_stores_dagster_in_the_analytics_database_and_stops_on_sigint(db_url
             )).scalars())
         assert {"runs", "event_logs", "instigators"} <= dagster_tables
         assert not (tmp_path / "dagster" / "history").exists()  # no SQLite storage beside it
+        # The dev instance asks for no sign-up ("Join the Dagster community") in the UI.
+        nux = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ shouldShowNux }"}, timeout=30)
+        assert nux.json() == {"data": {"shouldShowNux": False}}
 
         started = [p.pid for p in psutil.Process(command.pid).children(recursive=True)]
         assert len(started) >= 3  # dagster dev, its webserver and its daemon at least
@@ -82,10 +94,96 @@ def test_dev_stores_dagster_in_the_analytics_database_and_stops_on_sigint(db_url
         assert _alive(started) == [], f"still running:\n{log_path.read_text(errors='replace')[-3000:]}"
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5)
+        output = log_path.read_text(errors="replace")
+        assert [noise for noise in NOISE if noise in output] == [], output[-3000:]
     finally:
         for pid in [command.pid, *_alive(started)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        command.wait(timeout=30)
+
+
+def _months_between(first: dt.date, last: dt.date) -> int:
+    return (last.year - first.year) * 12 + last.month - first.month + 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(FIRST_START_SECONDS + SHUTDOWN_SECONDS + 60)
+def test_first_start_materializes_every_aggregate_and_delivers_the_demo_reports(db_url, engine, tmp_path):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "ANALYTICS_HOME": str(tmp_path),
+           "ANALYTICS_DEMO_USERS_PER_TENANT": "60"}
+    for variable in ("SMTP_HOST", "REPORTS_SENSOR_INTERVAL_SECONDS", "DAGSTER_PG_URL"):
+        env.pop(variable, None)
+    log_path = tmp_path / "dev.log"
+    today = dt.datetime.now(dt.UTC).date()
+    with log_path.open("wb") as log:
+        command = subprocess.Popen(
+            [sys.executable, "-c", "from analytics_pipeline.cli import main; main()", "dev", "--port", str(port)],
+            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    descendants: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + FIRST_START_SECONDS
+        delivered: list = []
+        while time.monotonic() < deadline:
+            assert command.poll() is None, f"dev exited early:\n{log_path.read_text(errors='replace')[-3000:]}"
+            # dagster dev runs in a session of its own: what to stop if this test fails.
+            descendants |= {p.pid: p for p in psutil.Process(command.pid).children(recursive=True)}
+            delivered = sorted((tmp_path / "outbox").glob("*.eml"))
+            if len(delivered) >= 3:
+                break
+            time.sleep(2)
+        output = log_path.read_text(errors="replace")
+        assert len(delivered) == 3, output[-4000:]
+
+        # Where things are, said before Dagster's own lines.
+        assert f"Dagster UI: http://127.0.0.1:{port}" in output
+        assert f"report emails: outbox {tmp_path / 'outbox'}" in output
+        assert "every partition of the backfill is materialized" in output
+        assert [noise for noise in NOISE if noise in output] == [], output[-3000:]
+
+        # The demo covers the 14 months before today: every day and month partition from its
+        # first day to today has a materialization, and every state asset one.
+        year, month = divmod(today.year * 12 + today.month - 1 - 14, 12)
+        first_day = dt.date(year, month + 1, min(today.day, calendar.monthrange(year, month + 1)[1]))
+        with engine.connect() as conn:
+            partitions = dict(conn.execute(sa.text(
+                "SELECT asset_key, count(DISTINCT partition) FROM dagster.event_logs "
+                "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' GROUP BY asset_key"
+            )).all())
+            backfills = conn.execute(sa.text("SELECT count(*) FROM dagster.bulk_actions")).scalar()
+            reports = conn.execute(sa.text(
+                "SELECT r.frequency, d.status FROM scheduled_reports AS r JOIN report_deliveries AS d "
+                "ON d.report_id = r.id ORDER BY r.frequency")).all()
+            rows = {table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
+                    for table in ("revenue_aggregates", "tournament_aggregates", "user_cohorts")}
+        days = (today - first_day).days + 1
+        assert partitions.pop('["revenue_aggregates"]') == days
+        assert partitions.pop('["tournament_aggregates"]') == days
+        assert partitions.pop('["user_cohorts"]') == _months_between(first_day, today)
+        for state in ("subscription_history", "tournament_history", "user_signups", "user_activity_months"):
+            assert f'["{state}"]' in partitions
+        assert backfills == 1
+        assert reports == [("daily", "sent"), ("monthly", "sent"), ("weekly", "sent")]
+        assert all(rows.values()), rows
+
+    finally:
+        if command.poll() is None:
+            os.kill(command.pid, signal.SIGINT)
+            try:
+                command.wait(timeout=SHUTDOWN_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        if command.poll() is None:
+            command.kill()
+        for process in descendants.values():
+            # is_running() also checks the start time: never a reused pid of someone else's.
+            if process.is_running():
+                try:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
         command.wait(timeout=30)

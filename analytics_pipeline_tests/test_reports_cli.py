@@ -136,3 +136,58 @@ def test_migration_refuses_rows_the_check_constraints_would_reject(db_url, engin
         add_report(conn, "odd", report_type="everything")
     with pytest.raises(RuntimeError, match=r"scheduled_reports.report_type must be one of .* 'odd' \('everything'\)"):
         migrate.upgrade(db_url)
+
+
+def _add(run, *args):
+    return run("add", "--tenant", "org-a", "--name", "Weekly", "--type", "comprehensive", "--frequency", "weekly",
+               *args)
+
+
+def test_at_is_stored_as_the_local_time_given(run, engine):
+    code, out = _add(run, "--to", "a@example.com", "--at", "23:59", "--timezone", "Asia/Kolkata")
+    assert code == 0, out
+    row = _only_report(engine)
+    assert row["parameters"]["send_time"] == "23:59:00" and row["parameters"]["timezone"] == "Asia/Kolkata"
+    # 23:59 in Kolkata (UTC+05:30) is 18:29 UTC.
+    assert row["next_run_at"].time() == dt.time(18, 29)
+
+
+@pytest.mark.parametrize("at", ["08:00+05:00", "08:00:00.5", "08:00:00", "8:00"])
+def test_at_other_than_hh_mm_is_refused(run, engine, at):
+    code, out = _add(run, "--to", "a@example.com", "--at", at)
+    assert code == 2 and "Invalid value for '--at'" in out and "HH:MM" in out
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM scheduled_reports")).scalar() == 0
+
+
+def test_a_boolean_parameter_is_refused_and_a_number_stored_as_a_number(run, engine):
+    code, out = _add(run, "--to", "a@example.com", "--parameters", '{"cohorts": true}')
+    assert code == 2 and "parameters.cohorts: must be a whole number, not true" in out
+    code, out = _add(run, "--to", "a@example.com", "--parameters", '{"cohorts": 24}')
+    assert code == 0, out
+    stored = _only_report(engine)["parameters"]["cohorts"]
+    assert stored == 24 and type(stored) is int
+
+
+def test_recipients_are_deduplicated_case_insensitively_before_the_limit(run, engine):
+    addresses = [f"person{i}@example.com" for i in range(50)]
+    too_many = [x for a in [*addresses, "person50@example.com"] for x in ("--to", a)]
+    code, out = _add(run, *too_many)
+    assert code == 2 and "at most 50 distinct addresses, got 51" in out
+    with_variant = [x for a in [*addresses, "PERSON7@Example.com"] for x in ("--to", a)]
+    code, out = _add(run, *with_variant)
+    assert code == 0, out
+    assert _only_report(engine)["recipients"] == addresses
+
+
+@pytest.mark.parametrize("name", ["Weekly\u2028KPIs", "Weekly\x85KPIs", "Weekly\u2029KPIs"])
+def test_send_now_of_a_report_named_with_a_line_separator_fails_in_one_line(run, engine, name):
+    """A row the platform wrote directly: the delivery fails with the reason, no traceback."""
+    with engine.begin() as conn:
+        add_report(conn, "r1", name=name)
+    code, out = run("send-now", "r1")
+    assert code == 1 and "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1 and "name: must not contain line breaks" in out
+    with engine.connect() as conn:
+        status, error = conn.execute(sa.text("SELECT status, last_error FROM report_deliveries")).one()
+    assert status == "failed" and f"U+{ord(name[6]):04X}" in error

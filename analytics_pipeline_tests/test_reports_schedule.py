@@ -132,3 +132,68 @@ def test_a_valid_report_is_normalised():
 def test_bad_configuration_is_refused_naming_the_field(change, message):
     with pytest.raises(InvalidReport, match=message):
         validate_report(**(VALID | change))
+
+
+# Every character that ends a line for str.splitlines (and so for the email package) or is a
+# control character: C0, DEL, C1 with NEL, the Unicode line and paragraph separators.
+LINE_BREAKS_AND_CONTROLS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029",
+                            "\x00", "\x1b", "\x7f", "\x80", "\x9f", "\ud800"]
+
+
+@pytest.mark.parametrize("character", LINE_BREAKS_AND_CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_name_with_a_line_break_or_control_character_is_refused(character):
+    with pytest.raises(InvalidReport, match=rf"name: must not contain line breaks .*U\+{ord(character):04X}"):
+        validate_report(**(VALID | {"name": f"Weekly{character}KPIs"}))
+
+
+def test_a_name_in_any_script_with_emoji_and_joiners_is_kept():
+    name = "Café – 週報 📈 👩\u200d💻"
+    assert validate_report(**(VALID | {"name": name})).name == name
+
+
+@pytest.mark.parametrize("send_time, expected", [("00:00", dt.time(0, 0)), ("23:59", dt.time(23, 59)),
+                                                 ("08:00:00", dt.time(8, 0))])
+def test_send_time_is_a_local_wall_clock_time(send_time, expected):
+    assert validate_parameters({"send_time": send_time}).send_time == expected
+
+
+@pytest.mark.parametrize("send_time", ["08:00+05:00", "08:00Z", "08:00:00.5", "08:00:00.000", "8:00", "24:00",
+                                       "23:60", "0800", "", " 08:00", 800, True])
+def test_send_time_with_an_offset_fraction_or_other_form_is_refused(send_time):
+    with pytest.raises(InvalidReport, match="parameters.send_time"):
+        validate_parameters({"send_time": send_time})
+
+
+@pytest.mark.parametrize("field", ["cohorts", "lookback_periods", "day_of_week", "day_of_month"])
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_is_never_read_as_a_number(field, value):
+    with pytest.raises(InvalidReport, match=f"parameters.{field}: must be a whole number, not {str(value).lower()}"):
+        validate_parameters({field: value})
+
+
+@pytest.mark.parametrize("cohorts, accepted", [(0, False), (1, True), (24, True), (25, False), (6.0, False), ("6", False)])
+def test_cohorts_is_a_whole_number_from_1_to_24(cohorts, accepted):
+    if accepted:
+        assert validate_parameters({"cohorts": cohorts}).as_json() == {"cohorts": cohorts}
+    else:
+        with pytest.raises(InvalidReport, match="parameters.cohorts"):
+            validate_parameters({"cohorts": cohorts})
+
+
+def _addresses(n: int) -> list[str]:
+    return [f"person{i}@example.com" for i in range(n)]
+
+
+def test_fifty_recipients_are_accepted_and_fifty_one_refused():
+    assert len(validate_report(**(VALID | {"recipients": _addresses(50)})).recipients) == 50
+    with pytest.raises(InvalidReport, match="recipients: at most 50 distinct addresses, got 51"):
+        validate_report(**(VALID | {"recipients": _addresses(51)}))
+
+
+def test_duplicates_in_another_case_count_once_before_the_limit():
+    given = ["Person0@Example.COM", *_addresses(50), "PERSON49@EXAMPLE.COM"]
+    recipients = validate_report(**(VALID | {"recipients": given})).recipients
+    assert len(recipients) == 50
+    assert recipients[0] == "Person0@example.com"  # the first spelling, its domain normalised
+    assert recipients[1:] == tuple(_addresses(50)[1:])
+    assert validate_report(**(VALID | {"recipients": ["ann@x.org", "Ann@X.org", "ANN@x.ORG"]})).recipients == ("ann@x.org",)

@@ -12,8 +12,18 @@ import sqlalchemy as sa
 
 from .. import db
 from ..schema import FREQUENCIES, REPORT_TYPES
+from ..options import NonEmptyText, WallClock
 from ..settings import ConfigError
-from .config import ReportParameters, validate_parameters, validate_report
+from .config import (
+    MAX_LOOKBACK_PERIODS,
+    MAX_RECIPIENTS,
+    InvalidReport,
+    ReportParameters,
+    validate_name,
+    validate_parameters,
+    validate_recipients,
+    validate_report,
+)
 from .schedule import anchor_for, next_occurrence, to_local
 
 # The resources and the delivery load Dagster; commands that need them import them when run.
@@ -56,27 +66,69 @@ def reports() -> None:
     """Scheduled email reports: add, list, pause, resume, delete, send now."""
 
 
+def _checked(check):
+    """A click callback running one of the checks of config.py on the option's value."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        if value is None:
+            return value
+        try:
+            check(value)
+        except InvalidReport as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+        return value
+
+    return callback
+
+
+def _recipients(value) -> None:
+    validate_recipients(list(value))
+
+
+def _timezone(value: str) -> None:
+    validate_parameters({"timezone": value})
+
+
+def _parameters(ctx: click.Context, param: click.Parameter, value: str | None) -> dict:
+    if value is None:
+        return {}
+    try:
+        parameters = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", ctx, param) from None
+    if not isinstance(parameters, dict):
+        raise click.BadParameter("must be a JSON object", ctx, param)
+    try:
+        validate_parameters(parameters)
+    except InvalidReport as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return parameters
+
+
 @reports.command("add")
-@click.option("--tenant", required=True, help="Organization id the report belongs to.")
-@click.option("--name", required=True, help="Name shown in the subject.")
+@click.option("--tenant", required=True, type=NonEmptyText(), help="Organization id the report belongs to.")
+@click.option("--name", required=True, callback=_checked(validate_name), help="Name shown in the subject.")
 @click.option("--type", "report_type", required=True, type=click.Choice(REPORT_TYPES))
 @click.option("--frequency", required=True, type=click.Choice(FREQUENCIES))
-@click.option("--to", "recipients", multiple=True, required=True, help="Recipient address (repeatable).")
-@click.option("--timezone", default=None, help="IANA time zone of schedule and period [default: UTC].")
-@click.option("--at", "send_time", default=None, help="Local delivery time HH:MM [default: 08:00].")
-@click.option("--day-of-week", type=int, default=None, help="Weekly: ISO weekday 1-7 [default: 1, Monday].")
-@click.option("--day-of-month", type=int, default=None, help="Monthly: 1-31, last day if shorter [default: 1].")
-@click.option("--lookback", "lookback_periods", type=int, default=None, help="Periods covered [default: 1].")
-@click.option("--parameters", "parameters_json", default=None, help="Further parameters as a JSON object.")
+@click.option("--to", "recipients", multiple=True, required=True, callback=_checked(_recipients),
+              help=f"Recipient address (repeatable; duplicates in any case count once; at most {MAX_RECIPIENTS}).")
+@click.option("--timezone", default=None, callback=_checked(_timezone),
+              help="IANA time zone of schedule and period, e.g. Europe/Berlin [default: UTC].")
+@click.option("--at", "send_time", type=WallClock(), default=None,
+              help="Local delivery time HH:MM, in --timezone [default: 08:00].")
+@click.option("--day-of-week", type=click.IntRange(1, 7), default=None,
+              help="Weekly: ISO weekday 1-7 [default: 1, Monday].")
+@click.option("--day-of-month", type=click.IntRange(1, 31), default=None,
+              help="Monthly: 1-31, last day if shorter [default: 1].")
+@click.option("--lookback", "lookback_periods", type=click.IntRange(1, MAX_LOOKBACK_PERIODS), default=None,
+              help="Periods covered [default: 1].")
+@click.option("--parameters", "parameters", default=None, callback=_parameters,
+              help="Further parameters as a JSON object (docs/operations.md).")
 def add(tenant, name, report_type, frequency, recipients, timezone, send_time, day_of_week, day_of_month,
-        lookback_periods, parameters_json) -> None:
+        lookback_periods, parameters) -> None:
     """Add a report; prints its id and first delivery time."""
-    try:
-        parameters = json.loads(parameters_json) if parameters_json else {}
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"--parameters: not valid JSON: {exc}") from None
-    if not isinstance(parameters, dict):
-        raise click.ClickException("--parameters: must be a JSON object")
+    if send_time is not None:
+        send_time = send_time.strftime("%H:%M")
     given = {"timezone": timezone, "send_time": send_time, "day_of_week": day_of_week,
              "day_of_month": day_of_month, "lookback_periods": lookback_periods}
     parameters |= {k: v for k, v in given.items() if v is not None}
@@ -89,8 +141,8 @@ def add(tenant, name, report_type, frequency, recipients, timezone, send_time, d
     try:
         report = validate_report(name=name, report_type=report_type, frequency=frequency,
                                  recipients=list(recipients), parameters=parameters)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ConfigError as exc:  # the options together, e.g. --at against a send_time in --parameters
+        raise click.BadParameter(str(exc), param_hint="'--parameters'") from None
     now = utc_now()
     next_run_at = next_occurrence(now, anchor_for(frequency, report.parameters, now))
     report_id = f"rpt_{uuid.uuid4().hex[:16]}"
