@@ -63,11 +63,17 @@ SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
 DEFAULT_MAIL_FROM = "Analytics reports <reports@localhost>"
 
 
-class TemporaryMailError(RuntimeError):
+class MailError(RuntimeError):
+    def __init__(self, message: str, refused: dict[str, str] | None = None):
+        super().__init__(message)
+        self.refused = refused or {}  # recipient -> reply, when the recipients were what was refused
+
+
+class TemporaryMailError(MailError):
     """The server could not take the message now (unreachable, timeout, 4xx): try again later."""
 
 
-class PermanentMailError(RuntimeError):
+class PermanentMailError(MailError):
     """The server refused the message for good (5xx, every recipient refused, bad TLS or login)."""
 
 
@@ -171,7 +177,7 @@ class MailResource(dg.ConfigurableResource):
         except smtplib.SMTPRecipientsRefused as exc:
             replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
             error = PermanentMailError if all(code >= 500 for code, _ in exc.recipients.values()) else TemporaryMailError
-            raise error(f"every recipient was refused: {replies}") from None
+            raise error(f"every recipient was refused: {replies}", replies) from None
         except smtplib.SMTPResponseException as exc:
             error = TemporaryMailError if 400 <= exc.smtp_code < 500 else PermanentMailError
             raise error(f"{host}:{port} replied {_reply(exc.smtp_code, exc.smtp_error)}") from None
