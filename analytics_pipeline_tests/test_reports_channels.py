@@ -193,3 +193,19 @@ def test_pdf_attachment_has_the_numbers_and_the_charts(tenants, database, mail, 
     # (Pages may share one resource dictionary, so images are told apart by name.)
     assert len({image.name for page in document.pages for image in page.images}) == 4
     assert "attached as PDF: report_2025-11-03_2025-11-09.pdf" in message.get_body(("plain",)).get_content()
+
+
+def test_a_table_above_the_attachment_limit_is_linked_not_inlined(tenants, database, mail, inbox, receiver, monkeypatch):
+    monkeypatch.setenv("REPORT_ATTACHMENT_MAX_BYTES", "700")  # the revenue CSV is about 1 kB
+    with tenants.begin() as conn:
+        add_report(conn, "r1", report_type="revenue_summary")
+        add_channel(conn, "ch_hook", "r1", receiver.url)
+    deliver_scheduled(database, mail, "r1", now=NOW)
+    [(_, body)] = receiver.requests
+    assert json.loads(body)["tables"]["revenue_aggregates"] == {
+        "columns": ["period_type", "period_start", "period_end", "mrr", "arr", "new_revenue", "expansion_revenue",
+                    "contraction_revenue", "reactivation_revenue", "churned_revenue", "total_revenue",
+                    "payment_count", "payment_success_count", "refund_count", "refund_amount"],
+        "row_count": 9,
+        "csv_url": "https://analytics.example.com/v1/revenue?format=csv&period_type=week&from=2025-10-27&to=2025-11-09",
+    }

@@ -134,6 +134,7 @@ def test_preview_is_the_message_the_delivery_sends(tenants, database, mail, inbo
 
 def test_preview_command_writes_the_file_and_logs_nothing(tenants, db_url, tmp_path, monkeypatch):
     monkeypatch.delenv("SMTP_HOST", raising=False)
+    monkeypatch.delenv("DASHBOARD_URL")  # the outbox of `make dev`: links to the local Dashboard API
     with tenants.begin() as conn:
         add_report(conn, "r1", report_type="tournament_performance", next_run_at=dt.datetime(2030, 1, 7, 8))
     out = tmp_path / "next.eml"
@@ -144,6 +145,7 @@ def test_preview_command_writes_the_file_and_logs_nothing(tenants, db_url, tmp_p
     message = email.message_from_bytes(out.read_bytes(), policy=policy.default)
     assert message["Subject"] == "Acme Esports: Weekly KPIs – week 1 of 2030 (31 Dec – 6 Jan 2030)"
     assert message["To"] == "ann@example.com"
+    assert message["List-Unsubscribe"].startswith("<http://localhost:8000/v1/unsubscribe?token=")
     assert delivery_rows(tenants, "r1") == []
     assert report_row(tenants, "r1")["next_run_at"] == dt.datetime(2030, 1, 7, 8)
     assert not (tmp_path / "outbox").exists()

@@ -414,11 +414,7 @@ def _record_recipient(database, claimed: _Row, recipient: str, message_id: str) 
 def _post(claim: _Claim, claimed: _Row, report: ReportConfig, rendered: Rendered, data: ReportData) -> _Result:
     channel = claim.channels[claimed.channel]
     row = claim.report
-    links = {}
-    for left in rendered.context["left_out"]:
-        name = left.filename.split("_20", 1)[0]
-        if left.url and name in data.tables:
-            links[name] = left.url
+    links = {left.table: left.url for left in rendered.context["left_out"] if left.table}
     body = channel_posts.payload(data, report, rendered, report_id=row["id"], tenant_id=row["tenant_id"],
                                  scheduled_for=claim.scheduled_for, csv_links=links)
     delivery_id = f"{row['id']}:{claim.scheduled_for.isoformat()}Z:{channel.id}"

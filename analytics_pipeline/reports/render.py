@@ -135,6 +135,7 @@ class LeftOut:
     filename: str
     size: str
     url: str | None  # the Dashboard API's CSV endpoint; None for the PDF (its content is the email)
+    table: str | None = None  # the aggregate table whose rows it holds
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,8 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
         filename = f"{name}_{data.period.start}_{data.period.end}.csv"
         content = csv_text(table.columns, table.rows).encode()
         if len(content) > limit:
-            left_out.append(LeftOut(filename, _size(len(content)), dashboard_url(required=True) + csv_url(name, data)))
+            url = dashboard_url(required=True) + csv_url(name, data)
+            left_out.append(LeftOut(filename, _size(len(content)), url, name))
         else:
             attachments.append(Attachment(filename, content, "text", "csv"))
     context = {

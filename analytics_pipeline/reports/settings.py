@@ -16,9 +16,10 @@ LOCAL_DASHBOARD_URL = "http://localhost:8000"
 DEFAULT_ATTACHMENT_MAX_BYTES = 5_000_000
 
 
-def dashboard_url(*, required: bool) -> str | None:
+def dashboard_url(*, required: bool) -> str:
     """`DASHBOARD_URL`: the Dashboard API's base URL as recipients reach it (https://... in
-    production), without a trailing slash. When it is unset and `required`, refused."""
+    production), without a trailing slash. Unset: refused when `required` (mail to real
+    recipients), else the local address (the outbox of `make dev`)."""
     raw = (os.environ.get("DASHBOARD_URL") or "").strip()
     if not raw:
         if required:
@@ -26,7 +27,7 @@ def dashboard_url(*, required: bool) -> str | None:
                 "DASHBOARD_URL must be set to the Dashboard API's address as recipients reach it "
                 "(e.g. https://analytics.example.com): report emails link to it"
             )
-        return None
+        return LOCAL_DASHBOARD_URL
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"DASHBOARD_URL must be an http(s) URL like https://analytics.example.com, got {raw!r}")

@@ -75,8 +75,7 @@ def make_token(report_id: str, tenant_id: str, recipient: str, scheduled_for: dt
 
 
 def unsubscribe_url(token: str, *, required: bool) -> str:
-    base = dashboard_url(required=required) or ""
-    return f"{base}{ROUTE}?token={token}"
+    return f"{dashboard_url(required=required)}{ROUTE}?token={token}"
 
 
 def read_token(token: str) -> Subscription:
