@@ -209,3 +209,20 @@ def test_a_table_above_the_attachment_limit_is_linked_not_inlined(tenants, datab
         "row_count": 9,
         "csv_url": "https://analytics.example.com/v1/revenue?format=csv&period_type=week&from=2025-10-27&to=2025-11-09",
     }
+
+
+def test_a_channel_removed_while_waiting_for_its_retry_does_not_hold_the_schedule(org_a, database, mail, inbox, receiver):
+    with org_a.begin() as conn:
+        add_report(conn, "r1", report_type="revenue_summary")
+        add_channel(conn, "ch_hook", "r1", receiver.url)
+    receiver.replies = [503]
+    deliver_scheduled(database, mail, "r1", now=NOW)
+    with org_a.begin() as conn:
+        conn.execute(sa.text("DELETE FROM report_channels WHERE id = 'ch_hook'"))
+        [retry] = due_deliveries(conn, NOW + dt.timedelta(minutes=5))
+    outcome = deliver_scheduled(database, mail, "r1", now=NOW + dt.timedelta(minutes=5))
+    assert outcome.status == "skipped" and outcome.next_run_at == DUE + dt.timedelta(days=7)
+    rows = {r["channel"]: r for r in delivery_rows(org_a, "r1")}
+    assert rows["ch_hook"]["status"] == "failed" and "removed" in rows["ch_hook"]["last_error"]
+    assert report_row(org_a, "r1")["next_run_at"] == DUE + dt.timedelta(days=7)
+    assert len(inbox.received) == len(RECIPIENTS) and len(receiver.requests) == 1

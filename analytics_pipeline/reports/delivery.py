@@ -271,10 +271,22 @@ def deliver_scheduled(
                 {"id": report_id, "at": scheduled_for},
             )
         channels = active_channels(conn, report_id)
+        # A channel removed or switched off while its delivery waited for a retry: nothing will
+        # retry it, so it ends here instead of holding the occurrence open.
+        conn.execute(
+            sa.text(
+                "UPDATE report_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = now(), "
+                "last_error = 'the channel was removed or switched off before its retry' "
+                "WHERE report_id = :id AND scheduled_for = :at AND trigger = 'schedule' AND status = 'retrying' "
+                "AND NOT (channel = ANY(CAST(:channels AS text[])))"
+            ),
+            {"id": report_id, "at": scheduled_for, "channels": [EMAIL, *channels]},
+        )
         rows = _claim_rows(conn, row, scheduled_for, "schedule", now, channels)
+        next_run_at = None if rows else _advance_if_done(conn, row, scheduled_for, anchor, None, now)
     if not rows:
-        return Outcome("skipped", report_id, "this delivery is done or another run is sending it",
-                       scheduled_for=scheduled_for)
+        detail = "this delivery is done or another run is sending it"
+        return Outcome("skipped", report_id, detail, scheduled_for=scheduled_for, next_run_at=next_run_at)
     claim = _Claim(row, scheduled_for, "schedule", anchor, rows, channels, skipped)
     return _deliver(database, mail, claim, now)
 
@@ -480,32 +492,41 @@ def _finish(
                 log.warning("delivery %s was taken over by another run; its outcome stands", r.row.id)
             statuses[r.row.channel] = (status, error, next_attempt_at)
         if scheduled:
-            open_rows, any_sent = conn.execute(
-                sa.text(
-                    "SELECT count(*) FILTER (WHERE status IN ('sending', 'retrying')), bool_or(status = 'sent') "
-                    "FROM report_deliveries WHERE report_id = :id AND scheduled_for = :at AND trigger = 'schedule'"
-                ),
-                {"id": claim.report["id"], "at": claim.scheduled_for},
-            ).one()
-            if open_rows == 0:
-                next_run_at = next_occurrence(claim.scheduled_for, claim.anchor)
-                pins = _pins(claim, report)
-                conn.execute(
-                    sa.text(
-                        """
-                        UPDATE scheduled_reports
-                        SET next_run_at = :next_run_at,
-                            last_run_at = CASE WHEN :sent THEN :now ELSE last_run_at END,
-                            parameters = CASE WHEN CAST(:pins AS jsonb) = '{}'::jsonb THEN parameters
-                                              ELSE coalesce(parameters, '{}'::jsonb) || CAST(:pins AS jsonb) END,
-                            updated_at = now()
-                        WHERE id = :id AND next_run_at = :scheduled_for
-                        """
-                    ),
-                    {"id": claim.report["id"], "next_run_at": next_run_at, "sent": bool(any_sent), "now": now,
-                     "pins": json.dumps(pins), "scheduled_for": claim.scheduled_for},
-                )
+            next_run_at = _advance_if_done(conn, claim.report, claim.scheduled_for, claim.anchor, report, now)
     return _outcome(claim, results, statuses, report, period, next_run_at)
+
+
+def _advance_if_done(conn: Connection, row: dict, scheduled_for: dt.datetime, anchor: Anchor,
+                     report: ReportConfig | None, now: dt.datetime) -> dt.datetime | None:
+    """When no delivery of the occurrence is left sending or retrying, move the schedule on (and
+    set last_run_at if one was sent); returns the new next_run_at, or None."""
+    open_rows, any_sent = conn.execute(
+        sa.text(
+            "SELECT count(*) FILTER (WHERE status IN ('sending', 'retrying')), coalesce(bool_or(status = 'sent'), false) "
+            "FROM report_deliveries WHERE report_id = :id AND scheduled_for = :at AND trigger = 'schedule'"
+        ),
+        {"id": row["id"], "at": scheduled_for},
+    ).one()
+    if open_rows:
+        return None
+    next_run_at = next_occurrence(scheduled_for, anchor)
+    pins = _pins(anchor, report)
+    moved = conn.execute(
+        sa.text(
+            """
+            UPDATE scheduled_reports
+            SET next_run_at = :next_run_at,
+                last_run_at = CASE WHEN :sent THEN :now ELSE last_run_at END,
+                parameters = CASE WHEN CAST(:pins AS jsonb) = '{}'::jsonb THEN parameters
+                                  ELSE coalesce(parameters, '{}'::jsonb) || CAST(:pins AS jsonb) END,
+                updated_at = now()
+            WHERE id = :id AND next_run_at = :scheduled_for
+            """
+        ),
+        {"id": row["id"], "next_run_at": next_run_at, "sent": any_sent, "now": now,
+         "pins": json.dumps(pins), "scheduled_for": scheduled_for},
+    ).rowcount
+    return next_run_at if moved else None
 
 
 def _detail(status: str, error: str | None, result: _Result, report: ReportConfig | None, attempt: int) -> str:
@@ -548,12 +569,12 @@ def _outcome(claim: _Claim, results: list[_Result], statuses: dict, report: Repo
     )
 
 
-def _pins(claim: _Claim, report: ReportConfig | None) -> dict:
+def _pins(anchor: Anchor | None, report: ReportConfig | None) -> dict:
     """Anchor fields the parameters leave to next_run_at, written down once, so that a monthly
     report on the 31st returns to the 31st after February. Only for valid parameters."""
-    if report is None or claim.anchor is None:
+    if report is None or anchor is None:
         return {}
-    return {k: v for k, v in claim.anchor.pinned().items() if k not in report.parameters.model_fields_set}
+    return {k: v for k, v in anchor.pinned().items() if k not in report.parameters.model_fields_set}
 
 
 # --- Preview -------------------------------------------------------------------------------------
