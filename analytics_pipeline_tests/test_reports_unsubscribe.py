@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from analytics_pipeline.cli import main
@@ -57,6 +56,9 @@ def test_the_link_in_the_email_unsubscribes_that_recipient_only(org_a, database,
     assert deliver_scheduled(database, mail, "r1", now=now).status == "sent"
     bob = _received(inbox, "bob@example.org")
     assert bob["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # On the wire the header is the plain URL, as mail clients read it (not an RFC 2047 encoded word).
+    [raw] = [raw for to, raw in inbox.received if to == ["bob@example.org"]]
+    assert b"\r\nList-Unsubscribe: <https://analytics.example.com/v1/unsubscribe?token=" in raw
     token = _token(bob)
     assert f"https://analytics.example.com/v1/unsubscribe?token={token}" in bob.get_body(("plain",)).get_content()
     assert _token(_received(inbox, "ann@example.com")) != token

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import email.policy
 import datetime as dt
 import io
 import uuid
@@ -35,6 +36,7 @@ from .queries import BrokenReport, Figure, ReportData
 from .settings import attachment_max_bytes, dashboard_url
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HEADER_POLICY = email.policy.default.clone(max_line_length=998)
 
 # Message-IDs of scheduled deliveries are derived from report and scheduled time, so that a
 # receiver that sees the same delivery twice can drop the second copy.
@@ -394,4 +396,7 @@ def build_message(
         else:
             message.add_attachment(attachment.content, maintype=attachment.maintype, subtype=attachment.subtype,
                                    filename=attachment.filename)
+    # The unsubscribe URL has no place to fold at 78 characters, and an RFC 2047 encoded word is
+    # not a URL to a mail client: headers may run to RFC 5322's limit of 998 instead.
+    message.policy = HEADER_POLICY
     return message
