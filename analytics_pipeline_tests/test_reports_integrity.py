@@ -190,3 +190,22 @@ def test_add_takes_the_delivery_options(db_url, org_a, tmp_path, flag, key):
     with org_a.connect() as conn:
         parameters = conn.execute(sa.text("SELECT parameters FROM scheduled_reports")).scalar_one()
     assert parameters[key] is True
+
+
+# --- One message per recipient, once --------------------------------------------------------------
+
+
+def test_a_retry_sends_only_to_the_recipients_still_waiting(org_a, database, mail, inbox):
+    inbox.refuse["bob@example.org"] = "451 4.3.0 mailbox busy, try again later"
+    with org_a.begin() as conn:
+        add_report(conn, "r1", report_type="revenue_summary")
+    first = deliver_scheduled(database, mail, "r1", now=NOW)
+    assert first.status == "retrying" and "after 1 of 2 recipients received it" in first.detail
+    [row] = delivery_rows(org_a, "r1")
+    assert list(row["delivered_to"]) == ["ann@example.com"]
+
+    del inbox.refuse["bob@example.org"]
+    assert deliver_scheduled(database, mail, "r1", now=row["next_attempt_at"]).status == "sent"
+    assert [to for to, _ in inbox.received] == [["ann@example.com"], ["bob@example.org"]]
+    [row] = delivery_rows(org_a, "r1")
+    assert (row["status"], row["attempts"], sorted(row["delivered_to"])) == ("sent", 2, RECIPIENTS)

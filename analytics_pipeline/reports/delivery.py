@@ -382,24 +382,27 @@ def _send_email(database, mail: MailResource, claim: _Claim, claimed: _Row, repo
     refused: dict[str, str] = {}
     outbox_path = None
     smtp = bool(mail.resolved_host)
-    for recipient in report.recipients:
-        if recipient in delivered:
-            continue
-        message_id, message = _recipient_message(claim, report, rendered, sender, recipient, now, smtp=smtp)
-        outbox_name = f"{claim.scheduled_for:%Y%m%dT%H%M%S}Z_{message_id[1:].split('@')[0]}.eml"
-        try:
-            receipt = mail.send(message, outbox_name)
-        except TemporaryMailError as exc:
-            return _Result(claimed, "temporary", _progress(str(exc), delivered, report), delivered, refused, outbox_path)
-        except PermanentMailError as exc:
-            if exc.refused:  # this recipient refused for good; the others still get theirs
-                refused |= exc.refused
+    with mail.session() as send:  # one SMTP connection for all the recipients
+        for recipient in report.recipients:
+            if recipient in delivered:
                 continue
-            return _Result(claimed, "failed", _progress(str(exc), delivered, report), delivered, refused, outbox_path)
-        refused |= receipt.refused
-        outbox_path = receipt.outbox_path or outbox_path
-        delivered[recipient] = message_id
-        _record_recipient(database, claimed, recipient, message_id)
+            message_id, message = _recipient_message(claim, report, rendered, sender, recipient, now, smtp=smtp)
+            outbox_name = f"{claim.scheduled_for:%Y%m%dT%H%M%S}Z_{message_id[1:].split('@')[0]}.eml"
+            try:
+                receipt = send(message, outbox_name)
+            except TemporaryMailError as exc:
+                error = _progress(str(exc), delivered, report)
+                return _Result(claimed, "temporary", error, delivered, refused, outbox_path)
+            except PermanentMailError as exc:
+                if exc.refused:  # this recipient refused for good; the others still get theirs
+                    refused |= exc.refused
+                    continue
+                error = _progress(str(exc), delivered, report)
+                return _Result(claimed, "failed", error, delivered, refused, outbox_path)
+            refused |= receipt.refused
+            outbox_path = receipt.outbox_path or outbox_path
+            delivered[recipient] = message_id
+            _record_recipient(database, claimed, recipient, message_id)
     if not delivered:
         return _Result(claimed, "failed", f"every recipient was refused: {refused}", delivered, refused, outbox_path)
     return _Result(claimed, "sent", None, delivered, refused, outbox_path)
