@@ -7,7 +7,7 @@ import dataclasses
 import os
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -63,11 +63,17 @@ SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
 DEFAULT_MAIL_FROM = "Analytics reports <reports@localhost>"
 
 
-class TemporaryMailError(RuntimeError):
+class MailError(RuntimeError):
+    def __init__(self, message: str, refused: dict[str, str] | None = None):
+        super().__init__(message)
+        self.refused = refused or {}  # recipient -> reply, when the recipients were what was refused
+
+
+class TemporaryMailError(MailError):
     """The server could not take the message now (unreachable, timeout, 4xx): try again later."""
 
 
-class PermanentMailError(RuntimeError):
+class PermanentMailError(MailError):
     """The server refused the message for good (5xx, every recipient refused, bad TLS or login)."""
 
 
@@ -150,37 +156,74 @@ class MailResource(dg.ConfigurableResource):
         Raises TemporaryMailError or PermanentMailError; a receipt lists recipients the server
         refused while it accepted the others.
         """
+        with self.session() as send:
+            return send(message, outbox_name)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Callable[[EmailMessage, str], MailReceipt]]:
+        """A `send` function for several messages: one SMTP connection, opened at the first
+        message, and opened again after a failure (with no host, each goes to the outbox)."""
         host = self.resolved_host
         if not host:
-            return MailReceipt(refused={}, outbox_path=self._write_outbox(message, outbox_name))
+            yield lambda message, name: MailReceipt(refused={}, outbox_path=self._write_outbox(message, name))
+            return
         security, port = self.resolved_security, self.resolved_port
+        connection: list[smtplib.SMTP] = []
+
+        def send(message: EmailMessage, outbox_name: str) -> MailReceipt:
+            try:
+                if not connection:
+                    connection.append(self._connect(host, port, security))
+                refused = connection[0].send_message(message)
+            except smtplib.SMTPRecipientsRefused as exc:
+                replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
+                temporary = not all(code >= 500 for code, _ in exc.recipients.values())
+                error = TemporaryMailError if temporary else PermanentMailError
+                raise error(f"every recipient was refused: {replies}", replies) from None
+            except smtplib.SMTPResponseException as exc:
+                self._drop(connection)
+                error = TemporaryMailError if 400 <= exc.smtp_code < 500 else PermanentMailError
+                raise error(f"{host}:{port} replied {_reply(exc.smtp_code, exc.smtp_error)}") from None
+            except (ssl.SSLCertVerificationError, smtplib.SMTPNotSupportedError) as exc:
+                self._drop(connection)
+                raise PermanentMailError(f"{host}:{port}: {exc}") from None
+            except (OSError, smtplib.SMTPException) as exc:
+                self._drop(connection)
+                # Connection refused or reset, DNS, timeouts, a server that hung up: worth another try.
+                raise TemporaryMailError(f"{host}:{port}: {type(exc).__name__}: {exc}") from None
+            return MailReceipt(refused={rcpt: _reply(code, text) for rcpt, (code, text) in refused.items()})
+
+        try:
+            yield send
+        finally:
+            if connection:
+                try:
+                    connection[0].quit()
+                except (OSError, smtplib.SMTPException):
+                    connection[0].close()
+
+    def _connect(self, host: str, port: int, security: str) -> smtplib.SMTP:
         username = self._setting(self.username, "SMTP_USERNAME")
         password = self._setting(self.password, "SMTP_PASSWORD")
+        if security == "ssl":
+            smtp = smtplib.SMTP_SSL(host, port, timeout=self.timeout_seconds, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=self.timeout_seconds)
         try:
-            tls = ssl.create_default_context()
-            if security == "ssl":
-                smtp = smtplib.SMTP_SSL(host, port, timeout=self.timeout_seconds, context=tls)
-            else:
-                smtp = smtplib.SMTP(host, port, timeout=self.timeout_seconds)
-            with smtp:
-                if security == "starttls":
-                    smtp.starttls(context=tls)
-                if username:
-                    smtp.login(username, password or "")
-                refused = smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
-            error = PermanentMailError if all(code >= 500 for code, _ in exc.recipients.values()) else TemporaryMailError
-            raise error(f"every recipient was refused: {replies}") from None
-        except smtplib.SMTPResponseException as exc:
-            error = TemporaryMailError if 400 <= exc.smtp_code < 500 else PermanentMailError
-            raise error(f"{host}:{port} replied {_reply(exc.smtp_code, exc.smtp_error)}") from None
-        except (ssl.SSLCertVerificationError, smtplib.SMTPNotSupportedError) as exc:
-            raise PermanentMailError(f"{host}:{port}: {exc}") from None
-        except (OSError, smtplib.SMTPException) as exc:
-            # Connection refused or reset, DNS, timeouts, a server that hung up: worth another try.
-            raise TemporaryMailError(f"{host}:{port}: {type(exc).__name__}: {exc}") from None
-        return MailReceipt(refused={rcpt: _reply(code, text) for rcpt, (code, text) in refused.items()})
+            if security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if username:
+                smtp.login(username, password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    @staticmethod
+    def _drop(connection: list) -> None:
+        # After a failure the session's state is unknown: the next message opens a new one.
+        if connection:
+            connection.pop().close()
 
     def _write_outbox(self, message: EmailMessage, name: str) -> Path:
         self.outbox.mkdir(parents=True, exist_ok=True)

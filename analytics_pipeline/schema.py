@@ -242,8 +242,9 @@ payment_events = sa.Table(
 # (analytics_pipeline/reports/delivery.py describes the protocol).
 REPORT_TYPES = ("revenue_summary", "user_analytics", "tournament_performance", "comprehensive")
 FREQUENCIES = ("daily", "weekly", "monthly")
-DELIVERY_STATUSES = ("sending", "retrying", "sent", "failed")
-DELIVERY_TRIGGERS = ("schedule", "manual")
+# `skipped` and `unsubscribed`, and the trigger `unsubscribe`: revision 0013.
+DELIVERY_STATUSES = ("sending", "retrying", "sent", "failed", "skipped", "unsubscribed")
+DELIVERY_TRIGGERS = ("schedule", "manual", "unsubscribe")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -287,12 +288,41 @@ report_deliveries = sa.Table(
     sa.Column("sent_at", sa.DateTime, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    # Revision 0013: `email` or a report_channels.id; each channel of an occurrence is delivered once.
+    sa.Column("channel", sa.Text, nullable=False, server_default="email"),
+    # Revision 0013: {recipient: Message-ID} of the recipients that have their copy (one message
+    # per recipient, each with its own unsubscribe link); a retry sends to the others only.
+    sa.Column("delivered_to", pg.JSONB, nullable=True),
     sa.UniqueConstraint(
-        "report_id", "scheduled_for", name="report_deliveries_report_id_scheduled_for_key"
+        "report_id", "scheduled_for", "channel", name="report_deliveries_report_id_scheduled_for_channel_key"
     ),
     sa.CheckConstraint(_in("status", DELIVERY_STATUSES), name="report_deliveries_status_check"),
     sa.CheckConstraint(_in("trigger", DELIVERY_TRIGGERS), name="report_deliveries_trigger_check"),
     sa.Index("report_deliveries_tenant_id_scheduled_for_idx", "tenant_id", sa.text("scheduled_for DESC")),
+)
+
+# Revision 0013: where a report goes besides email (analytics_pipeline/reports/channels.py).
+CHANNEL_KINDS = ("webhook", "slack")
+
+report_channels = sa.Table(
+    "report_channels",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column(
+        "report_id",
+        sa.Text,
+        sa.ForeignKey("scheduled_reports.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _tenant_fk(),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    # The HMAC-SHA256 key of a webhook's signature; NULL for Slack, whose URL is the secret.
+    sa.Column("secret", sa.Text, nullable=True),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.CheckConstraint(_in("kind", CHANNEL_KINDS), name="report_channels_kind_check"),
+    sa.Index("report_channels_report_id_idx", "report_id"),
 )
 
 # Revision 0006: derived state of tournament_aggregates and user_cohorts. It outlives the raw
@@ -367,7 +397,7 @@ malformed_events = sa.Table(
 )
 
 # Every table of this project whose rows belong to one tenant: each has row-level security for
-# `analytics_app` (revisions 0003, 0007 and 0009; SQLAlchemy does not model policies, so
+# `analytics_app` (revisions 0003, 0007, 0009 and 0013; SQLAlchemy does not model policies, so
 # test_row_level_security.py checks them in the catalog). The platform's `users` also has a
 # tenant_id, but it is not ours and `analytics_app` has no grant on it.
 TENANT_TABLES = (
@@ -375,6 +405,7 @@ TENANT_TABLES = (
     subscription_events,
     payment_events,
     report_deliveries,
+    report_channels,
     tournament_history,
     user_signups,
     user_activity_months,

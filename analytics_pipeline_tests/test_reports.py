@@ -73,6 +73,14 @@ def inbox():
     controller.stop()
 
 
+@pytest.fixture(autouse=True)
+def delivery_settings(monkeypatch):
+    """Report emails link the Dashboard API (unsubscribe, large CSVs): the address recipients use."""
+    monkeypatch.setenv("DASHBOARD_URL", "https://analytics.example.com")
+    monkeypatch.setenv("UNSUBSCRIBE_SECRET", "unsubscribe-secret-of-the-tests-0123456789")
+    monkeypatch.delenv("REPORT_ATTACHMENT_MAX_BYTES", raising=False)
+
+
 def smtp(port: int) -> MailResource:
     return MailResource(host="127.0.0.1", port=port, security="none",
                         mail_from="Analytics <reports@example.com>", timeout_seconds=5)
@@ -240,12 +248,15 @@ def test_comprehensive_report_email(tenants, database, mail, inbox):
     outcome = deliver_scheduled(database, mail, "r1", now=NOW)
     assert outcome.status == "sent", outcome.detail
 
-    [(envelope_to, _)] = inbox.received
-    assert sorted(envelope_to) == RECIPIENTS
-    [message] = inbox.messages()
+    # One message per recipient, each addressed to that recipient only.
+    assert sorted(envelope_to for envelope_to, _ in inbox.received) == [[r] for r in RECIPIENTS]
+    messages = {m["To"]: m for m in inbox.messages()}
+    assert set(messages) == set(RECIPIENTS)
+    message = messages["ann@example.com"]
     assert message["Subject"] == "Acme Esports: Weekly KPIs – week 45 of 2025 (3 Nov – 9 Nov 2025)"
     assert message["From"] == "Analytics <reports@example.com>"
-    assert message["Message-ID"] == delivery_rows(tenants, "r1")[0]["message_id"]
+    assert delivery_rows(tenants, "r1")[0]["delivered_to"] == {r: m["Message-ID"] for r, m in messages.items()}
+    assert messages["ann@example.com"]["Message-ID"] != messages["bob@example.org"]["Message-ID"]
     assert message.get_content_type() == "multipart/mixed"
 
     html = message.get_body(("html",)).get_content()
@@ -321,7 +332,7 @@ def test_a_report_without_aggregates_yet_says_so(engine, database, mail, inbox):
         add_org(conn, "org-a", "Acme Esports")
         add_report(conn, "r1", report_type="revenue_summary")
     assert deliver_scheduled(database, mail, "r1", now=NOW).status == "sent"
-    [message] = inbox.messages()
+    message = inbox.messages()[0]
     assert "No revenue figures have been computed for this period yet" in message.get_body(("plain",)).get_content()
 
 
@@ -349,7 +360,7 @@ def test_repeated_tick_requests_one_delivery_and_a_retried_run_sends_once(org_a,
     assert [r.success for r in results] == [True, True]
     statuses = [r.asset_materializations_for_node("report_deliveries")[0].metadata["status"].value for r in results]
     assert statuses == ["sent", "skipped"]
-    assert len(inbox.received) == 1
+    assert len(inbox.received) == len(RECIPIENTS)  # one message per recipient, once
     assert [r["status"] for r in delivery_rows(org_a, "due")] == ["sent"]
     assert isinstance(scheduled_reports_sensor(dg.build_sensor_context(resources={"database": database})), dg.SkipReason)
 
@@ -372,7 +383,7 @@ def test_smtp_down_then_up_is_retried_with_backoff_and_sent_once(org_a, database
     assert deliver_scheduled(database, smtp(inbox.port), "r1", now=NOW + dt.timedelta(minutes=4)).status == "skipped"
     second = deliver_scheduled(database, smtp(inbox.port), "r1", now=NOW + dt.timedelta(minutes=6))
     assert second.status == "sent" and second.attempt == 2
-    assert len(inbox.received) == 1
+    assert len(inbox.received) == len(RECIPIENTS)
     [row] = delivery_rows(org_a, "r1")
     assert (row["status"], row["attempts"]) == ("sent", 2)
     assert report_row(org_a, "r1")["next_run_at"] == DUE + dt.timedelta(days=7)
@@ -413,8 +424,8 @@ def test_one_refused_recipient_is_recorded_and_the_others_receive_it(org_a, data
         add_report(conn, "r1", report_type="revenue_summary", recipients=["ann@example.com", "gone@example.com", "bob@example.org"])
     outcome = deliver_scheduled(database, mail, "r1", now=NOW)
     assert outcome.status == "sent"
-    [(envelope_to, _)] = inbox.received
-    assert sorted(envelope_to) == ["ann@example.com", "bob@example.org"]
+    envelopes = sorted(envelope_to for envelope_to, _ in inbox.received)
+    assert envelopes == [["ann@example.com"], ["bob@example.org"]]
     [row] = delivery_rows(org_a, "r1")
     assert row["status"] == "sent"
     assert row["refused_recipients"] == {"gone@example.com": "550 5.1.1 <gone@example.com>: mailbox unavailable"}
@@ -443,7 +454,7 @@ def test_header_injection_in_the_table_is_recorded_and_other_reports_still_go_ou
     assert "name: must not contain line breaks" in delivery_rows(org_a, "evil-name")[0]["last_error"]
     assert "recipients[0]" in delivery_rows(org_a, "evil-rcpt")[0]["last_error"]
     assert "unknown IANA time zone 'Mars/Olympus'" in delivery_rows(org_a, "bad-params")[0]["last_error"]
-    assert len(inbox.received) == 1
+    assert len(inbox.received) == len(RECIPIENTS)  # the good report's
     assert all(b"eve@example.net" not in raw for _, raw in inbox.received)
     # Each bad report moves to its next occurrence instead of failing again on every tick.
     assert report_row(org_a, "evil-name")["next_run_at"] == DUE + dt.timedelta(days=7)
@@ -468,7 +479,7 @@ def test_after_downtime_only_the_latest_missed_delivery_is_sent(engine, database
                    next_run_at=dt.datetime(2025, 11, 1, 8, 0))
     outcome = deliver_scheduled(database, mail, "r1", now=dt.datetime(2025, 11, 4, 9, 0))
     assert (outcome.status, outcome.skipped_occurrences) == ("sent", 3)
-    [message] = inbox.messages()
+    [message, _] = inbox.messages()
     assert message["Subject"].endswith("Mon 3 Nov 2025")  # the day before 4 Nov
     [row] = delivery_rows(engine, "r1")
     assert row["scheduled_for"] == dt.datetime(2025, 11, 4, 8, 0)
@@ -509,7 +520,7 @@ def test_monthly_report_on_the_31st(engine, database, mail, inbox):
         seen.append(report_row(engine, "r1")["next_run_at"])
     assert seen == [dt.datetime(2025, 2, 28, 8), dt.datetime(2025, 3, 31, 8), dt.datetime(2025, 4, 30, 8)]
     assert report_row(engine, "r1")["parameters"]["day_of_month"] == 31
-    assert [m["Subject"].rsplit("– ", 1)[1] for m in inbox.messages()] == ["December 2024", "January 2025", "February 2025"]
+    assert [m["Subject"].rsplit("– ", 1)[1] for m in inbox.messages() if m["To"] == RECIPIENTS[0]] == ["December 2024", "January 2025", "February 2025"]
 
 
 # --- Outbox ------------------------------------------------------------------------------------------------
@@ -523,10 +534,11 @@ def test_without_smtp_host_the_message_is_written_to_the_outbox(engine, database
         add_report(conn, "r1", report_type="tournament_performance")
     outcome = deliver_scheduled(database, MailResource(outbox_dir=str(tmp_path)), "r1", now=NOW)
     assert outcome.status == "sent" and str(tmp_path) in outcome.detail
-    [path] = tmp_path.glob("*.eml")
-    assert outcome.outbox_path == path
-    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-    assert message["Subject"] == "Acme: Weekly KPIs – week 45 of 2025 (3 Nov – 9 Nov 2025)"
+    paths = sorted(tmp_path.glob("*.eml"))
+    assert outcome.outbox_path in paths
+    messages = [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in paths]
+    assert sorted(m["To"] for m in messages) == RECIPIENTS  # one file per recipient
+    assert {m["Subject"] for m in messages} == {"Acme: Weekly KPIs – week 45 of 2025 (3 Nov – 9 Nov 2025)"}
 
 
 def test_definitions_load_with_lineage_from_the_aggregates():

@@ -109,7 +109,7 @@ def test_send_now_delivers_once_without_moving_the_schedule(run, engine, tmp_pat
     code, out = run("send-now", "r1")
     assert code == 0, out
     assert "sent to 2 of 2 recipients" in out and str(tmp_path / "outbox") in out
-    [path] = (tmp_path / "outbox").glob("*.eml")
+    [path, _] = sorted((tmp_path / "outbox").glob("*.eml"))  # one per recipient
     message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert message["Subject"].startswith("Acme: Weekly KPIs – week ")
     row = report_row(engine, "r1")

@@ -27,8 +27,8 @@ STATE_TABLES = {
     "malformed_events",
 }
 
-# Added by later revisions (0012), with their protection: gone after a downgrade to 0008.
-LATER_TABLES = {"payment_events"}
+# Added by revisions after 0009, with their protection: a downgrade to 0008 drops them.
+LATER_TABLES = {"payment_events", "report_channels"}
 
 APP_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 TENANT_MATCHES = "(tenant_id = current_setting('app.tenant_id'::text, true))"  # as pg_policies prints it
@@ -65,6 +65,10 @@ ROWS = {
     "report_deliveries": (  # for the tenant's report of the first sample rows
         "INSERT INTO report_deliveries (report_id, tenant_id, scheduled_for, status) "
         "VALUES (:t || '-s1', :t, CAST(:d AS date), 'sent')"
+    ),
+    "report_channels": (
+        "INSERT INTO report_channels (id, report_id, tenant_id, kind, url, secret) "
+        "VALUES (:t || '-ch' || :k, :t || '-s1', :t, 'webhook', 'https://hooks.example.com/' || :k, 'k')"
     ),
     "subscription_events": (
         "INSERT INTO subscription_events (event_id, tenant_id, user_id, subscription_id, event_type, "
@@ -196,6 +200,7 @@ def test_downgrade_of_0009_removes_exactly_its_protection(db_url):
         for table in set(ROWS) - STATE_TABLES - LATER_TABLES:
             assert _protection(conn, table) == _isolated(table), table
             assert _app_privileges(conn, table) == APP_PRIVILEGES, table
+        assert not _tables_with_tenant_id(conn) & LATER_TABLES
     migrate.upgrade(db_url)
     with engine_for(db_url).connect() as conn:
         for table in STATE_TABLES:

@@ -8,7 +8,8 @@ Uses a scratch database (bench/scratch.py), filled with SQL:
    evaluation (median of 5), which must stay well under Dagster's 60 s tick limit.
 2. 100 due comprehensive weekly reports over 100 tenants, each with a year of daily revenue and
    tournament rows, weekly rows, a 12-month cohort triangle and 2,000 raw events: the time to
-   claim, read, render (4 charts, 3 CSVs) and send all of them to an aiosmtpd server on loopback.
+   claim, read, render (4 charts, 3 CSVs) and send all of them, one message per recipient (3), to
+   an aiosmtpd server on loopback.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ REPORTS = 100
 # The specification schedules report delivery every 15 minutes; 1,000 due reports delivered one
 # after the other fit in that interval at under 900 ms each.
 PER_REPORT_TARGET_MS = 900
+RECIPIENTS = 3  # per report, as fill_delivery_case writes them
 
 
 def measure_sensor(engine, database: AnalyticsDatabase) -> dict:
@@ -144,6 +146,8 @@ def measure_delivery(engine, database: AnalyticsDatabase) -> dict:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with engine.begin() as conn:
         fill_delivery_case(conn, now)
+    # Report emails link the Dashboard API (unsubscribe); through an SMTP server its address is required.
+    os.environ.setdefault("DASHBOARD_URL", "https://analytics.example.com")
     sink = Sink()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,8 +161,9 @@ def measure_delivery(engine, database: AnalyticsDatabase) -> dict:
         elapsed = time.perf_counter() - started
     finally:
         controller.stop()
-    assert statuses == ["sent"] * REPORTS and sink.count == REPORTS, (statuses, sink.count)
-    return {"seconds": elapsed, "kib_per_message": sink.bytes / REPORTS / 1024}
+    # One message per recipient (each with its own unsubscribe link): three per report.
+    assert statuses == ["sent"] * REPORTS and sink.count == REPORTS * RECIPIENTS, (statuses, sink.count)
+    return {"seconds": elapsed, "kib_per_message": sink.bytes / sink.count / 1024}
 
 
 def run(ctx=None) -> list[dict]:
@@ -182,7 +187,8 @@ def run(ctx=None) -> list[dict]:
             "unit": "ms",
             "target": f"< {PER_REPORT_TARGET_MS} ms",
             "baseline": f"{delivery['seconds']:.1f} s for all {REPORTS}",
-            "notes": f"{delivery['kib_per_message']:.0f} KiB per message; target: 1,000 due reports sent one "
+            "notes": f"{RECIPIENTS} recipients, one message each, {delivery['kib_per_message']:.0f} KiB per message; "
+                     "target: 1,000 due reports sent one "
                      "after the other within the specification's 15-minute schedule interval",
         },
     ]

@@ -33,17 +33,21 @@ def report_deliveries(
     database: AnalyticsDatabase,
     mail: MailResource,
 ) -> dg.MaterializeResult:
-    """The log of scheduled report emails: one row per report and scheduled time, with its status
-    (sent, retrying, failed), attempts, Message-ID and any recipients the mail server refused.
+    """The log of scheduled report deliveries: one row per report, scheduled time and channel
+    (the email, or one of the report's webhooks), with its status (sent, retrying, failed,
+    skipped), attempts, the Message-ID each recipient got and any recipients the server refused;
+    and a row for each recipient who unsubscribed.
 
     Each run delivers one report's due occurrence: it reads that tenant's revenue, cohort and
-    tournament aggregates for the report's period, renders the email with charts and CSV rows,
-    sends it, and records the outcome. A repeated run sends nothing twice. A delivery that failed
-    for good fails the run; a temporary failure is retried by the sensor with backoff.
+    tournament aggregates for the report's period, renders the email with charts and CSV rows
+    (and a PDF if asked for), sends one message per recipient and posts to the webhooks, and
+    records the outcomes. A repeated run sends nothing twice. A delivery that failed for good, or a
+    report that could not be built (a failed query or chart), fails the run; a temporary failure
+    is retried by the sensor with backoff.
     """
     outcome = deliver_scheduled(database, mail, config.report_id)
     metadata = outcome.metadata() | {"mail": mail.describe()}
-    if outcome.status == "failed":
+    if outcome.status == "failed" or outcome.broken or any(s.startswith("failed") for s in outcome.channels.values()):
         raise dg.Failure(description=f"report {config.report_id}: {outcome.detail}", metadata=metadata)
     if outcome.status == "retrying":
         context.log.warning(f"report {config.report_id}: {outcome.detail}")

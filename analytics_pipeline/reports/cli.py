@@ -63,7 +63,7 @@ def _when(moment: dt.datetime, timezone: str) -> str:
 
 @click.group("reports")
 def reports() -> None:
-    """Scheduled email reports: add, list, pause, resume, delete, send now."""
+    """Scheduled email reports: add, list, pause, resume, delete, send now, preview, channels."""
 
 
 def _checked(check):
@@ -124,13 +124,16 @@ def _parameters(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Periods covered [default: 1].")
 @click.option("--parameters", "parameters", default=None, callback=_parameters,
               help="Further parameters as a JSON object (docs/operations.md).")
+@click.option("--skip-empty", is_flag=True, default=None, help="Send nothing for a period without data.")
+@click.option("--pdf", is_flag=True, default=None, help="Attach the report as PDF too.")
 def add(tenant, name, report_type, frequency, recipients, timezone, send_time, day_of_week, day_of_month,
-        lookback_periods, parameters) -> None:
+        lookback_periods, parameters, skip_empty, pdf) -> None:
     """Add a report; prints its id and first delivery time."""
     if send_time is not None:
         send_time = send_time.strftime("%H:%M")
     given = {"timezone": timezone, "send_time": send_time, "day_of_week": day_of_week,
-             "day_of_month": day_of_month, "lookback_periods": lookback_periods}
+             "day_of_month": day_of_month, "lookback_periods": lookback_periods, "skip_empty": skip_empty,
+             "pdf": pdf}
     parameters |= {k: v for k, v in given.items() if v is not None}
     # The schedule is written out in full, so it never depends on where next_run_at happens to fall.
     parameters.setdefault("send_time", "08:00")
@@ -261,3 +264,65 @@ def send_now(report_id) -> None:
     if outcome.refused:
         for address, reply in outcome.refused.items():
             click.echo(f"  refused {address}: {reply}")
+
+
+# --- Delivery: preview and channels besides email (docs/operations.md) ---------------------------
+
+
+@reports.command("preview")
+@click.argument("report_id")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="Where to write the message (.eml).")
+@click.option("--recipient", default=None, help="Whose message [default: the first recipient].")
+def preview_command(report_id, out, recipient) -> None:
+    """Write the email REPORT_ID's next occurrence would send, without sending or logging it."""
+    from ..resources import MailResource
+    from .delivery import preview
+
+    database = _database()
+    try:
+        result = preview(database, MailResource(), report_id, recipient)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    with open(out, "wb") as file:
+        file.write(result.message.as_bytes())
+    note = "; it would be skipped: the period has no data (skip_empty)" if result.would_skip else ""
+    click.echo(f"wrote {out}: {result.recipient}'s message for {result.scheduled_for:%Y-%m-%d %H:%M} UTC "
+               f"({result.period}){note}")
+
+
+@reports.command("add-channel")
+@click.argument("report_id")
+@click.option("--kind", type=click.Choice(("webhook", "slack")), required=True)
+@click.option("--url", required=True, help="Where to POST: the webhook's URL or Slack's incoming webhook URL.")
+def add_channel(report_id, kind, url) -> None:
+    """Deliver REPORT_ID to a webhook too; prints the channel id and, for a webhook, its signing secret."""
+    from .channels import new_channel_id, new_secret, validate_url
+
+    try:
+        url = validate_url(kind, url)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    channel_id, secret = new_channel_id(), new_secret() if kind == "webhook" else None
+    with _database().transaction() as conn:
+        row = _report(conn, report_id)
+        conn.execute(
+            sa.text("INSERT INTO report_channels (id, report_id, tenant_id, kind, url, secret) "
+                    "VALUES (:id, :report, :tenant, :kind, :url, :secret)"),
+            {"id": channel_id, "report": report_id, "tenant": row["tenant_id"], "kind": kind, "url": url,
+             "secret": secret},
+        )
+    click.echo(f"added {channel_id} ({kind}) to {report_id}")
+    if secret:
+        click.echo(f"signing secret (X-Report-Signature, HMAC-SHA256): {secret}")
+
+
+@reports.command("remove-channel")
+@click.argument("channel_id")
+def remove_channel(channel_id) -> None:
+    """Stop delivering to CHANNEL_ID; its delivery log stays."""
+    with _database().transaction() as conn:
+        removed = conn.execute(sa.text("DELETE FROM report_channels WHERE id = :id"), {"id": channel_id}).rowcount
+    if not removed:
+        raise click.ClickException(f"no channel with id {channel_id!r}")
+    click.echo(f"removed {channel_id}")

@@ -72,6 +72,11 @@ class ReportParameters(pydantic.BaseModel):
     cohorts: int = pydantic.Field(
         6, strict=True, ge=1, le=24, description="How many signup cohorts the retention triangle shows."
     )
+    # Delivery options (docs/operations.md, Scheduled reports).
+    skip_empty: bool = pydantic.Field(
+        False, description="Send nothing for a period without data; the delivery log says skipped."
+    )
+    pdf: bool = pydantic.Field(False, description="Attach the report as PDF too (the HTML with its charts).")
 
     @pydantic.field_validator("send_time", mode="before")
     @classmethod

@@ -1,22 +1,29 @@
-"""Delivering a scheduled report once: claim, render, send, record.
+"""Delivering a scheduled report once per channel: claim, render, send, record.
 
-The protocol, around `report_deliveries` (unique on report and scheduled time):
+The protocol, around `report_deliveries` (unique on report, scheduled time and channel; the
+channel is `email` or the id of one of the report's `report_channels`):
 
 1. Claim, in one transaction holding the report's row lock: find the occurrence that is due
    (after downtime the latest one; the missed ones before it are skipped, not sent as a burst),
-   and insert its delivery row as `sending`, or take over a `retrying` row whose backoff has
-   passed, or a `sending` row whose run died more than SENDING_LEASE ago. If no row could be
-   claimed, another run holds this delivery or it is done, and this run sends nothing.
-2. Validate the report's configuration; a bad one fails this delivery only.
-3. Read the aggregates as the tenant (row-level security) and render the message.
-4. Send it (or write it to the outbox).
-5. Record the outcome, in one transaction: `sent` together with last_run_at and next_run_at;
-   a temporary failure as `retrying` with a backoff; after MAX_ATTEMPTS, or on a permanent
-   failure, `failed` together with next_run_at, so the schedule moves on.
+   and for each channel insert its delivery row as `sending`, or take over a `retrying` row whose
+   backoff has passed, or a `sending` row whose run died more than SENDING_LEASE ago. If no row
+   could be claimed, other runs hold these deliveries or they are done, and this run sends nothing.
+2. Validate the report's configuration; a bad one fails this report's deliveries only.
+3. Read the aggregates as the tenant (row-level security) and render the report once. A query or
+   a chart that fails makes the claimed deliveries fail visibly (`retrying`, then `failed`, and
+   the run fails, which alerts ALERT_EMAIL): a report is never sent with a part missing. A report
+   with `skip_empty` whose period has no data records `skipped` and sends nothing.
+4. Send: the email as one message per recipient (each carries that recipient's unsubscribe link),
+   each recipient recorded in `delivered_to` as soon as the server accepted it, so a retry sends
+   only to the others; each other channel as one signed POST.
+5. Record the outcomes, in one transaction: `sent`; a temporary failure as `retrying` with a
+   backoff; after MAX_ATTEMPTS, or on a permanent failure, `failed`. When no delivery of the
+   occurrence is left `sending` or `retrying`, the same transaction sets last_run_at (if one
+   was sent) and next_run_at, so the schedule moves on.
 
-A run that dies between 4 and 5 leaves `sending`; after the lease the delivery is tried again
-with the same Message-ID, so a receiving server or client can drop the duplicate. That window,
-between the server's "250 OK" and our commit, is the only way a report can arrive twice.
+A run that dies between a server's acceptance and the record of it leaves `sending`; after the
+lease the delivery is tried again with the same Message-ID (or X-Report-Delivery), so a receiving
+server or client can drop the duplicate. That window is the only way a report can arrive twice.
 
 next_run_at advances from the scheduled time along the report's schedule (schedule.py), never
 from the moment of sending, so delivery times do not drift.
@@ -28,6 +35,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +44,20 @@ from sqlalchemy.engine import Connection
 
 from ..resources import AnalyticsDatabase, MailResource, PermanentMailError, TemporaryMailError
 from ..settings import ConfigError
+from . import channels as channel_posts
+from .channels import Channel, PermanentChannelError, TemporaryChannelError
 from .config import InvalidReport, ReportConfig, ReportParameters, validate_parameters, validate_report
-from .queries import organization_name, read_report
-from .render import build_message, message_id_for, render
-from .schedule import Anchor, anchor_for, latest_due, next_occurrence, report_period
+from .queries import BrokenReport, ReportData, organization_name, read_report
+from .render import Rendered, build_message, delivery_key, message_id_for, render
+from .schedule import Anchor, Period, anchor_for, latest_due, next_occurrence, report_period
+from .unsubscribe import make_token, unsubscribe_url
 
+EMAIL = "email"
 MAX_ATTEMPTS = 5
 FIRST_RETRY_DELAY = dt.timedelta(minutes=5)
 MAX_RETRY_DELAY = dt.timedelta(hours=2)
 SENDING_LEASE = dt.timedelta(minutes=30)
+FINAL_STATUSES = ("sent", "failed", "skipped")
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +73,21 @@ def retry_delay(failed_attempts: int) -> dt.timedelta:
 
 # --- What the sensor reads -------------------------------------------------------------------
 
+# Due: the occurrence has no email delivery yet, or one of its deliveries waits for a retry or
+# was left by a dead run. The attempts of all its deliveries, plus one, number the run request:
+# every run that claims something adds at least one, so each request has a run key of its own.
 DUE_SQL = sa.text(
     """
-    SELECT r.id, r.tenant_id, r.next_run_at, coalesce(d.attempts, 0) AS attempts
+    SELECT r.id, r.tenant_id, r.next_run_at, coalesce(sum(d.attempts), 0) AS attempts
     FROM scheduled_reports AS r
     LEFT JOIN report_deliveries AS d
            ON d.report_id = r.id AND d.scheduled_for = r.next_run_at AND d.trigger = 'schedule'
     WHERE r.is_active
       AND r.next_run_at <= :now
-      AND (   d.id IS NULL
-           OR (d.status = 'retrying' AND d.next_attempt_at <= :now)
-           OR (d.status = 'sending' AND d.claimed_at < :stale_before))
+    GROUP BY r.id
+    HAVING count(*) FILTER (WHERE d.channel = 'email') = 0
+        OR count(*) FILTER (WHERE (d.status = 'retrying' AND d.next_attempt_at <= :now)
+                               OR (d.status = 'sending' AND d.claimed_at < :stale_before)) > 0
     ORDER BY r.next_run_at, r.id
     """
 )
@@ -92,7 +109,7 @@ class DueDelivery:
 def due_deliveries(conn: Connection, now: dt.datetime) -> list[DueDelivery]:
     """Reports due now (the next_run_at index finds them) and retries whose backoff is over."""
     rows = conn.execute(DUE_SQL, {"now": now, "stale_before": now - SENDING_LEASE})
-    return [DueDelivery(r.id, r.tenant_id, r.next_run_at, r.attempts + 1) for r in rows]
+    return [DueDelivery(r.id, r.tenant_id, r.next_run_at, int(r.attempts) + 1) for r in rows]
 
 
 # --- The delivery ------------------------------------------------------------------------------
@@ -100,14 +117,15 @@ def due_deliveries(conn: Connection, now: dt.datetime) -> list[DueDelivery]:
 
 @dataclass
 class Outcome:
-    """What a delivery run did; `metadata()` is what the run shows."""
+    """What a delivery run did; `metadata()` is what the run shows. `status` is the email's (or,
+    when only other channels were claimed, the worst of theirs); `channels` has each channel's."""
 
     status: str  # sent, retrying, failed, skipped
     report_id: str
     detail: str
     scheduled_for: dt.datetime | None = None
     attempt: int = 0
-    message_id: str | None = None
+    message_ids: dict[str, str] = field(default_factory=dict)  # recipient -> Message-ID
     recipients: tuple[str, ...] = ()
     refused: dict[str, str] = field(default_factory=dict)
     outbox_path: Path | None = None
@@ -115,6 +133,8 @@ class Outcome:
     next_attempt_at: dt.datetime | None = None
     period: str | None = None
     skipped_occurrences: int = 0
+    channels: dict[str, str] = field(default_factory=dict)  # channel -> status: detail
+    broken: bool = False  # a query or chart failed: the run fails so that ALERT_EMAIL hears of it
 
     def metadata(self) -> dict[str, Any]:
         values = {
@@ -124,26 +144,49 @@ class Outcome:
             "scheduled_for": self.scheduled_for and self.scheduled_for.isoformat() + "Z",
             "attempt": self.attempt,
             "period": self.period,
-            "message_id": self.message_id,
             "recipients": len(self.recipients),
             "refused_recipients": self.refused or None,
             "outbox_path": str(self.outbox_path) if self.outbox_path else None,
             "next_run_at": self.next_run_at and self.next_run_at.isoformat() + "Z",
             "next_attempt_at": self.next_attempt_at and self.next_attempt_at.isoformat() + "Z",
             "missed_occurrences_skipped": self.skipped_occurrences or None,
+            "channels": self.channels or None,
         }
         return {k: v for k, v in values.items() if v is not None}
 
 
 @dataclass(frozen=True)
+class _Row:
+    """One claimed delivery row: one channel of the occurrence."""
+
+    id: int
+    channel: str
+    attempt: int
+    delivered_to: dict[str, str]
+
+
+@dataclass(frozen=True)
 class _Claim:
-    delivery_id: int
     report: dict  # the scheduled_reports row
     scheduled_for: dt.datetime
-    attempt: int
     trigger: str
     anchor: Anchor | None  # None for a manual delivery
+    rows: tuple[_Row, ...]
+    channels: dict[str, Channel]
     skipped_occurrences: int = 0
+
+
+@dataclass
+class _Result:
+    """What happened to one row; `result` is sent, temporary, failed or skipped."""
+
+    row: _Row
+    result: str
+    error: str | None = None
+    delivered_to: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    outbox_path: Path | None = None
+    message_id: str | None = None  # a webhook's X-Report-Delivery
 
 
 def schedule_anchor(row: dict) -> Anchor:
@@ -156,10 +199,48 @@ def schedule_anchor(row: dict) -> Anchor:
     return anchor_for(row["frequency"], parameters, row["next_run_at"])
 
 
+def active_channels(conn: Connection, report_id: str) -> dict[str, Channel]:
+    rows = conn.execute(
+        sa.text("SELECT id, kind, url, secret FROM report_channels WHERE report_id = :id AND is_active "
+                "ORDER BY created_at, id"),
+        {"id": report_id},
+    )
+    return {r.id: Channel(r.id, r.kind, r.url, r.secret) for r in rows}
+
+
+CLAIM_SQL = sa.text(
+    """
+    INSERT INTO report_deliveries
+        (report_id, tenant_id, scheduled_for, trigger, status, attempts, claimed_at, channel)
+    SELECT :id, :tenant, :at, :trigger, 'sending', 1, :now, channel
+    FROM unnest(CAST(:channels AS text[])) AS channel
+    ON CONFLICT (report_id, scheduled_for, channel) DO UPDATE
+        SET status = 'sending', attempts = report_deliveries.attempts + 1,
+            claimed_at = :now, next_attempt_at = NULL, updated_at = now()
+        WHERE :trigger = 'schedule'
+          AND (   (report_deliveries.status = 'retrying' AND report_deliveries.next_attempt_at <= :now)
+               OR (report_deliveries.status = 'sending' AND report_deliveries.claimed_at < :stale_before))
+    RETURNING id, attempts, channel, delivered_to
+    """
+)
+
+
+def _claim_rows(conn: Connection, row: dict, at: dt.datetime, trigger: str, now: dt.datetime,
+                channels: dict[str, Channel]) -> tuple[_Row, ...]:
+    claimed = conn.execute(
+        CLAIM_SQL,
+        {"id": row["id"], "tenant": row["tenant_id"], "at": at, "trigger": trigger, "now": now,
+         "stale_before": now - SENDING_LEASE, "channels": [EMAIL, *channels]},
+    ).all()
+    order = [EMAIL, *channels]
+    return tuple(sorted((_Row(r.id, r.channel, r.attempts, r.delivered_to or {}) for r in claimed),
+                        key=lambda r: order.index(r.channel)))
+
+
 def deliver_scheduled(
     database: AnalyticsDatabase, mail: MailResource, report_id: str, now: dt.datetime | None = None
 ) -> Outcome:
-    """Deliver the report's due occurrence, once, however often this is called."""
+    """Deliver the report's due occurrence, once per channel, however often this is called."""
     now = now or utc_now()
     with database.transaction() as conn:
         row = conn.execute(
@@ -189,27 +270,24 @@ def deliver_scheduled(
                 sa.text("UPDATE scheduled_reports SET next_run_at = :at, updated_at = now() WHERE id = :id"),
                 {"id": report_id, "at": scheduled_for},
             )
-        claimed = conn.execute(
+        channels = active_channels(conn, report_id)
+        # A channel removed or switched off while its delivery waited for a retry: nothing will
+        # retry it, so it ends here instead of holding the occurrence open.
+        conn.execute(
             sa.text(
-                """
-                INSERT INTO report_deliveries
-                    (report_id, tenant_id, scheduled_for, trigger, status, attempts, claimed_at)
-                VALUES (:id, :tenant, :at, 'schedule', 'sending', 1, :now)
-                ON CONFLICT (report_id, scheduled_for) DO UPDATE
-                    SET status = 'sending', attempts = report_deliveries.attempts + 1,
-                        claimed_at = :now, next_attempt_at = NULL, updated_at = now()
-                    WHERE (report_deliveries.status = 'retrying' AND report_deliveries.next_attempt_at <= :now)
-                       OR (report_deliveries.status = 'sending' AND report_deliveries.claimed_at < :stale_before)
-                RETURNING id, attempts
-                """
+                "UPDATE report_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = now(), "
+                "last_error = 'the channel was removed or switched off before its retry' "
+                "WHERE report_id = :id AND scheduled_for = :at AND trigger = 'schedule' AND status = 'retrying' "
+                "AND NOT (channel = ANY(CAST(:channels AS text[])))"
             ),
-            {"id": report_id, "tenant": row["tenant_id"], "at": scheduled_for, "now": now,
-             "stale_before": now - SENDING_LEASE},
-        ).first()
-    if claimed is None:
-        return Outcome("skipped", report_id, "this delivery is done or another run is sending it",
-                       scheduled_for=scheduled_for)
-    claim = _Claim(claimed.id, row, scheduled_for, claimed.attempts, "schedule", anchor, skipped)
+            {"id": report_id, "at": scheduled_for, "channels": [EMAIL, *channels]},
+        )
+        rows = _claim_rows(conn, row, scheduled_for, "schedule", now, channels)
+        next_run_at = None if rows else _advance_if_done(conn, row, scheduled_for, anchor, None, now)
+    if not rows:
+        detail = "this delivery is done or another run is sending it"
+        return Outcome("skipped", report_id, detail, scheduled_for=scheduled_for, next_run_at=next_run_at)
+    claim = _Claim(row, scheduled_for, "schedule", anchor, rows, channels, skipped)
     return _deliver(database, mail, claim, now)
 
 
@@ -224,151 +302,322 @@ def deliver_now(
         ).mappings().first()
         if row is None:
             raise ConfigError(f"no report with id {report_id!r}")
-        claimed = conn.execute(
-            sa.text(
-                """
-                INSERT INTO report_deliveries
-                    (report_id, tenant_id, scheduled_for, trigger, status, attempts, claimed_at)
-                VALUES (:id, :tenant, :at, 'manual', 'sending', 1, :now)
-                ON CONFLICT (report_id, scheduled_for) DO NOTHING
-                RETURNING id, attempts
-                """
-            ),
-            {"id": report_id, "tenant": row["tenant_id"], "at": now, "now": now},
-        ).first()
-    if claimed is None:
+        channels = active_channels(conn, report_id)
+        rows = _claim_rows(conn, dict(row), now, "manual", now, channels)
+    if not rows:
         raise ConfigError(f"report {report_id!r} was already sent at {now:%H:%M:%S} UTC; try again in a second")
-    return _deliver(database, mail, _Claim(claimed.id, dict(row), now, 1, "manual", None), now)
+    return _deliver(database, mail, _Claim(dict(row), now, "manual", None, rows, channels), now)
+
+
+def _validated(row: dict) -> ReportConfig:
+    return validate_report(
+        name=row["name"], report_type=row["report_type"], frequency=row["frequency"],
+        recipients=row["recipients"], parameters=row["parameters"],
+    )
+
+
+def _read(database: AnalyticsDatabase, row: dict, report: ReportConfig, period: Period) -> ReportData:
+    with database.transaction() as conn:
+        organization = organization_name(conn, row["tenant_id"])
+    with database.tenant_transaction(row["tenant_id"]) as conn:
+        return read_report(conn, row["tenant_id"], organization, report, period)
+
+
+def _render(data: ReportData, report: ReportConfig, row: dict, scheduled_for: dt.datetime, domain: str) -> Rendered:
+    return render(data, report, domain, delivery_key(row["id"], scheduled_for), pdf=report.parameters.pdf)
 
 
 def _deliver(database: AnalyticsDatabase, mail: MailResource, claim: _Claim, now: dt.datetime) -> Outcome:
     row = claim.report
     try:
-        report = validate_report(
-            name=row["name"], report_type=row["report_type"], frequency=row["frequency"],
-            recipients=row["recipients"], parameters=row["parameters"],
-        )
+        report = _validated(row)
     except InvalidReport as exc:
-        return _finish(database, claim, now, "failed", f"invalid configuration: {exc}")
+        return _finish(database, claim, now, [_Result(r, "failed", f"invalid configuration: {exc}") for r in claim.rows])
     period = report_period(claim.scheduled_for, report.frequency, report.parameters)
     try:
         sender = mail.sender
-        message_id = message_id_for(row["id"], claim.scheduled_for, sender.domain)
-        message = _compose(database, row["tenant_id"], report, period, sender, message_id, now)
-        outbox_name = f"{claim.scheduled_for:%Y%m%dT%H%M%S}Z_{message_id[1:].split('@')[0]}.eml"
-        receipt = mail.send(message, outbox_name)
-    except (TemporaryMailError, ConfigError) as exc:
-        # A mail setting the operator can fix counts as temporary: the retries pick the fix up.
-        return _finish(database, claim, now, "temporary", str(exc), report=report, period=period.label)
-    except PermanentMailError as exc:
-        return _finish(database, claim, now, "failed", str(exc), report=report, period=period.label)
+        data = _read(database, row, report, period)
+        if report.parameters.skip_empty and data.is_empty():
+            return _finish(database, claim, now, [_Result(r, "skipped", None) for r in claim.rows],
+                           report=report, period=period)
+        rendered = _render(data, report, row, claim.scheduled_for, sender.domain)
+        results = []
+        for claimed in claim.rows:
+            if claimed.channel == EMAIL:
+                results.append(_send_email(database, mail, claim, claimed, report, rendered, sender, now))
+            else:
+                results.append(_post(claim, claimed, report, rendered, data))
+    except BrokenReport as exc:
+        results = [_Result(r, "temporary", f"the report could not be built: {exc}") for r in claim.rows]
+        outcome = _finish(database, claim, now, results, report=report, period=period)
+        outcome.broken = True
+        return outcome
+    except ConfigError as exc:
+        # A setting the operator can fix counts as temporary: the retries pick the fix up.
+        return _finish(database, claim, now, [_Result(r, "temporary", str(exc)) for r in claim.rows],
+                       report=report, period=period)
     except Exception as exc:
-        _finish(database, claim, now, "temporary", f"{type(exc).__name__}: {exc}", report=report, period=period.label)
+        _finish(database, claim, now, [_Result(r, "temporary", f"{type(exc).__name__}: {exc}") for r in claim.rows],
+                report=report, period=period)
         raise
-    return _finish(
-        database, claim, now, "sent", None, report=report, period=period.label,
-        message_id=message_id, refused=receipt.refused, outbox_path=receipt.outbox_path,
-    )
+    return _finish(database, claim, now, results, report=report, period=period)
 
 
-def _compose(database, tenant_id, report: ReportConfig, period, sender, message_id, now):
+def _recipient_message(claim: _Claim, report: ReportConfig, rendered: Rendered, sender, recipient: str,
+                       date: dt.datetime, *, smtp: bool) -> tuple[str, EmailMessage]:
+    row = claim.report
+    message_id = message_id_for(row["id"], claim.scheduled_for, sender.domain, recipient)
+    token = make_token(row["id"], row["tenant_id"], recipient, claim.scheduled_for)
+    # Through a real mail server the link must reach recipients: DASHBOARD_URL is then required.
+    link = unsubscribe_url(token, required=smtp)
+    message = build_message(rendered, mail_from=sender, recipient=recipient, message_id=message_id, date=date,
+                            unsubscribe_url=link)
+    return message_id, message
+
+
+def _send_email(database, mail: MailResource, claim: _Claim, claimed: _Row, report: ReportConfig,
+                rendered: Rendered, sender, now: dt.datetime) -> _Result:
+    """One message per recipient not yet served, each recorded as soon as it was accepted."""
+    delivered = dict(claimed.delivered_to)
+    refused: dict[str, str] = {}
+    outbox_path = None
+    smtp = bool(mail.resolved_host)
+    with mail.session() as send:  # one SMTP connection for all the recipients
+        for recipient in report.recipients:
+            if recipient in delivered:
+                continue
+            message_id, message = _recipient_message(claim, report, rendered, sender, recipient, now, smtp=smtp)
+            outbox_name = f"{claim.scheduled_for:%Y%m%dT%H%M%S}Z_{message_id[1:].split('@')[0]}.eml"
+            try:
+                receipt = send(message, outbox_name)
+            except TemporaryMailError as exc:
+                error = _progress(str(exc), delivered, report)
+                return _Result(claimed, "temporary", error, delivered, refused, outbox_path)
+            except PermanentMailError as exc:
+                if exc.refused:  # this recipient refused for good; the others still get theirs
+                    refused |= exc.refused
+                    continue
+                error = _progress(str(exc), delivered, report)
+                return _Result(claimed, "failed", error, delivered, refused, outbox_path)
+            refused |= receipt.refused
+            outbox_path = receipt.outbox_path or outbox_path
+            delivered[recipient] = message_id
+            _record_recipient(database, claimed, recipient, message_id)
+    if not delivered:
+        return _Result(claimed, "failed", f"every recipient was refused: {refused}", delivered, refused, outbox_path)
+    return _Result(claimed, "sent", None, delivered, refused, outbox_path)
+
+
+def _progress(error: str, delivered: dict, report: ReportConfig) -> str:
+    if not delivered:
+        return error
+    return f"{error} (after {len(delivered)} of {len(report.recipients)} recipients received it)"
+
+
+def _record_recipient(database, claimed: _Row, recipient: str, message_id: str) -> None:
     with database.transaction() as conn:
-        organization = organization_name(conn, tenant_id)
-    with database.tenant_transaction(tenant_id) as conn:
-        data = read_report(conn, tenant_id, organization, report, period)
-    rendered = render(data, report, sender.domain)
-    return build_message(rendered, mail_from=sender, recipients=report.recipients, message_id=message_id, date=now)
+        conn.execute(
+            sa.text(
+                "UPDATE report_deliveries SET delivered_to = coalesce(delivered_to, '{}'::jsonb) "
+                "|| jsonb_build_object(CAST(:recipient AS text), CAST(:message_id AS text)), updated_at = now() "
+                "WHERE id = :id AND status = 'sending' AND attempts = :attempt"
+            ),
+            {"id": claimed.id, "attempt": claimed.attempt, "recipient": recipient, "message_id": message_id},
+        )
+
+
+def _post(claim: _Claim, claimed: _Row, report: ReportConfig, rendered: Rendered, data: ReportData) -> _Result:
+    channel = claim.channels[claimed.channel]
+    row = claim.report
+    links = {left.table: left.url for left in rendered.context["left_out"] if left.table}
+    body = channel_posts.payload(data, report, rendered, report_id=row["id"], tenant_id=row["tenant_id"],
+                                 scheduled_for=claim.scheduled_for, csv_links=links)
+    delivery_id = f"{row['id']}:{claim.scheduled_for.isoformat()}Z:{channel.id}"
+    try:
+        channel_posts.post(channel, body, delivery_id)
+    except TemporaryChannelError as exc:
+        return _Result(claimed, "temporary", str(exc), message_id=delivery_id)
+    except PermanentChannelError as exc:
+        return _Result(claimed, "failed", str(exc), message_id=delivery_id)
+    return _Result(claimed, "sent", None, message_id=delivery_id)
 
 
 def _finish(
     database: AnalyticsDatabase,
     claim: _Claim,
     now: dt.datetime,
-    result: str,  # sent, temporary, failed
-    error: str | None,
+    results: list[_Result],
     *,
     report: ReportConfig | None = None,
-    period: str | None = None,
-    message_id: str | None = None,
-    refused: dict[str, str] | None = None,
-    outbox_path: Path | None = None,
+    period: Period | None = None,
 ) -> Outcome:
     scheduled = claim.trigger == "schedule"
-    if result == "temporary" and (not scheduled or claim.attempt >= MAX_ATTEMPTS):
-        result = "failed"
-        error = f"{error} (attempt {claim.attempt} of {MAX_ATTEMPTS if scheduled else 1}; giving up)"
-    next_attempt_at = now + retry_delay(claim.attempt) if result == "temporary" else None
-    status = {"sent": "sent", "temporary": "retrying", "failed": "failed"}[result]
-    if refused:
-        error = "refused: " + "; ".join(f"{k}: {v}" for k, v in refused.items())
+    statuses: dict[str, tuple[str, str | None, dt.datetime | None]] = {}
     next_run_at = None
     with database.transaction() as conn:
-        recorded = conn.execute(
-            sa.text(
-                """
-                UPDATE report_deliveries
-                SET status = :status, last_error = :error, next_attempt_at = :next_attempt_at,
-                    message_id = coalesce(:message_id, message_id), recipients = :recipients,
-                    refused_recipients = CAST(:refused AS jsonb), sent_at = :sent_at,
-                    period_start = :period_start, period_end = :period_end, updated_at = now()
-                WHERE id = :id AND status = 'sending' AND attempts = :attempt
-                """
-            ),
-            {
-                "id": claim.delivery_id, "attempt": claim.attempt, "status": status, "error": error,
-                "next_attempt_at": next_attempt_at, "message_id": message_id,
-                "recipients": list(report.recipients) if report else None,
-                "refused": json.dumps(refused) if refused else None,
-                "sent_at": now if status == "sent" else None,
-                "period_start": None, "period_end": None,
-            } | _period_dates(claim, report),
-        ).rowcount
-        if not recorded:
-            log.warning("delivery %s was taken over by another run; its outcome stands", claim.delivery_id)
-        if scheduled and status in ("sent", "failed") and recorded:
-            next_run_at = next_occurrence(claim.scheduled_for, claim.anchor)
-            pins = _pins(claim, report)
-            conn.execute(
+        # The report's row lock orders this with other runs finishing other channels of the same
+        # occurrence, so the last of them sees every outcome and moves the schedule on.
+        conn.execute(sa.text("SELECT 1 FROM scheduled_reports WHERE id = :id FOR UPDATE"), {"id": claim.report["id"]})
+        for r in results:
+            result, error = r.result, r.error
+            if result == "temporary" and (not scheduled or r.row.attempt >= MAX_ATTEMPTS):
+                result = "failed"
+                error = f"{error} (attempt {r.row.attempt} of {MAX_ATTEMPTS if scheduled else 1}; giving up)"
+            next_attempt_at = now + retry_delay(r.row.attempt) if result == "temporary" else None
+            status = {"sent": "sent", "temporary": "retrying", "failed": "failed", "skipped": "skipped"}[result]
+            if r.refused and status == "sent":
+                error = "refused: " + "; ".join(f"{k}: {v}" for k, v in r.refused.items())
+            recorded = conn.execute(
                 sa.text(
                     """
-                    UPDATE scheduled_reports
-                    SET next_run_at = :next_run_at,
-                        last_run_at = CASE WHEN :sent THEN :now ELSE last_run_at END,
-                        parameters = CASE WHEN CAST(:pins AS jsonb) = '{}'::jsonb THEN parameters
-                                          ELSE coalesce(parameters, '{}'::jsonb) || CAST(:pins AS jsonb) END,
+                    UPDATE report_deliveries
+                    SET status = :status, last_error = :error, next_attempt_at = :next_attempt_at,
+                        message_id = coalesce(:message_id, message_id),
+                        delivered_to = CASE WHEN CAST(:delivered AS jsonb) = '{}'::jsonb THEN delivered_to
+                                            ELSE coalesce(delivered_to, '{}'::jsonb) || CAST(:delivered AS jsonb) END,
+                        recipients = :recipients, refused_recipients = CAST(:refused AS jsonb),
+                        sent_at = :sent_at, period_start = :period_start, period_end = :period_end,
                         updated_at = now()
-                    WHERE id = :id AND next_run_at = :scheduled_for
+                    WHERE id = :id AND status = 'sending' AND attempts = :attempt
                     """
                 ),
-                {"id": claim.report["id"], "next_run_at": next_run_at, "sent": status == "sent", "now": now,
-                 "pins": json.dumps(pins), "scheduled_for": claim.scheduled_for},
-            )
-    detail = {
-        "sent": f"sent to {len(report.recipients) - len(refused or {})} of {len(report.recipients)} recipients"
-        if report else "",
-        "retrying": f"temporary failure, attempt {claim.attempt} of {MAX_ATTEMPTS}: {error}",
-        "failed": f"failed: {error}",
-    }[status]
-    if status == "sent" and outbox_path:
-        detail += f" (written to {outbox_path}, no SMTP_HOST configured)"
+                {
+                    "id": r.row.id, "attempt": r.row.attempt, "status": status, "error": error,
+                    "next_attempt_at": next_attempt_at, "delivered": json.dumps(r.delivered_to),
+                    "message_id": r.message_id,
+                    "recipients": list(report.recipients) if report and r.row.channel == EMAIL else None,
+                    "refused": json.dumps(r.refused) if r.refused else None,
+                    "sent_at": now if status == "sent" else None,
+                    "period_start": period.start if period else None, "period_end": period.end if period else None,
+                },
+            ).rowcount
+            if not recorded:
+                log.warning("delivery %s was taken over by another run; its outcome stands", r.row.id)
+            statuses[r.row.channel] = (status, error, next_attempt_at)
+        if scheduled:
+            next_run_at = _advance_if_done(conn, claim.report, claim.scheduled_for, claim.anchor, report, now)
+    return _outcome(claim, results, statuses, report, period, next_run_at)
+
+
+def _advance_if_done(conn: Connection, row: dict, scheduled_for: dt.datetime, anchor: Anchor,
+                     report: ReportConfig | None, now: dt.datetime) -> dt.datetime | None:
+    """When no delivery of the occurrence is left sending or retrying, move the schedule on (and
+    set last_run_at if one was sent); returns the new next_run_at, or None."""
+    open_rows, any_sent = conn.execute(
+        sa.text(
+            "SELECT count(*) FILTER (WHERE status IN ('sending', 'retrying')), coalesce(bool_or(status = 'sent'), false) "
+            "FROM report_deliveries WHERE report_id = :id AND scheduled_for = :at AND trigger = 'schedule'"
+        ),
+        {"id": row["id"], "at": scheduled_for},
+    ).one()
+    if open_rows:
+        return None
+    next_run_at = next_occurrence(scheduled_for, anchor)
+    pins = _pins(anchor, report)
+    moved = conn.execute(
+        sa.text(
+            """
+            UPDATE scheduled_reports
+            SET next_run_at = :next_run_at,
+                last_run_at = CASE WHEN :sent THEN :now ELSE last_run_at END,
+                parameters = CASE WHEN CAST(:pins AS jsonb) = '{}'::jsonb THEN parameters
+                                  ELSE coalesce(parameters, '{}'::jsonb) || CAST(:pins AS jsonb) END,
+                updated_at = now()
+            WHERE id = :id AND next_run_at = :scheduled_for
+            """
+        ),
+        {"id": row["id"], "next_run_at": next_run_at, "sent": any_sent, "now": now,
+         "pins": json.dumps(pins), "scheduled_for": scheduled_for},
+    ).rowcount
+    return next_run_at if moved else None
+
+
+def _detail(status: str, error: str | None, result: _Result, report: ReportConfig | None, attempt: int) -> str:
+    if status == "sent":
+        if result.row.channel != EMAIL:
+            return "delivered"
+        total = len(report.recipients) if report else 0
+        detail = f"sent to {len(result.delivered_to)} of {total} recipients"
+        if result.outbox_path:
+            detail += f" (written to {result.outbox_path.parent}, no SMTP_HOST configured)"
+        return detail
+    if status == "skipped":
+        return "skipped: the period has no data (skip_empty)"
+    if status == "retrying":
+        return f"temporary failure, attempt {attempt} of {MAX_ATTEMPTS}: {error}"
+    return f"failed: {error}"
+
+
+def _outcome(claim: _Claim, results: list[_Result], statuses: dict, report: ReportConfig | None,
+             period: Period | None, next_run_at: dt.datetime | None) -> Outcome:
+    by_channel = {r.row.channel: r for r in results}
+    details = {ch: _detail(st, err, by_channel[ch], report, by_channel[ch].row.attempt)
+               for ch, (st, err, _) in statuses.items()}
+    if EMAIL in statuses:
+        lead = EMAIL
+    else:  # only other channels were due: the worst of them
+        rank = {"failed": 0, "retrying": 1, "sent": 2, "skipped": 3}
+        lead = min(statuses, key=lambda ch: rank[statuses[ch][0]])
+    status, _, next_attempt_at = statuses[lead]
+    email = by_channel.get(EMAIL)
     return Outcome(
-        status=status, report_id=claim.report["id"], detail=detail, scheduled_for=claim.scheduled_for,
-        attempt=claim.attempt, message_id=message_id, recipients=report.recipients if report else (),
-        refused=refused or {}, outbox_path=outbox_path, next_run_at=next_run_at,
-        next_attempt_at=next_attempt_at, period=period, skipped_occurrences=claim.skipped_occurrences,
+        status=status, report_id=claim.report["id"], detail=details[lead], scheduled_for=claim.scheduled_for,
+        attempt=by_channel[lead].row.attempt,
+        message_ids=dict(email.delivered_to) if email else {},
+        recipients=report.recipients if report else (),
+        refused=dict(email.refused) if email else {}, outbox_path=email.outbox_path if email else None,
+        next_run_at=next_run_at, next_attempt_at=next_attempt_at, period=period.label if period else None,
+        skipped_occurrences=claim.skipped_occurrences,
+        channels={ch: f"{statuses[ch][0]}: {details[ch]}" for ch in statuses if ch != EMAIL},
     )
 
 
-def _period_dates(claim: _Claim, report: ReportConfig | None) -> dict:
-    if report is None:
-        return {}
-    period = report_period(claim.scheduled_for, report.frequency, report.parameters)
-    return {"period_start": period.start, "period_end": period.end}
-
-
-def _pins(claim: _Claim, report: ReportConfig | None) -> dict:
+def _pins(anchor: Anchor | None, report: ReportConfig | None) -> dict:
     """Anchor fields the parameters leave to next_run_at, written down once, so that a monthly
     report on the 31st returns to the 31st after February. Only for valid parameters."""
-    if report is None or claim.anchor is None:
+    if report is None or anchor is None:
         return {}
-    return {k: v for k, v in claim.anchor.pinned().items() if k not in report.parameters.model_fields_set}
+    return {k: v for k, v in anchor.pinned().items() if k not in report.parameters.model_fields_set}
+
+
+# --- Preview -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    message: EmailMessage
+    scheduled_for: dt.datetime
+    period: str
+    recipient: str
+    would_skip: bool  # skip_empty and the period has no data: nothing would be sent
+
+
+def preview(database: AnalyticsDatabase, mail: MailResource, report_id: str, recipient: str | None = None,
+            now: dt.datetime | None = None) -> Preview:
+    """The message the next occurrence would send to `recipient` (default: the first), built by
+    the same code as the delivery; nothing is sent and nothing is written to the database."""
+    now = now or utc_now()
+    with database.transaction() as conn:
+        conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+        row = conn.execute(sa.text("SELECT * FROM scheduled_reports WHERE id = :id"), {"id": report_id}).mappings().first()
+    if row is None:
+        raise ConfigError(f"no report with id {report_id!r}")
+    row = dict(row)
+    report = _validated(row)
+    if recipient is None:
+        recipient = report.recipients[0]
+    elif recipient.casefold() not in {r.casefold() for r in report.recipients}:
+        raise ConfigError(f"--recipient: {recipient!r} is not a recipient of report {report_id!r}")
+    else:
+        recipient = next(r for r in report.recipients if r.casefold() == recipient.casefold())
+    scheduled_for = row["next_run_at"]
+    if scheduled_for <= now:  # overdue: the delivery would send the latest due occurrence
+        scheduled_for, _ = latest_due(scheduled_for, now, schedule_anchor(row))
+    period = report_period(scheduled_for, report.frequency, report.parameters)
+    sender = mail.sender
+    data = _read(database, row, report, period)
+    rendered = _render(data, report, row, scheduled_for, sender.domain)
+    claim = _Claim(row, scheduled_for, "schedule", None, (), {})
+    _, message = _recipient_message(claim, report, rendered, sender, recipient, now, smtp=bool(mail.resolved_host))
+    return Preview(message, scheduled_for, period.label, recipient,
+                   would_skip=report.parameters.skip_empty and data.is_empty())

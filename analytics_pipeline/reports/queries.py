@@ -31,6 +31,11 @@ SECTIONS = {
 }
 
 
+class BrokenReport(RuntimeError):
+    """A query or a chart of the report failed: the delivery fails visibly (delivery log, retry,
+    the run's failure alert) instead of sending a report with a part missing."""
+
+
 @functools.cache
 def sql(name: str) -> sa.TextClause:
     return sa.text((SQL_DIR / f"{name}.sql").read_text())
@@ -69,14 +74,42 @@ class ReportData:
     formats: list[tuple[str, int]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # sections with no aggregate rows yet
 
+    def is_empty(self) -> bool:
+        """Nothing happened in the period: every figure of it is zero or absent, no tournament was
+        created, and no signup cohort had an active user in a month overlapping it. A report
+        with `skip_empty` sends nothing then."""
+        if any(f.current for figures in self.figures.values() for f in figures):
+            return False
+        if self.formats:
+            return False
+        cohorts = self.tables.get("user_cohorts")
+        for row in cohorts.records() if cohorts else ():
+            month = _add_months(row["cohort_month"], row["month_number"])
+            if row["retained_users"] and month <= self.period.end and _add_months(month, 1) > self.period.start:
+                return False
+        return True
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _run(conn: Connection, query: str, params: dict):
+    try:
+        return conn.execute(sql(query), params)
+    except sa.exc.DBAPIError as exc:
+        reason = " ".join(str(exc.orig).split()) if exc.orig else type(exc).__name__
+        raise BrokenReport(f"query {query} failed: {reason}") from exc
+
 
 def _table(conn: Connection, name: str, query: str, params: dict) -> Table:
-    result = conn.execute(sql(query), params)
+    result = _run(conn, query, params)
     return Table(name, tuple(result.keys()), tuple(tuple(r) for r in result))
 
 
 def _figures(conn: Connection, query: str, params: dict) -> tuple[list[Figure], int]:
-    rows = conn.execute(sql(query), params).mappings().all()
+    rows = _run(conn, query, params).mappings().all()
     figures = [Figure(r["metric"], r["unit"], r["current"], r["previous"], r["change_pct"]) for r in rows]
     return figures, (rows[0].get("current_rows", 0) if rows else 0)
 
@@ -120,7 +153,7 @@ def read_report(conn: Connection, tenant_id: str, organization: str, report: Rep
     if "tournaments" in data.sections:
         data.figures["tournaments"], found = _figures(conn, "tournament_summary", params)
         data.tables["tournament_aggregates"] = _table(conn, "tournament_aggregates", "tournament_rows", params)
-        data.formats = [(f, n) for f, n in conn.execute(sql("tournaments_by_format"), params)]
+        data.formats = [(f, n) for f, n in _run(conn, "tournaments_by_format", params)]
         if not found:
             data.missing.append("tournaments")
     return data

@@ -1,0 +1,182 @@
+"""Where a report goes besides email: a JSON webhook signed with the channel's secret, or a Slack
+incoming webhook (the same content, formatted as a Slack message).
+
+Each channel of a report is a row of `report_channels`; its deliveries are rows of
+`report_deliveries` with `channel` = the channel's id, delivered once per occurrence and retried
+with backoff exactly like the email (delivery.py).
+
+A webhook request is a POST of `application/json` with these headers:
+
+- `X-Report-Delivery`: `<report id>:<scheduled_for ISO>Z:<channel id>`, the same on every retry
+  of one delivery, so that a receiver can drop a copy;
+- `X-Report-Timestamp`: Unix seconds of this attempt;
+- `X-Report-Signature`: `sha256=` + hex HMAC-SHA256, keyed with the channel's secret, of
+  `<timestamp>.<body>`; a receiver recomputes it and refuses requests older than a few minutes.
+
+A 2xx reply is delivered; 408, 425, 429, 5xx, a timeout or no connection are temporary (retried);
+any other reply is permanent (the delivery fails).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..settings import ConfigError
+from .config import ReportConfig
+from .queries import ReportData
+from .render import METRIC_LABELS, SECTION_TITLES, Rendered, format_change, format_value
+
+KINDS = ("webhook", "slack")
+TIMEOUT_SECONDS = 15.0
+TEMPORARY_STATUSES = {408, 425, 429}
+MAX_INLINE_ROWS = 5_000  # per table; more rows are linked (Dashboard API CSV), not inlined
+
+
+class TemporaryChannelError(RuntimeError):
+    pass
+
+
+class PermanentChannelError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    kind: str
+    url: str
+    secret: str | None
+
+
+def new_channel_id() -> str:
+    return f"ch_{secrets.token_hex(8)}"
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def validate_url(kind: str, url: str) -> str:
+    if kind not in KINDS:
+        raise ConfigError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in "\r\n "):
+        raise ConfigError(f"url: must be an http(s) URL, got {url!r}")
+    if kind == "slack" and parts.scheme != "https":
+        raise ConfigError("url: a Slack incoming webhook URL starts with https://")
+    return url
+
+
+def _number(value: Any) -> Any:
+    # Amounts stay exact: decimals travel as strings ("12500.00"), counts as numbers.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def payload(
+    data: ReportData, report: ReportConfig, rendered: Rendered, *, report_id: str, tenant_id: str,
+    scheduled_for: dt.datetime, csv_links: dict[str, str],
+) -> dict:
+    """The webhook's JSON: the report's figures, and each table's rows inline, or, for a table
+    larger than an attachment may be, a link to its CSV on the Dashboard API."""
+    tables = {}
+    for name, table in data.tables.items():
+        if name in csv_links or len(table.rows) > MAX_INLINE_ROWS:
+            tables[name] = {"columns": list(table.columns), "row_count": len(table.rows), "csv_url": csv_links.get(name)}
+        else:
+            tables[name] = {"columns": list(table.columns), "rows": [[_number(v) for v in row] for row in table.rows]}
+    return {
+        "report": {"id": report_id, "tenant_id": tenant_id, "name": report.name, "type": report.report_type,
+                   "frequency": report.frequency},
+        "organization": rendered.context["organization"],
+        "subject": rendered.subject,
+        "scheduled_for": scheduled_for.isoformat() + "Z",
+        "period": {"label": data.period.label, "start": data.period.start.isoformat(),
+                   "end": data.period.end.isoformat(), "previous_start": data.period.previous_start.isoformat(),
+                   "previous_end": data.period.previous_end.isoformat(), "period_type": data.period.period_type,
+                   "timezone": report.parameters.timezone},
+        "sections": {
+            section: {
+                "missing": section in data.missing,
+                "figures": [
+                    {"metric": f.metric, "label": METRIC_LABELS.get(f.metric, f.metric), "unit": f.unit,
+                     "current": _number(f.current), "previous": _number(f.previous),
+                     "change_pct": _number(f.change_pct)}
+                    for f in data.figures.get(section, [])
+                ],
+            }
+            for section in data.sections
+        },
+        "tournaments_by_format": [{"format": f, "count": n} for f, n in data.formats],
+        "tables": tables,
+    }
+
+
+def slack_message(body: dict) -> dict:
+    """The webhook payload as a Slack message (Block Kit, with `text` as the notification)."""
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": body["subject"][:150]}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"{body['period']['label']} · compared with {body['period']['previous_start']} to "
+            f"{body['period']['previous_end']} · {body['period']['timezone']}")}]},
+    ]
+    for section, content in body["sections"].items():
+        lines = [f"*{SECTION_TITLES[section]}*"]
+        if content["missing"]:
+            lines.append("_No figures have been computed for this period yet._")
+        for f in content["figures"]:
+            change = format_change(Decimal(f["change_pct"]) if f["change_pct"] is not None else None)
+            lines.append(f"{f['label']}: *{format_value(f['current'], f['unit'])}* "
+                         f"(previous {format_value(f['previous'], f['unit'])}, {change})")
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
+    return {"text": body["subject"], "blocks": blocks}
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def post(channel: Channel, body: dict, delivery_id: str, timeout: float = TIMEOUT_SECONDS) -> int:
+    """Send one delivery to the channel; returns the HTTP status, or raises Temporary- or
+    PermanentChannelError."""
+    document = slack_message(body) if channel.kind == "slack" else body
+    data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "analytics-pipeline-reports",
+               "X-Report-Delivery": delivery_id}
+    if channel.kind == "webhook":
+        if not channel.secret:
+            raise PermanentChannelError(f"channel {channel.id} has no secret to sign with")
+        timestamp = int(time.time())
+        headers |= {"X-Report-Timestamp": str(timestamp), "X-Report-Signature": signature(channel.secret, timestamp, data)}
+    request = urllib.request.Request(channel.url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        reply = f"{channel.kind} {_host(channel.url)} replied {exc.code} {exc.reason}"
+        if exc.code in TEMPORARY_STATUSES or exc.code >= 500:
+            raise TemporaryChannelError(reply) from None
+        raise PermanentChannelError(reply) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TemporaryChannelError(f"{channel.kind} {_host(channel.url)}: {type(reason).__name__}: {reason}") from None
+
+
+def _host(url: str) -> str:
+    # The URL of a Slack webhook is its secret: errors and logs name the host only.
+    return urlsplit(url).netloc
