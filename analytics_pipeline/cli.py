@@ -284,5 +284,51 @@ main.add_command(retention_group)
 main.add_command(reports_group)
 
 
+# --- The Dashboard API (analytics_pipeline/api/, docs/api.md) ----------------------------------
+
+
+@main.group("api", invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="uvicorn worker processes.")
+@click.pass_context
+def api_group(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the Dashboard API and its page (docs/api.md); `api token` mints a token."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from .api.config import jwt_settings
+    from .api.redis_server import resolve_redis_url
+
+    url = _url()
+    _fail_clearly(db.check_migrated, db.engine_for(url))
+    _fail_clearly(jwt_settings)
+    _fail_clearly(resolve_redis_url)
+    os.environ["DATABASE_URL"] = url  # the workers' create_app() reads it
+    click.echo(f"Dashboard API on http://{host}:{port}/ ({db.describe(url)})")
+    uvicorn.run("analytics_pipeline.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="warning")
+
+
+@api_group.command("token")
+@click.option("--tenant", required=True, help="tenant_id (organizations.id) the token reads.")
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 30m, 1h, 7d ...")
+def api_token(tenant: str, ttl: str) -> None:
+    """Print a token for one tenant, signed with API_JWT_SECRET (or the local secret)."""
+    from .api.auth import mint_token, parse_ttl
+
+    try:
+        lifetime = parse_ttl(ttl)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--ttl'") from None
+    if not tenant.strip():
+        raise click.BadParameter("must be a tenant id", param_hint="'--tenant'")
+    try:
+        click.echo(mint_token(tenant, lifetime))
+    except (ValueError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def run() -> None:
     main(prog_name="analytics-pipeline")
