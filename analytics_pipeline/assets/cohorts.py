@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import schema
+from ..api.versions import advance_versions, tenants_in_window
 from ..partitions import monthly_partitions
 from ..resources import AnalyticsDatabase
 from ..partitions import partition_range_tags
@@ -330,6 +331,7 @@ def user_cohorts(
         written, tenants = write_user_cohorts(conn, start, window_end) if start < window_end else (0, 0)
         malformed = malformed_events(conn, start, window_end)
         checks = cohort_check_results(conn, start, window_end, malformed)
+    advance_versions(AGGREGATE, tenants_in_window(database, AGGREGATE, start, window_end), context.log)
     return dg.MaterializeResult(
         metadata={
             "window": f"{window_start:%Y-%m}..{_add_months(window_end, -1):%Y-%m}",

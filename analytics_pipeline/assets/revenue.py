@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import state
+from ..api.versions import advance_versions, tenants_in_window
 from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
 from ..schema import revenue_aggregates as revenue_aggregates_table
@@ -153,6 +154,11 @@ def revenue_aggregates(
         ).all()
         violations = conn.execute(sa.text(_sql("checks")), params).all()
 
+    advance_versions(
+        "revenue_aggregates",
+        tenants_in_window(database, "revenue_aggregates", params["window_start"], params["window_end"]),
+        context.log,
+    )
     if absorbed:
         context.log_event(
             dg.AssetMaterialization(SUBSCRIPTION_HISTORY, metadata={"events_added": absorbed})

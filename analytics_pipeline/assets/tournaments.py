@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import schema
+from ..api.versions import advance_versions, tenants_in_window
 from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
 from ..state import ABSORB_OVERLAP, begin_absorb, finish_absorb, watermarks
@@ -265,6 +266,7 @@ def tournament_aggregates(
         written = write_tournament_aggregates(conn, start, window_end) if start < window_end else {}
         malformed = malformed_tournament_events(conn, start, window_end)
         checks = tournament_check_results(conn, start, window_end, malformed)
+    advance_versions(AGGREGATE, tenants_in_window(database, AGGREGATE, start, window_end), context.log)
     _, total_tenants = written.get(None, (0, 0))
     return dg.MaterializeResult(
         metadata={
