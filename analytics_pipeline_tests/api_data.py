@@ -1,6 +1,6 @@
 """A tenant's aggregates written straight into the tables (not by the pipeline) for the API and
-dashboard tests: a year of self-consistent revenue day rows (MRR = opening + movements) with
-their week, month and quarter rows, a cohort triangle and tournament rows, ending today."""
+dashboard tests: two years of self-consistent revenue day rows (MRR = opening + movements) with
+their week, month and quarter rows, a cohort triangle, tournament rows and a scheduled report, ending today."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .helpers import add_tenant
 REVENUE_DAYS = """
 WITH days AS (
     SELECT d::date AS day, row_number() OVER (ORDER BY d) AS n
-    FROM generate_series(CAST(:today AS date) - 364, CAST(:today AS date), interval '1 day') AS d
+    FROM generate_series(CAST(:today AS date) - 729, CAST(:today AS date), interval '1 day') AS d
 ),
 flows AS (
     SELECT day, n,
@@ -90,11 +90,23 @@ CROSS JOIN LATERAL (SELECT date_trunc(p.kind, day)::date AS start) AS s
 GROUP BY p.kind, p.length, start
 """
 
+REPORTS = """
+WITH report AS (
+    INSERT INTO scheduled_reports (id, tenant_id, name, report_type, frequency, recipients, next_run_at, last_run_at)
+    VALUES (:tenant || '-weekly', :tenant, 'Weekly revenue summary', 'revenue_summary', 'weekly',
+            ARRAY['finance@example.com'], CAST(:today AS date) + 5, CAST(:today AS date) - 2)
+    RETURNING id
+)
+INSERT INTO report_deliveries (report_id, tenant_id, scheduled_for, status, attempts, sent_at)
+SELECT id, :tenant, CAST(:today AS date) - 2 + time '08:00', 'sent', 1, CAST(:today AS date) - 2 + time '08:01'
+FROM report
+"""
+
 
 def add_dashboard_tenant(engine, tenant_id: str, today, scale: int = 1, opening_mrr: int = 4000) -> None:
-    """Aggregates of `tenant_id` for the year ending `today`; `scale` makes tenants differ."""
+    """Aggregates of `tenant_id` ending `today`; `scale` makes tenants differ."""
     params = {"tenant": tenant_id, "today": today, "scale": scale, "opening": opening_mrr}
     with engine.begin() as conn:
         add_tenant(conn, tenant_id)
-        for statement in (REVENUE_DAYS, REVENUE_PERIODS, COHORTS, TOURNAMENTS):
+        for statement in (REVENUE_DAYS, REVENUE_PERIODS, COHORTS, TOURNAMENTS, REPORTS):
             conn.execute(sa.text(statement), params)

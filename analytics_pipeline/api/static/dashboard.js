@@ -7,7 +7,9 @@ const COLORS = {
   mrr: "#3056d3", arr: "#23a98a", new: "#1f9d6b", expansion: "#58c79a", reactivation: "#8fd3b6",
   contraction: "#f0a04b", churn: "#d64545", total: "#3056d3", bars: "#5b8cff", line: "#f0a04b",
 };
-const LAYOUT = {
+// A template: plotly writes what it works out (axis types, ranges) into the layout it is given, so
+// each chart gets a deep copy.
+const LAYOUT = Object.freeze({
   margin: { l: 56, r: 20, t: 8, b: 40 },
   paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
   font: { family: "Inter, Segoe UI, Helvetica Neue, Arial, sans-serif", size: 12, color: "#1c2433" },
@@ -15,7 +17,7 @@ const LAYOUT = {
   yaxis: { gridcolor: "#eef1f6", zerolinecolor: "#d5dae4" },
   legend: { orientation: "h", y: -0.18 },
   hovermode: "x unified",
-};
+});
 const CONFIG = { displayModeBar: false, responsive: true };
 const TILES = [
   ["mrr", "MRR"], ["arr", "ARR"], ["net_new_mrr", "Net new MRR"],
@@ -84,7 +86,7 @@ function plot(id, traces, layout) {
     return;
   }
   element.innerHTML = "";
-  Plotly.react(element, traces, { ...LAYOUT, ...layout }, CONFIG);
+  Plotly.react(element, traces, structuredClone({ ...LAYOUT, ...layout }), CONFIG);
 }
 
 function renderTiles(kpis) {
@@ -110,13 +112,15 @@ function renderTiles(kpis) {
 
 function renderRevenue(series) {
   const x = series.rows.map((r) => r.period_start);
+  // ARR is 12 x MRR: its axis is the MRR axis times twelve, so both lines read on one curve.
+  const top = Math.max(1, ...series.rows.map((r) => r.mrr)) * 1.08;
   plot("chart-mrr", series.rows.length ? [
     { x, y: series.rows.map((r) => r.mrr), name: "MRR", type: "scatter", mode: "lines", line: { color: COLORS.mrr, width: 2.5 }, fill: "tozeroy", fillcolor: "rgba(48,86,211,0.08)" },
-    { x, y: series.rows.map((r) => r.arr), name: "ARR", type: "scatter", mode: "lines", yaxis: "y2", line: { color: COLORS.arr, width: 2, dash: "dot" } },
+    { x, y: series.rows.map((r) => r.arr), name: "ARR (right axis)", type: "scatter", mode: "lines", yaxis: "y2", line: { color: COLORS.arr, width: 1.5, dash: "dot" } },
   ] : [], {
-    yaxis: { ...LAYOUT.yaxis, title: { text: "MRR" }, tickformat: "~s" },
-    yaxis2: { overlaying: "y", side: "right", showgrid: false, title: { text: "ARR" }, tickformat: "~s" },
-    margin: { ...LAYOUT.margin, r: 56 },
+    yaxis: { ...LAYOUT.yaxis, title: { text: "MRR" }, tickformat: ".3~s", range: [0, top] },
+    yaxis2: { overlaying: "y", side: "right", showgrid: false, title: { text: "ARR" }, tickformat: ".3~s", range: [0, top * 12] },
+    margin: { ...LAYOUT.margin, r: 60 },
   });
 }
 
@@ -138,7 +142,10 @@ function renderBridge(bridge) {
     totals: { marker: { color: COLORS.total } },
     text: steps.map((s, i) => (i === steps.length - 1 ? compact.format(bridge.closing_mrr) : compact.format(s[1]))),
     textposition: "outside", cliponaxis: false,
-  }], { showlegend: false, hovermode: "closest", yaxis: { ...LAYOUT.yaxis, tickformat: "~s" } });
+  }], {
+    showlegend: false, hovermode: "closest",
+    xaxis: { ...LAYOUT.xaxis, type: "category" }, yaxis: { ...LAYOUT.yaxis, tickformat: ".3~s" },
+  });
 }
 
 function renderMovements(months) {
@@ -156,7 +163,7 @@ function renderMovements(months) {
       x, name: "Net", type: "scatter", mode: "lines+markers", line: { color: "#1c2433", width: 1.5 },
       y: months.rows.map((r) => r.new_revenue + r.expansion_revenue + r.reactivation_revenue - r.contraction_revenue - r.churned_revenue),
     },
-  ] : [], { barmode: "relative", yaxis: { ...LAYOUT.yaxis, tickformat: "~s" } });
+  ] : [], { barmode: "relative", yaxis: { ...LAYOUT.yaxis, tickformat: ".3~s" } });
 }
 
 function renderCohorts(cohorts) {
@@ -187,7 +194,7 @@ function renderTournaments(series) {
     { x, y: series.rows.map((r) => r.tournament_count), name: "Tournaments", type: "bar", marker: { color: COLORS.bars } },
     { x, y: series.rows.map((r) => r.completion_rate), name: "Completion rate (%)", type: "scatter", mode: "lines+markers", yaxis: "y2", line: { color: COLORS.line, width: 2 } },
   ] : [], {
-    yaxis2: { overlaying: "y", side: "right", range: [0, 105], showgrid: false, ticksuffix: "%" },
+    yaxis2: { overlaying: "y", side: "right", range: [0, 105], dtick: 25, showgrid: false, ticksuffix: "%" },
     margin: { ...LAYOUT.margin, r: 48 },
   });
   const counts = {};
@@ -198,7 +205,7 @@ function renderTournaments(series) {
   plot("chart-formats", formats.length ? [{
     type: "pie", hole: 0.55, labels: formats, values: formats.map((f) => counts[f]), sort: false,
     marker: { colors: ["#3056d3", "#23a98a", "#f0a04b", "#8a63d2", "#d64545", "#5bc0de"] },
-    textinfo: "label+percent",
+    textinfo: "label+percent", insidetextorientation: "horizontal",
   }] : [], { hovermode: "closest", showlegend: false, margin: { l: 20, r: 20, t: 10, b: 10 } });
 }
 
