@@ -81,8 +81,10 @@ def db_current() -> None:
 @main.command("dev")
 @click.option("--no-demo", is_flag=True, help="Do not load demo data into an empty database.")
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
-def dev(no_demo: bool, port: int) -> None:
-    """Migrate, load demo data into an empty database, and start the Dagster UI and daemon."""
+@click.option("--api-port", default=8000, show_default=True, help="Port of the Dashboard API and page.")
+def dev(no_demo: bool, port: int, api_port: int) -> None:
+    """Migrate, load demo data into an empty database, and start the Dagster UI and daemon, and
+    the Dashboard API."""
     url = _url()
     _fail_clearly(db.check_reachable, db.engine_for(url))
     migrate.upgrade(url)
@@ -107,20 +109,57 @@ def dev(no_demo: bool, port: int) -> None:
     started: list[subprocess.Popen] = []
 
     def shut_down(*_) -> None:
-        if started and started[0].poll() is None:
-            started[0].send_signal(signal.SIGINT)
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGINT, shut_down)
     signal.signal(signal.SIGTERM, shut_down)
     try:
         started.append(subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True))
+        started.append(_start_api(url, env, api_port))
         started[0].wait()
     finally:
+        _stop_api(started[1:])
         if not os.environ.get("DATABASE_URL"):
             from .embedded import stop_embedded
 
             if stop_embedded():
                 click.echo("stopped the embedded PostgreSQL server")
+
+
+def _start_api(url: str, env: dict, port: int) -> subprocess.Popen:
+    """`analytics-pipeline api` beside the UI, and the dashboard's URL with a token for one demo
+    tenant (docs/api.md)."""
+    import sqlalchemy as sa
+
+    from .api.auth import mint_token, parse_ttl
+
+    command = [sys.executable, "-c", "from analytics_pipeline.cli import run; run()", "api", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
+    with db.engine_for(url).connect() as conn:
+        tenant = conn.execute(sa.text("SELECT min(id) FROM organizations")).scalar()
+    try:
+        link = f"/#token={mint_token(tenant, parse_ttl('12h'))}  (demo tenant {tenant}, token valid 12 h)" if tenant else ""
+    except (ValueError, ConfigError) as exc:
+        link = f"  (no demo token: {exc})"
+    click.echo(f"Dashboard: http://127.0.0.1:{port}{link or '/  (no tenant yet: see `analytics-pipeline api token`)'}")
+    return process
+
+
+def _stop_api(processes: list[subprocess.Popen]) -> None:
+    """Stop the API (after dagster dev) and the embedded Redis server it started."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if not os.environ.get("REDIS_URL"):
+        from .api.redis_server import stop_embedded_redis
+
+        stop_embedded_redis()
 
 
 def _dagster_storage_url(url: str) -> str:
