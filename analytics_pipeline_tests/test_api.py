@@ -307,3 +307,13 @@ def test_bad_cli_input_is_one_line_naming_it(api_env, db_url, monkeypatch, args,
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+
+
+def test_an_unreachable_database_gets_503_not_500(api_env):
+    from .helpers import free_port
+
+    with TestClient(create_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")) as client:
+        response = client.get("/v1/kpis", headers=auth("acme"))
+        assert response.status_code == 503
+        assert response.json() == {"detail": "the analytics database is not available"}
+        assert client.get("/readyz").status_code == 503

@@ -4,7 +4,6 @@ per key, the size bound and TTL, and answers from PostgreSQL while Redis is down
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from decimal import Decimal
 

@@ -9,6 +9,7 @@ import logging
 from importlib.resources import files
 from pathlib import Path
 
+import sqlalchemy as sa
 import swagger_ui_bundle
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,7 +90,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return _error(400, f"{name}: {first.get('msg', 'invalid')}", parameter=name)
 
     @app.exception_handler(db.DatabaseNotReady)
-    async def database_not_ready(request: Request, exc: db.DatabaseNotReady):
+    @app.exception_handler(sa.exc.OperationalError)
+    async def database_not_ready(request: Request, exc: Exception):
+        logger.warning("answering 503: %s", str(exc).splitlines()[0])
         return _error(503, "the analytics database is not available")
 
     async def answer(request: Request, aggregate: str | None, tenant_id: str, compute, fmt: str = "json",
