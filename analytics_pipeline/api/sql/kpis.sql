@@ -1,6 +1,6 @@
 -- KPIs of the :period_type period containing :day against the period before it. MRR and ARR are
--- levels (the period's last computed day), the movements flows (docs/metrics.md#mrr-movements);
--- net new MRR is their balance, the right side of the MRR bridge. A period without a row has no
+-- levels (the period's last computed day), the movements flows (docs/metrics.md#mrr-movements),
+-- net new MRR their balance (docs/metrics.md#net-new-mrr). A period without a row has no
 -- MRR and no movement (docs/metrics.md#which-rows-exist). One row per KPI: a new KPI is one more
 -- line of the VALUES list.
 WITH bounds AS (
