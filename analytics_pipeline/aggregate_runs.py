@@ -147,8 +147,12 @@ def evaluate_checks(
 
 def after_commit(aggregate: str, tenant_ids: frozenset[str]) -> None:
     """Called once a run of `aggregate` has committed, with the tenants whose rows of it the run
-    wrote or deleted: where caches of those tenants' rows are invalidated."""
+    wrote or deleted: the Dashboard API's cached responses of those tenants are invalidated
+    (docs/api.md). Failing to reach Redis is logged there and never fails the run."""
+    from .api.versions import advance_versions
+
     log.debug("%s committed; rows changed for %d tenants", aggregate, len(tenant_ids))
+    advance_versions(aggregate, tenant_ids)
 
 
 @dataclass(frozen=True)

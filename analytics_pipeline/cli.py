@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -26,7 +25,6 @@ DAGSTER_SCHEMA = "dagster"
 DEV_OVERLAY_YAML = PROJECT_DIR / "deploy" / "dagster.dev.yaml"
 # `dagster dev` is the project's documented entry point until it moves to the dg CLI.
 DAGSTER_DEV_WARNING_FILTER = "ignore:Function `dev_command` is superseded:FutureWarning"
-DASHBOARD_URL = "http://127.0.0.1:8000/"
 
 
 def _url() -> str:
@@ -104,8 +102,11 @@ def db_current() -> None:
 @main.command("dev")
 @click.option("--no-demo", is_flag=True, help="Do not load demo data into an empty database.")
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="Port of the Dagster UI.")
-def dev(no_demo: bool, port: int) -> None:
-    """Migrate, load demo data into an empty database, and start the Dagster UI and daemon.
+@click.option("--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="Port of the Dashboard API and page.")
+def dev(no_demo: bool, port: int, api_port: int) -> None:
+    """Migrate, load demo data into an empty database, and start the Dagster UI and daemon, and
+    the Dashboard API.
 
     On the first start (an empty database) it also launches one backfill of every aggregate over
     the demo's range and adds one demo report per frequency, delivered once the backfill is done."""
@@ -142,8 +143,6 @@ def dev(no_demo: bool, port: int) -> None:
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
     click.echo(f"report emails: {_mail_destination()}")
-    if importlib.util.find_spec("analytics_pipeline.api") is not None:
-        click.echo(f"dashboard: {DASHBOARD_URL}")
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
     # dagster dev runs in a session of its own and hears of a shutdown only from here: Ctrl-C,
     # SIGINT or SIGTERM (a service manager, `timeout`) to this process become one SIGINT to it,
@@ -153,19 +152,22 @@ def dev(no_demo: bool, port: int) -> None:
     started: list[subprocess.Popen] = []
 
     def shut_down(*_) -> None:
-        if started and started[0].poll() is None:
-            started[0].send_signal(signal.SIGINT)
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGINT, shut_down)
     signal.signal(signal.SIGTERM, shut_down)
     try:
         started.append(subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True))
+        started.append(_start_api(url, env, api_port))
         if demo_run is not None:
             threading.Thread(
                 target=_finish_demo, args=(url, *demo_run, started[0], started_at), daemon=True
             ).start()
         started[0].wait()
     finally:
+        _stop_api(started[1:])
         if not os.environ.get("DATABASE_URL"):
             from .embedded import stop_embedded
 
@@ -238,6 +240,40 @@ def _finish_demo(url: str, instance, backfill, report_ids: list[str], process, s
         f"every partition of the backfill is materialized, {time.monotonic() - started_at:.0f} s after "
         f"the start; the demo reports go out at the reports sensor's next tick ({_mail_destination()})"
     )
+
+
+def _start_api(url: str, env: dict, port: int) -> subprocess.Popen:
+    """`analytics-pipeline api` beside the UI, and the dashboard's URL with a token for one demo
+    tenant (docs/api.md)."""
+    import sqlalchemy as sa
+
+    from .api.auth import mint_token, parse_ttl
+
+    command = [sys.executable, "-c", "from analytics_pipeline.cli import run; run()", "api", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
+    with db.engine_for(url).connect() as conn:
+        tenant = conn.execute(sa.text("SELECT min(id) FROM organizations")).scalar()
+    try:
+        link = f"/#token={mint_token(tenant, parse_ttl('12h'))}  (demo tenant {tenant}, token valid 12 h)" if tenant else ""
+    except (ValueError, ConfigError) as exc:
+        link = f"  (no demo token: {exc})"
+    click.echo(f"Dashboard: http://127.0.0.1:{port}{link or '/  (no tenant yet: see `analytics-pipeline api token`)'}")
+    return process
+
+
+def _stop_api(processes: list[subprocess.Popen]) -> None:
+    """Stop the API (after dagster dev) and the embedded Redis server it started."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if not os.environ.get("REDIS_URL"):
+        from .api.redis_server import stop_embedded_redis
+
+        stop_embedded_redis()
 
 
 def _dagster_storage_url(url: str) -> str:
@@ -403,6 +439,52 @@ def retention_run(
 
 main.add_command(retention_group)
 main.add_command(reports_group)
+
+
+# --- The Dashboard API (analytics_pipeline/api/, docs/api.md) ----------------------------------
+
+
+@main.group("api", invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="uvicorn worker processes.")
+@click.pass_context
+def api_group(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the Dashboard API and its page (docs/api.md); `api token` mints a token."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from .api.config import jwt_settings
+    from .api.redis_server import resolve_redis_url
+
+    url = _url()
+    _fail_clearly(db.check_migrated, db.engine_for(url))
+    _fail_clearly(jwt_settings)
+    _fail_clearly(resolve_redis_url)
+    os.environ["DATABASE_URL"] = url  # the workers' create_app() reads it
+    click.echo(f"Dashboard API on http://{host}:{port}/ ({db.describe(url)})")
+    uvicorn.run("analytics_pipeline.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="warning")
+
+
+@api_group.command("token")
+@click.option("--tenant", required=True, help="tenant_id (organizations.id) the token reads.")
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 30m, 1h, 7d ...")
+def api_token(tenant: str, ttl: str) -> None:
+    """Print a token for one tenant, signed with API_JWT_SECRET (or the local secret)."""
+    from .api.auth import mint_token, parse_ttl
+
+    try:
+        lifetime = parse_ttl(ttl)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--ttl'") from None
+    if not tenant.strip():
+        raise click.BadParameter("must be a tenant id", param_hint="'--tenant'")
+    try:
+        click.echo(mint_token(tenant, lifetime))
+    except (ValueError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def run() -> None:

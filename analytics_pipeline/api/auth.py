@@ -1,0 +1,79 @@
+"""Bearer tokens: JWTs signed by the platform (HS256 or RS256), carrying `tenant_id` and `exp`
+(and `aud` when API_JWT_AUDIENCE is set). Importable without FastAPI: `api token` mints here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import jwt
+
+from .config import JwtSettings, jwt_settings
+
+
+class Unauthorized(Exception):
+    """A request without a usable token. The message never contains the token."""
+
+
+_TTL = re.compile(r"^(\d+)([smhd])$")
+_TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_ttl(raw: str) -> dt.timedelta:
+    """`30m`, `1h`, `7d` -> timedelta; ValueError with a message otherwise."""
+    match = _TTL.match(raw.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"must be a duration like 30m, 1h or 7d, got {raw!r}")
+    return dt.timedelta(**{_TTL_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def mint_token(tenant_id: str, ttl: dt.timedelta, settings: JwtSettings | None = None) -> str:
+    settings = settings or jwt_settings()
+    if settings.signing_key is None:
+        raise ValueError(
+            "tokens are verified with API_JWT_PUBLIC_KEY (RS256) and signed by the platform: "
+            "unset it and set API_JWT_SECRET to mint local tokens"
+        )
+    now = dt.datetime.now(dt.UTC)
+    claims = {"tenant_id": tenant_id, "iat": now, "exp": now + ttl}
+    if settings.audience:
+        claims["aud"] = settings.audience
+    return jwt.encode(claims, settings.signing_key, algorithm=settings.algorithm)
+
+
+def tenant_of(authorization: str | None, settings: JwtSettings) -> str:
+    """The tenant of a valid `Authorization: Bearer <JWT>` header, else Unauthorized."""
+    if not authorization:
+        raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    try:
+        # Only the configured algorithm is accepted: never `none`, never HS256 signed with the
+        # RS256 public key as its secret.
+        claims = jwt.decode(
+            token,
+            settings.verify_key,
+            algorithms=[settings.algorithm],
+            audience=settings.audience,
+            options={"require": ["exp", "tenant_id"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("the token has expired: sign in again") from None
+    except jwt.InvalidAudienceError:
+        raise Unauthorized("the token is not for this API (aud)") from None
+    except jwt.InvalidSignatureError:
+        raise Unauthorized("the token's signature is not valid") from None
+    except jwt.InvalidAlgorithmError:
+        raise Unauthorized(f"the token must be signed with {settings.algorithm}") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthorized(f"the token has no {exc.claim} claim") from None
+    except jwt.DecodeError:
+        raise Unauthorized("the token is malformed") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("the token is not valid") from None
+    tenant_id = claims.get("tenant_id")
+    if not isinstance(tenant_id, str) or not tenant_id:
+        raise Unauthorized("the token's tenant_id claim must be a non-empty string")
+    return tenant_id

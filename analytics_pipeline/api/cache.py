@@ -1,0 +1,140 @@
+"""The response cache in Redis: one entry per (tenant, aggregate version, request), with a TTL,
+a size bound, and one computation per key at a time.
+
+A key is `<prefix>cache:<aggregate>:<tenant>:<tenant's version>.<all tenants' version>:<request
+digest>` (versions.py). On a miss, the first request takes a lock on the key and computes; the
+others wait for its entry instead of all querying PostgreSQL at once. Whenever Redis fails, the
+request is answered from PostgreSQL, the failure is logged once, and Redis is left alone for
+`RETRY_SECONDS` so that a down server costs no time per request; `/readyz` reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import LockError
+
+from .versions import ALL_TENANTS, new_token, version_key
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5.0
+LOCK_SECONDS = 10.0
+WAIT_STEP_SECONDS = 0.005
+
+HIT, MISS, BYPASS = "hit", "miss", "bypass"
+
+
+class ResponseCache:
+    def __init__(self, url: str, prefix: str, ttl_seconds: int, max_entry_bytes: int):
+        self.url = url
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self.max_entry_bytes = max_entry_bytes
+        self.client = aioredis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=1.0)
+        self._skip_until = 0.0
+        self.last_error: str | None = None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    @property
+    def degraded(self) -> bool:
+        return self.last_error is not None
+
+    def _failed(self, exc: Exception) -> None:
+        if self.last_error is None:
+            logger.warning("Redis at %s failed (%s: %s): answering from PostgreSQL", self.url, type(exc).__name__, exc)
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self._skip_until = time.monotonic() + RETRY_SECONDS
+
+    def _recovered(self) -> None:
+        if self.last_error is not None:
+            logger.warning("Redis at %s answers again: caching resumed", self.url)
+        self.last_error = None
+
+    async def ping(self) -> str | None:
+        """None when Redis answers, else what is wrong (and the cache bypasses it for a while)."""
+        try:
+            await self.client.ping()
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return self.last_error
+        self._recovered()
+        return None
+
+    async def _key(self, aggregate: str, tenant_id: str, request_key: str) -> str:
+        keys = [version_key(aggregate, tenant_id, self.prefix), version_key(aggregate, ALL_TENANTS, self.prefix)]
+        versions = await self.client.mget(keys)
+        if None in versions:
+            # First use (or the versions were lost): start from fresh tokens, never from a value
+            # an old entry could carry.
+            for key, version in zip(keys, versions, strict=True):
+                if version is None:
+                    await self.client.set(key, new_token(), nx=True)
+            versions = await self.client.mget(keys)
+        digest = hashlib.sha1(request_key.encode()).hexdigest()[:20]
+        tenant_version, all_version = (v.decode() for v in versions)
+        return f"{self.prefix}cache:{aggregate}:{tenant_id}:{tenant_version}.{all_version}:{digest}"
+
+    async def get_or_compute(
+        self, aggregate: str, tenant_id: str, request_key: str, compute: Callable[[], Awaitable[bytes]]
+    ) -> tuple[bytes, str]:
+        """The cached body of the request, or `compute()`'s (cached when small enough), and
+        whether it was a hit, a miss or a bypass (Redis unavailable)."""
+        if time.monotonic() < self._skip_until:
+            return await compute(), BYPASS
+        try:
+            # The versions are read before the query runs, so that rows read before a
+            # materialization committed can only be stored under the versions it replaces.
+            key = await self._key(aggregate, tenant_id, request_key)
+            body = await self.client.get(key)
+            if body is not None:
+                self._recovered()
+                return body, HIT
+            lock = self.client.lock(f"{key}:lock", timeout=LOCK_SECONDS)
+            owner = await lock.acquire(blocking=False)
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return await compute(), BYPASS
+        if owner:
+            try:
+                body = await compute()
+                if len(body) <= self.max_entry_bytes:
+                    await self.client.set(key, body, ex=self.ttl_seconds)
+            except (redis.RedisError, OSError) as exc:
+                self._failed(exc)
+                return body, BYPASS
+            finally:
+                try:
+                    await lock.release()
+                except (LockError, redis.RedisError, OSError):
+                    pass  # expired or unreachable: its timeout frees it
+            self._recovered()
+            return body, MISS
+        return await self._wait_for(key, compute)
+
+    async def _wait_for(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> tuple[bytes, str]:
+        """Another request computes this key: take its entry when it lands; compute it here
+        only if that request gave up (its lock is gone) or takes longer than the lock's timeout."""
+        deadline = time.monotonic() + LOCK_SECONDS
+        step = WAIT_STEP_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                await asyncio.sleep(step)
+                step = min(step * 2, 0.1)
+                body, locked = await self.client.pipeline(transaction=False).get(key).exists(f"{key}:lock").execute()
+                if body is not None:
+                    return body, HIT
+                if not locked:
+                    break
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return await compute(), BYPASS
+        return await compute(), MISS

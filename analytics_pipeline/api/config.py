@@ -1,0 +1,106 @@
+"""Settings of the Dashboard API and its cache, read from the environment when needed (as
+analytics_pipeline/settings.py does), each refused with one line naming the variable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+
+from ..settings import ConfigError, analytics_home
+
+DEFAULT_CACHE_TTL_SECONDS = 300
+DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576
+DEFAULT_CACHE_PREFIX = "analytics:"
+JWT_ALGORITHMS = ("HS256", "RS256")
+
+
+def _positive_int(variable: str, default: int) -> int:
+    raw = os.environ.get(variable)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{variable} must be a whole number >= 1, got {raw!r}")
+    return value
+
+
+def redis_url() -> str | None:
+    """`REDIS_URL` (redis://, rediss:// or unix://), or None for the embedded server."""
+    url = os.environ.get("REDIS_URL") or None
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got a {url.split(':', 1)[0]!r} URL")
+    return url
+
+
+def cache_ttl_seconds() -> int:
+    """How long a cached response lives (`API_CACHE_TTL_SECONDS`, default 300): the bound on
+    staleness when a materialization could not advance the versions."""
+    return _positive_int("API_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS)
+
+
+def cache_max_entry_bytes() -> int:
+    """Responses larger than this are served but not cached (`API_CACHE_MAX_ENTRY_BYTES`)."""
+    return _positive_int("API_CACHE_MAX_ENTRY_BYTES", DEFAULT_CACHE_MAX_ENTRY_BYTES)
+
+
+def cache_prefix() -> str:
+    """Prefix of every key the project writes to Redis (`API_CACHE_PREFIX`, default
+    `analytics:`), so that several deployments or test runs can share one server."""
+    return os.environ.get("API_CACHE_PREFIX") or DEFAULT_CACHE_PREFIX
+
+
+@dataclasses.dataclass(frozen=True)
+class JwtSettings:
+    algorithm: str
+    verify_key: str  # the HS256 secret or the RS256 public key (PEM)
+    signing_key: str | None  # what `api token` signs with; None when only a public key is known
+    audience: str | None
+
+
+def local_secret_path() -> Path:
+    return analytics_home() / "api" / "jwt_secret"
+
+
+def jwt_settings() -> JwtSettings:
+    """HS256 with `API_JWT_SECRET`, or RS256 with `API_JWT_PUBLIC_KEY` (PEM text or a file), and
+    `aud` checked when `API_JWT_AUDIENCE` is set. With neither key set, a secret generated once
+    under `<ANALYTICS_HOME>/api/` signs and verifies local tokens (`make dev`)."""
+    secret = os.environ.get("API_JWT_SECRET") or None
+    public_key = os.environ.get("API_JWT_PUBLIC_KEY") or None
+    audience = os.environ.get("API_JWT_AUDIENCE") or None
+    if secret and public_key:
+        raise ConfigError("set either API_JWT_SECRET (HS256) or API_JWT_PUBLIC_KEY (RS256), not both")
+    if public_key:
+        if not public_key.lstrip().startswith("-----BEGIN"):
+            path = Path(public_key)
+            if not path.is_file():
+                raise ConfigError(f"API_JWT_PUBLIC_KEY must be a PEM public key or the path of one, got {public_key!r}")
+            public_key = path.read_text()
+        return JwtSettings("RS256", public_key, None, audience)
+    if secret is None:
+        secret = _local_secret()
+    elif len(secret) < 32:
+        raise ConfigError("API_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
+    return JwtSettings("HS256", secret, secret, audience)
+
+
+def _local_secret() -> str:
+    path = local_secret_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}")
+        partial.write_text(secrets.token_urlsafe(48))
+        partial.chmod(0o600)
+        # The first writer wins; a second process reads the same secret.
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,106 @@
+"""The API's reads, each in `tenant_transaction(tenant_id)` under row-level security, rendered to
+JSON or CSV bytes (what the cache stores). The SQL is in sql/; the metrics it returns are defined
+in docs/metrics.md."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from ..resources import AnalyticsDatabase
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+# How many deliveries of each scheduled report /v1/reports lists.
+RECENT_DELIVERIES = 10
+
+
+@functools.cache
+def load(name: str) -> sa.TextClause:
+    return sa.text((SQL_DIR / f"{name}.sql").read_text())
+
+
+def _default(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json(payload) -> bytes:
+    return orjson.dumps(payload, default=_default, option=orjson.OPT_NAIVE_UTC)
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def to_csv(columns: list[str], rows: list[dict]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
+    return out.getvalue().encode()
+
+
+def fetch(database: AnalyticsDatabase, tenant_id: str, name: str, **params) -> tuple[list[str], list[dict]]:
+    """Run sql/<name>.sql for one tenant; the column names and the rows as dicts."""
+    with database.tenant_transaction(tenant_id) as conn:
+        result = conn.execute(load(name), {"tenant_id": tenant_id, **params})
+        columns = list(result.keys())
+        return columns, [dict(row) for row in result.mappings()]
+
+
+def table(database: AnalyticsDatabase, tenant_id: str, name: str, fmt: str, meta: dict, **params) -> bytes:
+    """A table endpoint's body: JSON `{...meta, "rows": [...]}` or CSV."""
+    columns, rows = fetch(database, tenant_id, name, **params)
+    if fmt == "csv":
+        return to_csv(columns, rows)
+    return to_json({"tenant_id": tenant_id, **meta, "rows": rows})
+
+
+def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, date_to: dt.date) -> bytes:
+    _, rows = fetch(database, tenant_id, "mrr_bridge", date_from=date_from, date_to=date_to)
+    return to_json({"tenant_id": tenant_id, "from": date_from, "to": date_to, **rows[0]})
+
+
+def kpis(database: AnalyticsDatabase, tenant_id: str, period_type: str, day: dt.date) -> bytes:
+    _, rows = fetch(database, tenant_id, "kpis", period_type=period_type, day=day)
+    payload = {
+        "tenant_id": tenant_id,
+        "period_type": period_type,
+        "day": day,
+        "period_start": rows[0]["current_start"],
+        "previous_period_start": rows[0]["previous_start"],
+        "kpis": [
+            {
+                "kpi": r["kpi"],
+                "unit": r["unit"],
+                "current": r["current"],
+                "previous": r["previous"],
+                "change_pct": (
+                    round(float(100 * (r["current"] - r["previous"]) / abs(r["previous"])), 1)
+                    if r["previous"] else None
+                ),
+            }
+            for r in rows
+        ],
+    }
+    return to_json(payload)
+
+
+def reports(database: AnalyticsDatabase, tenant_id: str) -> bytes:
+    _, rows = fetch(database, tenant_id, "reports", deliveries=RECENT_DELIVERIES)
+    return to_json({"tenant_id": tenant_id, "reports": rows})

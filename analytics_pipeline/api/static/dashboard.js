@@ -1,0 +1,306 @@
+// The dashboard: reads the public /v1 API with the organization's token and draws it with
+// plotly.js (served by the API from the installed plotly package; nothing comes from elsewhere).
+"use strict";
+
+const TOKEN_KEY = "analytics.token";
+const COLORS = {
+  mrr: "#3056d3", arr: "#23a98a", new: "#1f9d6b", expansion: "#58c79a", reactivation: "#8fd3b6",
+  contraction: "#f0a04b", churn: "#d64545", total: "#3056d3", bars: "#5b8cff", line: "#f0a04b",
+};
+// A template: plotly writes what it works out (axis types, ranges) into the layout it is given, so
+// each chart gets a deep copy.
+const LAYOUT = Object.freeze({
+  margin: { l: 56, r: 20, t: 8, b: 40 },
+  paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+  font: { family: "Inter, Segoe UI, Helvetica Neue, Arial, sans-serif", size: 12, color: "#1c2433" },
+  xaxis: { gridcolor: "#eef1f6", linecolor: "#e3e7ef" },
+  yaxis: { gridcolor: "#eef1f6", zerolinecolor: "#d5dae4" },
+  legend: { orientation: "h", y: -0.18 },
+  hovermode: "x unified",
+});
+const CONFIG = { displayModeBar: false, responsive: true };
+const TILES = [
+  ["mrr", "MRR"], ["arr", "ARR"], ["net_new_mrr", "Net new MRR"],
+  ["new_revenue", "New MRR"], ["churned_revenue", "Churned MRR"], ["total_revenue", "Revenue"],
+];
+
+const $ = (id) => document.getElementById(id);
+const amount = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+let renders = 0;
+
+class SignInNeeded extends Error {}
+
+function isoDay(date) { return date.toISOString().slice(0, 10); }
+function todayUtc() { return isoDay(new Date()); }
+function monthsBefore(day, months) {
+  const d = new Date(day + "T00:00:00Z");
+  d.setUTCMonth(d.getUTCMonth() - months);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return isoDay(d);
+}
+function minDay(a, b) { return a < b ? a : b; }
+
+function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+function takeTokenFromUrl() {
+  const match = location.hash.match(/token=([^&]+)/);
+  if (match) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+async function api(path, query) {
+  const url = path + "?" + new URLSearchParams(query).toString();
+  const response = await fetch(url, { headers: { Authorization: "Bearer " + token() } });
+  const body = await response.json().catch(() => ({}));
+  if (response.status === 401) throw new SignInNeeded(body.detail || "sign in again");
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  return body;
+}
+
+function showSignIn(message) {
+  $("dashboard").hidden = true;
+  $("sign-in").hidden = false;
+  $("controls").style.visibility = "hidden";
+  $("sign-in-message").textContent = message;
+  document.body.dataset.state = "signed-out";
+}
+
+function showDashboard() {
+  $("sign-in").hidden = true;
+  $("dashboard").hidden = false;
+  $("controls").style.visibility = "visible";
+}
+
+function range() {
+  return { period_type: $("period-type").value, from: $("date-from").value, to: $("date-to").value };
+}
+
+function plot(id, traces, layout) {
+  const element = $(id);
+  if (!traces.length) {
+    Plotly.purge(element);
+    element.innerHTML = '<div class="empty">No data in this range</div>';
+    return;
+  }
+  element.innerHTML = "";
+  Plotly.react(element, traces, structuredClone({ ...LAYOUT, ...layout }), CONFIG);
+}
+
+function renderTiles(kpis) {
+  const byName = Object.fromEntries(kpis.kpis.map((k) => [k.kpi, k]));
+  const label = { day: "day", week: "week", month: "month", quarter: "quarter", year: "year" }[kpis.period_type];
+  $("tiles").innerHTML = "";
+  for (const [name, title] of TILES) {
+    const k = byName[name];
+    const tile = document.createElement("div");
+    tile.className = "tile";
+    tile.dataset.kpi = name;
+    const change = k.change_pct;
+    const direction = change === null ? "" : change > 0 ? "up" : change < 0 ? "down" : "";
+    const arrow = change === null ? "" : change > 0 ? "▲ " : change < 0 ? "▼ " : "";
+    tile.innerHTML =
+      `<div class="label">${title}</div>` +
+      `<div class="value" data-value="${k.current}">${amount.format(k.current)}</div>` +
+      `<div class="delta ${direction}">${change === null ? "no previous " + label : arrow + Math.abs(change) + "% vs previous " + label}</div>`;
+    $("tiles").appendChild(tile);
+  }
+  $("tiles").dataset.periodStart = kpis.period_start;
+}
+
+function renderRevenue(series) {
+  const x = series.rows.map((r) => r.period_start);
+  // ARR is 12 x MRR: its axis is the MRR axis times twelve, so both lines read on one curve.
+  const top = Math.max(1, ...series.rows.map((r) => r.mrr)) * 1.08;
+  plot("chart-mrr", series.rows.length ? [
+    { x, y: series.rows.map((r) => r.mrr), name: "MRR", type: "scatter", mode: "lines", line: { color: COLORS.mrr, width: 2.5 }, fill: "tozeroy", fillcolor: "rgba(48,86,211,0.08)" },
+    { x, y: series.rows.map((r) => r.arr), name: "ARR (right axis)", type: "scatter", mode: "lines", yaxis: "y2", line: { color: COLORS.arr, width: 1.5, dash: "dot" } },
+  ] : [], {
+    yaxis: { ...LAYOUT.yaxis, title: { text: "MRR" }, tickformat: ".3~s", range: [0, top] },
+    yaxis2: { overlaying: "y", side: "right", showgrid: false, title: { text: "ARR" }, tickformat: ".3~s", range: [0, top * 12] },
+    margin: { ...LAYOUT.margin, r: 60 },
+  });
+}
+
+function renderBridge(bridge) {
+  const steps = [
+    ["Opening", bridge.opening_mrr, "absolute"],
+    ["New", bridge.new_revenue, "relative"],
+    ["Expansion", bridge.expansion_revenue, "relative"],
+    ["Reactivation", bridge.reactivation_revenue, "relative"],
+    ["Contraction", -bridge.contraction_revenue, "relative"],
+    ["Churn", -bridge.churned_revenue, "relative"],
+    ["Closing", 0, "total"],
+  ];
+  const empty = steps.every(([, value]) => value === 0) && bridge.closing_mrr === 0;
+  plot("chart-bridge", empty ? [] : [{
+    type: "waterfall", x: steps.map((s) => s[0]), y: steps.map((s) => s[1]), measure: steps.map((s) => s[2]),
+    connector: { line: { color: "#c5ccd9" } },
+    increasing: { marker: { color: COLORS.new } }, decreasing: { marker: { color: COLORS.churn } },
+    totals: { marker: { color: COLORS.total } },
+    text: steps.map((s, i) => (i === steps.length - 1 ? compact.format(bridge.closing_mrr) : compact.format(s[1]))),
+    textposition: "outside", cliponaxis: false,
+  }], {
+    showlegend: false, hovermode: "closest",
+    xaxis: { ...LAYOUT.xaxis, type: "category" }, yaxis: { ...LAYOUT.yaxis, tickformat: ".3~s" },
+  });
+}
+
+function renderMovements(months) {
+  const x = months.rows.map((r) => r.period_start.slice(0, 7));
+  const bar = (name, key, color, sign) => ({
+    x, y: months.rows.map((r) => sign * r[key]), name, type: "bar", marker: { color },
+  });
+  plot("chart-movements", months.rows.length ? [
+    bar("New", "new_revenue", COLORS.new, 1),
+    bar("Expansion", "expansion_revenue", COLORS.expansion, 1),
+    bar("Reactivation", "reactivation_revenue", COLORS.reactivation, 1),
+    bar("Contraction", "contraction_revenue", COLORS.contraction, -1),
+    bar("Churn", "churned_revenue", COLORS.churn, -1),
+    {
+      x, name: "Net", type: "scatter", mode: "lines+markers", line: { color: "#1c2433", width: 1.5 },
+      y: months.rows.map((r) => r.new_revenue + r.expansion_revenue + r.reactivation_revenue - r.contraction_revenue - r.churned_revenue),
+    },
+  ] : [], { barmode: "relative", yaxis: { ...LAYOUT.yaxis, tickformat: ".3~s" } });
+}
+
+function renderCohorts(cohorts) {
+  const months = [...new Set(cohorts.rows.map((r) => r.cohort_month.slice(0, 7)))];
+  const width = Math.max(0, ...cohorts.rows.map((r) => r.month_number)) + 1;
+  const z = months.map(() => Array(width).fill(null));
+  const text = months.map(() => Array(width).fill(""));
+  for (const r of cohorts.rows) {
+    const row = months.indexOf(r.cohort_month.slice(0, 7));
+    z[row][r.month_number] = r.retention_rate;
+    text[row][r.month_number] = `${r.retained_users} of ${r.cohort_size} users<br>LTV ${amount.format(r.ltv)}`;
+  }
+  plot("chart-cohorts", cohorts.rows.length ? [{
+    type: "heatmap", z, x: [...Array(width).keys()], y: months, text, zmin: 0, zmax: 100,
+    colorscale: [[0, "#f4f7fe"], [0.35, "#9db5f5"], [1, "#1d3fa8"]],
+    hovertemplate: "cohort %{y}, month %{x}: %{z:.1f}%<br>%{text}<extra></extra>",
+    colorbar: { title: { text: "%" }, thickness: 12 },
+  }] : [], {
+    hovermode: "closest",
+    xaxis: { ...LAYOUT.xaxis, title: { text: "months since signup" }, dtick: 1 },
+    yaxis: { ...LAYOUT.yaxis, autorange: "reversed", type: "category" },
+  });
+}
+
+function renderTournaments(series) {
+  const x = series.rows.map((r) => r.period_start);
+  plot("chart-tournaments", series.rows.length ? [
+    { x, y: series.rows.map((r) => r.tournament_count), name: "Tournaments", type: "bar", marker: { color: COLORS.bars } },
+    { x, y: series.rows.map((r) => r.completion_rate), name: "Completion rate (%)", type: "scatter", mode: "lines+markers", yaxis: "y2", line: { color: COLORS.line, width: 2 } },
+  ] : [], {
+    yaxis2: { overlaying: "y", side: "right", range: [0, 105], dtick: 25, showgrid: false, ticksuffix: "%" },
+    margin: { ...LAYOUT.margin, r: 48 },
+  });
+  const counts = {};
+  for (const r of series.rows) {
+    if (r.most_popular_format) counts[r.most_popular_format] = (counts[r.most_popular_format] || 0) + 1;
+  }
+  const formats = Object.keys(counts).sort((a, b) => counts[b] - counts[a]);
+  plot("chart-formats", formats.length ? [{
+    type: "pie", hole: 0.55, labels: formats, values: formats.map((f) => counts[f]), sort: false,
+    marker: { colors: ["#3056d3", "#23a98a", "#f0a04b", "#8a63d2", "#d64545", "#5bc0de"] },
+    textinfo: "label+percent", insidetextorientation: "horizontal",
+  }] : [], { hovermode: "closest", showlegend: false, margin: { l: 20, r: 20, t: 10, b: 10 } });
+}
+
+function renderReports(reports) {
+  if (!reports.reports.length) {
+    $("reports").innerHTML = '<div class="empty">No scheduled reports</div>';
+    return;
+  }
+  const rows = reports.reports.map((r) => {
+    const last = r.deliveries[0];
+    const status = last ? `<span class="badge ${last.status}">${last.status}</span> ${last.scheduled_for.slice(0, 16).replace("T", " ")}` : "none yet";
+    return `<tr><td>${escapeHtml(r.name)}</td><td>${r.report_type.replace("_", " ")}</td><td>${r.frequency}</td>` +
+      `<td>${r.is_active ? "active" : "paused"}</td><td>${r.next_run_at.slice(0, 16).replace("T", " ")}</td><td>${status}</td></tr>`;
+  });
+  $("reports").innerHTML =
+    "<table><thead><tr><th>Report</th><th>Type</th><th>Frequency</th><th>State</th><th>Next run (UTC)</th><th>Last delivery</th></tr></thead>" +
+    `<tbody>${rows.join("")}</tbody></table>`;
+}
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+async function load() {
+  if (!token()) {
+    showSignIn("Paste the access token for your organization to see its numbers.");
+    return;
+  }
+  showDashboard();
+  document.body.dataset.state = "loading";
+  $("status").className = "status";
+  $("status").textContent = "Loading…";
+  const { period_type, from, to } = range();
+  const bridgeTo = minDay(to, todayUtc());
+  try {
+    const [kpis, series, bridge, months, cohorts, tournaments, reports] = await Promise.all([
+      api("/v1/kpis", { period_type, day: to }),
+      api("/v1/revenue", { period_type, from, to }),
+      api("/v1/revenue/bridge", { from: minDay(from, bridgeTo), to: bridgeTo }),
+      api("/v1/revenue", { period_type: "month", from, to }),
+      api("/v1/cohorts", { from: monthsBefore(to, 24).slice(0, 7) > from.slice(0, 7) ? monthsBefore(to, 24).slice(0, 7) : from.slice(0, 7), to: to.slice(0, 7) }),
+      api("/v1/tournaments", { period_type, from, to }),
+      api("/v1/reports", {}),
+    ]);
+    $("tenant-label").textContent = `Organization ${kpis.tenant_id}`;
+    renderTiles(kpis);
+    renderRevenue(series);
+    renderBridge(bridge);
+    renderMovements(months);
+    renderCohorts(cohorts);
+    renderTournaments(tournaments);
+    renderReports(reports);
+    $("status").textContent = `${period_type[0].toUpperCase() + period_type.slice(1)} figures, ${from} to ${to}. Tiles: the ${period_type} starting ${kpis.period_start}.`;
+    renders += 1;
+    document.body.dataset.renders = String(renders);
+    document.body.dataset.state = "ready";
+  } catch (error) {
+    if (error instanceof SignInNeeded) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      const expired = /expired/.test(error.message);
+      showSignIn(expired ? "Your session has expired. Sign in again with a new token." : `Please sign in: ${error.message}.`);
+      return;
+    }
+    $("status").className = "status error";
+    $("status").textContent = `Could not load the figures: ${error.message}`;
+    document.body.dataset.state = "error";
+  }
+}
+
+function setRange(months) {
+  const to = $("date-to").value || todayUtc();
+  $("date-from").value = monthsBefore(to, months);
+  load();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  takeTokenFromUrl();
+  $("date-to").value = todayUtc();
+  $("date-from").value = monthsBefore(todayUtc(), 12);
+  for (const id of ["period-type", "date-from", "date-to"]) $(id).addEventListener("change", load);
+  for (const button of document.querySelectorAll(".presets button")) {
+    button.addEventListener("click", () => setRange(Number(button.dataset.months)));
+  }
+  $("sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("token-input").value.trim();
+    if (value) {
+      sessionStorage.setItem(TOKEN_KEY, value);
+      $("token-input").value = "";
+      load();
+    }
+  });
+  $("sign-out").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignIn("Signed out. Paste a token to sign in again.");
+  });
+  load();
+});

@@ -1,0 +1,169 @@
+"""The dashboard page in a real browser: Debian's headless chromium driven by Playwright, against
+the API served by uvicorn on loopback, on a real PostgreSQL and Redis.
+
+`UPDATE_DASHBOARD_SCREENSHOT=1` also writes docs/dashboard.png."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from analytics_pipeline.api.app import create_app
+from analytics_pipeline.settings import PROJECT_DIR
+
+from .api_data import add_dashboard_tenant
+from .api_support import api_env, redis_prefix, redis_server_url, token  # noqa: F401
+from .helpers import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+TODAY = dt.datetime.now(dt.UTC).date()
+CHARTS = ("chart-mrr", "chart-bridge", "chart-movements", "chart-cohorts", "chart-tournaments", "chart-formats")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture
+def base_url(api_env, db_url, engine) -> Iterator[str]:
+    add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
+    add_dashboard_tenant(engine, "globex", TODAY, scale=6, opening_mrr=9000)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(db_url), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def _period_value(engine, tenant, period_type, column):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            f"SELECT {column} FROM revenue_aggregates WHERE tenant_id = :t AND period_type = :p "
+            "AND period_start = date_trunc(:p, CAST(:d AS date))::date"
+        ), {"t": tenant, "p": period_type, "d": TODAY}).scalar_one()
+
+
+def _tile(page, kpi) -> Decimal:
+    return Decimal(page.get_attribute(f'[data-kpi="{kpi}"] .value', "data-value"))
+
+
+def _open(browser, base_url, bearer: str, requests: list[str]):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{base_url}/#token={bearer}")
+    return page
+
+
+def _wait_for(page, state: str, renders: int = 0, seconds: float = 60) -> None:
+    """Until the page says `state` (after at least `renders` renders); polled from here, which
+    stays reliable on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while True:
+        now_state, now_renders = page.evaluate("() => [document.body.dataset.state, Number(document.body.dataset.renders || 0)]")
+        if now_state == state and now_renders >= renders:
+            return
+        assert time.monotonic() < deadline, f"the page is {now_state!r} after {now_renders} renders, not {state!r}"
+        page.wait_for_timeout(100)
+
+
+def _wait_ready(page, renders: int = 1):
+    _wait_for(page, "ready", renders)
+
+
+def test_the_dashboard_shows_the_tenants_numbers(browser, base_url, engine):
+    requests: list[str] = []
+    page = _open(browser, base_url, token("acme"), requests)
+    _wait_ready(page)
+
+    # Every chart is drawn by plotly (an svg of its own); the reports table lists acme's report.
+    for chart in CHARTS:
+        assert page.locator(f"#{chart} .main-svg").count() >= 1, chart
+    assert page.locator("#chart-cohorts .heatmaplayer").count() == 1
+    assert page.locator("#chart-bridge .waterfalllayer").count() == 1
+    assert "Weekly revenue summary" in page.inner_text("#reports") and "sent" in page.inner_text("#reports")
+
+    # The tiles: this month's figures of acme, as stored.
+    month_mrr = _period_value(engine, "acme", "month", "mrr")
+    month_new = _period_value(engine, "acme", "month", "new_revenue")
+    assert _tile(page, "mrr") == month_mrr
+    assert _tile(page, "new_revenue") == month_new
+    assert _tile(page, "arr") == month_mrr * 12
+    shown = page.inner_text('[data-kpi="mrr"] .value')
+    assert shown == f"{month_mrr:,.2f}"
+
+    if os.environ.get("UPDATE_DASHBOARD_SCREENSHOT") == "1":
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(PROJECT_DIR / "docs" / "dashboard.png"), full_page=True)
+
+    # Switching the period to weeks shows this week's numbers.
+    page.select_option("#period-type", "week")
+    _wait_ready(page, renders=2)
+    week_new = _period_value(engine, "acme", "week", "new_revenue")
+    assert week_new != month_new
+    assert _tile(page, "new_revenue") == week_new
+    assert _tile(page, "mrr") == _period_value(engine, "acme", "week", "mrr")
+
+    # Nothing was fetched from anywhere but the API.
+    assert requests and all(url.startswith(base_url) for url in requests), [u for u in requests if not u.startswith(base_url)]
+    page.close()
+
+
+def test_another_tenants_token_shows_only_that_tenants_numbers(browser, base_url, engine):
+    page = _open(browser, base_url, token("globex"), [])
+    _wait_ready(page)
+    globex_mrr = _period_value(engine, "globex", "month", "mrr")
+    acme_mrr = _period_value(engine, "acme", "month", "mrr")
+    assert _tile(page, "mrr") == globex_mrr
+    assert "globex" in page.inner_text("#tenant-label")
+    text = page.inner_text("body")
+    assert f"{acme_mrr:,.2f}" not in text and "acme" not in text
+    page.close()
+
+
+def test_an_expired_token_shows_the_sign_in_message(browser, base_url):
+    page = _open(browser, base_url, token("acme", ttl=dt.timedelta(seconds=-5)), [])
+    _wait_for(page, "signed-out")
+    assert page.is_visible("#sign-in")
+    assert not page.is_visible("#dashboard")
+    assert "expired" in page.inner_text("#sign-in-message")
+    # Signing in again with a valid token opens the dashboard.
+    page.fill("#token-input", token("acme"))
+    page.click("#sign-in-form button")
+    _wait_ready(page)
+    assert page.is_visible("#dashboard")
+    page.close()
+
+
+def test_without_a_token_the_page_asks_to_sign_in(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    _wait_for(page, "signed-out")
+    assert "Paste the access token" in page.inner_text("#sign-in-message")
+    page.close()
