@@ -18,6 +18,7 @@ from analytics_pipeline.cli import main
 from analytics_pipeline.reports.delivery import deliver_scheduled, preview
 from analytics_pipeline.reports.unsubscribe import InvalidToken, describe, make_token, unsubscribe
 
+from .api_support import api_env, client, redis_prefix, redis_server_url  # noqa: F401 (fixtures)
 from .test_reports import (  # noqa: F401 (fixtures)
     DUE,
     NOW,
@@ -155,3 +156,31 @@ def test_preview_command_writes_the_file_and_logs_nothing(tenants, db_url, tmp_p
     bad = CliRunner().invoke(main, ["reports", "preview", "r1", "--out", str(out), "--recipient", "eve@example.net"],
                              env={"DATABASE_URL": db_url, "ANALYTICS_HOME": str(tmp_path)})
     assert bad.exit_code != 0 and "--recipient: 'eve@example.net' is not a recipient" in bad.output
+
+
+def test_the_dashboard_api_serves_the_unsubscribe_link(org_a, database, mail, inbox, client):
+    now = _now()
+    with org_a.begin() as conn:
+        add_report(conn, "r1", report_type="revenue_summary", frequency="daily", next_run_at=now - dt.timedelta(minutes=1))
+    assert deliver_scheduled(database, mail, "r1", now=now).status == "sent"
+    token = _token(_received(inbox, "bob@example.org"))
+
+    # Following the link shows the report and a button, and changes nothing (mail scanners fetch links).
+    page = client.get("/v1/unsubscribe", params={"token": token})
+    assert page.status_code == 200 and "bob@example.org" in page.text and 'method="post"' in page.text
+    assert report_row(org_a, "r1")["recipients"] == RECIPIENTS
+
+    # The mail client's one-click POST (RFC 8058) removes that recipient only, once.
+    one_click = {"List-Unsubscribe": "One-Click"}
+    done = client.post("/v1/unsubscribe", params={"token": token}, data=one_click)
+    assert done.status_code == 200 and "bob@example.org no longer receives" in done.text
+    assert report_row(org_a, "r1")["recipients"] == ["ann@example.com"]
+    again = client.post("/v1/unsubscribe", params={"token": token}, data=one_click)
+    assert again.status_code == 200 and "does not receive" in again.text
+    assert report_row(org_a, "r1")["recipients"] == ["ann@example.com"]
+
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for response in (client.get("/v1/unsubscribe", params={"token": tampered}),
+                     client.post("/v1/unsubscribe", params={"token": tampered}, data=one_click)):
+        assert response.status_code == 400 and tampered not in response.text
+    assert report_row(org_a, "r1")["recipients"] == ["ann@example.com"]
