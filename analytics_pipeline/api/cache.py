@@ -37,7 +37,9 @@ class ResponseCache:
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.max_entry_bytes = max_entry_bytes
-        self.client = aioredis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=1.0)
+        # Generous enough for a busy server; a dead one refuses at once, and a hung one is skipped
+        # for RETRY_SECONDS after its first timeout.
+        self.client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.5)
         self._skip_until = 0.0
         self.last_error: str | None = None
 
