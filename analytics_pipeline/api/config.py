@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 from pathlib import Path
 
-from ..settings import ConfigError, analytics_home
+from ..settings import ConfigError, analytics_home, local_secret
 
 DEFAULT_CACHE_TTL_SECONDS = 300
 DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576
@@ -83,24 +82,7 @@ def jwt_settings() -> JwtSettings:
             public_key = path.read_text()
         return JwtSettings("RS256", public_key, None, audience)
     if secret is None:
-        secret = _local_secret()
+        secret = local_secret(local_secret_path())
     elif len(secret) < 32:
         raise ConfigError("API_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
     return JwtSettings("HS256", secret, secret, audience)
-
-
-def _local_secret() -> str:
-    path = local_secret_path()
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}")
-        partial.write_text(secrets.token_urlsafe(48))
-        partial.chmod(0o600)
-        # The first writer wins; a second process reads the same secret.
-        try:
-            os.link(partial, path)
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink()
-    return path.read_text().strip()

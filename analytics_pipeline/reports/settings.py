@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..settings import ConfigError, analytics_home
+from ..settings import ConfigError, analytics_home, local_secret
 
 # With no SMTP server (the outbox of `make dev`), links point at a Dashboard API on this machine.
 LOCAL_DASHBOARD_URL = "http://localhost:8000"
@@ -57,23 +56,7 @@ def unsubscribe_secret() -> str:
     `<ANALYTICS_HOME>/reports/` serves one machine (`make dev`)."""
     secret = os.environ.get("UNSUBSCRIBE_SECRET") or None
     if secret is None:
-        return _local_secret(local_unsubscribe_secret_path())
+        return local_secret(local_unsubscribe_secret_path())
     if len(secret) < 32:
         raise ConfigError("UNSUBSCRIBE_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
     return secret
-
-
-def _local_secret(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}")
-        partial.write_text(secrets.token_urlsafe(48))
-        partial.chmod(0o600)
-        # The first writer wins; a second process reads the same secret.
-        try:
-            os.link(partial, path)
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink()
-    return path.read_text().strip()
