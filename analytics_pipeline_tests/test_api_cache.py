@@ -15,7 +15,7 @@ from analytics_pipeline.api.app import create_app
 from analytics_pipeline.api.cache import ResponseCache
 from analytics_pipeline.api.versions import advance_versions, version_key
 from analytics_pipeline.cohorts.assets import user_activity_months, user_cohorts, user_signups
-from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
+from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates, tournament_history
 
 from .api_support import api_env, auth, client, redis_prefix, redis_server_url  # noqa: F401

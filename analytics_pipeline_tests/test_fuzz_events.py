@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline import events, generator
 from analytics_pipeline.cohorts.assets import user_cohorts
-from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
+from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates
 from analytics_pipeline.resources import AnalyticsDatabase
 

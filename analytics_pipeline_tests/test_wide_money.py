@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from analytics_pipeline.cohorts.assets import user_cohorts
-from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
+from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates
 from analytics_pipeline.resources import AnalyticsDatabase
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from ..assets.periods import PERIOD_TYPES
+from ..periods import PERIOD_TYPES
 
 FORMATS = ("json", "csv")
 
