@@ -163,7 +163,9 @@ def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsD
 
     Raw events are purged after 13 months but a subscription can be older, so this compact copy
     is kept for good. It absorbs new events incrementally by `created_at`; revenue_aggregates also
-    brings it up to date at the start of each of its runs.
+    brings it up to date at the start of each of its runs. The same absorb maintains the MRR state
+    (customer_mrr_days, tenant_mrr_days; docs/metrics.md#mrr-state) for the customers with new
+    events, from the first day those events change.
     """
     with database.transaction() as conn:
         added = absorb_subscription_events(conn)
