@@ -199,8 +199,8 @@ def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDataba
 
 
 def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object]:
-    """Replace the day rows of the window and every period containing one of them, from the
-    subscription and payment histories."""
+    """Replace the day rows of the window and every period containing one of them, from the MRR
+    state (the window's days and each tenant's opening MRR) and the payment history."""
     conn.execute(sa.text(_sql("mrr_days")), params)
     conn.execute(sa.text(_sql("opening_mrr")), params)
     conn.execute(sa.text(_sql("payment_days")), params)
