@@ -238,6 +238,42 @@ payment_events = sa.Table(
     sa.Index("payment_events_occurred_at_idx", "occurred_at"),
 )
 
+# Revision 0014: the MRR state, maintained by the subscription history's absorb for the customers
+# with new subscription events only, from the earliest day those events change
+# (docs/metrics.md#mrr-state). One row per customer and day on which the customer's MRR changed:
+# their MRR at the end of the day and that day's movement.
+customer_mrr_days = sa.Table(
+    "customer_mrr_days",
+    metadata,
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("mrr", MONEY, nullable=False),
+    sa.Column("new_revenue", MONEY, nullable=False),
+    sa.Column("reactivation_revenue", MONEY, nullable=False),
+    sa.Column("expansion_revenue", MONEY, nullable=False),
+    sa.Column("contraction_revenue", MONEY, nullable=False),
+    sa.Column("churned_revenue", MONEY, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id", "day", name="customer_mrr_days_pkey"),
+    sa.Index("customer_mrr_days_tenant_day_idx", "tenant_id", "day"),
+)
+
+# The tenant's sums of customer_mrr_days per day on which any customer's MRR changed, with the
+# tenant's MRR at the end of that day: a window's opening MRR is one index lookup per tenant.
+tenant_mrr_days = sa.Table(
+    "tenant_mrr_days",
+    metadata,
+    _tenant_fk(),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("mrr", MONEY, nullable=False),
+    sa.Column("new_revenue", MONEY, nullable=False),
+    sa.Column("reactivation_revenue", MONEY, nullable=False),
+    sa.Column("expansion_revenue", MONEY, nullable=False),
+    sa.Column("contraction_revenue", MONEY, nullable=False),
+    sa.Column("churned_revenue", MONEY, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "day", name="tenant_mrr_days_pkey"),
+)
+
 # Revision 0007: what the scheduled_reports columns may hold, and the log of report deliveries
 # (analytics_pipeline/reports/delivery.py describes the protocol).
 REPORT_TYPES = ("revenue_summary", "user_analytics", "tournament_performance", "comprehensive")
@@ -397,13 +433,15 @@ malformed_events = sa.Table(
 )
 
 # Every table of this project whose rows belong to one tenant: each has row-level security for
-# `analytics_app` (revisions 0003, 0007, 0009 and 0013; SQLAlchemy does not model policies, so
+# `analytics_app` (revisions 0003, 0007, 0009, 0012, 0013 and 0014; SQLAlchemy does not model policies, so
 # test_row_level_security.py checks them in the catalog). The platform's `users` also has a
 # tenant_id, but it is not ours and `analytics_app` has no grant on it.
 TENANT_TABLES = (
     *SPEC_TABLES,
     subscription_events,
     payment_events,
+    customer_mrr_days,
+    tenant_mrr_days,
     report_deliveries,
     report_channels,
     tournament_history,

@@ -28,7 +28,7 @@ STATE_TABLES = {
 }
 
 # Added by revisions after 0009, with their protection: a downgrade to 0008 drops them.
-LATER_TABLES = {"payment_events", "report_channels"}
+LATER_TABLES = {"payment_events", "report_channels", "customer_mrr_days", "tenant_mrr_days"}
 
 APP_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 TENANT_MATCHES = "(tenant_id = current_setting('app.tenant_id'::text, true))"  # as pg_policies prints it
@@ -78,6 +78,16 @@ ROWS = {
     "payment_events": (
         "INSERT INTO payment_events (event_id, tenant_id, event_type, occurred_at, amount) "
         "VALUES (:t || '-pe' || :k, :t, 'payment_completed', CAST(:d AS date), 10)"
+    ),
+    "customer_mrr_days": (
+        "INSERT INTO customer_mrr_days (tenant_id, user_id, day, mrr, new_revenue, reactivation_revenue, "
+        "expansion_revenue, contraction_revenue, churned_revenue) "
+        "VALUES (:t, :t || '-cm' || :k, CAST(:d AS date), 10, 10, 0, 0, 0, 0)"
+    ),
+    "tenant_mrr_days": (
+        "INSERT INTO tenant_mrr_days (tenant_id, day, mrr, new_revenue, reactivation_revenue, "
+        "expansion_revenue, contraction_revenue, churned_revenue) "
+        "VALUES (:t, CAST(:d AS date), 10, 10, 0, 0, 0, 0)"
     ),
     "tournament_history": (
         "INSERT INTO tournament_history (tenant_id, tournament_id, tournament_day) "

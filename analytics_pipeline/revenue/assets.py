@@ -13,6 +13,7 @@ from ..aggregate_runs import (
     Aggregate,
     StateAbsorb,
     check_specs,
+    collect_window,
     column_schema,
     rule_checks,
     run_aggregate,
@@ -71,23 +72,73 @@ def _in_list(values: tuple[str, ...]) -> str:
 # --- derived state ------------------------------------------------------------------------------
 
 
-def _absorb(conn: Connection, derived: DerivedState, statement: str) -> int:
-    """Copy the state's valid events created since its watermark, and its malformed ones into
-    malformed_events, in the caller's transaction; returns the rows the state gained."""
-    window = state.begin_absorb(conn, derived.name)
-    added = conn.execute(sa.text(load(statement)), window.params).rowcount
-    state.finish_absorb(conn, window)
+# Each history's statement inserting its valid events from revenue_window_events.
+_ABSORB_STATEMENTS = {
+    SUBSCRIPTION_HISTORY.name: "absorb_subscription_events",
+    PAYMENT_HISTORY.name: "absorb_payment_events",
+}
+
+
+def absorb_histories(conn: Connection, *histories: DerivedState) -> dict[str, int]:
+    """Bring the given histories up to date with analytics_events in the caller's transaction:
+    one read of the raw events created since the earliest of their watermarks, from which each
+    copies its valid events created since its own watermark and the malformed ones go to
+    malformed_events. The subscription history's absorb also maintains the MRR state. Returns the
+    rows each history gained, by state name."""
+    windows = [state.begin_absorb(conn, h.name) for h in histories]
+    # One `through` for all, so that each watermark covers exactly what the one read saw.
+    through = min(w.through for w in windows)
+    windows = [state.AbsorbWindow(w.state_name, w.since, through) for w in windows]
+    event_types = [t for h in histories for t in h.event_types]
+    read = {"since": min(w.since for w in windows), "through": through, "event_types": event_types}
+    collect_window(conn, "revenue_window_events", load("window_events"), read)
+    conn.execute(sa.text(load("absorb_malformed")))
+    added = {}
+    for window in windows:
+        since = {"since": window.since}
+        added[window.state_name] = conn.execute(sa.text(load(_ABSORB_STATEMENTS[window.state_name])), since).rowcount
+        if window.state_name == SUBSCRIPTION_HISTORY.name:
+            collect_window(conn, "revenue_changed_customers", load("changed_customers"), since)
+            refresh_mrr_state(conn)
+        state.finish_absorb(conn, window)
     return added
 
 
+def refresh_mrr_state(conn: Connection) -> None:
+    """Recompute the MRR state (customer_mrr_days, tenant_mrr_days) of the customers in
+    revenue_changed_customers from each one's first changed day on (docs/metrics.md#mrr-state)."""
+    # A temporary table has no statistics until analyzed; a few changed customers should be
+    # looked up by index, a backfill's all of them hashed.
+    conn.execute(sa.text("ANALYZE revenue_changed_customers"))
+    for statement in ("delete_customer_mrr_days", "insert_customer_mrr_days",
+                      "delete_tenant_mrr_days", "insert_tenant_mrr_days"):
+        conn.execute(sa.text(load(statement)))
+
+
+def build_mrr_state(conn: Connection) -> None:
+    """The MRR state of every customer of the subscription history, for a state table created
+    beside an existing history."""
+    collect_window(conn, "revenue_changed_customers", load("all_customers"), {})
+    refresh_mrr_state(conn)
+
+
 def absorb_subscription_events(conn: Connection) -> int:
-    """Bring the subscription history up to date with analytics_events; returns rows added."""
-    return _absorb(conn, SUBSCRIPTION_HISTORY, "absorb_subscription_events")
+    """Bring the subscription history and the MRR state up to date with analytics_events; returns
+    rows added."""
+    return absorb_histories(conn, SUBSCRIPTION_HISTORY)[SUBSCRIPTION_HISTORY.name]
 
 
 def absorb_payment_events(conn: Connection) -> int:
     """Bring the payment history up to date with analytics_events; returns rows added."""
-    return _absorb(conn, PAYMENT_HISTORY, "absorb_payment_events")
+    return absorb_histories(conn, PAYMENT_HISTORY)[PAYMENT_HISTORY.name]
+
+
+def _absorb_both(conn: Connection) -> dict[str, int]:
+    added = absorb_histories(conn, SUBSCRIPTION_HISTORY, PAYMENT_HISTORY)
+    return {
+        "subscription_events_absorbed": added[SUBSCRIPTION_HISTORY.name],
+        "payment_events_absorbed": added[PAYMENT_HISTORY.name],
+    }
 
 
 _STATE_ASSET_ARGS = dict(
@@ -112,7 +163,9 @@ def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsD
 
     Raw events are purged after 13 months but a subscription can be older, so this compact copy
     is kept for good. It absorbs new events incrementally by `created_at`; revenue_aggregates also
-    brings it up to date at the start of each of its runs.
+    brings it up to date at the start of each of its runs. The same absorb maintains the MRR state
+    (customer_mrr_days, tenant_mrr_days; docs/metrics.md#mrr-state) for the customers with new
+    events, from the first day those events change.
     """
     with database.transaction() as conn:
         added = absorb_subscription_events(conn)
@@ -146,9 +199,10 @@ def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDataba
 
 
 def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object]:
-    """Replace the day rows of the window and every period containing one of them, from the
-    subscription and payment histories."""
+    """Replace the day rows of the window and every period containing one of them, from the MRR
+    state (the window's days and each tenant's opening MRR) and the payment history."""
     conn.execute(sa.text(_sql("mrr_days")), params)
+    conn.execute(sa.text(_sql("opening_mrr")), params)
     conn.execute(sa.text(_sql("payment_days")), params)
     # Day rows first: the longer periods are computed from the stored day rows.
     conn.execute(sa.text(_sql("day_rows")), params)
@@ -185,10 +239,8 @@ def _prepare_checks(conn: Connection, params: dict) -> None:
 
 REVENUE_AGGREGATE = Aggregate(
     name=AGGREGATE,
-    absorbs=(
-        StateAbsorb(SUBSCRIPTION_HISTORY.name, lambda c: {"subscription_events_absorbed": absorb_subscription_events(c)}),
-        StateAbsorb(PAYMENT_HISTORY.name, lambda c: {"payment_events_absorbed": absorb_payment_events(c)}),
-    ),
+    # Both histories from one read of the raw events.
+    absorbs=(StateAbsorb(f"{SUBSCRIPTION_HISTORY.name}+{PAYMENT_HISTORY.name}", _absorb_both),),
     write=write_revenue_aggregates,
     tenants_sql=(
         f"SELECT DISTINCT r.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "

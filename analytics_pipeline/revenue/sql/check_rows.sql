@@ -1,6 +1,6 @@
 -- The rows this run touched, each beside what its checks compare it with (sql/checks/): the sums
--- of its stored day rows, its last day's mrr, and the opening MRR from the subscription history at
--- the end of the day before its first stored day (docs/metrics.md#mrr-movements).
+-- of its stored day rows, its last day's mrr, and the opening MRR from the MRR state at the end of
+-- the day before its first stored day (docs/metrics.md#mrr-movements, docs/metrics.md#mrr-state).
 CREATE TEMP TABLE revenue_check_rows ON COMMIT DROP AS
 WITH touched AS (
     SELECT period_type, period_start FROM ({touched_periods}) AS t
@@ -27,8 +27,10 @@ first_days AS (
 ),
 opening AS (
     SELECT f.*, coalesce((
-        SELECT sum(m.net) FROM revenue_mrr_days AS m
+        SELECT m.mrr FROM tenant_mrr_days AS m
         WHERE m.tenant_id = f.tenant_id AND m.day < f.first_day
+        ORDER BY m.day DESC
+        LIMIT 1
     ), 0) AS opening_mrr
     FROM first_days AS f
 )

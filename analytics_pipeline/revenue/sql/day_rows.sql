@@ -10,12 +10,11 @@ payments AS (
 ),
 opening AS (
     -- MRR at the end of the day before the window.
-    SELECT tenant_id, sum(net) AS mrr
-    FROM revenue_mrr_days
-    WHERE day < :window_start
-    GROUP BY tenant_id
+    SELECT tenant_id, mrr FROM revenue_opening_mrr
 ),
 tenants AS (
+    SELECT tenant_id FROM opening
+    UNION
     SELECT tenant_id FROM revenue_mrr_days
     UNION
     SELECT tenant_id FROM payments
@@ -50,4 +49,5 @@ SELECT
 FROM grid AS g
 LEFT JOIN revenue_mrr_days AS m ON m.tenant_id = g.tenant_id AND m.day = g.day
 LEFT JOIN payments AS p ON p.tenant_id = g.tenant_id AND p.day = g.day
-WHERE g.mrr > 0 OR coalesce(m.has_movement, false) OR p.tenant_id IS NOT NULL
+-- A day of revenue_mrr_days is one on which some customer's MRR changed: a movement.
+WHERE g.mrr > 0 OR m.tenant_id IS NOT NULL OR p.tenant_id IS NOT NULL
