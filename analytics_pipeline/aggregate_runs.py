@@ -197,12 +197,26 @@ def _out_of_range_sql(sources: Iterable[ComputedRows]) -> str:
     )
 
 
-def hold_back_out_of_range(conn: Connection, sources: tuple[ComputedRows, ...]) -> list:
+# At most this many out-of-range values are named in a check's and a run's metadata.
+OUT_OF_RANGE_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """The tenants a run left out of its write, the number of values out of range, and the first
+    of them as (tenant_id, period, column, value)."""
+
+    tenants: tuple[str, ...]
+    values: int
+    examples: tuple[tuple, ...]
+
+
+def hold_back_out_of_range(conn: Connection, sources: tuple[ComputedRows, ...]) -> HeldBack:
     """Find every computed value that its column cannot hold, in one statement over all of
     `sources`, and remove those tenants' rows from every source, so that the write leaves their
     window untouched. Creates the temporary tables `values_out_of_range` (tenant_id, period,
     column_name, value) and `tenants_not_written` (tenant_id), which the write's deletes read so
-    as to keep those tenants' stored rows; returns the out-of-range rows, ordered."""
+    as to keep those tenants' stored rows."""
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.values_out_of_range"))
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.tenants_not_written"))
     conn.execute(sa.text(_out_of_range_sql(sources)))
@@ -212,15 +226,21 @@ def hold_back_out_of_range(conn: Connection, sources: tuple[ComputedRows, ...]) 
             "SELECT DISTINCT tenant_id FROM values_out_of_range"
         )
     )
-    held = conn.execute(sa.text("SELECT count(*) FROM tenants_not_written")).scalar_one()
-    if held:
-        for source in sources:
-            conn.execute(
-                sa.text(f"DELETE FROM pg_temp.{source.table} WHERE tenant_id IN (SELECT tenant_id FROM tenants_not_written)")
-            )
-    return conn.execute(
-        sa.text("SELECT tenant_id, period, column_name, value FROM values_out_of_range ORDER BY 1, 2, 3")
+    tenants = tuple(conn.execute(sa.text("SELECT tenant_id FROM tenants_not_written ORDER BY 1")).scalars())
+    if not tenants:
+        return HeldBack((), 0, ())
+    for source in sources:
+        conn.execute(
+            sa.text(f"DELETE FROM pg_temp.{source.table} WHERE tenant_id IN (SELECT tenant_id FROM tenants_not_written)")
+        )
+    values = conn.execute(sa.text("SELECT count(*) FROM values_out_of_range")).scalar_one()
+    examples = conn.execute(
+        sa.text(
+            "SELECT tenant_id, period, column_name, value FROM values_out_of_range "
+            f"ORDER BY 1, 2, 3 LIMIT {OUT_OF_RANGE_EXAMPLES}"
+        )
     ).all()
+    return HeldBack(tenants, values, tuple(tuple(row) for row in examples))
 
 
 def no_tenants_held_back(conn: Connection) -> None:
@@ -228,30 +248,31 @@ def no_tenants_held_back(conn: Connection) -> None:
     conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS tenants_not_written (tenant_id text) ON COMMIT DROP"))
 
 
-def values_fit_check_result(out_of_range: list) -> dg.AssetCheckResult:
-    """The ERROR check on values no column could hold, from (tenant_id, period, column, value)."""
-    described = [f"tenant {t}, {period}: {column} = {value}" for t, period, column, value in out_of_range]
+def values_fit_check_result(held: HeldBack) -> dg.AssetCheckResult:
+    """The ERROR check on values no column could hold."""
     return dg.AssetCheckResult(
         check_name=VALUES_FIT_COLUMNS,
-        passed=not out_of_range,
+        passed=not held.values,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "tenants_not_written": dg.MetadataValue.json(sorted({row[0] for row in out_of_range})),
-            "offending_rows": len(out_of_range),
-            "examples": dg.MetadataValue.json(described[:20]),
+            "tenants_not_written": dg.MetadataValue.json(list(held.tenants)),
+            "offending_rows": held.values,
+            "examples": dg.MetadataValue.json(
+                [f"tenant {t}, {period}: {column} = {value}" for t, period, column, value in held.examples]
+            ),
         },
     )
 
 
-def out_of_range_metadata(out_of_range: list) -> dict[str, object]:
+def out_of_range_metadata(held: HeldBack) -> dict[str, object]:
     """Run metadata on the tenants left out of the write."""
     return {
-        "tenants_not_written": dg.MetadataValue.json(sorted({row[0] for row in out_of_range})),
-        "values_out_of_range": len(out_of_range),
+        "tenants_not_written": dg.MetadataValue.json(list(held.tenants)),
+        "values_out_of_range": held.values,
         "values_out_of_range_examples": dg.MetadataValue.json(
             [
                 {"tenant_id": t, "period": period, "column": column, "value": str(value)}
-                for t, period, column, value in out_of_range[:20]
+                for t, period, column, value in held.examples
             ]
         ),
     }
@@ -319,7 +340,7 @@ def run_aggregate(
             absorbed[step.state] = step.absorb(conn)
         tenants_before = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
         aggregate.compute(conn, params)
-        out_of_range = hold_back_out_of_range(conn, aggregate.computed)
+        held = hold_back_out_of_range(conn, aggregate.computed)
         written = aggregate.write(conn, params)
         tenants_after = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
         empty = [str(p) for p in conn.execute(sa.text(aggregate.empty_partitions_sql), params).scalars()]
@@ -327,9 +348,9 @@ def run_aggregate(
         if aggregate.prepare_checks:
             aggregate.prepare_checks(conn, params)
         checks = evaluate_checks(conn, aggregate.checks, params, aggregate.malformed_check, malformed)
-        checks.append(values_fit_check_result(out_of_range))
+        checks.append(values_fit_check_result(held))
     # The rows of the tenants held back are as they were.
-    changed = frozenset(tenants_before | tenants_after) - {row[0] for row in out_of_range}
+    changed = frozenset(tenants_before | tenants_after) - set(held.tenants)
     after_commit(aggregate.name, changed)
 
     window = aggregate.describe_window(window_start, window_end)
@@ -344,6 +365,6 @@ def run_aggregate(
     for counts in absorbed.values():
         metadata.update(counts)
     metadata.update(malformed_metadata(malformed))
-    metadata.update(out_of_range_metadata(out_of_range))
+    metadata.update(out_of_range_metadata(held))
     metadata["duration_seconds"] = round(time.monotonic() - started, 3)
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
