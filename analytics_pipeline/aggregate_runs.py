@@ -5,6 +5,13 @@ derived states it reads up to date (absorb), replace the window's rows from thos
 evaluate the asset checks, and report what it did as metadata. All of it is one transaction; only
 after it has committed are the tenants whose rows changed handed to `after_commit`.
 
+A value the run computed that its column cannot hold (or any other row the write would fail on)
+must not fail the other tenants: the run computes its rows into temporary tables without casting
+them to the column types, finds every such value in one statement (`hold_back_out_of_range`),
+leaves those tenants' window out of the write (their old rows stay as they were), writes every
+other tenant, and fails the ERROR check `values_fit_columns` naming tenant, period, column and value
+(docs/operations.md#values-out-of-range).
+
 Check convention: a rule check's name is a module constant of its domain, and its SQL is the file
 `sql/checks/<name>.sql` of that domain, read when the domain is imported, so a name without its
 file (a rename on one side only) fails at import instead of passing forever.
@@ -125,10 +132,11 @@ def rule_checks(load: Callable[[str], str], descriptions: dict[str, str]) -> tup
 
 def check_specs(asset: str, checks: Iterable[RuleCheck], malformed: tuple[str, str]) -> list[dg.AssetCheckSpec]:
     """The asset's check specs: its rule checks, then the WARN check (name, description) on
-    malformed events."""
+    malformed events, then `values_fit_columns`."""
     return [
         *(dg.AssetCheckSpec(c.name, asset=asset, description=c.description) for c in checks),
         dg.AssetCheckSpec(malformed[0], asset=asset, description=malformed[1]),
+        dg.AssetCheckSpec(VALUES_FIT_COLUMNS, asset=asset, description=VALUES_FIT_COLUMNS_DESCRIPTION),
     ]
 
 
@@ -140,6 +148,134 @@ def evaluate_checks(
         for c in checks
     ]
     return [*results, malformed_check_result(malformed_check, malformed)]
+
+
+# --- values that do not fit their columns ------------------------------------------------------
+
+VALUES_FIT_COLUMNS = "values_fit_columns"
+VALUES_FIT_COLUMNS_DESCRIPTION = (
+    "Every value the run computed fits its column. A tenant with one that does not (money at or past "
+    "10^16 after rounding to cents, a count past the integer range) is left out of the write, its old "
+    "rows kept; the check names tenant, period, column and value."
+)
+
+# NUMERIC(18,2) holds |value| < 10^16 once rounded to cents (docs/metrics.md#money-columns).
+MONEY_BOUND = 10**16
+# NUMERIC(10,2) of tournament_aggregates.avg_players.
+AVERAGE_BOUND = 10**8
+# NUMERIC(5,2) of the rates; they stay within 0..100 by construction, the bound is the column's.
+RATE_BOUND = 10**3
+# INTEGER columns; the counts are computed as bigint.
+COUNT_BOUND = 2**31
+
+
+@dataclass(frozen=True)
+class ComputedRows:
+    """A temporary table of computed rows, not yet cast to the column types, and what bounds each
+    of its stored values: `values` are (column, SQL expression over the table's row `r`, bound),
+    and a value fits when |value| rounded to cents is below the bound. `period` is an SQL
+    expression naming the row's period for people."""
+
+    table: str
+    period: str
+    values: tuple[tuple[str, str, int], ...]
+
+
+def _out_of_range_sql(sources: Iterable[ComputedRows]) -> str:
+    selects = []
+    for source in sources:
+        values = ", ".join(f"('{column}', CAST({value} AS numeric), {bound})" for column, value, bound in source.values)
+        selects.append(
+            f"SELECT r.tenant_id, {source.period} AS period, v.column_name, round(v.value, 2) AS value "
+            f"FROM pg_temp.{source.table} AS r "
+            f"CROSS JOIN LATERAL (VALUES {values}) AS v(column_name, value, bound) "
+            "WHERE abs(round(v.value, 2)) >= v.bound"
+        )
+    return (
+        "CREATE TEMP TABLE values_out_of_range ON COMMIT DROP AS\n"
+        + "\nUNION ALL\n".join(selects)
+    )
+
+
+# At most this many out-of-range values are named in a check's and a run's metadata.
+OUT_OF_RANGE_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """The tenants a run left out of its write, the number of values out of range, and the first
+    of them as (tenant_id, period, column, value)."""
+
+    tenants: tuple[str, ...]
+    values: int
+    examples: tuple[tuple, ...]
+
+
+def hold_back_out_of_range(conn: Connection, sources: tuple[ComputedRows, ...]) -> HeldBack:
+    """Find every computed value that its column cannot hold, in one statement over all of
+    `sources`, and remove those tenants' rows from every source, so that the write leaves their
+    window untouched. Creates the temporary tables `values_out_of_range` (tenant_id, period,
+    column_name, value) and `tenants_not_written` (tenant_id), which the write's deletes read so
+    as to keep those tenants' stored rows."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.values_out_of_range"))
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.tenants_not_written"))
+    conn.execute(sa.text(_out_of_range_sql(sources)))
+    conn.execute(
+        sa.text(
+            "CREATE TEMP TABLE tenants_not_written ON COMMIT DROP AS "
+            "SELECT DISTINCT tenant_id FROM values_out_of_range"
+        )
+    )
+    tenants = tuple(conn.execute(sa.text("SELECT tenant_id FROM tenants_not_written ORDER BY 1")).scalars())
+    if not tenants:
+        return HeldBack((), 0, ())
+    for source in sources:
+        conn.execute(
+            sa.text(f"DELETE FROM pg_temp.{source.table} WHERE tenant_id IN (SELECT tenant_id FROM tenants_not_written)")
+        )
+    values = conn.execute(sa.text("SELECT count(*) FROM values_out_of_range")).scalar_one()
+    examples = conn.execute(
+        sa.text(
+            "SELECT tenant_id, period, column_name, value FROM values_out_of_range "
+            f"ORDER BY 1, 2, 3 LIMIT {OUT_OF_RANGE_EXAMPLES}"
+        )
+    ).all()
+    return HeldBack(tenants, values, tuple(tuple(row) for row in examples))
+
+
+def no_tenants_held_back(conn: Connection) -> None:
+    """An empty `tenants_not_written`, for the rule checks evaluated outside a run."""
+    conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS tenants_not_written (tenant_id text) ON COMMIT DROP"))
+
+
+def values_fit_check_result(held: HeldBack) -> dg.AssetCheckResult:
+    """The ERROR check on values no column could hold."""
+    return dg.AssetCheckResult(
+        check_name=VALUES_FIT_COLUMNS,
+        passed=not held.values,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "tenants_not_written": dg.MetadataValue.json(list(held.tenants)),
+            "offending_rows": held.values,
+            "examples": dg.MetadataValue.json(
+                [f"tenant {t}, {period}: {column} = {value}" for t, period, column, value in held.examples]
+            ),
+        },
+    )
+
+
+def out_of_range_metadata(held: HeldBack) -> dict[str, object]:
+    """Run metadata on the tenants left out of the write."""
+    return {
+        "tenants_not_written": dg.MetadataValue.json(list(held.tenants)),
+        "values_out_of_range": held.values,
+        "values_out_of_range_examples": dg.MetadataValue.json(
+            [
+                {"tenant_id": t, "period": period, "column": column, "value": str(value)}
+                for t, period, column, value in held.examples
+            ]
+        ),
+    }
 
 
 # --- the run skeleton ---------------------------------------------------------------------------
@@ -180,6 +316,8 @@ class Aggregate:
 
     name: str
     absorbs: tuple[StateAbsorb, ...]
+    compute: Callable[[Connection, dict], None]
+    computed: tuple[ComputedRows, ...]
     write: Callable[[Connection, dict], dict[str, object]]
     tenants_sql: str
     empty_partitions_sql: str
@@ -205,6 +343,8 @@ def run_aggregate(
         for step in aggregate.absorbs:
             absorbed[step.state] = step.absorb(conn)
         tenants_before = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
+        aggregate.compute(conn, params)
+        held = hold_back_out_of_range(conn, aggregate.computed)
         written = aggregate.write(conn, params)
         tenants_after = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
         empty = [str(p) for p in conn.execute(sa.text(aggregate.empty_partitions_sql), params).scalars()]
@@ -212,7 +352,9 @@ def run_aggregate(
         if aggregate.prepare_checks:
             aggregate.prepare_checks(conn, params)
         checks = evaluate_checks(conn, aggregate.checks, params, aggregate.malformed_check, malformed)
-    changed = frozenset(tenants_before | tenants_after)
+        checks.append(values_fit_check_result(held))
+    # The rows of the tenants held back are as they were.
+    changed = frozenset(tenants_before | tenants_after) - set(held.tenants)
     after_commit(aggregate.name, changed)
 
     window = aggregate.describe_window(window_start, window_end)
@@ -227,5 +369,6 @@ def run_aggregate(
     for counts in absorbed.values():
         metadata.update(counts)
     metadata.update(malformed_metadata(malformed))
+    metadata.update(out_of_range_metadata(held))
     metadata["duration_seconds"] = round(time.monotonic() - started, 3)
     return dg.MaterializeResult(metadata=metadata, check_results=checks)

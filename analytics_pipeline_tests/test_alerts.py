@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import definitions
+from analytics_pipeline.aggregate_runs import VALUES_FIT_COLUMNS
 from analytics_pipeline.alerts import (
     alert_recipients,
     asset_check_failure_alert_sensor,
@@ -22,6 +23,7 @@ from analytics_pipeline.alerts import (
 )
 from analytics_pipeline.cohorts.assets import LTV_NEVER_DECREASES_CHECK, MALFORMED_EVENTS_CHECK, user_cohorts
 from analytics_pipeline.resources import AnalyticsDatabase, MailResource, TemporaryMailError
+from analytics_pipeline.revenue.assets import revenue_aggregates
 from analytics_pipeline.settings import ConfigError
 
 from .helpers import event, insert_events, range_tags
@@ -362,3 +364,28 @@ def test_long_check_metadata_is_cut_short():
     assert examples.endswith(" [...]") and len(examples) == len("  examples: ") + 500 + len(" [...]")
     assert "  offending_rows: 200" in body
     assert message["Message-ID"] == "<asset-check-failure-41@analytics-pipeline>"
+
+
+def test_a_value_no_column_holds_is_alerted_naming_tenant_period_and_value(inbox, db_url, engine, monkeypatch):
+    # 2,000 weekly subscriptions at the contract's bound: each worth 99,999,999,999.99 x 52 / 12 =
+    # 433,333,333,333.29 a month, ARR 2,000 x 12 x that = 10,399,999,999,998,960.00 >= 10^16.
+    monkeypatch.setenv("ANALYTICS_RETENTION_MONTHS", "240")
+    insert_events(engine, [
+        event("subscription_started", "2025-03-03 10:00", f"c{n}", subscription_id=f"s{n}",
+              amount="99999999999.99", plan_id="pro_week", interval="week")
+        for n in range(2000)
+    ], tenant_id="big")
+    with dg.DagsterInstance.ephemeral() as instance:
+        cursor, _ = _check_tick(instance, None)
+        result = dg.materialize(
+            [revenue_aggregates], instance=instance, partition_key="2025-03-03",
+            resources={"database": AnalyticsDatabase(url=db_url)},
+        )
+        assert result.success
+        assert _failed(result) == {VALUES_FIT_COLUMNS: "ERROR"}
+        _check_tick(instance, cursor)
+    (message,) = inbox.messages
+    assert f"revenue_aggregates:{VALUES_FIT_COLUMNS}" in message["Subject"]
+    body = message.get_content()
+    assert "tenant big, day 2025-03-03: arr = 10399999999998960.00" in body
+    assert 'tenants_not_written: ["big"]' in body

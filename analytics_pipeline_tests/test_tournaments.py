@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline.aggregate_runs import VALUES_FIT_COLUMNS
 from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.tournaments.assets import (
     COMPLETED_AT_MOST_COUNT_CHECK,
@@ -161,8 +162,10 @@ def test_run_metadata_and_checks(db_url, engine):
     assert metadata["malformed_events_by_type"].data == {"payment_completed": 1, "tournament_created": 1}
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert set(checks) == {
-        RATES_IN_RANGE_CHECK, COMPLETED_AT_MOST_COUNT_CHECK, MATCHES_HISTORY_CHECK, MALFORMED_EVENTS_CHECK
+        RATES_IN_RANGE_CHECK, COMPLETED_AT_MOST_COUNT_CHECK, MATCHES_HISTORY_CHECK, MALFORMED_EVENTS_CHECK,
+        VALUES_FIT_COLUMNS,
     }
+    assert checks[VALUES_FIT_COLUMNS].passed
     assert checks[RATES_IN_RANGE_CHECK].passed
     assert checks[COMPLETED_AT_MOST_COUNT_CHECK].passed
     assert checks[MATCHES_HISTORY_CHECK].passed

@@ -14,12 +14,17 @@ from sqlalchemy.engine import Connection
 
 from .. import schema
 from ..aggregate_runs import (
+    COUNT_BOUND,
+    MONEY_BOUND,
+    RATE_BOUND,
     Aggregate,
+    ComputedRows,
     StateAbsorb,
     check_specs,
     collect_window,
     column_schema,
     evaluate_checks,
+    no_tenants_held_back,
     rule_checks,
     run_aggregate,
     tune_for_aggregation,
@@ -168,11 +173,31 @@ _WINDOW_ROWS = """
 """
 
 
+def compute_cohort_rows(conn: Connection, params: dict) -> None:
+    """The rows describing a calendar month of [window_start, window_end), from the state tables,
+    into cohort_rows."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.cohort_rows"))
+    conn.execute(sa.text(load("aggregate")), params)
+
+
+COHORT_ROWS = ComputedRows(
+    "cohort_rows",
+    "'cohort ' || to_char(r.cohort_month, 'YYYY-MM') || ' month ' || r.month_number",
+    (
+        ("cohort_size", "r.cohort_size", COUNT_BOUND),
+        ("retained_users", "r.retained_users", COUNT_BOUND),
+        ("retention_rate", "r.retention_rate", RATE_BOUND),
+        ("revenue", "r.revenue", MONEY_BOUND),
+        ("ltv", "r.ltv", MONEY_BOUND),
+    ),
+)
+
+
 def write_user_cohorts(conn: Connection, params: dict) -> dict[str, object]:
-    """Replace every row describing a calendar month of [window_start, window_end), from the
-    state tables."""
+    """Replace every row describing a calendar month of [window_start, window_end) with the
+    computed ones."""
     conn.execute(sa.text(load("delete_months")), params)
-    written, tenants = conn.execute(sa.text(load("aggregate")), params).one()
+    written, tenants = conn.execute(sa.text(load("insert_rows")), params).one()
     return {"rows_written": written, "tenants": tenants}
 
 
@@ -188,6 +213,7 @@ def _prepare_checks(conn: Connection, params: dict) -> None:
 
 def cohort_check_results(conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
     """Evaluate the asset checks on the rows describing the months of [window_start, window_end)."""
+    no_tenants_held_back(conn)
     params = {"window_start": window_start, "window_end": window_end}
     _prepare_checks(conn, params)
     return evaluate_checks(conn, RULE_CHECKS, params, MALFORMED_EVENTS_CHECK, malformed_events(conn, params))
@@ -199,6 +225,8 @@ USER_COHORTS_AGGREGATE = Aggregate(
         StateAbsorb(SIGNUPS_STATE, lambda c: {"state_users_added_or_moved": absorb_user_signups(c)}),
         StateAbsorb(ACTIVITY_STATE, lambda c: {"state_user_months_added": absorb_user_activity_months(c)}),
     ),
+    compute=compute_cohort_rows,
+    computed=(COHORT_ROWS,),
     write=write_user_cohorts,
     tenants_sql=f"SELECT DISTINCT tenant_id FROM ({_WINDOW_ROWS}) AS r",
     empty_partitions_sql=(

@@ -10,7 +10,10 @@ from sqlalchemy.engine import Connection
 
 from .. import state
 from ..aggregate_runs import (
+    COUNT_BOUND,
+    MONEY_BOUND,
     Aggregate,
+    ComputedRows,
     StateAbsorb,
     check_specs,
     collect_window,
@@ -198,17 +201,41 @@ def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDataba
 # --- the aggregate ------------------------------------------------------------------------------
 
 
-def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object]:
-    """Replace the day rows of the window and every period containing one of them, from the MRR
-    state (the window's days and each tenant's opening MRR) and the payment history."""
+def compute_revenue_rows(conn: Connection, params: dict) -> None:
+    """The day rows of the window and the rows of every period containing one of them, from the
+    MRR state (the window's days and each tenant's opening MRR) and the payment history, into
+    revenue_day_rows and revenue_period_rows."""
     conn.execute(sa.text(_sql("mrr_days")), params)
     conn.execute(sa.text(_sql("opening_mrr")), params)
     conn.execute(sa.text(_sql("payment_days")), params)
-    # Day rows first: the longer periods are computed from the stored day rows.
+    # Day rows first: the longer periods are computed from them.
     conn.execute(sa.text(_sql("day_rows")), params)
+    conn.execute(sa.text(_sql("period_rows")), params)
+
+
+_REVENUE_VALUES = (
+    ("mrr", "r.mrr", MONEY_BOUND),
+    ("arr", "r.mrr * 12", MONEY_BOUND),
+    *(
+        (column, f"r.{column}", MONEY_BOUND)
+        for column in (
+            "new_revenue", "reactivation_revenue", "expansion_revenue", "contraction_revenue",
+            "churned_revenue", "total_revenue", "refund_amount",
+        )
+    ),
+    *((column, f"r.{column}", COUNT_BOUND) for column in ("payment_count", "payment_success_count", "refund_count")),
+)
+REVENUE_ROWS = tuple(
+    ComputedRows(table, "r.period_type || ' ' || r.period_start", _REVENUE_VALUES)
+    for table in ("revenue_day_rows", "revenue_period_rows")
+)
+
+
+def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object]:
+    """Replace the day rows of the window and every period containing one of them with the
+    computed ones."""
     conn.execute(sa.text(_sql("delete_stale", "revenue_day_rows")), {**params, "days": True})
     conn.execute(sa.text(_sql("upsert_rows", "revenue_day_rows")), params)
-    conn.execute(sa.text(_sql("period_rows")), params)
     conn.execute(sa.text(_sql("delete_stale", "revenue_period_rows")), {**params, "days": False})
     conn.execute(sa.text(_sql("upsert_rows", "revenue_period_rows")), params)
     rows_by_type = dict(
@@ -241,6 +268,8 @@ REVENUE_AGGREGATE = Aggregate(
     name=AGGREGATE,
     # Both histories from one read of the raw events.
     absorbs=(StateAbsorb(f"{SUBSCRIPTION_HISTORY.name}+{PAYMENT_HISTORY.name}", _absorb_both),),
+    compute=compute_revenue_rows,
+    computed=REVENUE_ROWS,
     write=write_revenue_aggregates,
     tenants_sql=(
         f"SELECT DISTINCT r.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "

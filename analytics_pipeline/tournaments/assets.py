@@ -16,12 +16,18 @@ from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
 from ..state import ABSORB_OVERLAP, BEGINNING, begin_absorb, finish_absorb, watermarks
 from ..aggregate_runs import (
+    AVERAGE_BOUND,
+    COUNT_BOUND,
+    MONEY_BOUND,
+    RATE_BOUND,
     Aggregate,
+    ComputedRows,
     StateAbsorb,
     check_specs,
     collect_window,
     column_schema,
     evaluate_checks,
+    no_tenants_held_back,
     rule_checks,
     run_aggregate,
     tune_for_aggregation,
@@ -150,12 +156,34 @@ def _create_touched_periods(conn: Connection, params: dict) -> None:
     conn.execute(sa.text(_TOUCHED_PERIODS_TABLE), params)
 
 
-def write_tournament_aggregates(conn: Connection, params: dict) -> dict[str, object]:
-    """Replace every row of the periods touching the days [window_start, window_end), from
-    tournament_history."""
+def compute_tournament_rows(conn: Connection, params: dict) -> None:
+    """The rows of the periods touching the days [window_start, window_end), from
+    tournament_history, into tournament_rows."""
     _create_touched_periods(conn, params)
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.tournament_rows"))
+    conn.execute(sa.text(load("aggregate")))
+
+
+TOURNAMENT_ROWS = ComputedRows(
+    "tournament_rows",
+    "r.period_type || ' ' || r.period_start",
+    (
+        ("tournament_count", "r.tournament_count", COUNT_BOUND),
+        ("completed_count", "r.completed_count", COUNT_BOUND),
+        ("completion_rate", "r.completion_rate", RATE_BOUND),
+        ("total_players", "r.total_players", COUNT_BOUND),
+        ("avg_players", "r.avg_players", AVERAGE_BOUND),
+        ("avg_duration_minutes", "r.avg_duration_minutes", MONEY_BOUND),
+        ("revenue", "r.revenue", MONEY_BOUND),
+    ),
+)
+
+
+def write_tournament_aggregates(conn: Connection, params: dict) -> dict[str, object]:
+    """Replace every row of the periods touching the days [window_start, window_end) with the
+    computed ones."""
     conn.execute(sa.text(load("delete_touched")))
-    written = {p: (rows, tenants) for p, rows, tenants in conn.execute(sa.text(load("aggregate")))}
+    written = {p: (rows, tenants) for p, rows, tenants in conn.execute(sa.text(load("insert_rows")))}
     total_rows, total_tenants = written.get(None, (0, 0))
     return {
         "rows_written": total_rows,
@@ -171,6 +199,7 @@ def malformed_tournament_events(conn: Connection, params: dict) -> list:
 
 def tournament_check_results(conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
     """Evaluate the asset checks on the rows of the periods touching [window_start, window_end)."""
+    no_tenants_held_back(conn)
     params = {"window_start": window_start, "window_end": window_end}
     _create_touched_periods(conn, params)
     malformed = malformed_tournament_events(conn, params)
@@ -182,6 +211,8 @@ TOURNAMENT_AGGREGATE = Aggregate(
     absorbs=(
         StateAbsorb(STATE, lambda c: {"state_events_absorbed": absorb_tournament_history(c)["events_read"]}),
     ),
+    compute=compute_tournament_rows,
+    computed=(TOURNAMENT_ROWS,),
     write=write_tournament_aggregates,
     tenants_sql=(
         f"SELECT DISTINCT a.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "

@@ -1,6 +1,8 @@
 -- user_cohorts rows of the calendar months [:window_start, :window_end), all tenants, from
 -- user_signups and user_activity_months (docs/metrics.md#user_cohorts): one row for every cohort
--- that exists by the month, zeros included, so the triangle is complete.
+-- that exists by the month, zeros included, so the triangle is complete. Into a temporary table
+-- whose values are not yet cast to the columns' types (sql/insert_rows.sql stores them).
+CREATE TEMP TABLE cohort_rows ON COMMIT DROP AS
 WITH months AS (
     SELECT m::date AS month
     FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, interval '1 month') AS m
@@ -33,7 +35,7 @@ earlier AS (
     WHERE activity_month < :window_start
     GROUP BY tenant_id, cohort_month
 ),
-rows AS (
+computed AS (
     SELECT c.tenant_id, c.cohort_month, c.cohort_size,
            ((extract(year FROM m.month) - extract(year FROM c.cohort_month)) * 12
             + extract(month FROM m.month) - extract(month FROM c.cohort_month))::int AS month_number,
@@ -50,24 +52,13 @@ rows AS (
     LEFT JOIN cells x
       ON x.tenant_id = c.tenant_id AND x.cohort_month = c.cohort_month AND x.activity_month = m.month
     LEFT JOIN earlier e ON e.tenant_id = c.tenant_id AND e.cohort_month = c.cohort_month
-),
-written AS (
-    INSERT INTO user_cohorts (
-        id, tenant_id, cohort_month, cohort_size, month_number, retained_users, retention_rate,
-        revenue, ltv, updated_at
-    )
-    SELECT tenant_id || ':' || to_char(cohort_month, 'YYYY-MM-DD') || ':' || month_number,
-           tenant_id,
-           cohort_month,
-           cohort_size,
-           month_number,
-           retained_users,
-           round(retained_users * 100.0 / cohort_size, 2),
-           round(revenue, 2),
-           round(cumulative_revenue / cohort_size, 2),
-           now() AT TIME ZONE 'UTC'
-    FROM rows
-    RETURNING tenant_id
 )
-SELECT count(*) AS rows_written, count(DISTINCT tenant_id) AS tenants
-FROM written
+SELECT tenant_id,
+       cohort_month,
+       cohort_size,
+       month_number,
+       retained_users,
+       round(retained_users * 100.0 / cohort_size, 2) AS retention_rate,
+       round(revenue, 2) AS revenue,
+       round(cumulative_revenue / cohort_size, 2) AS ltv
+FROM computed

@@ -9,6 +9,8 @@ rows AS (
     SELECT r.*
     FROM revenue_aggregates AS r
     JOIN touched AS t USING (period_type, period_start)
+    -- A tenant held back (a value no column can hold) kept its old rows: the run wrote none.
+    WHERE r.tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)
 ),
 first_days AS (
     SELECT r.tenant_id, r.period_type, r.period_start, min(d.period_start) AS first_day,

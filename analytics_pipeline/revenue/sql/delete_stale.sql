@@ -1,11 +1,13 @@
 -- Remove the stored rows of the touched periods that the run no longer produces (a day that
 -- lost its last payment, a period left without day rows). :days picks the day rows or the longer
--- periods; {rows} is the temporary table holding what the run computed.
+-- periods; {rows} is the temporary table holding what the run computed. The rows of a tenant held
+-- back (a value no column can hold) stay as they were.
 DELETE FROM revenue_aggregates AS r
 USING ({touched_periods}) AS t
 WHERE r.period_type = t.period_type
   AND r.period_start = t.period_start
   AND (t.period_type = 'day') = :days
+  AND r.tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)
   AND NOT EXISTS (
       SELECT 1 FROM {rows} AS n
       WHERE n.tenant_id = r.tenant_id AND n.period_type = r.period_type AND n.period_start = r.period_start

@@ -1,8 +1,23 @@
 -- The week, month, quarter and year rows that contain a day of the window, recomputed from the
--- stored day rows (docs/metrics.md#periods): flows are the sums of the period's days; mrr is the
--- value of its last computed day.
+-- day rows (docs/metrics.md#periods): flows are the sums of the period's days; mrr is the value of
+-- its last computed day. The days are the stored ones outside the window and the window's just
+-- computed (revenue_day_rows), which the write stores: computed before the write, so that a value
+-- of a period that no column can hold keeps its tenant out of the write, days included.
 CREATE TEMP TABLE revenue_period_rows ON COMMIT DROP AS
-WITH touched AS (
+WITH day_rows AS (
+    SELECT tenant_id, period_start, mrr, new_revenue, reactivation_revenue, expansion_revenue,
+           contraction_revenue, churned_revenue, total_revenue, payment_count, payment_success_count,
+           refund_count, refund_amount
+    FROM revenue_aggregates
+    WHERE period_type = 'day'
+      AND (period_start < :window_start OR period_start >= :window_end)
+    UNION ALL
+    SELECT tenant_id, period_start, mrr, new_revenue, reactivation_revenue, expansion_revenue,
+           contraction_revenue, churned_revenue, total_revenue, payment_count, payment_success_count,
+           refund_count, refund_amount
+    FROM revenue_day_rows
+),
+touched AS (
     SELECT period_type, period_start, period_end
     FROM ({touched_periods}) AS t
     WHERE period_type <> 'day'
@@ -25,8 +40,7 @@ computed AS (
         sum(r.refund_count) AS refund_count,
         sum(r.refund_amount) AS refund_amount
     FROM touched AS t
-    JOIN revenue_aggregates AS r
-      ON r.period_type = 'day' AND r.period_start BETWEEN t.period_start AND t.period_end
+    JOIN day_rows AS r ON r.period_start BETWEEN t.period_start AND t.period_end
     GROUP BY r.tenant_id, t.period_type, t.period_start, t.period_end
 )
 SELECT * FROM computed

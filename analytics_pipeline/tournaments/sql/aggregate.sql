@@ -1,6 +1,8 @@
 -- tournament_aggregates rows of the touched periods, all tenants, from tournament_history
--- (docs/metrics.md#tournament_aggregates). Each period is computed from its own tournaments, so
--- rates and averages come from the period's totals, never from averaged days.
+-- (docs/metrics.md#tournament_aggregates), into a temporary table whose values are not yet cast to
+-- the columns' types (sql/insert_rows.sql stores them). Each period is computed from its own
+-- tournaments, so rates and averages come from the period's totals, never from averaged days.
+CREATE TEMP TABLE tournament_rows ON COMMIT DROP AS
 WITH members AS (
     SELECT p.period_type,
            p.period_start,
@@ -45,32 +47,18 @@ popular AS (
         GROUP BY tenant_id, period_type, period_start, format
     ) f
     ORDER BY tenant_id, period_type, period_start, tournaments DESC, format COLLATE "C"
-),
-written AS (
-    INSERT INTO tournament_aggregates (
-        id, tenant_id, period_start, period_end, period_type, tournament_count, completed_count,
-        completion_rate, total_players, avg_players, avg_duration_minutes, most_popular_format,
-        revenue, updated_at
-    )
-    SELECT t.tenant_id || ':' || t.period_type || ':' || to_char(t.period_start, 'YYYY-MM-DD'),
-           t.tenant_id,
-           t.period_start,
-           t.period_end,
-           t.period_type,
-           t.tournament_count,
-           t.completed_count,
-           round(t.completed_count * 100.0 / t.tournament_count, 2),
-           t.total_players,
-           round(t.total_players::numeric / t.tournament_count, 2),
-           round(t.avg_duration_minutes, 2),
-           left(f.format, 100),
-           round(t.revenue, 2),
-           now() AT TIME ZONE 'UTC'
-    FROM totals t
-    LEFT JOIN popular f USING (tenant_id, period_type, period_start)
-    RETURNING period_type, tenant_id
 )
--- One row per period type, and a total row (period_type NULL) with the distinct tenants.
-SELECT period_type, count(*) AS rows_written, count(DISTINCT tenant_id) AS tenants
-FROM written
-GROUP BY GROUPING SETS ((period_type), ())
+SELECT t.tenant_id,
+       t.period_start,
+       t.period_end,
+       t.period_type,
+       t.tournament_count,
+       t.completed_count,
+       round(t.completed_count * 100.0 / t.tournament_count, 2) AS completion_rate,
+       t.total_players,
+       round(t.total_players::numeric / t.tournament_count, 2) AS avg_players,
+       round(t.avg_duration_minutes, 2) AS avg_duration_minutes,
+       left(f.format, 100) AS most_popular_format,
+       round(t.revenue, 2) AS revenue
+FROM totals t
+LEFT JOIN popular f USING (tenant_id, period_type, period_start)

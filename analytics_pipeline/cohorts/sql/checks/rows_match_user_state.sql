@@ -9,6 +9,8 @@ WITH months AS (
 cohorts AS (
     SELECT tenant_id, cohort_month, count(*) AS cohort_size
     FROM user_signups
+    -- a tenant held back kept its old rows (sql/touched_rows.sql)
+    WHERE tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)
     GROUP BY 1, 2
 ),
 -- Per cohort and month: users active and their revenue; before the window only what ltv
