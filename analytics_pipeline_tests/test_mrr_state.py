@@ -8,8 +8,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 
+from analytics_pipeline import db, migrate
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 
 from .helpers import add_event, materialize_range, rows
@@ -116,8 +116,6 @@ def test_a_late_subscription_event_changes_exactly_its_customers_days(engine, db
 def test_the_migration_builds_the_state_from_an_existing_history(engine, db_url):
     """A database upgraded to 0014 with subscription events already absorbed: the state built
     by the migration equals the one the absorb maintains."""
-    from analytics_pipeline.revenue.assets import build_mrr_state
-
     with engine.begin() as conn:
         add_event(conn, "t1", "subscription_started", "2025-01-10 09:00", "c1", subscription_id="s1", amount=10, **MONTHLY)
         add_event(conn, "t1", "subscription_cancelled", "2025-01-20 09:00", "c1", subscription_id="s1")
@@ -125,9 +123,10 @@ def test_the_migration_builds_the_state_from_an_existing_history(engine, db_url)
     run(db_url, "2025-01-01", "2025-02-28")
     with engine.connect() as conn:
         maintained = values(customer_days(conn)), tenant_days(conn)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM customer_mrr_days; DELETE FROM tenant_mrr_days"))
-        build_mrr_state(conn)
+    db.dispose(db_url)
+    migrate.downgrade(db_url, "0013_report_channels")  # drops the state's tables
+    migrate.upgrade(db_url, "0014_customer_mrr_state")
+    migrate.upgrade(db_url)
     with engine.connect() as conn:
         assert (values(customer_days(conn)), tenant_days(conn)) == maintained
     # new 10, churn 10, reactivation 12

@@ -118,13 +118,6 @@ def refresh_mrr_state(conn: Connection) -> None:
         conn.execute(sa.text(load(statement)))
 
 
-def build_mrr_state(conn: Connection) -> None:
-    """The MRR state of every customer of the subscription history, for a state table created
-    beside an existing history."""
-    collect_window(conn, "revenue_changed_customers", load("all_customers"), {})
-    refresh_mrr_state(conn)
-
-
 def absorb_subscription_events(conn: Connection) -> int:
     """Bring the subscription history and the MRR state up to date with analytics_events; returns
     rows added."""
