@@ -241,19 +241,21 @@ payment_events = sa.Table(
 # Revision 0014: the MRR state, maintained by the subscription history's absorb for the customers
 # with new subscription events only, from the earliest day those events change
 # (docs/metrics.md#mrr-state). One row per customer and day on which the customer's MRR changed:
-# their MRR at the end of the day and that day's movement.
+# their MRR at the end of the day and that day's movement. Amounts are unbounded NUMERIC, like the
+# other state sums: a tenant's MRR no aggregate column can hold is held back by the aggregate
+# (values_fit_columns), never a failed absorb for every tenant.
 customer_mrr_days = sa.Table(
     "customer_mrr_days",
     metadata,
     _tenant_fk(),
     sa.Column("user_id", sa.Text, nullable=False),
     sa.Column("day", sa.Date, nullable=False),
-    sa.Column("mrr", MONEY, nullable=False),
-    sa.Column("new_revenue", MONEY, nullable=False),
-    sa.Column("reactivation_revenue", MONEY, nullable=False),
-    sa.Column("expansion_revenue", MONEY, nullable=False),
-    sa.Column("contraction_revenue", MONEY, nullable=False),
-    sa.Column("churned_revenue", MONEY, nullable=False),
+    sa.Column("mrr", sa.Numeric, nullable=False),
+    sa.Column("new_revenue", sa.Numeric, nullable=False),
+    sa.Column("reactivation_revenue", sa.Numeric, nullable=False),
+    sa.Column("expansion_revenue", sa.Numeric, nullable=False),
+    sa.Column("contraction_revenue", sa.Numeric, nullable=False),
+    sa.Column("churned_revenue", sa.Numeric, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "user_id", "day", name="customer_mrr_days_pkey"),
     sa.Index("customer_mrr_days_tenant_day_idx", "tenant_id", "day"),
 )
@@ -265,12 +267,12 @@ tenant_mrr_days = sa.Table(
     metadata,
     _tenant_fk(),
     sa.Column("day", sa.Date, nullable=False),
-    sa.Column("mrr", MONEY, nullable=False),
-    sa.Column("new_revenue", MONEY, nullable=False),
-    sa.Column("reactivation_revenue", MONEY, nullable=False),
-    sa.Column("expansion_revenue", MONEY, nullable=False),
-    sa.Column("contraction_revenue", MONEY, nullable=False),
-    sa.Column("churned_revenue", MONEY, nullable=False),
+    sa.Column("mrr", sa.Numeric, nullable=False),
+    sa.Column("new_revenue", sa.Numeric, nullable=False),
+    sa.Column("reactivation_revenue", sa.Numeric, nullable=False),
+    sa.Column("expansion_revenue", sa.Numeric, nullable=False),
+    sa.Column("contraction_revenue", sa.Numeric, nullable=False),
+    sa.Column("churned_revenue", sa.Numeric, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "day", name="tenant_mrr_days_pkey"),
 )
 
