@@ -296,3 +296,43 @@ def test_the_computed_rows_are_not_cast_before_the_bounds_are_checked(db_url, en
                     if column == "arr":
                         continue  # computed from mrr
                     assert types[column] in ("numeric", "bigint"), (source.table, column, types[column])
+
+
+def test_a_tenant_mrr_past_the_columns_is_absorbed_exactly_and_held_back_by_the_aggregate(db_url, engine):
+    """The MRR state keeps sums no aggregate column holds (unbounded NUMERIC): the absorb goes
+    on for every tenant, and only the aggregate holds the tenant back."""
+    monthly_value = (AMOUNT_BOUND * 52 / 12).quantize(D("0.01"))
+    subscriptions = 23_100  # MRR 10,009,999,999,999,999.00: past 10^16
+    mrr = subscriptions * monthly_value
+    assert mrr >= D("1e16")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            """
+            INSERT INTO analytics_events (id, tenant_id, event_type, event_data, user_id, "timestamp", created_at)
+            SELECT 'big-sub-' || n, 'big', 'subscription_started',
+                   jsonb_build_object('subscription_id', 's' || n, 'plan_id', 'pro_week', 'interval', 'week',
+                                      'amount', CAST(:bound AS text)),
+                   'c' || n, CAST(:day AS timestamp) + interval '10 hours', now() AT TIME ZONE 'UTC'
+            FROM generate_series(1, :n) AS n
+            """
+        ), {"bound": str(AMOUNT_BOUND), "day": DAY, "n": subscriptions})
+    insert_events(engine, [
+        event("subscription_started", f"{DAY} 10:00", "c1", subscription_id="s1", amount="49.00",
+              plan_id="pro", interval="month"),
+    ], tenant_id="fine")
+
+    result = materialize_range(
+        [subscription_history, payment_history, revenue_aggregates], db_url, DAY, DAY,
+        selection=["revenue_aggregates"],
+    )
+    assert result.success
+    with engine.connect() as conn:
+        state = rows(conn, "SELECT tenant_id, mrr, new_revenue FROM tenant_mrr_days ORDER BY tenant_id")
+        stored = rows(conn, "SELECT tenant_id, period_type, mrr FROM revenue_aggregates ORDER BY 1, 2")
+    assert state == [
+        {"tenant_id": "big", "mrr": mrr, "new_revenue": mrr},
+        {"tenant_id": "fine", "mrr": D("49.00"), "new_revenue": D("49.00")},
+    ]
+    assert {r["tenant_id"] for r in stored} == {"fine"} and len(stored) == 5
+    assert _metadata(result, "revenue_aggregates")["tenants_not_written"] == ["big"]
+    assert f"tenant big, day {DAY}: mrr = {mrr}" in _check(result, "revenue_aggregates").metadata["examples"].value
