@@ -19,7 +19,7 @@ from analytics_pipeline.resources import AnalyticsDatabase
 from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates
 
-from .helpers import event, insert_events, materialize_range, rows
+from .helpers import add_tenant, event, insert_events, materialize_range, rows
 
 D = Decimal
 DAY = "2025-03-03"  # a Monday
@@ -306,13 +306,17 @@ def test_a_tenant_mrr_past_the_columns_is_absorbed_exactly_and_held_back_by_the_
     mrr = subscriptions * monthly_value
     assert mrr >= D("1e16")
     with engine.begin() as conn:
+        add_tenant(conn, "big")
+        conn.execute(sa.text(
+            "INSERT INTO users (id, tenant_id) SELECT 'big-c' || n, 'big' FROM generate_series(1, :n) AS n"
+        ), {"n": subscriptions})
         conn.execute(sa.text(
             """
             INSERT INTO analytics_events (id, tenant_id, event_type, event_data, user_id, "timestamp", created_at)
             SELECT 'big-sub-' || n, 'big', 'subscription_started',
                    jsonb_build_object('subscription_id', 's' || n, 'plan_id', 'pro_week', 'interval', 'week',
                                       'amount', CAST(:bound AS text)),
-                   'c' || n, CAST(:day AS timestamp) + interval '10 hours', now() AT TIME ZONE 'UTC'
+                   'big-c' || n, CAST(:day AS timestamp) + interval '10 hours', now() AT TIME ZONE 'UTC'
             FROM generate_series(1, :n) AS n
             """
         ), {"bound": str(AMOUNT_BOUND), "day": DAY, "n": subscriptions})
