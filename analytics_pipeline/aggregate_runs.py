@@ -281,6 +281,15 @@ def out_of_range_metadata(held: HeldBack) -> dict[str, object]:
 # --- the run skeleton ---------------------------------------------------------------------------
 
 
+def empty_day_partitions_sql(table: str) -> str:
+    """`empty_partitions_sql` of an aggregate with day rows: the window's days without one."""
+    return (
+        "SELECT d::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
+        f"interval '1 day') AS d WHERE d::date NOT IN (SELECT period_start FROM {table} "
+        "WHERE period_type = 'day' AND period_start >= :window_start AND period_start < :window_end) ORDER BY 1"
+    )
+
+
 def after_commit(aggregate: str, tenant_ids: frozenset[str]) -> None:
     """Called once a run of `aggregate` has committed, with the tenants whose rows of it the run
     wrote or deleted: the Dashboard API's cached responses of those tenants are invalidated

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from .. import state
 from ..aggregate_runs import (
+    empty_day_partitions_sql,
     COUNT_BOUND,
     MONEY_BOUND,
     Aggregate,
@@ -268,11 +269,7 @@ REVENUE_AGGREGATE = Aggregate(
         f"SELECT DISTINCT r.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "
         "JOIN revenue_aggregates AS r USING (period_type, period_start)"
     ),
-    empty_partitions_sql=(
-        "SELECT d::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
-        "interval '1 day') AS d WHERE d::date NOT IN (SELECT period_start FROM revenue_aggregates "
-        "WHERE period_type = 'day' AND period_start >= :window_start AND period_start < :window_end) ORDER BY 1"
-    ),
+    empty_partitions_sql=empty_day_partitions_sql("revenue_aggregates"),
     malformed=malformed_revenue_events,
     checks=RULE_CHECKS,
     malformed_check=NO_MALFORMED_EVENTS,

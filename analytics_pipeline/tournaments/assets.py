@@ -16,6 +16,7 @@ from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
 from ..state import ABSORB_OVERLAP, BEGINNING, begin_absorb, finish_absorb, watermarks
 from ..aggregate_runs import (
+    empty_day_partitions_sql,
     AVERAGE_BOUND,
     COUNT_BOUND,
     MONEY_BOUND,
@@ -218,11 +219,7 @@ TOURNAMENT_AGGREGATE = Aggregate(
         f"SELECT DISTINCT a.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "
         "JOIN tournament_aggregates AS a USING (period_type, period_start)"
     ),
-    empty_partitions_sql=(
-        "SELECT d::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
-        "interval '1 day') AS d WHERE d::date NOT IN (SELECT period_start FROM tournament_aggregates "
-        "WHERE period_type = 'day' AND period_start >= :window_start AND period_start < :window_end) ORDER BY 1"
-    ),
+    empty_partitions_sql=empty_day_partitions_sql("tournament_aggregates"),
     malformed=malformed_tournament_events,
     checks=RULE_CHECKS,
     malformed_check=MALFORMED_EVENTS_CHECK,
