@@ -153,6 +153,34 @@ def test_a_version_advanced_for_all_tenants_reaches_every_tenant(redis_prefix, r
     assert second == [(b"new", "miss"), (b"new", "miss")]
 
 
+def test_a_lost_version_never_brings_back_an_old_entry(redis_prefix, redis_server_url):
+    """A version key lost (Redis restarted without it, or evicted) starts from a fresh token; and
+    a server that lost its scripts (SCRIPT FLUSH, a restart) still answers from the cache."""
+    async def read(cache, body):
+        async def compute():
+            return body
+        return await cache.get_or_compute("revenue_aggregates", "acme", "/v1/revenue?x", compute)
+
+    async def scenario():
+        cache = ResponseCache(redis_server_url, redis_prefix, ttl_seconds=60, max_entry_bytes=1000)
+        try:
+            first = [await read(cache, b"old"), await read(cache, b"unused")]
+            with redis.Redis.from_url(redis_server_url) as server:
+                server.script_flush()
+                after_flush = await read(cache, b"unused")
+                server.delete(version_key("revenue_aggregates", "acme", redis_prefix))
+                after_loss = [await read(cache, b"new"), await read(cache, b"unused")]
+                assert server.get(version_key("revenue_aggregates", "acme", redis_prefix)) is not None
+            return first, after_flush, after_loss
+        finally:
+            await cache.close()
+
+    first, after_flush, after_loss = asyncio.run(scenario())
+    assert first == [(b"old", "miss"), (b"old", "hit")]
+    assert after_flush == (b"old", "hit")
+    assert after_loss == [(b"new", "miss"), (b"new", "hit")]
+
+
 def test_redis_down_answers_from_postgresql_and_readyz_says_degraded(api_env, db_url, engine, monkeypatch, caplog):
     _subscribe(engine, "acme", "u1", "2025-05-02", 10)
     closed = f"redis://127.0.0.1:{free_port()}/0"

@@ -30,6 +30,25 @@ WAIT_STEP_SECONDS = 0.005
 
 HIT, MISS, BYPASS = "hit", "miss", "bypass"
 
+# KEYS: the tenant's and all tenants' version keys of the aggregate; ARGV: the entry key's prefix
+# (up to the tenant), the request's digest, and a fresh token for each version key. A missing
+# version (first use, or lost) starts from the fresh token, never from a value an old entry could
+# carry. Returns the entry's key and its body (nil on a miss).
+LOOKUP_SCRIPT = """
+local tenant_version = redis.call('GET', KEYS[1])
+if not tenant_version then
+  redis.call('SET', KEYS[1], ARGV[3])
+  tenant_version = ARGV[3]
+end
+local all_version = redis.call('GET', KEYS[2])
+if not all_version then
+  redis.call('SET', KEYS[2], ARGV[4])
+  all_version = ARGV[4]
+end
+local key = ARGV[1] .. tenant_version .. '.' .. all_version .. ':' .. ARGV[2]
+return {key, redis.call('GET', key)}
+"""
+
 
 class ResponseCache:
     def __init__(self, url: str, prefix: str, ttl_seconds: int, max_entry_bytes: int):
@@ -40,6 +59,7 @@ class ResponseCache:
         # Generous enough for a busy server; a dead one refuses at once, and a hung one is skipped
         # for RETRY_SECONDS after its first timeout.
         self.client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.5)
+        self._lookup_script = self.client.register_script(LOOKUP_SCRIPT)
         self._skip_until = 0.0
         self.last_error: str | None = None
 
@@ -71,19 +91,16 @@ class ResponseCache:
         self._recovered()
         return None
 
-    async def _key(self, aggregate: str, tenant_id: str, request_key: str) -> str:
-        keys = [version_key(aggregate, tenant_id, self.prefix), version_key(aggregate, ALL_TENANTS, self.prefix)]
-        versions = await self.client.mget(keys)
-        if None in versions:
-            # First use (or the versions were lost): start from fresh tokens, never from a value
-            # an old entry could carry.
-            for key, version in zip(keys, versions, strict=True):
-                if version is None:
-                    await self.client.set(key, new_token(), nx=True)
-            versions = await self.client.mget(keys)
+    async def _lookup(self, aggregate: str, tenant_id: str, request_key: str) -> tuple[str, bytes | None]:
+        """The entry's key under the aggregate's current versions, and its body if cached: one
+        round trip (a Lua script reads both versions, giving a fresh token to a missing one,
+        then the entry)."""
         digest = hashlib.sha1(request_key.encode()).hexdigest()[:20]
-        tenant_version, all_version = (v.decode() for v in versions)
-        return f"{self.prefix}cache:{aggregate}:{tenant_id}:{tenant_version}.{all_version}:{digest}"
+        key, body = await self._lookup_script(
+            keys=[version_key(aggregate, tenant_id, self.prefix), version_key(aggregate, ALL_TENANTS, self.prefix)],
+            args=[f"{self.prefix}cache:{aggregate}:{tenant_id}:", digest, new_token(), new_token()],
+        )
+        return key.decode(), body
 
     async def get_or_compute(
         self, aggregate: str, tenant_id: str, request_key: str, compute: Callable[[], Awaitable[bytes]]
@@ -95,8 +112,7 @@ class ResponseCache:
         try:
             # The versions are read before the query runs, so that rows read before a
             # materialization committed can only be stored under the versions it replaces.
-            key = await self._key(aggregate, tenant_id, request_key)
-            body = await self.client.get(key)
+            key, body = await self._lookup(aggregate, tenant_id, request_key)
             if body is not None:
                 self._recovered()
                 return body, HIT
