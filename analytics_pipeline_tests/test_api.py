@@ -10,6 +10,7 @@ import hmac
 import datetime as dt
 import io
 import json
+import time
 from decimal import Decimal
 
 import jwt
@@ -74,6 +75,17 @@ def test_every_bad_token_gets_401_without_echoing_it(client, two_tenants, case):
 
 def test_expired_token_says_so(client):
     response = client.get("/v1/kpis", headers=auth("acme", ttl=dt.timedelta(seconds=-5)))
+    assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(client):
+    # The server remembers the tokens it accepted; a remembered one still expires on time.
+    expires = int(time.time()) + 2
+    header = {"Authorization": f"Bearer {jwt.encode({'tenant_id': 'acme', 'exp': expires}, SECRET)}"}
+    assert client.get("/v1/kpis", headers=header).status_code == 200
+    assert client.get("/v1/kpis", headers=header).status_code == 200
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    response = client.get("/v1/kpis", headers=header)
     assert response.status_code == 401 and "expired" in response.json()["detail"]
 
 

@@ -25,7 +25,7 @@ from ..reports import unsubscribe
 from ..resources import AnalyticsDatabase
 from ..settings import ConfigError
 from . import params, queries
-from .auth import Unauthorized, tenant_of
+from .auth import TokenVerifier, Unauthorized
 from .cache import BYPASS, ResponseCache
 from .config import cache_max_entry_bytes, cache_prefix, cache_ttl_seconds, jwt_settings
 from .redis_server import resolve_redis_url
@@ -64,8 +64,8 @@ def _unsubscribe_html(message: str, form: str | None = None) -> str:
 
 
 async def require_tenant(request: Request, _=Depends(bearer)) -> str:
-    # async: verifying a token takes microseconds, less than a hop to the thread pool would.
-    return tenant_of(request.headers.get("authorization"), request.app.state.jwt)
+    # async: checking a token takes microseconds, less than a hop to the thread pool would.
+    return request.app.state.tokens.tenant_of(request.headers.get("authorization"))
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -93,7 +93,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.jwt = jwt
+    app.state.tokens = TokenVerifier(jwt)
     app.state.database = database
 
     @app.exception_handler(Unauthorized)

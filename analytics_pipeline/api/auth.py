@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 
 import jwt
 
@@ -41,14 +42,51 @@ def mint_token(tenant_id: str, ttl: dt.timedelta, settings: JwtSettings | None =
     return jwt.encode(claims, settings.signing_key, algorithm=settings.algorithm)
 
 
-def tenant_of(authorization: str | None, settings: JwtSettings) -> str:
-    """The tenant of a valid `Authorization: Bearer <JWT>` header, else Unauthorized."""
+class TokenVerifier:
+    """`tenant_of(authorization)`: the tenant of a valid `Authorization: Bearer <JWT>` header,
+    else Unauthorized. Remembers the tenant and `exp` of the last `MAX_REMEMBERED`
+    tokens it accepted, so that a token sent again costs a lookup and the expiry check instead of
+    a signature check. What else makes a token valid (signature, algorithm, audience, claims) is
+    the token's own text and the server's settings, which do not change while it runs; `nbf` and
+    `iat` only ever become true with time. Refusals are not remembered."""
+
+    MAX_REMEMBERED = 4096
+
+    def __init__(self, settings: JwtSettings):
+        self.settings = settings
+        self._accepted: dict[str, tuple[str, int]] = {}
+
+    def tenant_of(self, authorization: str | None) -> str:
+        token = _bearer_token(authorization)
+        accepted = self._accepted.get(token)
+        if accepted is not None:
+            tenant_id, expires = accepted
+            if time.time() < expires:  # PyJWT's rule (no leeway): expired once exp <= now
+                return tenant_id
+            del self._accepted[token]
+            raise Unauthorized(_EXPIRED)
+        tenant_id, expires = _verify(token, self.settings)
+        if len(self._accepted) >= self.MAX_REMEMBERED:
+            del self._accepted[next(iter(self._accepted))]  # the oldest
+        self._accepted[token] = (tenant_id, expires)
+        return tenant_id
+
+
+_EXPIRED = "the token has expired: sign in again"
+
+
+def _bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token
+
+
+def _verify(token: str, settings: JwtSettings) -> tuple[str, int]:
+    """The token's tenant_id and exp once its signature and claims are checked."""
     try:
         # Only the configured algorithm is accepted: never `none`, never HS256 signed with the
         # RS256 public key as its secret.
@@ -60,7 +98,7 @@ def tenant_of(authorization: str | None, settings: JwtSettings) -> str:
             options={"require": ["exp", "tenant_id"]},
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("the token has expired: sign in again") from None
+        raise Unauthorized(_EXPIRED) from None
     except jwt.InvalidAudienceError:
         raise Unauthorized("the token is not for this API (aud)") from None
     except jwt.InvalidSignatureError:
@@ -76,4 +114,4 @@ def tenant_of(authorization: str | None, settings: JwtSettings) -> str:
     tenant_id = claims.get("tenant_id")
     if not isinstance(tenant_id, str) or not tenant_id:
         raise Unauthorized("the token's tenant_id claim must be a non-empty string")
-    return tenant_id
+    return tenant_id, int(claims["exp"])  # PyJWT has checked that it is a number
