@@ -249,7 +249,9 @@ def _start_api(url: str, env: dict, port: int) -> subprocess.Popen:
 
     from .api.auth import mint_token, parse_ttl
 
-    command = [sys.executable, "-c", "from analytics_pipeline.cli import run; run()", "api", "--port", str(port)]
+    # One worker serves one developer's browser.
+    command = [sys.executable, "-c", "from analytics_pipeline.cli import run; run()", "api", "--port", str(port),
+               "--workers", "1"]
     process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
     with db.engine_for(url).connect() as conn:
         tenant = conn.execute(sa.text("SELECT min(id) FROM organizations")).scalar()
@@ -447,23 +449,25 @@ main.add_command(reports_group)
 @main.group("api", invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="uvicorn worker processes.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="uvicorn worker processes  [default: API_WORKERS, else one per core, at most 4]")
 @click.pass_context
-def api_group(ctx: click.Context, host: str, port: int, workers: int) -> None:
+def api_group(ctx: click.Context, host: str, port: int, workers: int | None) -> None:
     """Serve the Dashboard API and its page (docs/api.md); `api token` mints a token."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from .api.config import jwt_settings
+    from .api.config import api_workers, jwt_settings
     from .api.redis_server import resolve_redis_url
 
+    workers = workers or _fail_clearly(api_workers)
     url = _url()
     _fail_clearly(db.check_migrated, db.engine_for(url))
     _fail_clearly(jwt_settings)
     _fail_clearly(resolve_redis_url)
     os.environ["DATABASE_URL"] = url  # the workers' create_app() reads it
-    click.echo(f"Dashboard API on http://{host}:{port}/ ({db.describe(url)})")
+    click.echo(f"Dashboard API on http://{host}:{port}/ ({db.describe(url)}, {workers} worker{'s' if workers > 1 else ''})")
     uvicorn.run("analytics_pipeline.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="warning")
 

@@ -6,8 +6,9 @@ the same rows, at 1000 tenants x 3 years of aggregates.
 
 Two requests are measured: a 90-day daily revenue series (/v1/revenue, 90 rows) and a 24-month
 cohort triangle (/v1/cohorts, 300 rows). The API runs as `analytics-pipeline api` (uvicorn, its
-default single worker) in a process of its own; a bounded load generator (asyncio, persistent
-HTTP/1.1 connections on loopback) sends a fixed number of requests:
+default worker count: API_WORKERS, else one per core up to 4) in processes of its own; a bounded
+load generator (asyncio, persistent HTTP/1.1 connections on loopback) sends a fixed number of
+requests:
 - latency: one connection, one request at a time; "uncached" requests each name a tenant and
   range never asked before (every one a cache miss, checked by X-Cache), "cached" ones repeat 100
   warmed keys (every one a hit). Figures are round trips seen by the client, an upper bound of the
@@ -33,6 +34,7 @@ import jwt
 import redis
 import sqlalchemy as sa
 
+from analytics_pipeline.api.config import api_workers
 from analytics_pipeline.api.queries import load
 from bench.dashboard_bench import _fill as fill_revenue
 from bench.scratch import scratch_database
@@ -171,6 +173,7 @@ def run(ctx=None) -> list[dict]:
     tokens = {t: jwt.encode({"tenant_id": f"t{t}", "exp": dt.datetime.now(dt.UTC) + dt.timedelta(hours=6)}, SECRET)
               for t in range(1, tenants + 1)}
     rows: list[dict] = []
+    workers = f"{api_workers()} worker{'s' if api_workers() > 1 else ''}"  # what `api` starts without --workers
     redis_url, redis_env = _redis_url(ctx)
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     with scratch_database("api") as engine:
@@ -237,10 +240,10 @@ def run(ctx=None) -> list[dict]:
                     {"name": f"api: {label}, uncached, p95 (1 connection)", "figure": uncached_q["p95"], "unit": "ms",
                      "target": "< 50 ms", "baseline": sql_q["p95"],
                      "notes": f"p50 {uncached_q['p50']}, p99 {uncached_q['p99']} ms (every request a miss)"},
-                    {"name": f"api: {label}, cached, throughput (1 worker, {CONNECTIONS} connections)",
+                    {"name": f"api: {label}, cached, throughput ({workers}, {CONNECTIONS} connections)",
                      "figure": cached_rps, "unit": "req/s", "target": ">= 1000 req/s",
                      "notes": f"{THROUGHPUT_REQUESTS} requests"},
-                    {"name": f"api: {label}, uncached, throughput (1 worker, {CONNECTIONS} connections)",
+                    {"name": f"api: {label}, uncached, throughput ({workers}, {CONNECTIONS} connections)",
                      "figure": uncached_rps, "unit": "req/s",
                      "notes": f"{len(rest)} requests, every one a miss; p95 {conc_q['p95']} ms under that load"},
                 ]

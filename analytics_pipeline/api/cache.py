@@ -31,9 +31,9 @@ WAIT_STEP_SECONDS = 0.005
 HIT, MISS, BYPASS = "hit", "miss", "bypass"
 
 # KEYS: the tenant's and all tenants' version keys of the aggregate; ARGV: the entry key's prefix
-# (up to the tenant), the request's digest, and a fresh token for each version key. A missing
-# version (first use, or lost) starts from the fresh token, never from a value an old entry could
-# carry. Returns the entry's key and its body (nil on a miss).
+# (up to the tenant), the request's digest, and a fresh token. A missing version (first use, or
+# lost) starts from the fresh token, never from a value an old entry could carry. Returns the
+# entry's key and its body (nil on a miss).
 LOOKUP_SCRIPT = """
 local tenant_version = redis.call('GET', KEYS[1])
 if not tenant_version then
@@ -42,8 +42,8 @@ if not tenant_version then
 end
 local all_version = redis.call('GET', KEYS[2])
 if not all_version then
-  redis.call('SET', KEYS[2], ARGV[4])
-  all_version = ARGV[4]
+  redis.call('SET', KEYS[2], ARGV[3])
+  all_version = ARGV[3]
 end
 local key = ARGV[1] .. tenant_version .. '.' .. all_version .. ':' .. ARGV[2]
 return {key, redis.call('GET', key)}
@@ -98,7 +98,7 @@ class ResponseCache:
         digest = hashlib.sha1(request_key.encode()).hexdigest()[:20]
         key, body = await self._lookup_script(
             keys=[version_key(aggregate, tenant_id, self.prefix), version_key(aggregate, ALL_TENANTS, self.prefix)],
-            args=[f"{self.prefix}cache:{aggregate}:{tenant_id}:", digest, new_token(), new_token()],
+            args=[f"{self.prefix}cache:{aggregate}:{tenant_id}:", digest, new_token()],
         )
         return key.decode(), body
 

@@ -12,6 +12,9 @@ from ..settings import ConfigError, analytics_home, local_secret
 DEFAULT_CACHE_TTL_SECONDS = 300
 DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576
 DEFAULT_CACHE_PREFIX = "analytics:"
+# Each worker process pools up to 10 database connections (db.engine_for): at most 4 by default
+# keeps the API within 40 of PostgreSQL's default 100 connections beside the pipeline's runs.
+MAX_DEFAULT_WORKERS = 4
 JWT_ALGORITHMS = ("HS256", "RS256")
 
 
@@ -26,6 +29,16 @@ def _positive_int(variable: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{variable} must be a whole number >= 1, got {raw!r}")
     return value
+
+
+def api_workers() -> int:
+    """uvicorn worker processes of `analytics-pipeline api` (`API_WORKERS`), by default one per
+    core this process may run on, at most MAX_DEFAULT_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return _positive_int("API_WORKERS", max(1, min(cores, MAX_DEFAULT_WORKERS)))
 
 
 def redis_url() -> str | None:
