@@ -309,6 +309,7 @@ def test_api_token_mints_a_token_the_api_accepts(client, monkeypatch):
         (["api", "token", "--tenant", "acme", "--ttl", "soon"], {}, "'--ttl'"),
         (["api", "token", "--tenant", "acme"], {"API_JWT_SECRET": "short"}, "API_JWT_SECRET"),
         (["api"], {"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
+        (["api"], {"API_WORKERS": "none"}, "API_WORKERS"),
     ],
 )
 def test_bad_cli_input_is_one_line_naming_it(api_env, db_url, monkeypatch, args, env, message):
@@ -319,6 +320,20 @@ def test_bad_cli_input_is_one_line_naming_it(api_env, db_url, monkeypatch, args,
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+
+
+@pytest.mark.parametrize("cores, env, expected", [(1, None, 1), (2, None, 2), (16, None, 4), (16, "6", 6), (2, "1", 1)])
+def test_the_api_starts_one_worker_per_core_by_default(monkeypatch, cores, env, expected):
+    import os
+
+    from analytics_pipeline.api.config import api_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    if env is None:
+        monkeypatch.delenv("API_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("API_WORKERS", env)
+    assert api_workers() == expected
 
 
 def test_an_unreachable_database_gets_503_not_500(api_env):
