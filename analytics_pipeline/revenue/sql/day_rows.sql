@@ -50,9 +50,10 @@ SELECT
     coalesce(p.refund_count, 0) AS refund_count,
     coalesce(p.refund_amount, 0) AS refund_amount,
     g.active_customers,
-    coalesce(m.new_customers, 0) AS new_customers,
-    coalesce(m.reactivated_customers, 0) AS reactivated_customers,
-    coalesce(m.churned_customers, 0) AS churned_customers,
+    -- bigint, like the sums of the longer periods: bounds are checked before the write's cast.
+    CAST(coalesce(m.new_customers, 0) AS bigint) AS new_customers,
+    CAST(coalesce(m.reactivated_customers, 0) AS bigint) AS reactivated_customers,
+    CAST(coalesce(m.churned_customers, 0) AS bigint) AS churned_customers,
     -- Month rows only (docs/metrics.md#ttm-nrr).
     CAST(NULL AS numeric) AS ttm_cohort_mrr_before,
     CAST(NULL AS numeric) AS ttm_cohort_mrr,

@@ -47,9 +47,9 @@ computed AS (
         sum(r.churned_customers) AS churned_customers,
         max(r.period_start) AS last_day,
         -- Month rows: set by ttm_rows.sql, 0 while the cohort is empty (docs/metrics.md#ttm-nrr).
-        CASE WHEN t.period_type = 'month' THEN 0 END AS ttm_cohort_mrr_before,
-        CASE WHEN t.period_type = 'month' THEN 0 END AS ttm_cohort_mrr,
-        CASE WHEN t.period_type = 'month' THEN 0 END AS ttm_cohort_retained_mrr
+        CASE WHEN t.period_type = 'month' THEN CAST(0 AS numeric) END AS ttm_cohort_mrr_before,
+        CASE WHEN t.period_type = 'month' THEN CAST(0 AS numeric) END AS ttm_cohort_mrr,
+        CASE WHEN t.period_type = 'month' THEN CAST(0 AS numeric) END AS ttm_cohort_retained_mrr
     FROM touched AS t
     JOIN day_rows AS r ON r.period_start BETWEEN t.period_start AND t.period_end
     GROUP BY r.tenant_id, t.period_type, t.period_start, t.period_end
