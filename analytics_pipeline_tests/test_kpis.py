@@ -224,3 +224,31 @@ def test_a_run_over_one_day_rewrites_its_month_with_the_same_ttm(worked, db_url)
     with worked.connect() as conn:
         assert kpis(conn, "month", "2026-01-01") == before
         assert fraction(before["ttm_grr"]) == round(Fraction(140, 220), 15)
+
+
+def test_the_view_has_the_documented_columns(engine):
+    with engine.connect() as conn:
+        columns = conn.execute(sa.text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'revenue_kpis' ORDER BY ordinal_position"
+        )).scalars().all()
+    assert columns == [
+        "tenant_id", "period_type", "period_start", "period_end", "mrr", "arr",
+        "active_customers", "new_customers", "reactivated_customers", "churned_customers",
+        "opening_mrr", "opening_customers",
+        "arpa", "logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr", "quick_ratio",
+        "ttm_nrr", "ttm_grr",
+    ]
+
+
+def test_a_late_event_in_the_cohort_month_reaches_the_ttm_of_a_year_later(worked, db_url):
+    """g subscribed on 2025-01-25 (10 a month), reported late: the rerun of the days from then on
+    (what the late-data sensor asks for) puts g in the cohort of January 2026."""
+    with worked.begin() as conn:
+        add_event(conn, "t1", "subscription_started", "2025-01-25 09:00", "g", subscription_id="g1", amount=10, **MONTH)
+    assert materialize_range(ASSETS, db_url, "2025-01-25", "2026-01-31", selection=["revenue_aggregates"]).success
+    with worked.connect() as conn:
+        january = kpis(conn, "month", "2026-01-01")
+    # Cohort a 100, b 80, c 40, g 10 (230); now a 150, b 0, c 60, g 10.
+    assert fraction(january["ttm_nrr"]) == round(Fraction(220, 230), 15)
+    assert fraction(january["ttm_grr"]) == round(Fraction(150, 230), 15)
+    assert january["active_customers"] == 4
