@@ -4,7 +4,7 @@
 SELECT period_type, period_start, period_end,
        mrr, arr, new_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
        churned_revenue, total_revenue, payment_count, payment_success_count, refund_count,
-       refund_amount
+       refund_amount, active_customers, new_customers, reactivated_customers, churned_customers
 FROM revenue_aggregates
 WHERE tenant_id = :tenant_id
   AND (   (period_type = :period_type AND period_start BETWEEN :previous_start AND :end)
