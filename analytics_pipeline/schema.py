@@ -73,6 +73,13 @@ analytics_events = sa.Table(
     sa.Index("analytics_events_created_at_idx", "created_at"),
 )
 
+CUSTOMER_COUNTS = ("active_customers", "new_customers", "reactivated_customers", "churned_customers")
+
+
+def _customer_counts() -> list[sa.Column]:
+    return [sa.Column(c, sa.Integer, nullable=False, server_default="0") for c in CUSTOMER_COUNTS]
+
+
 revenue_aggregates = sa.Table(
     "revenue_aggregates",
     metadata,
@@ -95,6 +102,8 @@ revenue_aggregates = sa.Table(
     # Revision 0005: needed so that the MRR bridge closes (docs/metrics.md#mrr-movements).
     sa.Column("contraction_revenue", MONEY, nullable=False, server_default="0"),
     sa.Column("reactivation_revenue", MONEY, nullable=False, server_default="0"),
+    # Revision 0015: the customer counts (docs/metrics.md#customers).
+    *_customer_counts(),
     sa.UniqueConstraint(
         "tenant_id",
         "period_type",
@@ -271,6 +280,8 @@ tenant_mrr_days = sa.Table(
     sa.Column("expansion_revenue", sa.Numeric, nullable=False),
     sa.Column("contraction_revenue", sa.Numeric, nullable=False),
     sa.Column("churned_revenue", sa.Numeric, nullable=False),
+    # Revision 0015: the customer counts of the day (docs/metrics.md#customers).
+    *_customer_counts(),
     sa.PrimaryKeyConstraint("tenant_id", "day", name="tenant_mrr_days_pkey"),
 )
 
