@@ -509,6 +509,10 @@ _describe(
     updated_at="When the pipeline last wrote the row, UTC (docs/metrics.md#revenue_aggregates)",
     contraction_revenue="MRR lost by customers whose MRR fell while staying > 0 (docs/metrics.md#mrr-movements)",
     reactivation_revenue="MRR of customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#mrr-movements)",
+    active_customers="Customers with MRR > 0 at the end of the period's last computed day (docs/metrics.md#customers)",
+    new_customers="Customers whose MRR went 0 → > 0 for the first time (docs/metrics.md#customers)",
+    reactivated_customers="Customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#customers)",
+    churned_customers="Customers whose MRR went > 0 → 0 (docs/metrics.md#customers)",
 )
 
 _describe(
@@ -586,6 +590,10 @@ _describe(
     expansion_revenue="The tenant's expansion MRR of the day (docs/metrics.md#mrr-movements)",
     contraction_revenue="The tenant's contraction MRR of the day (docs/metrics.md#mrr-movements)",
     churned_revenue="The tenant's churned MRR of the day (docs/metrics.md#mrr-movements)",
+    active_customers="The tenant's customers with MRR > 0 at the end of the day (docs/metrics.md#customers)",
+    new_customers="The tenant's new customers of the day (docs/metrics.md#customers)",
+    reactivated_customers="The tenant's reactivated customers of the day (docs/metrics.md#customers)",
+    churned_customers="The tenant's churned customers of the day (docs/metrics.md#customers)",
 )
 
 _describe(

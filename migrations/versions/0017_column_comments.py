@@ -4,13 +4,13 @@ the assets' column descriptions in the UI come from; this revision puts the same
 database, so that psql's \\d+ and any client reading the catalog show it too.
 
 Revision ID: 0017_column_comments
-Revises: 0014_customer_mrr_state
+Revises: 0015_customer_counts_and_kpis
 """
 
 from alembic import op
 
 revision = "0017_column_comments"
-down_revision = "0014_customer_mrr_state"
+down_revision = "0015_customer_counts_and_kpis"
 branch_labels = None
 depends_on = None
 
@@ -53,6 +53,10 @@ COMMENTS = {
         "updated_at": "When the pipeline last wrote the row, UTC (docs/metrics.md#revenue_aggregates)",
         "contraction_revenue": "MRR lost by customers whose MRR fell while staying > 0 (docs/metrics.md#mrr-movements)",
         "reactivation_revenue": "MRR of customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#mrr-movements)",
+        "active_customers": "Customers with MRR > 0 at the end of the period's last computed day (docs/metrics.md#customers)",
+        "new_customers": "Customers whose MRR went 0 → > 0 for the first time (docs/metrics.md#customers)",
+        "reactivated_customers": "Customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#customers)",
+        "churned_customers": "Customers whose MRR went > 0 → 0 (docs/metrics.md#customers)",
     },
     "subscription_events": {
         "event_id": "id of the subscription event in analytics_events (docs/metrics.md#monthly-value)",
@@ -72,6 +76,10 @@ COMMENTS = {
         "expansion_revenue": "The tenant's expansion MRR of the day (docs/metrics.md#mrr-movements)",
         "contraction_revenue": "The tenant's contraction MRR of the day (docs/metrics.md#mrr-movements)",
         "churned_revenue": "The tenant's churned MRR of the day (docs/metrics.md#mrr-movements)",
+        "active_customers": "The tenant's customers with MRR > 0 at the end of the day (docs/metrics.md#customers)",
+        "new_customers": "The tenant's new customers of the day (docs/metrics.md#customers)",
+        "reactivated_customers": "The tenant's reactivated customers of the day (docs/metrics.md#customers)",
+        "churned_customers": "The tenant's churned customers of the day (docs/metrics.md#customers)",
     },
     "tournament_aggregates": {
         "id": "Row key: tenant_id:period_type:period_start (docs/metrics.md#tournament_aggregates)",
