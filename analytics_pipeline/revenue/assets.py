@@ -43,6 +43,7 @@ SUBSCRIPTION_HISTORY = DerivedState("subscription_history", "subscription_events
 PAYMENT_HISTORY = DerivedState("payment_history", "payment_events", PAYMENT_EVENT_TYPES)
 
 MRR_BRIDGE = "mrr_bridge"
+CUSTOMER_BRIDGE = "customer_bridge"
 NON_NEGATIVE = "non_negative"
 PAYMENT_SUCCESS_WITHIN_ATTEMPTS = "payment_success_within_attempts"
 ARR_IS_TWELVE_TIMES_MRR = "arr_is_twelve_times_mrr"
@@ -53,10 +54,14 @@ RULE_CHECKS = rule_checks(
     load,
     {
         MRR_BRIDGE: "MRR at the end minus MRR before the period equals new + reactivation + expansion - contraction - churned.",
+        CUSTOMER_BRIDGE: "Active customers at the end minus those before the period equal new + reactivated - churned customers.",
         NON_NEGATIVE: "No negative amount or count.",
         PAYMENT_SUCCESS_WITHIN_ATTEMPTS: "Successful payments never exceed payment attempts.",
         ARR_IS_TWELVE_TIMES_MRR: "arr = mrr * 12.",
-        PERIODS_SUM_THEIR_DAYS: "Week, month, quarter and year rows equal the sums of their day rows; mrr is their last day's.",
+        PERIODS_SUM_THEIR_DAYS: (
+            "Week, month, quarter and year rows equal the sums of their day rows; mrr and active_customers "
+            "are their last day's."
+        ),
     },
 )
 MALFORMED_CHECK = (
@@ -217,7 +222,13 @@ _REVENUE_VALUES = (
             "churned_revenue", "total_revenue", "refund_amount",
         )
     ),
-    *((column, f"r.{column}", COUNT_BOUND) for column in ("payment_count", "payment_success_count", "refund_count")),
+    *(
+        (column, f"r.{column}", COUNT_BOUND)
+        for column in (
+            "payment_count", "payment_success_count", "refund_count",
+            "active_customers", "new_customers", "reactivated_customers", "churned_customers",
+        )
+    ),
 )
 REVENUE_ROWS = tuple(
     ComputedRows(table, "r.period_type || ' ' || r.period_start", _REVENUE_VALUES)
@@ -295,7 +306,9 @@ REVENUE_AGGREGATE = Aggregate(
 )
 def revenue_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Revenue per tenant and period: MRR and ARR, the MRR movements (new, reactivation,
-    expansion, contraction, churn), gross payments, payment attempts and refunds.
+    expansion, contraction, churn), the customer counts (active, new, reactivated, churned),
+    gross payments, payment attempts and refunds. The view revenue_kpis derives the SaaS KPIs
+    (ARPA, churn rates, GRR, NRR, quick ratio) from these rows (docs/metrics.md#kpis).
 
     One row per tenant and day, ISO week, month, quarter and year that has MRR > 0, a movement,
     or a payment or refund. A run over a range of day partitions brings the subscription and

@@ -9,8 +9,8 @@ payments AS (
     SELECT * FROM revenue_payment_days
 ),
 opening AS (
-    -- MRR at the end of the day before the window.
-    SELECT tenant_id, mrr FROM revenue_opening_mrr
+    -- MRR and active customers at the end of the day before the window.
+    SELECT tenant_id, mrr, active_customers FROM revenue_opening_mrr
 ),
 tenants AS (
     SELECT tenant_id FROM opening
@@ -24,7 +24,10 @@ grid AS (
         t.tenant_id,
         d.day,
         coalesce(o.mrr, 0)
-            + coalesce(sum(m.net) OVER (PARTITION BY t.tenant_id ORDER BY d.day), 0) AS mrr
+            + coalesce(sum(m.net) OVER (PARTITION BY t.tenant_id ORDER BY d.day), 0) AS mrr,
+        coalesce(o.active_customers, 0)
+            + coalesce(sum(m.net_customers) OVER (PARTITION BY t.tenant_id ORDER BY d.day), 0)
+            AS active_customers
     FROM tenants AS t
     CROSS JOIN days AS d
     LEFT JOIN opening AS o ON o.tenant_id = t.tenant_id
@@ -45,7 +48,11 @@ SELECT
     coalesce(p.payment_count, 0) AS payment_count,
     coalesce(p.payment_success_count, 0) AS payment_success_count,
     coalesce(p.refund_count, 0) AS refund_count,
-    coalesce(p.refund_amount, 0) AS refund_amount
+    coalesce(p.refund_amount, 0) AS refund_amount,
+    g.active_customers,
+    coalesce(m.new_customers, 0) AS new_customers,
+    coalesce(m.reactivated_customers, 0) AS reactivated_customers,
+    coalesce(m.churned_customers, 0) AS churned_customers
 FROM grid AS g
 LEFT JOIN revenue_mrr_days AS m ON m.tenant_id = g.tenant_id AND m.day = g.day
 LEFT JOIN payments AS p ON p.tenant_id = g.tenant_id AND p.day = g.day

@@ -3,6 +3,8 @@
 -- day and the day's movement. Computed from the customer's whole subscription history (a
 -- customer has few events), so whether they "ever had MRR before" sees every earlier day.
 -- Definitions: docs/metrics.md#mrr, docs/metrics.md#mrr-movements, docs/metrics.md#mrr-state.
+-- A cancellation counts on its event's day and changes that cancel out within a day leave no
+-- movement: docs/metrics.md#kpi-conventions.
 INSERT INTO customer_mrr_days (
     tenant_id, user_id, day, mrr,
     new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue

@@ -1,20 +1,22 @@
 -- The week, month, quarter and year rows that contain a day of the window, recomputed from the
--- day rows (docs/metrics.md#periods): flows are the sums of the period's days; mrr is the value of
--- its last computed day. The days are the stored ones outside the window and the window's just
+-- day rows (docs/metrics.md#periods): flows are the sums of the period's days; mrr and
+-- active_customers are the values of its last computed day. The days are the stored ones outside the window and the window's just
 -- computed (revenue_day_rows), which the write stores: computed before the write, so that a value
 -- of a period that no column can hold keeps its tenant out of the write, days included.
 CREATE TEMP TABLE revenue_period_rows ON COMMIT DROP AS
 WITH day_rows AS (
     SELECT tenant_id, period_start, mrr, new_revenue, reactivation_revenue, expansion_revenue,
            contraction_revenue, churned_revenue, total_revenue, payment_count, payment_success_count,
-           refund_count, refund_amount
+           refund_count, refund_amount,
+           active_customers, new_customers, reactivated_customers, churned_customers
     FROM revenue_aggregates
     WHERE period_type = 'day'
       AND (period_start < :window_start OR period_start >= :window_end)
     UNION ALL
     SELECT tenant_id, period_start, mrr, new_revenue, reactivation_revenue, expansion_revenue,
            contraction_revenue, churned_revenue, total_revenue, payment_count, payment_success_count,
-           refund_count, refund_amount
+           refund_count, refund_amount,
+           active_customers, new_customers, reactivated_customers, churned_customers
     FROM revenue_day_rows
 ),
 touched AS (
@@ -38,7 +40,11 @@ computed AS (
         sum(r.payment_count) AS payment_count,
         sum(r.payment_success_count) AS payment_success_count,
         sum(r.refund_count) AS refund_count,
-        sum(r.refund_amount) AS refund_amount
+        sum(r.refund_amount) AS refund_amount,
+        (array_agg(r.active_customers ORDER BY r.period_start DESC))[1] AS active_customers,
+        sum(r.new_customers) AS new_customers,
+        sum(r.reactivated_customers) AS reactivated_customers,
+        sum(r.churned_customers) AS churned_customers
     FROM touched AS t
     JOIN day_rows AS r ON r.period_start BETWEEN t.period_start AND t.period_end
     GROUP BY r.tenant_id, t.period_type, t.period_start, t.period_end

@@ -3,13 +3,15 @@
 INSERT INTO revenue_aggregates (
     id, tenant_id, period_start, period_end, period_type, mrr, arr,
     new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
-    total_revenue, payment_count, payment_success_count, refund_count, refund_amount, updated_at
+    total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
+    active_customers, new_customers, reactivated_customers, churned_customers, updated_at
 )
 SELECT
     tenant_id || ':' || period_type || ':' || period_start, tenant_id, period_start, period_end,
     period_type, mrr, mrr * 12,
     new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
     total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
+    active_customers, new_customers, reactivated_customers, churned_customers,
     now() AT TIME ZONE 'UTC'
 FROM {rows}
 ON CONFLICT (tenant_id, period_type, period_start) DO UPDATE SET
@@ -27,4 +29,8 @@ ON CONFLICT (tenant_id, period_type, period_start) DO UPDATE SET
     payment_success_count = EXCLUDED.payment_success_count,
     refund_count = EXCLUDED.refund_count,
     refund_amount = EXCLUDED.refund_amount,
+    active_customers = EXCLUDED.active_customers,
+    new_customers = EXCLUDED.new_customers,
+    reactivated_customers = EXCLUDED.reactivated_customers,
+    churned_customers = EXCLUDED.churned_customers,
     updated_at = EXCLUDED.updated_at
