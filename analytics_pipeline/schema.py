@@ -462,9 +462,43 @@ TENANT_TABLES = (
 )
 
 
+# --- Views -----------------------------------------------------------------------------------------
+# Modelled for their column descriptions only; alembic does not compare views, so they are kept
+# apart from `metadata`. The revision that creates one holds its SQL.
+views = sa.MetaData()
+
+# Revision 0015: the SaaS KPIs of every revenue_aggregates row (docs/metrics.md#kpis), under the
+# querying role's row-level security (security_invoker).
+revenue_kpis = sa.Table(
+    "revenue_kpis",
+    views,
+    sa.Column("tenant_id", sa.Text),
+    sa.Column("period_type", sa.String(20)),
+    sa.Column("period_start", sa.Date),
+    sa.Column("period_end", sa.Date),
+    sa.Column("mrr", MONEY),
+    sa.Column("arr", MONEY),
+    sa.Column("active_customers", sa.Integer),
+    sa.Column("new_customers", sa.Integer),
+    sa.Column("reactivated_customers", sa.Integer),
+    sa.Column("churned_customers", sa.Integer),
+    sa.Column("opening_mrr", sa.Numeric),
+    sa.Column("opening_customers", sa.Integer),
+    sa.Column("arpa", sa.Numeric),
+    sa.Column("logo_churn_rate", sa.Numeric),
+    sa.Column("gross_mrr_churn_rate", sa.Numeric),
+    sa.Column("net_mrr_churn_rate", sa.Numeric),
+    sa.Column("grr", sa.Numeric),
+    sa.Column("nrr", sa.Numeric),
+    sa.Column("quick_ratio", sa.Numeric),
+    sa.Column("ttm_nrr", sa.Numeric),
+    sa.Column("ttm_grr", sa.Numeric),
+)
+
+
 # --- Column descriptions ------------------------------------------------------------------------
-# One line per column of every table an asset writes or reads first: what a value means, ending
-# with the docs section that defines it. They are the columns' COMMENTs in the database (revision
+# One line per column of every table (and view) an asset writes or shows: what a value means,
+# ending with the docs section that defines it. They are the columns' COMMENTs in the database (revision
 # 0017_column_comments; test_migrations.py compares them) and the assets' `dagster/column_schema`
 # (aggregate_runs.column_schema), so the UI, psql's \d+ and the docs say the same.
 
@@ -631,4 +665,30 @@ _describe(
     activity_month="First day of a calendar month with any valid event of the user (docs/metrics.md#cohort-metrics)",
     payment_amounts="Amount by event id of the user's payment_completed events of the month (docs/metrics.md#cohort-state)",
     revenue="Sum of payment_amounts (docs/metrics.md#cohort-state)",
+)
+
+
+_describe(
+    revenue_kpis,
+    tenant_id="The organization the row belongs to; row-level security filters on it (docs/metrics.md#kpis)",
+    period_type="day, week (ISO), month, quarter or year (docs/metrics.md#periods)",
+    period_start="First day of the period (docs/metrics.md#periods)",
+    period_end="Last day of the period, inclusive, also while it is running (docs/metrics.md#periods)",
+    mrr="Monthly recurring revenue at the end of the period's last computed day (docs/metrics.md#mrr)",
+    arr="Annual recurring revenue: mrr × 12 (docs/metrics.md#mrr)",
+    active_customers="Customers with MRR > 0 at the end of the period's last computed day (docs/metrics.md#customers)",
+    new_customers="Customers whose MRR went 0 → > 0 for the first time (docs/metrics.md#customers)",
+    reactivated_customers="Customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#customers)",
+    churned_customers="Customers whose MRR went > 0 → 0 (docs/metrics.md#customers)",
+    opening_mrr="MRR at the end of the day before the period, from the MRR bridge (docs/metrics.md#opening-mrr)",
+    opening_customers="Active customers at the end of the day before the period (docs/metrics.md#opening-customers)",
+    arpa="Average revenue per account: mrr / active_customers; NULL without customers (docs/metrics.md#arpa)",
+    logo_churn_rate="churned_customers / opening_customers, a fraction; NULL when 0 opened (docs/metrics.md#logo-churn-rate)",
+    gross_mrr_churn_rate="(churned + contraction) / opening MRR, a fraction (docs/metrics.md#gross-mrr-churn-rate)",
+    net_mrr_churn_rate="(churned + contraction − expansion − reactivation) / opening MRR (docs/metrics.md#net-mrr-churn-rate)",
+    grr="Gross revenue retention: (opening MRR − churned − contraction) / opening MRR (docs/metrics.md#grr)",
+    nrr="Net revenue retention: (opening MRR + expansion − contraction − churned) / opening MRR (docs/metrics.md#nrr)",
+    quick_ratio="(new + expansion + reactivation) / (churned + contraction); NULL when nothing was lost (docs/metrics.md#quick-ratio)",
+    ttm_nrr="Share of the MRR of twelve months before kept by those customers now; months only (docs/metrics.md#ttm-nrr)",
+    ttm_grr="As ttm_nrr with each customer's MRR capped at their MRR then; months only (docs/metrics.md#ttm-grr)",
 )

@@ -15,6 +15,7 @@ from analytics_pipeline.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
 AGGREGATES = ("revenue_aggregates", "tournament_aggregates", "user_cohorts")
+TABLES = {**schema.metadata.tables, **schema.views.tables}
 # "(docs/metrics.md#mrr-movements)" at the end of a description.
 CITATION_AT_END = re.compile(r"\((docs/[a-z_]+\.md)#([a-z0-9_-]+)\)$")
 CITATION = re.compile(r"(docs/[a-z_]+\.md)#([A-Za-z0-9_-]+)")
@@ -51,7 +52,7 @@ def _column_schemas() -> dict[str, tuple[str, list]]:
 
 def test_every_aggregate_and_state_asset_has_a_column_schema():
     schemas = _column_schemas()
-    assert set(AGGREGATES) <= set(schemas)
+    assert {*AGGREGATES, "revenue_kpis"} <= set(schemas)
     for asset in ("subscription_history", "payment_history", "tournament_history", "user_signups",
                   "user_activity_months", "analytics_events"):
         assert asset in schemas
@@ -59,7 +60,7 @@ def test_every_aggregate_and_state_asset_has_a_column_schema():
 
 def test_every_column_of_every_asset_has_a_one_line_description_citing_its_definition():
     for asset, (table, columns) in _column_schemas().items():
-        assert [c.name for c in columns] == list(schema.metadata.tables[table].c.keys()), asset
+        assert [c.name for c in columns] == list(TABLES[table].c.keys()), asset
         for column in columns:
             text = column.description
             assert text and text.strip() == text and "\n" not in text, f"{asset}.{column.name}: {text!r}"
@@ -67,9 +68,10 @@ def test_every_column_of_every_asset_has_a_one_line_description_citing_its_defin
             assert CITATION_AT_END.search(text), f"{asset}.{column.name} does not end with its docs section"
 
 
-@pytest.mark.parametrize("table", [*AGGREGATES, "subscription_events", "payment_events", "tournament_history"])
+@pytest.mark.parametrize("table", [*AGGREGATES, "revenue_kpis", "subscription_events", "payment_events",
+                                   "tournament_history"])
 def test_aggregate_columns_cite_metrics_md(table):
-    for column in schema.metadata.tables[table].columns:
+    for column in TABLES[table].columns:
         doc, _ = CITATION_AT_END.search(column.comment).groups()
         assert doc == "docs/metrics.md", f"{table}.{column.name}"
 
@@ -78,7 +80,7 @@ def test_every_cited_docs_section_exists():
     """Column descriptions, SQL and code cite docs sections as docs/<file>.md#<anchor>; each must
     be a heading of that file."""
     cited: dict[tuple[str, str], str] = {}
-    for table in schema.metadata.tables.values():
+    for table in TABLES.values():
         for column in table.columns:
             for doc, anchor in CITATION.findall(column.comment or ""):
                 cited[(doc, anchor)] = f"{table.name}.{column.name}"
@@ -99,13 +101,23 @@ def test_descriptions_are_the_database_comments(engine):
             for table, column, comment in conn.execute(sa.text(
                 "SELECT c.relname, a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute AS a "
                 "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped"
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped"
             ))
         }
     described = {
         (table.name, column.name): column.comment
-        for table in schema.metadata.tables.values() for column in table.columns if column.comment
+        for table in TABLES.values() for column in table.columns if column.comment
     }
     assert {key: stored.get(key) for key in described} == described
-    for table in AGGREGATES:
-        assert all(stored[(table, c.name)] for c in schema.metadata.tables[table].columns), table
+    for table in (*AGGREGATES, "revenue_kpis"):
+        assert all(stored[(table, c.name)] for c in TABLES[table].columns), table
+
+
+def test_the_views_model_has_the_views_columns(engine):
+    """schema.py models each view for its descriptions; alembic does not compare views, so this does."""
+    with engine.connect() as conn:
+        for table in schema.views.tables.values():
+            columns = conn.execute(sa.text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name = :t ORDER BY ordinal_position"), {"t": table.name}).scalars().all()
+            assert columns == list(table.c.keys()), table.name

@@ -1,7 +1,7 @@
-"""One-line descriptions of the columns, as COMMENTs: of the aggregates, the derived state the
-assets keep, and analytics_events. analytics_pipeline/schema.py is where they are kept and where
-the assets' column descriptions in the UI come from; this revision puts the same text on the
-database, so that psql's \\d+ and any client reading the catalog show it too.
+"""One-line descriptions of the columns, as COMMENTs: of the aggregates, the view revenue_kpis,
+the derived state the assets keep, and analytics_events. analytics_pipeline/schema.py keeps them
+and the assets' column descriptions in the UI come from there; this revision puts the same text
+on the database, so that psql and any client reading the catalog show it too.
 
 Revision ID: 0017_column_comments
 Revises: 0015_customer_counts_and_kpis
@@ -149,6 +149,29 @@ COMMENTS = {
         "session_id": "The user's session, for activity events; optional (docs/events.md#columns)",
         "timestamp": "When the event happened, UTC (docs/events.md#columns)",
         "created_at": "When the row was recorded, UTC; later than timestamp for a late event (docs/events.md#created_at-late-events-and-its-index)",
+    },
+    "revenue_kpis": {
+        "tenant_id": "The organization the row belongs to; row-level security filters on it (docs/metrics.md#kpis)",
+        "period_type": "day, week (ISO), month, quarter or year (docs/metrics.md#periods)",
+        "period_start": "First day of the period (docs/metrics.md#periods)",
+        "period_end": "Last day of the period, inclusive, also while it is running (docs/metrics.md#periods)",
+        "mrr": "Monthly recurring revenue at the end of the period's last computed day (docs/metrics.md#mrr)",
+        "arr": "Annual recurring revenue: mrr × 12 (docs/metrics.md#mrr)",
+        "active_customers": "Customers with MRR > 0 at the end of the period's last computed day (docs/metrics.md#customers)",
+        "new_customers": "Customers whose MRR went 0 → > 0 for the first time (docs/metrics.md#customers)",
+        "reactivated_customers": "Customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#customers)",
+        "churned_customers": "Customers whose MRR went > 0 → 0 (docs/metrics.md#customers)",
+        "opening_mrr": "MRR at the end of the day before the period, from the MRR bridge (docs/metrics.md#opening-mrr)",
+        "opening_customers": "Active customers at the end of the day before the period (docs/metrics.md#opening-customers)",
+        "arpa": "Average revenue per account: mrr / active_customers; NULL without customers (docs/metrics.md#arpa)",
+        "logo_churn_rate": "churned_customers / opening_customers, a fraction; NULL when 0 opened (docs/metrics.md#logo-churn-rate)",
+        "gross_mrr_churn_rate": "(churned + contraction) / opening MRR, a fraction (docs/metrics.md#gross-mrr-churn-rate)",
+        "net_mrr_churn_rate": "(churned + contraction − expansion − reactivation) / opening MRR (docs/metrics.md#net-mrr-churn-rate)",
+        "grr": "Gross revenue retention: (opening MRR − churned − contraction) / opening MRR (docs/metrics.md#grr)",
+        "nrr": "Net revenue retention: (opening MRR + expansion − contraction − churned) / opening MRR (docs/metrics.md#nrr)",
+        "quick_ratio": "(new + expansion + reactivation) / (churned + contraction); NULL when nothing was lost (docs/metrics.md#quick-ratio)",
+        "ttm_nrr": "Share of the MRR of twelve months before kept by those customers now; months only (docs/metrics.md#ttm-nrr)",
+        "ttm_grr": "As ttm_nrr with each customer's MRR capped at their MRR then; months only (docs/metrics.md#ttm-grr)",
     },
 }
 
