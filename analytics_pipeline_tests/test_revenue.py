@@ -269,13 +269,16 @@ def reference_days(events: pd.DataFrame, start: dt.date, end: dt.date) -> pd.Dat
                 value.pop(key, None)
         customers = {u for u, _ in value} | set(customer_prev)
         moves = dict(new=Decimal(0), reactivation=Decimal(0), expansion=Decimal(0), contraction=Decimal(0), churned=Decimal(0))
+        counts = dict(new_customers=0, reactivated_customers=0, churned_customers=0)
         for c in customers:
             now = sum((v for (u, _), v in value.items() if u == c), Decimal(0))
             before = customer_prev.get(c, Decimal(0))
             if before == 0 and now > 0:
                 moves["reactivation" if c in had_mrr else "new"] += now
+                counts["reactivated_customers" if c in had_mrr else "new_customers"] += 1
             elif before > 0 and now == 0:
                 moves["churned"] += before
+                counts["churned_customers"] += 1
             elif now > before:
                 moves["expansion"] += now - before
             elif now < before:
@@ -284,8 +287,9 @@ def reference_days(events: pd.DataFrame, start: dt.date, end: dt.date) -> pd.Dat
             if now > 0:
                 had_mrr.add(c)
         mrr = sum(value.values(), Decimal(0))
+        active = sum(1 for v in customer_prev.values() if v > 0)
         if day >= start and (mrr > 0 or any(moves.values())):
-            out.append({"day": day, "mrr": mrr, **moves})
+            out.append({"day": day, "mrr": mrr, **moves, "active_customers": active, **counts})
         day += dt.timedelta(days=1)
     return pd.DataFrame(out)
 
@@ -313,7 +317,10 @@ def test_random_history_matches_a_day_by_day_reference(engine, db_url):
     with engine.connect() as conn:
         actual = pd.DataFrame(rows(conn, """
             SELECT period_start AS day, mrr, new_revenue AS new, reactivation_revenue AS reactivation,
-                   expansion_revenue AS expansion, contraction_revenue AS contraction, churned_revenue AS churned
+                   expansion_revenue AS expansion, contraction_revenue AS contraction, churned_revenue AS churned,
+                   active_customers, new_customers, reactivated_customers, churned_customers
             FROM revenue_aggregates WHERE period_type = 'day' ORDER BY period_start"""))
     assert len(expected_days) > 30
+    # The history moves customers every way, so the counts are compared on something.
+    assert expected_days[["new_customers", "reactivated_customers", "churned_customers"]].sum().min() > 0
     pd.testing.assert_frame_equal(actual.reset_index(drop=True), expected_days.reset_index(drop=True), check_dtype=False)

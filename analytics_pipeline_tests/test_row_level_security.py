@@ -31,6 +31,9 @@ STATE_TABLES = {
 LATER_TABLES = {"payment_events", "report_channels", "customer_mrr_days", "tenant_mrr_days"}
 
 APP_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+# Views the application role reads; each is created with security_invoker, so the policies of the
+# tables under it apply to the role that queries it.
+APP_VIEWS = {"revenue_kpis"}
 TENANT_MATCHES = "(tenant_id = current_setting('app.tenant_id'::text, true))"  # as pg_policies prints it
 
 # One row of tenant :t per table. :k tells two rows of one tenant apart (their keys differ) and :d
@@ -197,8 +200,20 @@ def test_application_role_reaches_only_protected_tables(engine):
         ).scalars().all()
         granted = {table: _app_privileges(conn, table) for table in relations}
     # TRUNCATE would bypass the policies, so it is never granted.
-    assert granted == {table: APP_PRIVILEGES if table in ROWS else set() for table in relations}
+    assert granted == {
+        table: APP_PRIVILEGES if table in ROWS else {"SELECT"} if table in APP_VIEWS else set()
+        for table in relations
+    }
     assert {"users", "organizations", "state_watermarks"} <= set(relations)
+
+
+def test_views_apply_the_querying_roles_row_level_security(engine):
+    with engine.connect() as conn:
+        views = dict(conn.execute(sa.text(
+            "SELECT relname, coalesce('security_invoker=true' = ANY(reloptions), false) FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace AND relkind IN ('v', 'm')"
+        )).all())
+    assert views == {view: True for view in APP_VIEWS}
 
 
 def test_downgrade_of_0009_removes_exactly_its_protection(db_url):

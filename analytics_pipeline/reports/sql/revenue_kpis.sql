@@ -4,6 +4,7 @@
 -- report's period and of the one before; over several, the last one's, as MRR is the last day's.
 -- Rates and retention are fractions, NULL where their denominator is 0; their change is in
 -- percentage points, the change of the others in percent. TTM NRR and GRR exist for months only.
+-- The customer counts are figures of the revenue section (revenue_summary.sql), not repeated here.
 WITH side_rows AS (
     SELECT CASE WHEN period_start >= :start THEN 'current' ELSE 'previous' END AS side,
            row_number() OVER (PARTITION BY period_start >= :start ORDER BY period_start DESC) AS nth,
@@ -25,10 +26,6 @@ LEFT JOIN sides AS c ON c.side = 'current'
 LEFT JOIN sides AS p ON p.side = 'previous'
 CROSS JOIN LATERAL (VALUES
     (1, 'arpa', 'amount', c.arpa, p.arpa),
-    (2, 'active_customers', 'count', c.active_customers, p.active_customers),
-    (3, 'new_customers', 'count', c.new_customers, p.new_customers),
-    (4, 'reactivated_customers', 'count', c.reactivated_customers, p.reactivated_customers),
-    (5, 'churned_customers', 'count', c.churned_customers, p.churned_customers),
     (6, 'logo_churn_rate', 'ratio', c.logo_churn_rate, p.logo_churn_rate),
     (7, 'gross_mrr_churn_rate', 'ratio', c.gross_mrr_churn_rate, p.gross_mrr_churn_rate),
     (8, 'net_mrr_churn_rate', 'ratio', c.net_mrr_churn_rate, p.net_mrr_churn_rate),

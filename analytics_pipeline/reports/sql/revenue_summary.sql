@@ -1,6 +1,7 @@
 -- Key revenue figures of the report's period against the period before, one row per figure.
--- Flows (movements, revenue, payments, refunds) add up over the period's rows; MRR and ARR are
--- balances, taken from the period's last row (docs/metrics.md#revenue_aggregates).
+-- Flows (movements, revenue, payments, refunds, customer flows) add up over the period's rows;
+-- MRR, ARR and active customers are balances, taken from the period's last row
+-- (docs/metrics.md#revenue_aggregates, docs/metrics.md#customers).
 WITH totals AS (
     SELECT CASE WHEN period_start >= :start THEN 'current' ELSE 'previous' END AS side,
            count(*) AS row_count,
@@ -15,7 +16,11 @@ WITH totals AS (
            sum(payment_count) AS payment_count,
            sum(payment_success_count) AS payment_success_count,
            sum(refund_count) AS refund_count,
-           sum(refund_amount) AS refund_amount
+           sum(refund_amount) AS refund_amount,
+           (array_agg(active_customers ORDER BY period_start DESC))[1] AS active_customers,
+           sum(new_customers) AS new_customers,
+           sum(reactivated_customers) AS reactivated_customers,
+           sum(churned_customers) AS churned_customers
     FROM revenue_aggregates
     WHERE tenant_id = :tenant_id AND period_type = :period_type
       AND period_start BETWEEN :previous_start AND :end
@@ -39,6 +44,10 @@ CROSS JOIN LATERAL (VALUES
     (9, 'payment_count', 'count', c.payment_count, p.payment_count),
     (10, 'payment_success_count', 'count', c.payment_success_count, p.payment_success_count),
     (11, 'refund_count', 'count', c.refund_count, p.refund_count),
-    (12, 'refund_amount', 'amount', c.refund_amount, p.refund_amount)
+    (12, 'refund_amount', 'amount', c.refund_amount, p.refund_amount),
+    (13, 'active_customers', 'count', c.active_customers, p.active_customers),
+    (14, 'new_customers', 'count', c.new_customers, p.new_customers),
+    (15, 'reactivated_customers', 'count', c.reactivated_customers, p.reactivated_customers),
+    (16, 'churned_customers', 'count', c.churned_customers, p.churned_customers)
 ) AS f(position, metric, unit, current, previous)
 ORDER BY f.position
