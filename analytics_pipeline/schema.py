@@ -104,6 +104,11 @@ revenue_aggregates = sa.Table(
     sa.Column("reactivation_revenue", MONEY, nullable=False, server_default="0"),
     # Revision 0015: the customer counts (docs/metrics.md#customers).
     *_customer_counts(),
+    # Revision 0015, month rows only: the trailing-twelve-month cohort's MRR twelve months before,
+    # now, and now capped at then (docs/metrics.md#ttm-nrr).
+    sa.Column("ttm_cohort_mrr_before", MONEY, nullable=True),
+    sa.Column("ttm_cohort_mrr", MONEY, nullable=True),
+    sa.Column("ttm_cohort_retained_mrr", MONEY, nullable=True),
     sa.UniqueConstraint(
         "tenant_id",
         "period_type",

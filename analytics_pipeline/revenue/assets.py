@@ -213,6 +213,7 @@ def compute_revenue_rows(conn: Connection, params: dict) -> None:
     # Day rows first: the longer periods are computed from them.
     conn.execute(sa.text(_sql("day_rows")), params)
     conn.execute(sa.text(_sql("period_rows")), params)
+    conn.execute(sa.text(_sql("ttm_rows")), params)
 
 
 _REVENUE_VALUES = (
@@ -223,6 +224,7 @@ _REVENUE_VALUES = (
         for column in (
             "new_revenue", "reactivation_revenue", "expansion_revenue", "contraction_revenue",
             "churned_revenue", "total_revenue", "refund_amount",
+            "ttm_cohort_mrr_before", "ttm_cohort_mrr", "ttm_cohort_retained_mrr",
         )
     ),
     *(

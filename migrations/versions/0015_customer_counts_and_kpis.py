@@ -8,10 +8,15 @@ database upgraded with rows already written has their counts without a backfill:
 from customer_mrr_days, the day rows of revenue_aggregates from tenant_mrr_days, the longer
 periods from their day rows (docs/metrics.md#periods).
 
+Month rows gain the figures of the trailing-twelve-month NRR and GRR (docs/metrics.md#ttm-nrr):
+the MRR of the customers paying at the end of the month twelve months before, then and now, and
+now capped at then; computed from customer_mrr_days, here for the existing month rows and by each
+run for the months it writes. Stored rather than computed by the view: reading a tenant's customer
+MRR days for each of 36 months took seconds, the stored figures are one row each.
+
 The view revenue_kpis derives the KPIs row by row from revenue_aggregates; created with
 security_invoker, so that the querying role's row-level security applies to the view as to the
-table. customer_mrr_at(tenant, day) gives each customer's MRR at the end of a day from
-customer_mrr_days; the view's trailing-twelve-month NRR and GRR use it.
+table.
 
 Revision ID: 0015_customer_counts_and_kpis
 Revises: 0014_customer_mrr_state
@@ -26,6 +31,8 @@ branch_labels = None
 depends_on = None
 
 COUNTS = ("active_customers", "new_customers", "reactivated_customers", "churned_customers")
+# Month rows only: the trailing-twelve-month cohort's MRR then and now, and now capped at then.
+TTM = ("ttm_cohort_mrr_before", "ttm_cohort_mrr", "ttm_cohort_retained_mrr")
 
 # A customer's day in customer_mrr_days is new, a reactivation or a churn exactly when its
 # movement of that kind is non-zero: each is the customer's MRR after or before, which is > 0 there
@@ -108,18 +115,55 @@ FROM (
 WHERE r.id = s.id
 """
 
-# Each customer's MRR at the end of a day: their last MRR day up to it (docs/metrics.md#mrr-state).
-# A SQL function the planner inlines, run with the caller's rights (row-level security applies).
-_CUSTOMER_MRR_AT = """
-CREATE FUNCTION customer_mrr_at(tenant text, at_day date)
-RETURNS TABLE (user_id text, mrr numeric)
-LANGUAGE sql STABLE
-AS $$
-    SELECT DISTINCT ON (m.user_id) m.user_id, m.mrr
+# The trailing-twelve-month cohort figures of every month row (docs/metrics.md#ttm-nrr), as
+# analytics_pipeline/revenue/sql/ttm_rows.sql computes them: the cohort is the customers with MRR > 0
+# at the end of the month twelve months before; "now" is the month's last stored day.
+_FILL_TTM = """
+WITH months AS (
+    SELECT p.tenant_id, p.period_start, max(d.period_start) AS last_day,
+           CAST(p.period_start - interval '11 months' - interval '1 day' AS date) AS base_day
+    FROM revenue_aggregates AS p
+    JOIN revenue_aggregates AS d
+      ON d.tenant_id = p.tenant_id AND d.period_type = 'day'
+     AND d.period_start BETWEEN p.period_start AND p.period_end
+    WHERE p.period_type = 'month'
+    GROUP BY p.tenant_id, p.period_start
+),
+points AS (
+    SELECT tenant_id, base_day AS day FROM months
+    UNION
+    SELECT tenant_id, last_day FROM months
+),
+spans AS (
+    SELECT m.tenant_id, m.user_id, m.mrr, m.day AS from_day,
+           lead(m.day, 1, 'infinity') OVER (PARTITION BY m.tenant_id, m.user_id ORDER BY m.day) AS to_day
     FROM customer_mrr_days AS m
-    WHERE m.tenant_id = tenant AND m.day <= at_day
-    ORDER BY m.user_id, m.day DESC
-$$
+),
+paying AS (
+    SELECT p.tenant_id, p.day, s.user_id, s.mrr
+    FROM points AS p
+    JOIN spans AS s ON s.tenant_id = p.tenant_id AND s.from_day <= p.day AND p.day < s.to_day
+    WHERE s.mrr > 0
+),
+cohorts AS (
+    SELECT mo.tenant_id, mo.period_start,
+           sum(b.mrr) AS mrr_before,
+           sum(coalesce(n.mrr, 0)) AS mrr_now,
+           sum(least(coalesce(n.mrr, 0), b.mrr)) AS retained_mrr
+    FROM months AS mo
+    JOIN paying AS b ON b.tenant_id = mo.tenant_id AND b.day = mo.base_day
+    LEFT JOIN paying AS n ON n.tenant_id = mo.tenant_id AND n.day = mo.last_day AND n.user_id = b.user_id
+    GROUP BY mo.tenant_id, mo.period_start
+)
+UPDATE revenue_aggregates AS r
+SET ttm_cohort_mrr_before = coalesce(c.mrr_before, 0),
+    ttm_cohort_mrr = coalesce(c.mrr_now, 0),
+    ttm_cohort_retained_mrr = coalesce(c.retained_mrr, 0)
+FROM months AS mo
+LEFT JOIN cohorts AS c USING (tenant_id, period_start)
+WHERE r.tenant_id = mo.tenant_id
+  AND r.period_type = 'month'
+  AND r.period_start = mo.period_start
 """
 
 # The KPIs of every revenue_aggregates row (definitions: docs/metrics.md#kpis and the anchor
@@ -151,29 +195,17 @@ SELECT
     -- docs/metrics.md#quick-ratio
     (k.new_revenue + k.expansion_revenue + k.reactivation_revenue)
         / nullif(k.churned_revenue + k.contraction_revenue, 0) AS quick_ratio,
-    -- docs/metrics.md#ttm-nrr: computed only when selected (a scalar subquery of a flattened view).
-    CASE WHEN k.period_type = 'month' THEN (
-        SELECT sum(coalesce(now_.mrr, 0)) / nullif(sum(then_.mrr), 0)
-        FROM customer_mrr_at(k.tenant_id, k.ttm_base_day) AS then_
-        LEFT JOIN customer_mrr_at(k.tenant_id, k.period_end) AS now_ USING (user_id)
-        WHERE then_.mrr > 0
-    ) END AS ttm_nrr,
+    -- docs/metrics.md#ttm-nrr
+    k.ttm_cohort_mrr / nullif(k.ttm_cohort_mrr_before, 0) AS ttm_nrr,
     -- docs/metrics.md#ttm-grr
-    CASE WHEN k.period_type = 'month' THEN (
-        SELECT sum(least(coalesce(now_.mrr, 0), then_.mrr)) / nullif(sum(then_.mrr), 0)
-        FROM customer_mrr_at(k.tenant_id, k.ttm_base_day) AS then_
-        LEFT JOIN customer_mrr_at(k.tenant_id, k.period_end) AS now_ USING (user_id)
-        WHERE then_.mrr > 0
-    ) END AS ttm_grr
+    k.ttm_cohort_retained_mrr / nullif(k.ttm_cohort_mrr_before, 0) AS ttm_grr
 FROM (
     SELECT
         r.*,
         r.mrr - (r.new_revenue + r.reactivation_revenue + r.expansion_revenue
                  - r.contraction_revenue - r.churned_revenue) AS opening_mrr,
         r.active_customers - (r.new_customers + r.reactivated_customers - r.churned_customers)
-            AS opening_customers,
-        -- The last day of the month twelve months before (docs/metrics.md#ttm-nrr).
-        CAST(r.period_start - interval '11 months' - interval '1 day' AS date) AS ttm_base_day
+            AS opening_customers
     FROM revenue_aggregates AS r
 ) AS k
 """
@@ -186,15 +218,17 @@ def upgrade() -> None:
     op.execute(_FILL_TENANT_MRR_DAYS)
     op.execute(_FILL_DAY_ROWS)
     op.execute(_FILL_PERIOD_ROWS)
-    op.execute(_CUSTOMER_MRR_AT)
+    for column in TTM:
+        op.add_column("revenue_aggregates", sa.Column(column, sa.Numeric(18, 2), nullable=True))
+    op.execute(_FILL_TTM)
     op.execute(_REVENUE_KPIS)
-    op.execute("GRANT EXECUTE ON FUNCTION customer_mrr_at(text, date) TO analytics_app")
     op.execute("GRANT SELECT ON revenue_kpis TO analytics_app")
 
 
 def downgrade() -> None:
     op.execute("DROP VIEW revenue_kpis")
-    op.execute("DROP FUNCTION customer_mrr_at(text, date)")
+    for column in reversed(TTM):
+        op.drop_column("revenue_aggregates", column)
     for table in ("revenue_aggregates", "tenant_mrr_days"):
         for column in reversed(COUNTS):
             op.drop_column(table, column)

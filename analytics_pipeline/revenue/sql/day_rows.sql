@@ -52,7 +52,11 @@ SELECT
     g.active_customers,
     coalesce(m.new_customers, 0) AS new_customers,
     coalesce(m.reactivated_customers, 0) AS reactivated_customers,
-    coalesce(m.churned_customers, 0) AS churned_customers
+    coalesce(m.churned_customers, 0) AS churned_customers,
+    -- Month rows only (docs/metrics.md#ttm-nrr).
+    CAST(NULL AS numeric) AS ttm_cohort_mrr_before,
+    CAST(NULL AS numeric) AS ttm_cohort_mrr,
+    CAST(NULL AS numeric) AS ttm_cohort_retained_mrr
 FROM grid AS g
 LEFT JOIN revenue_mrr_days AS m ON m.tenant_id = g.tenant_id AND m.day = g.day
 LEFT JOIN payments AS p ON p.tenant_id = g.tenant_id AND p.day = g.day

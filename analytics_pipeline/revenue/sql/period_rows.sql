@@ -44,7 +44,12 @@ computed AS (
         (array_agg(r.active_customers ORDER BY r.period_start DESC))[1] AS active_customers,
         sum(r.new_customers) AS new_customers,
         sum(r.reactivated_customers) AS reactivated_customers,
-        sum(r.churned_customers) AS churned_customers
+        sum(r.churned_customers) AS churned_customers,
+        max(r.period_start) AS last_day,
+        -- Month rows: set by ttm_rows.sql, 0 while the cohort is empty (docs/metrics.md#ttm-nrr).
+        CASE WHEN t.period_type = 'month' THEN 0 END AS ttm_cohort_mrr_before,
+        CASE WHEN t.period_type = 'month' THEN 0 END AS ttm_cohort_mrr,
+        CASE WHEN t.period_type = 'month' THEN 0 END AS ttm_cohort_retained_mrr
     FROM touched AS t
     JOIN day_rows AS r ON r.period_start BETWEEN t.period_start AND t.period_end
     GROUP BY r.tenant_id, t.period_type, t.period_start, t.period_end

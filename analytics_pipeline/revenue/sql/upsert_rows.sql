@@ -4,7 +4,8 @@ INSERT INTO revenue_aggregates (
     id, tenant_id, period_start, period_end, period_type, mrr, arr,
     new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
     total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
-    active_customers, new_customers, reactivated_customers, churned_customers, updated_at
+    active_customers, new_customers, reactivated_customers, churned_customers,
+    ttm_cohort_mrr_before, ttm_cohort_mrr, ttm_cohort_retained_mrr, updated_at
 )
 SELECT
     tenant_id || ':' || period_type || ':' || period_start, tenant_id, period_start, period_end,
@@ -12,6 +13,7 @@ SELECT
     new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
     total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
     active_customers, new_customers, reactivated_customers, churned_customers,
+    ttm_cohort_mrr_before, ttm_cohort_mrr, ttm_cohort_retained_mrr,
     now() AT TIME ZONE 'UTC'
 FROM {rows}
 ON CONFLICT (tenant_id, period_type, period_start) DO UPDATE SET
@@ -33,4 +35,7 @@ ON CONFLICT (tenant_id, period_type, period_start) DO UPDATE SET
     new_customers = EXCLUDED.new_customers,
     reactivated_customers = EXCLUDED.reactivated_customers,
     churned_customers = EXCLUDED.churned_customers,
+    ttm_cohort_mrr_before = EXCLUDED.ttm_cohort_mrr_before,
+    ttm_cohort_mrr = EXCLUDED.ttm_cohort_mrr,
+    ttm_cohort_retained_mrr = EXCLUDED.ttm_cohort_retained_mrr,
     updated_at = EXCLUDED.updated_at
