@@ -284,7 +284,7 @@ def test_saas_kpis_are_the_views_for_the_tokens_tenant_and_null_stays_null(clien
         "churned_customers": (2, 0), "arpa": (31.25, 31.00), "logo_churn_rate": (2 / 5, None),
         "gross_mrr_churn_rate": (35 / 155, None), "net_mrr_churn_rate": (5 / 155, None),
         "grr": (120 / 155, None), "nrr": (140 / 155, None), "quick_ratio": (130 / 35, None),
-        "ttm_nrr": (None, None), "ttm_grr": (None, None),  # no MRR state: an empty cohort
+        "ttm_nrr": (None, None), "ttm_grr": (None, None),  # no TTM cohort figures stored
     }
     for kpi, (current, previous) in worked_out.items():
         got = (kpis[kpi]["current"], kpis[kpi]["previous"])

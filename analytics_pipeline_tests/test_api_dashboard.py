@@ -156,7 +156,7 @@ def test_the_kpi_tiles_show_the_views_kpis_in_their_units(browser, base_url, eng
         # JSON carries the fraction as a double; the tile shows it in percent.
         assert abs(_tile(page, ratio) - month[ratio]) < Decimal("1e-12"), ratio
         assert page.inner_text(f'[data-kpi="{ratio}"] .value') == f"{month[ratio] * 100:,.1f}%", ratio
-    # No MRR state in this data: the trailing-twelve-month cohort is empty, and n/a is shown, not 0.
+    # This data stores no trailing-twelve-month cohort figures: NULL, and n/a is shown, not 0.
     assert month["ttm_nrr"] is None
     assert page.get_attribute('[data-kpi="ttm_nrr"] .value', "data-value") == ""
     assert page.inner_text('[data-kpi="ttm_nrr"] .value') == "n/a"

@@ -57,6 +57,9 @@ COMMENTS = {
         "new_customers": "Customers whose MRR went 0 → > 0 for the first time (docs/metrics.md#customers)",
         "reactivated_customers": "Customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#customers)",
         "churned_customers": "Customers whose MRR went > 0 → 0 (docs/metrics.md#customers)",
+        "ttm_cohort_mrr_before": "Month rows: MRR twelve months before of the customers who had MRR then (docs/metrics.md#ttm-nrr)",
+        "ttm_cohort_mrr": "Month rows: those customers' MRR at the end of this month (docs/metrics.md#ttm-nrr)",
+        "ttm_cohort_retained_mrr": "Month rows: sum of each one's lesser of the two MRRs (docs/metrics.md#ttm-grr)",
     },
     "subscription_events": {
         "event_id": "id of the subscription event in analytics_events (docs/metrics.md#monthly-value)",
