@@ -213,6 +213,9 @@ def compute_revenue_rows(conn: Connection, params: dict) -> None:
     # Day rows first: the longer periods are computed from them.
     conn.execute(sa.text(_sql("day_rows")), params)
     conn.execute(sa.text(_sql("period_rows")), params)
+    # Without statistics the planner takes the temporary table for a few rows and joins the
+    # customers' MRR spans to its months by nested loops: 20 s instead of 0.2 s on a backfill.
+    conn.execute(sa.text("ANALYZE revenue_period_rows"))
     conn.execute(sa.text(_sql("ttm_rows")), params)
 
 
