@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .aggregate_runs import column_schema
 from .schema import analytics_events as analytics_events_table
 
 PLATFORM_GROUP = "platform"
@@ -34,12 +35,7 @@ analytics_events = dg.AssetSpec(
     kinds={"postgres"},
     metadata={
         "dagster/table_name": "public.analytics_events",
-        "dagster/column_schema": dg.TableSchema(
-            columns=[
-                dg.TableColumn(c.name, str(c.type), description=None)
-                for c in analytics_events_table.columns
-            ]
-        ),
+        "dagster/column_schema": column_schema(analytics_events_table),
     },
 )
 

@@ -1,6 +1,7 @@
 """A tenant's aggregates written straight into the tables (not by the pipeline) for the API and
-dashboard tests: two years of self-consistent revenue day rows (MRR = opening + movements) with
-their week, month and quarter rows, a cohort triangle, tournament rows and a scheduled report, ending today."""
+dashboard tests: two years of self-consistent revenue day rows (MRR = opening + movements, active
+customers = opening + customer flows) with their week, month and quarter rows, a cohort triangle,
+tournament rows and a scheduled report, ending today."""
 
 from __future__ import annotations
 
@@ -20,18 +21,25 @@ flows AS (
            CASE WHEN n % 7 = 0 THEN 9.00 ELSE 0 END AS reactivation_revenue,
            round((5 + 3 * sin(n / 4.0))::numeric, 2) AS contraction_revenue,
            round((22 + 14 * cos(n / 11.0))::numeric, 2) AS churned_revenue,
-           round((300 + 120 * sin(n / 6.0) + :scale * 10)::numeric, 2) AS total_revenue
+           round((300 + 120 * sin(n / 6.0) + :scale * 10)::numeric, 2) AS total_revenue,
+           2 + n % 3 AS new_customers,
+           CASE WHEN n % 7 = 0 THEN 1 ELSE 0 END AS reactivated_customers,
+           1 + n % 2 + :scale % 2 AS churned_customers
     FROM days
 )
 INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, mrr, arr,
     new_revenue, churned_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
-    total_revenue, payment_count, payment_success_count, refund_count, refund_amount)
+    total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
+    active_customers, new_customers, reactivated_customers, churned_customers)
 SELECT :tenant || ':day:' || day, :tenant, day, day, 'day', mrr, mrr * 12, new_revenue,
        churned_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
-       total_revenue, 12, 11, n % 3, (n % 3) * 5
+       total_revenue, 12, 11, n % 3, (n % 3) * 5,
+       active_customers, new_customers, reactivated_customers, churned_customers
 FROM (
     SELECT *, :opening + sum(new_revenue + expansion_revenue + reactivation_revenue
-                             - contraction_revenue - churned_revenue) OVER (ORDER BY day) AS mrr
+                             - contraction_revenue - churned_revenue) OVER (ORDER BY day) AS mrr,
+           40 * :scale + sum(new_customers + reactivated_customers - churned_customers) OVER (ORDER BY day)
+               AS active_customers
     FROM flows
 ) AS f
 """
@@ -40,13 +48,16 @@ FROM (
 REVENUE_PERIODS = """
 INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, mrr, arr,
     new_revenue, churned_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
-    total_revenue, payment_count, payment_success_count, refund_count, refund_amount)
+    total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
+    active_customers, new_customers, reactivated_customers, churned_customers)
 SELECT :tenant || ':' || p.kind || ':' || start, :tenant, start,
        (start + p.length - interval '1 day')::date, p.kind,
        (array_agg(mrr ORDER BY period_start DESC))[1], (array_agg(arr ORDER BY period_start DESC))[1],
        sum(new_revenue), sum(churned_revenue), sum(expansion_revenue), sum(contraction_revenue),
        sum(reactivation_revenue), sum(total_revenue), sum(payment_count), sum(payment_success_count),
-       sum(refund_count), sum(refund_amount)
+       sum(refund_count), sum(refund_amount),
+       (array_agg(active_customers ORDER BY period_start DESC))[1], sum(new_customers),
+       sum(reactivated_customers), sum(churned_customers)
 FROM revenue_aggregates AS r
 CROSS JOIN (VALUES ('week', interval '7 days'), ('month', interval '1 month'),
                    ('quarter', interval '3 months')) AS p(kind, length)

@@ -135,6 +135,41 @@ def test_the_dashboard_shows_the_tenants_numbers(browser, base_url, engine):
     page.close()
 
 
+def _view_kpis(engine, tenant, period_type):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT * FROM revenue_kpis WHERE tenant_id = :t AND period_type = :p "
+            "AND period_start = date_trunc(:p, CAST(:d AS date))::date"
+        ), {"t": tenant, "p": period_type, "d": TODAY}).mappings().one()
+
+
+def test_the_kpi_tiles_show_the_views_kpis_in_their_units(browser, base_url, engine):
+    page = _open(browser, base_url, token("acme"), [])
+    _wait_ready(page)
+    month = _view_kpis(engine, "acme", "month")
+    assert month["active_customers"] > 0 and month["nrr"] is not None  # the data has both
+    assert _tile(page, "active_customers") == month["active_customers"]
+    assert page.inner_text('[data-kpi="active_customers"] .value') == f"{month['active_customers']:,}"
+    assert _tile(page, "arpa") == month["arpa"]
+    assert page.inner_text('[data-kpi="arpa"] .value') == f"{month['arpa']:,.2f}"
+    for ratio in ("logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr"):
+        # JSON carries the fraction as a double; the tile shows it in percent.
+        assert abs(_tile(page, ratio) - month[ratio]) < Decimal("1e-12"), ratio
+        assert page.inner_text(f'[data-kpi="{ratio}"] .value') == f"{month[ratio] * 100:,.1f}%", ratio
+    # This data stores no trailing-twelve-month cohort figures: NULL, and n/a is shown, not 0.
+    assert month["ttm_nrr"] is None
+    assert page.get_attribute('[data-kpi="ttm_nrr"] .value', "data-value") == ""
+    assert page.inner_text('[data-kpi="ttm_nrr"] .value') == "n/a"
+
+    # Weeks have no trailing-twelve-month tiles.
+    page.select_option("#period-type", "week")
+    _wait_ready(page, renders=2)
+    week = _view_kpis(engine, "acme", "week")
+    assert abs(_tile(page, "nrr") - week["nrr"]) < Decimal("1e-12")
+    assert page.locator('[data-kpi="ttm_nrr"]').count() == 0
+    page.close()
+
+
 def test_another_tenants_token_shows_only_that_tenants_numbers(browser, base_url, engine):
     page = _open(browser, base_url, token("globex"), [])
     _wait_ready(page)

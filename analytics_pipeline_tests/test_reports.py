@@ -548,4 +548,5 @@ def test_definitions_load_with_lineage_from_the_aggregates():
     assert defs.resolve_sensor_def("scheduled_reports_sensor").minimum_interval_seconds == 15 * 60
     spec = report_deliveries.specs_by_key[dg.AssetKey("report_deliveries")]
     assert {d.asset_key for d in spec.deps} == {
-        dg.AssetKey("revenue_aggregates"), dg.AssetKey("user_cohorts"), dg.AssetKey("tournament_aggregates")}
+        dg.AssetKey("revenue_aggregates"), dg.AssetKey("revenue_kpis"), dg.AssetKey("user_cohorts"),
+        dg.AssetKey("tournament_aggregates")}

@@ -206,7 +206,9 @@ def test_a_table_above_the_attachment_limit_is_linked_not_inlined(tenants, datab
         "columns": ["period_type", "period_start", "period_end", "mrr", "arr", "new_revenue", "expansion_revenue",
                     "contraction_revenue", "reactivation_revenue", "churned_revenue", "total_revenue",
                     "payment_count", "payment_success_count", "refund_count", "refund_amount",
-                    "active_customers", "new_customers", "reactivated_customers", "churned_customers"],
+                    "active_customers", "new_customers", "reactivated_customers", "churned_customers",
+                    "opening_mrr", "opening_customers", "arpa", "logo_churn_rate", "gross_mrr_churn_rate",
+                    "net_mrr_churn_rate", "grr", "nrr", "quick_ratio", "ttm_nrr", "ttm_grr"],
         "row_count": 9,
         "csv_url": "https://analytics.example.com/v1/revenue?format=csv&period_type=week&from=2025-10-27&to=2025-11-09",
     }

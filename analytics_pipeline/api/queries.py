@@ -84,21 +84,21 @@ def kpis(database: AnalyticsDatabase, tenant_id: str, period_type: str, day: dt.
         "day": day,
         "period_start": rows[0]["current_start"],
         "previous_period_start": rows[0]["previous_start"],
-        "kpis": [
-            {
-                "kpi": r["kpi"],
-                "unit": r["unit"],
-                "current": r["current"],
-                "previous": r["previous"],
-                "change_pct": (
-                    round(float(100 * (r["current"] - r["previous"]) / abs(r["previous"])), 1)
-                    if r["previous"] else None
-                ),
-            }
-            for r in rows
-        ],
+        "kpis": [{"kpi": r["kpi"], "unit": r["unit"], "current": r["current"], "previous": r["previous"],
+                  **_changes(r["unit"], r["current"], r["previous"])} for r in rows],
     }
     return to_json(payload)
+
+
+def _changes(unit: str, current, previous) -> dict:
+    """`change_pct`, the change in percent of the previous value (null against zero or null), and
+    `change_points`, of a ratio only, the change in percentage points: a retention of 90 % after
+    80 % is +10 points, which a percent change (+12.5 %) would misstate."""
+    known = current is not None and previous is not None
+    return {
+        "change_pct": round(float(100 * (current - previous) / abs(previous)), 1) if known and previous else None,
+        "change_points": round(float(100 * (current - previous)), 1) if known and unit == "ratio" else None,
+    }
 
 
 def reports(database: AnalyticsDatabase, tenant_id: str) -> bytes:

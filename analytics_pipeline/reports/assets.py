@@ -22,7 +22,7 @@ class ReportDeliveryConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["revenue_aggregates", "user_cohorts", "tournament_aggregates"],
+    deps=["revenue_aggregates", "revenue_kpis", "user_cohorts", "tournament_aggregates"],
     group_name=REPORTS_GROUP,
     kinds={"postgres", "email"},
     metadata={"dagster/table_name": "public.report_deliveries"},

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from ..settings import ConfigError
 from .config import ReportConfig
 from .queries import ReportData
-from .render import METRIC_LABELS, SECTION_TITLES, Rendered, format_change, format_value
+from .render import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, Rendered, format_change, format_value
 
 KINDS = ("webhook", "slack")
 TIMEOUT_SECONDS = 15.0
@@ -87,6 +87,11 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _figure(f) -> dict:
+    return {"metric": f.metric, "label": METRIC_LABELS.get(f.metric, f.metric), "unit": f.unit,
+            "current": _number(f.current), "previous": _number(f.previous), "change_pct": _number(f.change_pct)}
+
+
 def payload(
     data: ReportData, report: ReportConfig, rendered: Rendered, *, report_id: str, tenant_id: str,
     scheduled_for: dt.datetime, csv_links: dict[str, str],
@@ -112,12 +117,9 @@ def payload(
         "sections": {
             section: {
                 "missing": section in data.missing,
-                "figures": [
-                    {"metric": f.metric, "label": METRIC_LABELS.get(f.metric, f.metric), "unit": f.unit,
-                     "current": _number(f.current), "previous": _number(f.previous),
-                     "change_pct": _number(f.change_pct)}
-                    for f in data.figures.get(section, [])
-                ],
+                "figures": [_figure(f) for f in data.figures.get(section, [])],
+                # The KPI block (docs/metrics.md#kpis): ratios as fractions, null where not applicable.
+                **({"kpis": [_figure(f) for f in data.kpis]} if section == "revenue" else {}),
             }
             for section in data.sections
         },
@@ -142,6 +144,10 @@ def slack_message(body: dict) -> dict:
             change = format_change(Decimal(f["change_pct"]) if f["change_pct"] is not None else None)
             lines.append(f"{f['label']}: *{format_value(f['current'], f['unit'])}* "
                          f"(previous {format_value(f['previous'], f['unit'])}, {change})")
+        for f in content.get("kpis", []):
+            change = format_change(Decimal(f["change_pct"]) if f["change_pct"] is not None else None, f["unit"])
+            lines.append(f"{f['label']}: *{format_value(f['current'], f['unit'], NOT_APPLICABLE)}* "
+                         f"(previous {format_value(f['previous'], f['unit'], NOT_APPLICABLE)}, {change})")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
     return {"text": body["subject"], "blocks": blocks}
 

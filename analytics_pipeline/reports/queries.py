@@ -46,10 +46,10 @@ class Figure:
     """A key figure of the period against the period before."""
 
     metric: str
-    unit: str  # amount, count, number, percent
+    unit: str  # amount, count, number, percent, ratio (a fraction: 1 = 100 %)
     current: Decimal | int | None
     previous: Decimal | int | None
-    change_pct: Decimal | None
+    change_pct: Decimal | None  # of a ratio: the change in percentage points
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,9 @@ class ReportData:
     tables: dict[str, Table] = field(default_factory=dict)
     formats: list[tuple[str, int]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # sections with no aggregate rows yet
+    # The revenue section's KPI block (docs/metrics.md#kpis) and the period its current side is of.
+    kpis: list[Figure] = field(default_factory=list)
+    kpi_period: tuple[dt.date, dt.date] | None = None
 
     def is_empty(self) -> bool:
         """Nothing happened in the period: every figure of it is zero or absent, no tournament was
@@ -114,6 +117,13 @@ def _figures(conn: Connection, query: str, params: dict) -> tuple[list[Figure], 
     return figures, (rows[0].get("current_rows", 0) if rows else 0)
 
 
+def _kpis(conn: Connection, params: dict) -> tuple[list[Figure], tuple[dt.date, dt.date] | None]:
+    rows = _run(conn, "revenue_kpis", params).mappings().all()
+    figures = [Figure(r["metric"], r["unit"], r["current"], r["previous"], r["change_pct"]) for r in rows]
+    start = rows[0]["current_start"] if rows else None
+    return figures, (start, rows[0]["current_end"]) if start else None
+
+
 def local_midnight_utc(day: dt.date, report: ReportConfig) -> dt.datetime:
     return to_utc(dt.datetime.combine(day, dt.time(0), tzinfo=report.parameters.zone))
 
@@ -140,6 +150,7 @@ def read_report(conn: Connection, tenant_id: str, organization: str, report: Rep
     if "revenue" in data.sections:
         data.figures["revenue"], found = _figures(conn, "revenue_summary", params)
         data.tables["revenue_aggregates"] = _table(conn, "revenue_aggregates", "revenue_rows", params)
+        data.kpis, data.kpi_period = _kpis(conn, params)
         if not found:
             data.missing.append("revenue")
     if "users" in data.sections:

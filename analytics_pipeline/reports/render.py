@@ -74,7 +74,19 @@ METRIC_LABELS = {
     "avg_players": "Players per tournament",
     "avg_duration_minutes": "Average duration (minutes)",
     "revenue": "Tournament revenue",
+    # The KPI block (docs/metrics.md#kpis).
+    "arpa": "ARPA (MRR per paying customer)",
+    "logo_churn_rate": "Logo churn rate",
+    "gross_mrr_churn_rate": "Gross MRR churn rate",
+    "net_mrr_churn_rate": "Net MRR churn rate",
+    "grr": "Gross revenue retention (GRR)",
+    "nrr": "Net revenue retention (NRR)",
+    "quick_ratio": "Quick ratio",
+    "ttm_nrr": "NRR, trailing twelve months",
+    "ttm_grr": "GRR, trailing twelve months",
 }
+# A KPI without a value has a denominator of 0 (or no row): not applicable, never 0.
+NOT_APPLICABLE = "n/a"
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("analytics_pipeline.reports", "templates"),
@@ -101,22 +113,25 @@ def single_line(text: str) -> str:
     return " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
 
 
-def format_value(value, unit: str) -> str:
+def format_value(value, unit: str, missing: str = "–") -> str:
     if value is None:
-        return "–"
+        return missing
     if unit == "count":
         return f"{int(value):,}"
     if unit == "percent":
         return f"{Decimal(value):,.1f} %"
+    if unit == "ratio":
+        return f"{Decimal(value) * 100:,.1f} %"
     if unit == "number":
         return f"{Decimal(value):,.1f}"
     return f"{Decimal(value):,.2f}"
 
 
-def format_change(change: Decimal | None) -> str:
+def format_change(change: Decimal | None, unit: str = "") -> str:
+    """A change in percent; of a ratio, in percentage points."""
     if change is None:
         return "–"
-    return f"{'+' if change > 0 else ''}{change:,.1f} %"
+    return f"{'+' if change > 0 else ''}{change:,.1f} {'pp' if unit == 'ratio' else '%'}"
 
 
 @dataclass(frozen=True)
@@ -178,17 +193,28 @@ def csv_text(columns, rows) -> str:
     return buffer.getvalue()
 
 
-def _figure_rows(figures: list[Figure]) -> list[dict]:
+def _figure_rows(figures: list[Figure], missing: str = "–") -> list[dict]:
     return [
         {
             "label": METRIC_LABELS.get(f.metric, f.metric),
-            "current": format_value(f.current, f.unit),
-            "previous": format_value(f.previous, f.unit),
-            "change": format_change(f.change_pct),
+            "current": format_value(f.current, f.unit, missing),
+            "previous": format_value(f.previous, f.unit, missing),
+            "change": format_change(f.change_pct, f.unit),
             "direction": "flat" if not f.change_pct else ("up" if f.change_pct > 0 else "down"),
         }
         for f in figures
     ]
+
+
+def _kpi_title(data: ReportData) -> str | None:
+    if not data.kpis:
+        return None
+    if data.kpi_period is None:
+        return "KPIs"
+    start, end = data.kpi_period
+    if start == end:
+        return f"KPIs of {start:%a} {start.day} {start:%b %Y}"
+    return f"KPIs of the {data.period.period_type} {start.day} {start:%b} – {end.day} {end:%b %Y}"
 
 
 def _charts(data: ReportData, key: str, domain: str) -> dict[str, list[Chart]]:
@@ -303,6 +329,8 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
             "figures": _figure_rows(data.figures.get(section, [])),
             "charts": chart_map[section],
             "missing": section in data.missing,
+            "kpis": _figure_rows(data.kpis, NOT_APPLICABLE) if section == "revenue" else [],
+            "kpi_title": _kpi_title(data) if section == "revenue" else None,
         }
         for section in data.sections
     ]

@@ -30,6 +30,7 @@ from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
 from ..resources import AnalyticsDatabase
 from ..schema import payment_events as payment_events_table
 from ..schema import revenue_aggregates as revenue_aggregates_table
+from ..schema import revenue_kpis as revenue_kpis_view
 from ..schema import subscription_events as subscription_events_table
 from ..sources import analytics_events
 from ..sql import sql_loader
@@ -357,4 +358,22 @@ def late_revenue_days(conn: Connection, since: dt.datetime, through: dt.datetime
     return days
 
 
-defs = dg.Definitions(assets=[subscription_history, payment_history, revenue_aggregates])
+revenue_kpis = dg.AssetSpec(
+    "revenue_kpis",
+    description=(
+        "The SaaS KPIs of every revenue_aggregates row (docs/metrics.md#kpis): ARPA, logo churn rate, "
+        "gross and net MRR churn rates, GRR, NRR, quick ratio and, on month rows, trailing-twelve-month "
+        "NRR and GRR. A view, computed when read, under the reader's row-level security; rates and ratios "
+        "are fractions, NULL where their denominator is 0."
+    ),
+    deps=[revenue_aggregates, subscription_history],
+    group_name="aggregates",
+    kinds={"postgres"},
+    owners=["team:analytics"],
+    metadata={
+        "dagster/table_name": "public.revenue_kpis",
+        "dagster/column_schema": column_schema(revenue_kpis_view),
+    },
+)
+
+defs = dg.Definitions(assets=[subscription_history, payment_history, revenue_aggregates, revenue_kpis])

@@ -22,11 +22,28 @@ const CONFIG = { displayModeBar: false, responsive: true };
 const TILES = [
   ["mrr", "MRR"], ["arr", "ARR"], ["net_new_mrr", "Net new MRR"],
   ["new_revenue", "New MRR"], ["churned_revenue", "Churned MRR"], ["total_revenue", "Revenue"],
+  // The SaaS KPIs (docs/metrics.md#kpis); the trailing-twelve-month ones exist for months only.
+  ["active_customers", "Active customers"], ["arpa", "ARPA"], ["logo_churn_rate", "Logo churn"],
+  ["gross_mrr_churn_rate", "Gross MRR churn"], ["net_mrr_churn_rate", "Net MRR churn"], ["quick_ratio", "Quick ratio"],
+  ["grr", "GRR"], ["nrr", "NRR"], ["ttm_grr", "TTM GRR", "month"], ["ttm_nrr", "TTM NRR", "month"],
 ];
+// Tiles whose rise is bad news: their arrow up is drawn red.
+const LOWER_IS_BETTER = new Set(["churned_revenue", "logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate"]);
 
 const $ = (id) => document.getElementById(id);
 const amount = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+const count = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const percent = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+// A KPI's value as its unit reads: ratios are fractions shown in percent; null (a denominator of
+// 0) is "n/a", never 0.
+function formatKpi(value, unit) {
+  if (value === null) return "n/a";
+  if (unit === "count") return count.format(value);
+  if (unit === "ratio") return percent.format(value);
+  return amount.format(value);
+}
 let renders = 0;
 
 class SignInNeeded extends Error {}
@@ -93,18 +110,25 @@ function renderTiles(kpis) {
   const byName = Object.fromEntries(kpis.kpis.map((k) => [k.kpi, k]));
   const label = { day: "day", week: "week", month: "month", quarter: "quarter", year: "year" }[kpis.period_type];
   $("tiles").innerHTML = "";
-  for (const [name, title] of TILES) {
+  for (const [name, title, onlyFor] of TILES) {
     const k = byName[name];
+    if (!k || (onlyFor && onlyFor !== kpis.period_type)) continue;
     const tile = document.createElement("div");
     tile.className = "tile";
     tile.dataset.kpi = name;
-    const change = k.change_pct;
-    const direction = change === null ? "" : change > 0 ? "up" : change < 0 ? "down" : "";
+    // A ratio changes by percentage points; everything else by percent of its previous value.
+    const points = k.unit === "ratio";
+    const change = points ? k.change_points : k.change_pct;
+    const better = LOWER_IS_BETTER.has(name) ? -1 : 1;
+    const direction = !change ? "" : change * better > 0 ? "up" : "down";
     const arrow = change === null ? "" : change > 0 ? "▲ " : change < 0 ? "▼ " : "";
+    const delta = change === null
+      ? (k.previous === null && k.current !== null ? "n/a for the previous " + label : "no previous " + label)
+      : arrow + Math.abs(change) + (points ? " pp" : "%") + " vs previous " + label;
     tile.innerHTML =
       `<div class="label">${title}</div>` +
-      `<div class="value" data-value="${k.current}">${amount.format(k.current)}</div>` +
-      `<div class="delta ${direction}">${change === null ? "no previous " + label : arrow + Math.abs(change) + "% vs previous " + label}</div>`;
+      `<div class="value" data-value="${k.current === null ? "" : k.current}">${formatKpi(k.current, k.unit)}</div>` +
+      `<div class="delta ${direction}">${delta}</div>`;
     $("tiles").appendChild(tile);
   }
   $("tiles").dataset.periodStart = kpis.period_start;
