@@ -3,13 +3,13 @@ the derived state the assets keep, and analytics_events. analytics_pipeline/sche
 and the assets' column descriptions in the UI come from there; this revision puts the same text
 on the database, so that psql and any client reading the catalog show it too.
 
-Revision ID: 0017_column_comments
+Revision ID: 0016_column_comments
 Revises: 0015_customer_counts_and_kpis
 """
 
 from alembic import op
 
-revision = "0017_column_comments"
+revision = "0016_column_comments"
 down_revision = "0015_customer_counts_and_kpis"
 branch_labels = None
 depends_on = None
