@@ -1,7 +1,7 @@
 """The event contract of `analytics_events` (docs/events.md), in Python.
 
 Every metric is computed in PostgreSQL, where `analytics_event_problem(event_type, event_data,
-user_id, "timestamp", created_at)` (migrations 0004_event_contract and 0011_event_contract_limits)
+user_id, "timestamp", created_at)` (migrations 0004_event_contract, 0011_event_contract_limits and 0017_faster_event_contract)
 decides which events are malformed. `problem()` here is its twin for Python callers (the
 generator, tests, tools); the two must give the same verdict on the same input, and
 `analytics_pipeline_tests/test_events.py` runs both over one table of cases. Change one only

@@ -162,6 +162,10 @@ CASES = [
     ("user_signup", "{}", ID_255, None),
     ("user_signup", "{}", ID_256, "bad user_id"),
     ("page_view", "{}", ID_256, "bad user_id"),
+    ("page_view", "{}", ID_255, None),
+    # 255 characters of two bytes each: more than 255 bytes, still valid
+    ("session_started", "{}", ID_255_WIDE, None),
+    ("user_login", "{}", ID_255_WIDE + "é", "bad user_id"),
     ("level_up", f'{{"tournament_id": "{ID_256}"}}', ID_256, None),
     # timestamp: finite, from 2000-01-01 on, at most a day after created_at
     ("page_view", "{}", U, "2000-01-01 00:00:00", "2000-01-01 00:00:00", None),
