@@ -122,6 +122,7 @@ def _materialize(url: str, asset_name: str, first: str, last: str) -> None:
 def _measure(kind: str, url: str) -> dict:
     """One measurement in this (fresh) process: seconds, peak RSS, database temp bytes. The
     modules are imported before the clock starts: a run's time, not its code's import."""
+    from analytics_pipeline.api import versions  # noqa: F401  (imported by every run's after_commit)
     from analytics_pipeline.cohorts import assets as cohorts
     from analytics_pipeline.tournaments import assets as tournaments  # noqa: F401
     from analytics_pipeline.partitions import daily_partitions, monthly_partitions
