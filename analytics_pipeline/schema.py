@@ -250,6 +250,15 @@ payment_events = sa.Table(
     sa.Index("payment_events_occurred_at_idx", "occurred_at"),
 )
 
+def _mrr_day_columns() -> list[sa.Column]:
+    """MRR at the end of a day and the day's movements, in both MRR state tables."""
+    return [
+        sa.Column(c, sa.Numeric, nullable=False)
+        for c in ("mrr", "new_revenue", "reactivation_revenue", "expansion_revenue",
+                  "contraction_revenue", "churned_revenue")
+    ]
+
+
 # Revision 0014: the MRR state, maintained by the subscription history's absorb for the customers
 # with new subscription events only, from the earliest day those events change
 # (docs/metrics.md#mrr-state). One row per customer and day on which the customer's MRR changed:
@@ -262,12 +271,7 @@ customer_mrr_days = sa.Table(
     _tenant_fk(),
     sa.Column("user_id", sa.Text, nullable=False),
     sa.Column("day", sa.Date, nullable=False),
-    sa.Column("mrr", sa.Numeric, nullable=False),
-    sa.Column("new_revenue", sa.Numeric, nullable=False),
-    sa.Column("reactivation_revenue", sa.Numeric, nullable=False),
-    sa.Column("expansion_revenue", sa.Numeric, nullable=False),
-    sa.Column("contraction_revenue", sa.Numeric, nullable=False),
-    sa.Column("churned_revenue", sa.Numeric, nullable=False),
+    *_mrr_day_columns(),
     sa.PrimaryKeyConstraint("tenant_id", "user_id", "day", name="customer_mrr_days_pkey"),
     sa.Index("customer_mrr_days_tenant_day_idx", "tenant_id", "day"),
 )
@@ -279,12 +283,7 @@ tenant_mrr_days = sa.Table(
     metadata,
     _tenant_fk(),
     sa.Column("day", sa.Date, nullable=False),
-    sa.Column("mrr", sa.Numeric, nullable=False),
-    sa.Column("new_revenue", sa.Numeric, nullable=False),
-    sa.Column("reactivation_revenue", sa.Numeric, nullable=False),
-    sa.Column("expansion_revenue", sa.Numeric, nullable=False),
-    sa.Column("contraction_revenue", sa.Numeric, nullable=False),
-    sa.Column("churned_revenue", sa.Numeric, nullable=False),
+    *_mrr_day_columns(),
     # Revision 0015: the customer counts of the day (docs/metrics.md#customers).
     *_customer_counts(),
     sa.PrimaryKeyConstraint("tenant_id", "day", name="tenant_mrr_days_pkey"),
@@ -508,6 +507,13 @@ revenue_kpis = sa.Table(
 # (aggregate_runs.column_schema), so the UI, psql's \d+ and the docs say the same.
 
 
+_PERIOD_DESCRIPTIONS = {
+    "period_start": "First day of the period (docs/metrics.md#periods)",
+    "period_end": "Last day of the period, inclusive, also while it is running (docs/metrics.md#periods)",
+    "period_type": "day, week (ISO), month, quarter or year (docs/metrics.md#periods)",
+}
+
+
 def _describe(table: sa.Table, **descriptions: str) -> None:
     unknown = set(descriptions) - set(table.c.keys())
     if unknown:
@@ -532,9 +538,7 @@ _describe(
     revenue_aggregates,
     id="Row key: tenant_id:period_type:period_start (docs/metrics.md#revenue_aggregates)",
     tenant_id="The organization the row belongs to; row-level security filters on it (docs/metrics.md#revenue_aggregates)",
-    period_start="First day of the period (docs/metrics.md#periods)",
-    period_end="Last day of the period, inclusive, also while it is running (docs/metrics.md#periods)",
-    period_type="day, week (ISO), month, quarter or year (docs/metrics.md#periods)",
+    **_PERIOD_DESCRIPTIONS,
     mrr="Monthly recurring revenue at the end of the period's last computed day (docs/metrics.md#mrr)",
     arr="Annual recurring revenue: mrr × 12 (docs/metrics.md#mrr)",
     new_revenue="MRR of customers whose MRR went 0 → > 0 for the first time (docs/metrics.md#mrr-movements)",
@@ -575,9 +579,7 @@ _describe(
     tournament_aggregates,
     id="Row key: tenant_id:period_type:period_start (docs/metrics.md#tournament_aggregates)",
     tenant_id="The organization the row belongs to; row-level security filters on it (docs/metrics.md#tournament_aggregates)",
-    period_start="First day of the period (docs/metrics.md#periods)",
-    period_end="Last day of the period, inclusive, also while it is running (docs/metrics.md#periods)",
-    period_type="day, week (ISO), month, quarter or year (docs/metrics.md#periods)",
+    **_PERIOD_DESCRIPTIONS,
     tournament_count="Tournaments belonging to the period, cancelled ones included (docs/metrics.md#tournament-metrics)",
     completed_count="Of those, the tournaments with a tournament_completed event (docs/metrics.md#tournament-metrics)",
     completion_rate="completed_count / tournament_count × 100, in percent (docs/metrics.md#tournament-metrics)",
@@ -679,15 +681,11 @@ _describe(
 _describe(
     revenue_kpis,
     tenant_id="The organization the row belongs to; row-level security filters on it (docs/metrics.md#kpis)",
-    period_type="day, week (ISO), month, quarter or year (docs/metrics.md#periods)",
-    period_start="First day of the period (docs/metrics.md#periods)",
-    period_end="Last day of the period, inclusive, also while it is running (docs/metrics.md#periods)",
-    mrr="Monthly recurring revenue at the end of the period's last computed day (docs/metrics.md#mrr)",
-    arr="Annual recurring revenue: mrr × 12 (docs/metrics.md#mrr)",
-    active_customers="Customers with MRR > 0 at the end of the period's last computed day (docs/metrics.md#customers)",
-    new_customers="Customers whose MRR went 0 → > 0 for the first time (docs/metrics.md#customers)",
-    reactivated_customers="Customers whose MRR went 0 → > 0 again, having had MRR before (docs/metrics.md#customers)",
-    churned_customers="Customers whose MRR went > 0 → 0 (docs/metrics.md#customers)",
+    # The columns the view passes through from revenue_aggregates mean what they mean there.
+    **{
+        name: revenue_aggregates.c[name].comment
+        for name in ("period_type", "period_start", "period_end", "mrr", "arr", *CUSTOMER_COUNTS)
+    },
     opening_mrr="MRR at the end of the day before the period, from the MRR bridge (docs/metrics.md#opening-mrr)",
     opening_customers="Active customers at the end of the day before the period (docs/metrics.md#opening-customers)",
     arpa="Average revenue per account: mrr / active_customers; NULL without customers (docs/metrics.md#arpa)",
