@@ -337,6 +337,15 @@ class Aggregate:
     prepare_checks: Callable[[Connection, dict], None] | None = None
     inputs: str = field(default="events")  # what the window lacked when it wrote no rows
 
+    def check_stored_rows(self, conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
+        """Evaluate the rule checks and the malformed-events check on the stored rows of the
+        periods touching [window_start, window_end), outside a run (no tenant held back)."""
+        no_tenants_held_back(conn)
+        params = {"window_start": window_start, "window_end": window_end}
+        if self.prepare_checks:
+            self.prepare_checks(conn, params)
+        return evaluate_checks(conn, self.checks, params, self.malformed_check, self.malformed(conn, params))
+
 
 def run_aggregate(
     context: dg.AssetExecutionContext, database: AnalyticsDatabase, aggregate: Aggregate

@@ -17,7 +17,7 @@ from analytics_pipeline.cohorts.assets import (
     MATCHES_STATE_CHECK,
     RATES_IN_RANGE_CHECK,
     RETAINED_AT_MOST_SIZE_CHECK,
-    cohort_check_results,
+    USER_COHORTS_AGGREGATE,
     user_activity_months,
     user_cohorts,
     user_cohorts_daily,
@@ -128,7 +128,7 @@ def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, row_id, fail
     _materialize(db_url, "2025-01-01", "2025-06-01")
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE user_cohorts SET {corruption} WHERE id = :id"), {"id": row_id})
-        results = cohort_check_results(conn, dt.date(2025, 4, 1), dt.date(2025, 7, 1))
+        results = USER_COHORTS_AGGREGATE.check_stored_rows(conn, dt.date(2025, 4, 1), dt.date(2025, 7, 1))
     assert {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK} == failing
 
 
@@ -148,7 +148,7 @@ def test_state_check_fails_on_a_missing_or_extra_row(db_url, engine, change):
     _materialize(db_url, "2025-01-01", "2025-06-01")
     with engine.begin() as conn:
         conn.execute(sa.text(change))
-        results = cohort_check_results(conn, dt.date(2025, 4, 1), dt.date(2025, 6, 1))
+        results = USER_COHORTS_AGGREGATE.check_stored_rows(conn, dt.date(2025, 4, 1), dt.date(2025, 6, 1))
     assert {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK} == {MATCHES_STATE_CHECK}
 
 

@@ -16,8 +16,8 @@ from analytics_pipeline.resources import AnalyticsDatabase
 from analytics_pipeline.revenue.assets import (
     CUSTOMER_BRIDGE,
     NO_MALFORMED_EVENTS,
+    REVENUE_AGGREGATE,
     revenue_aggregates,
-    revenue_check_results,
     subscription_history,
 )
 
@@ -161,12 +161,12 @@ def test_same_day_start_and_cancel_leaves_no_customer_day(worked):
 
 def test_customer_bridge_fails_on_a_corrupted_row(worked):
     with worked.begin() as conn:
-        results = {r.check_name: r for r in revenue_check_results(conn, dt.date(2025, 2, 1), dt.date(2025, 3, 1))}
+        results = {r.check_name: r for r in REVENUE_AGGREGATE.check_stored_rows(conn, dt.date(2025, 2, 1), dt.date(2025, 3, 1))}
         assert all(r.passed for name, r in results.items() if name != NO_MALFORMED_EVENTS)
     with worked.begin() as conn:
         conn.execute(sa.text("UPDATE revenue_aggregates SET active_customers = active_customers + 1 "
                              "WHERE id = 't1:month:2025-02-01'"))
-        results = {r.check_name: r for r in revenue_check_results(conn, dt.date(2025, 2, 1), dt.date(2025, 3, 1))}
+        results = {r.check_name: r for r in REVENUE_AGGREGATE.check_stored_rows(conn, dt.date(2025, 2, 1), dt.date(2025, 3, 1))}
     assert not results[CUSTOMER_BRIDGE].passed
     assert results[CUSTOMER_BRIDGE].metadata["offending_rows"].value == 1
     assert "t1:month:2025-02-01" in str(results[CUSTOMER_BRIDGE].metadata["examples"].data)

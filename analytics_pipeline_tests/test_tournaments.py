@@ -17,9 +17,9 @@ from analytics_pipeline.tournaments.assets import (
     MALFORMED_EVENTS_CHECK,
     MATCHES_HISTORY_CHECK,
     RATES_IN_RANGE_CHECK,
+    TOURNAMENT_AGGREGATE,
     late_tournament_days,
     tournament_aggregates,
-    tournament_check_results,
     tournament_history,
 )
 from analytics_pipeline.resources import AnalyticsDatabase
@@ -186,7 +186,7 @@ def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, failing):
     _materialize(db_url, "2025-03-03", "2025-03-05")
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE tournament_aggregates SET {corruption} WHERE id = 't1:week:2025-03-03'"))
-        results = tournament_check_results(conn, dt.date(2025, 3, 4), dt.date(2025, 3, 5))
+        results = TOURNAMENT_AGGREGATE.check_stored_rows(conn, dt.date(2025, 3, 4), dt.date(2025, 3, 5))
     failed = {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK}
     assert failed == failing
 
@@ -196,7 +196,7 @@ def test_deleted_row_is_reported_missing(db_url, engine):
     _materialize(db_url, "2025-03-03", "2025-03-05")
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM tournament_aggregates WHERE id = 't1:day:2025-03-04'"))
-        results = {r.check_name: r for r in tournament_check_results(conn, dt.date(2025, 3, 4), dt.date(2025, 3, 5))}
+        results = {r.check_name: r for r in TOURNAMENT_AGGREGATE.check_stored_rows(conn, dt.date(2025, 3, 4), dt.date(2025, 3, 5))}
     assert not results[MATCHES_HISTORY_CHECK].passed
     assert "missing row" in str(results[MATCHES_HISTORY_CHECK].metadata["examples"].data)
 

@@ -23,8 +23,6 @@ from ..aggregate_runs import (
     check_specs,
     collect_window,
     column_schema,
-    evaluate_checks,
-    no_tenants_held_back,
     rule_checks,
     run_aggregate,
     tune_for_aggregation,
@@ -209,14 +207,6 @@ def malformed_events(conn: Connection, params: dict) -> list:
 def _prepare_checks(conn: Connection, params: dict) -> None:
     conn.execute(sa.text("DROP TABLE IF EXISTS cohort_touched_rows"))
     conn.execute(sa.text(load("touched_rows")), params)
-
-
-def cohort_check_results(conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
-    """Evaluate the asset checks on the rows describing the months of [window_start, window_end)."""
-    no_tenants_held_back(conn)
-    params = {"window_start": window_start, "window_end": window_end}
-    _prepare_checks(conn, params)
-    return evaluate_checks(conn, RULE_CHECKS, params, MALFORMED_EVENTS_CHECK, malformed_events(conn, params))
 
 
 USER_COHORTS_AGGREGATE = Aggregate(

@@ -19,8 +19,6 @@ from ..aggregate_runs import (
     check_specs,
     collect_window,
     column_schema,
-    evaluate_checks,
-    no_tenants_held_back,
     rule_checks,
     run_aggregate,
 )
@@ -275,14 +273,6 @@ def malformed_revenue_events(conn: Connection, params: dict) -> list:
 
 def _prepare_checks(conn: Connection, params: dict) -> None:
     conn.execute(sa.text(_sql("check_rows")), params)
-
-
-def revenue_check_results(conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
-    """Evaluate the asset checks on the stored rows of the periods touching [window_start, window_end)."""
-    no_tenants_held_back(conn)
-    params = {"window_start": window_start, "window_end": window_end}
-    _prepare_checks(conn, params)
-    return evaluate_checks(conn, RULE_CHECKS, params, NO_MALFORMED_EVENTS, malformed_revenue_events(conn, params))
 
 
 REVENUE_AGGREGATE = Aggregate(

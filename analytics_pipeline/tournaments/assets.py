@@ -27,8 +27,6 @@ from ..aggregate_runs import (
     check_specs,
     collect_window,
     column_schema,
-    evaluate_checks,
-    no_tenants_held_back,
     rule_checks,
     run_aggregate,
     tune_for_aggregation,
@@ -196,15 +194,6 @@ def write_tournament_aggregates(conn: Connection, params: dict) -> dict[str, obj
 def malformed_tournament_events(conn: Connection, params: dict) -> list:
     """(tenant_id, event_type, problem, events) of malformed events tournament_aggregates reads."""
     return conn.execute(sa.text(load("malformed")), params).all()
-
-
-def tournament_check_results(conn: Connection, window_start: dt.date, window_end: dt.date) -> list[dg.AssetCheckResult]:
-    """Evaluate the asset checks on the rows of the periods touching [window_start, window_end)."""
-    no_tenants_held_back(conn)
-    params = {"window_start": window_start, "window_end": window_end}
-    _create_touched_periods(conn, params)
-    malformed = malformed_tournament_events(conn, params)
-    return evaluate_checks(conn, RULE_CHECKS, params, MALFORMED_EVENTS_CHECK, malformed)
 
 
 TOURNAMENT_AGGREGATE = Aggregate(
