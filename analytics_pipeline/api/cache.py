@@ -35,17 +35,15 @@ HIT, MISS, BYPASS = "hit", "miss", "bypass"
 # lost) starts from the fresh token, never from a value an old entry could carry. Returns the
 # entry's key and its body (nil on a miss).
 LOOKUP_SCRIPT = """
-local tenant_version = redis.call('GET', KEYS[1])
-if not tenant_version then
-  redis.call('SET', KEYS[1], ARGV[3])
-  tenant_version = ARGV[3]
+local versions = {}
+for i, version_key in ipairs(KEYS) do
+  versions[i] = redis.call('GET', version_key)
+  if not versions[i] then
+    redis.call('SET', version_key, ARGV[3])
+    versions[i] = ARGV[3]
+  end
 end
-local all_version = redis.call('GET', KEYS[2])
-if not all_version then
-  redis.call('SET', KEYS[2], ARGV[3])
-  all_version = ARGV[3]
-end
-local key = ARGV[1] .. tenant_version .. '.' .. all_version .. ':' .. ARGV[2]
+local key = ARGV[1] .. versions[1] .. '.' .. versions[2] .. ':' .. ARGV[2]
 return {key, redis.call('GET', key)}
 """
 
