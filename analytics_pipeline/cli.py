@@ -353,15 +353,6 @@ def seed_command(tenants, users_per_tenant, start, end, seed, malformed_rate, la
     )
     url = _url()
     _fail_clearly(db.check_migrated, db.engine_for(url))
-    absorbed = generator.absorbed_states(url)
-    if absorbed:
-        click.echo(
-            "warning: derived states have absorbed events already ("
-            + ", ".join(f"{name} through {through:%Y-%m-%d %H:%M}" for name, through in sorted(absorbed.items()))
-            + "); seeded events are recorded with their historical created_at and those states "
-            "will not pick them up. Seed an empty database for consistent aggregates.",
-            err=True,
-        )
     click.echo(
         f"seeding {db.describe(url)}: {tenants} tenant(s) x {users_per_tenant:,} users, "
         f"{start_day} to {end_day} (exclusive), seed {seed}"

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 import dagster as dg
 from sqlalchemy.engine import Connection
 
+from .state import Committed
+
 # Every event type, for a state that absorbs any event (activity).
 ALL_EVENT_TYPES = ("*",)
 
 
 @dataclass(frozen=True)
 class DerivedState:
-    """A compact state absorbed incrementally from analytics_events by created_at
+    """A compact state absorbed incrementally from analytics_events in commit order
     (analytics_pipeline/state.py). `name` is both its asset and its state_watermarks row; raw-event
     retention waits until it has absorbed every expired event of `event_types`."""
 
@@ -27,17 +29,16 @@ class DerivedState:
 
 
 @dataclass(frozen=True)
-class LatePartitions:
-    """How late events reach a partitioned aggregate: `find(conn, since, through, before)` returns
-    the partition starts (days, or first days of months) before `before` that events created in
-    (since, through] change; `before(today)` is the first partition the aggregate's schedule
-    keeps current anyway. The late-data sensor runs `job` over each merged range."""
+class TouchedPartitions:
+    """How newly committed events reach a partitioned aggregate: `find(conn, committed, before)`
+    returns the partition starts (days, or first days of months) before `before` that the
+    `committed` events (analytics_pipeline.state.Committed) change. The new-events sensor runs
+    `job` over them (analytics_pipeline/new_events.py)."""
 
     asset: str
     job: dg.UnresolvedAssetJobDefinition
-    find: Callable[[Connection, dt.datetime, dt.datetime, dt.date], set[dt.date]]
-    before: Callable[[dt.date], dt.date]
-    step: str  # "day" or "month": which partition starts are adjacent
+    find: Callable[[Connection, Committed, dt.date], set[dt.date]]
+    step: str  # "day" or "month": the partitions' length
 
 
 @dataclass(frozen=True)
@@ -48,4 +49,4 @@ class Domain:
     name: str
     defs: dg.Definitions
     states: tuple[DerivedState, ...] = ()
-    late: tuple[LatePartitions, ...] = ()
+    touched: tuple[TouchedPartitions, ...] = ()

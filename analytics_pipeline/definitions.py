@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from . import alerts, late_data, reports, retention, schedules, sources
+from . import alerts, new_events, reports, retention, schedules, sources
 from .domains import DOMAINS
 from .resources import AnalyticsDatabase, MailResource
 
@@ -12,7 +12,7 @@ defs = dg.Definitions.merge(
     reports.defs,
     retention.defs,
     schedules.defs,
-    late_data.defs,
+    new_events.defs,
     alerts.defs,
     dg.Definitions(resources={"database": AnalyticsDatabase(), "mail": MailResource()}),
 )

@@ -742,18 +742,6 @@ def _existing(conn: Connection, options: SeedOptions) -> list[str]:
     return found.scalars().all()
 
 
-def absorbed_states(url: str) -> dict[str, dt.datetime]:
-    """Derived states that have already absorbed events: events seeded with an earlier created_at
-    would be invisible to them (analytics_pipeline/state.py)."""
-    with db.engine_for(url).connect() as conn:
-        if not sa.inspect(conn).has_table("state_watermarks"):
-            return {}
-        rows = conn.execute(
-            sa.text("SELECT state_name, absorbed_through FROM state_watermarks WHERE absorbed_through IS NOT NULL")
-        )
-        return dict(rows.all())
-
-
 def load(
     url: str,
     options: SeedOptions,

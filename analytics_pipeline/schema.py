@@ -23,6 +23,33 @@ NOW = sa.text("timezone('utc', now())")
 MONEY = sa.Numeric(18, 2)
 
 
+class _PostgresType(sa.types.UserDefinedType):
+    """A PostgreSQL type SQLAlchemy does not know, by name; registered for reflection so that the
+    comparison with the migrations sees it."""
+
+    cache_ok = True
+    name = ""
+
+    def get_col_spec(self, **kw) -> str:
+        return self.name
+
+
+class Xid8(_PostgresType):
+    """A 64-bit transaction id (`pg_current_xact_id()`)."""
+
+    name = "xid8"
+
+
+class PgSnapshot(_PostgresType):
+    """A transaction snapshot (`pg_current_snapshot()`): which transactions it sees as committed."""
+
+    name = "pg_snapshot"
+
+
+pg.base.ischema_names.setdefault("xid8", Xid8)
+pg.base.ischema_names.setdefault("pg_snapshot", PgSnapshot)
+
+
 def _tenant_fk() -> sa.Column:
     return sa.Column(
         "tenant_id",
@@ -64,13 +91,25 @@ analytics_events = sa.Table(
     sa.Column("session_id", sa.String(255), nullable=True),
     sa.Column("timestamp", sa.DateTime, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
+    # Revision 0018: derived state absorbs by the inserting transaction, in commit order
+    # (docs/ingestion.md); NULL on rows inserted before that revision.
+    sa.Column(
+        "ingest_xid",
+        Xid8(),
+        nullable=True,
+        server_default=sa.text("pg_current_xact_id()"),
+        comment=(
+            "Id of the transaction that inserted the event, filled by the database (pg_current_xact_id()); "
+            "derived state absorbs by it, in commit order (docs/ingestion.md). NULL: inserted before "
+            "revision 0018."
+        ),
+    ),
     sa.Index("analytics_events_tenant_id_event_type_idx", "tenant_id", "event_type"),
     sa.Index(
         "analytics_events_tenant_id_timestamp_idx", "tenant_id", sa.text('"timestamp" DESC')
     ),
     sa.Index("analytics_events_user_id_timestamp_idx", "user_id", sa.text('"timestamp" DESC')),
-    # Revision 0004: the late-data sensor and incremental state follow created_at (docs/events.md).
-    sa.Index("analytics_events_created_at_idx", "created_at"),
+    sa.Index("analytics_events_ingest_xid_idx", "ingest_xid"),
 )
 
 CUSTOMER_COUNTS = ("active_customers", "new_customers", "reactivated_customers", "churned_customers")
@@ -206,12 +245,23 @@ SPEC_TABLES = (
 
 # --- Derived state and delivery tables (added by later revisions, one section per owner) ------
 
-# Revision 0005: how far each derived state has absorbed analytics_events (analytics_pipeline/state.py).
+# Revision 0005: how far each derived state has absorbed analytics_events (analytics_pipeline/state.py);
+# revision 0018: by the snapshot of its last absorb (docs/ingestion.md).
 state_watermarks = sa.Table(
     "state_watermarks",
     metadata,
     sa.Column("state_name", sa.Text, primary_key=True),
-    sa.Column("absorbed_through", sa.DateTime, nullable=True),
+    sa.Column("absorbed_through", sa.DateTime, nullable=True,
+              comment="When the state's last absorb read analytics_events (UTC)."),
+    sa.Column(
+        "absorbed_snapshot",
+        PgSnapshot(),
+        nullable=True,
+        comment=(
+            "The snapshot the state's last absorb read under: every event whose ingest_xid is visible in it "
+            "is in the state (docs/ingestion.md). NULL: no absorb since revision 0018 yet."
+        ),
+    ),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
 )
 

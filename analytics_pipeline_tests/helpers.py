@@ -125,15 +125,19 @@ def table_rows(engine, table: str, order_by: str) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "updated_at"} for row in found]
 
 
-def set_watermark(engine, state_name: str, absorbed_through: dt.datetime | None) -> None:
-    """Record that a derived state has absorbed events created through `absorbed_through`."""
+def set_watermark(engine, state_name: str, absorbed: bool = True) -> None:
+    """Record that a derived state has absorbed every event committed so far (its snapshot is
+    taken now), or, with `absorbed=False`, that it has never absorbed any."""
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO state_watermarks (state_name, absorbed_through) VALUES (:n, :a) "
-                "ON CONFLICT (state_name) DO UPDATE SET absorbed_through = excluded.absorbed_through"
+                "INSERT INTO state_watermarks (state_name, absorbed_snapshot, absorbed_through) "
+                "VALUES (:n, CASE WHEN :a THEN pg_current_snapshot() END, "
+                "CASE WHEN :a THEN statement_timestamp() AT TIME ZONE 'UTC' END) "
+                "ON CONFLICT (state_name) DO UPDATE SET absorbed_snapshot = excluded.absorbed_snapshot, "
+                "absorbed_through = excluded.absorbed_through"
             ),
-            {"n": state_name, "a": absorbed_through},
+            {"n": state_name, "a": absorbed},
         )
 
 

@@ -18,7 +18,7 @@ from analytics_pipeline.tournaments.assets import (
     MATCHES_HISTORY_CHECK,
     RATES_IN_RANGE_CHECK,
     TOURNAMENT_AGGREGATE,
-    late_tournament_days,
+    touched_tournament_days,
     tournament_aggregates,
     tournament_history,
 )
@@ -139,10 +139,10 @@ def test_hand_worked_periods_and_late_completion(db_url, engine):
     since = db_now(engine)
     insert_events(engine, [LATE_COMPLETION])
     with engine.connect() as conn:
-        days = late_tournament_days(conn, since, db_now(engine))
+        days = touched_tournament_days(conn, since, db_now(engine))
     assert days == {dt.date(2025, 3, 3)}
     with engine.connect() as conn:
-        assert late_tournament_days(conn, since, db_now(engine), before=dt.date(2025, 3, 3)) == set()
+        assert touched_tournament_days(conn, since, db_now(engine), before=dt.date(2025, 3, 3)) == set()
 
     assert _materialize(db_url, "2025-03-03").success
     expected[("day", dt.date(2025, 3, 3), dt.date(2025, 3, 3))] = DAY_0303_AFTER
@@ -274,11 +274,11 @@ def test_late_creation_moves_a_tournament_and_both_days_are_requested(db_url, en
     insert_events(engine, [late])
     window = (since, db_now(engine))
     with engine.connect() as conn:
-        assert late_tournament_days(conn, *window) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
+        assert touched_tournament_days(conn, *window) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
     # Also once tournament_history has absorbed it (the hourly run may come first).
     dg.materialize([tournament_history], resources={"database": AnalyticsDatabase(url=db_url)})
     with engine.connect() as conn:
-        assert late_tournament_days(conn, *window) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
+        assert touched_tournament_days(conn, *window) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
 
     _materialize(db_url, "2025-03-02", "2025-03-02")
     _materialize(db_url, "2025-03-04", "2025-03-04")

@@ -31,7 +31,7 @@ from ..declarations import ALL_EVENT_TYPES, DerivedState
 from ..months import add_months, month_start
 from ..partitions import monthly_partitions, partition_range_tags
 from ..resources import AnalyticsDatabase
-from ..state import begin_absorb, finish_absorb
+from .. import state
 from ..sources import analytics_events
 from ..sql import sql_loader
 
@@ -58,9 +58,10 @@ USER_ACTIVITY_MONTHS = DerivedState(ACTIVITY_STATE, "user_activity_months", ALL_
 # --- derived state ------------------------------------------------------------------------------
 
 
-def _collect(conn: Connection, part: str, params: dict) -> None:
+def _collect(conn: Connection, part: str, window: state.AbsorbWindow) -> None:
     """Read the absorb window's events for one part of the state (window_<part>.sql)."""
-    collect_window(conn, f"cohort_window_{part}", load(f"window_{part}"), params)
+    committed = window.committed
+    collect_window(conn, f"cohort_window_{part}", committed.render(load(f"window_{part}")), committed.params)
 
 
 def _apply(conn: Connection, part: str) -> int:
@@ -71,11 +72,10 @@ def _apply(conn: Connection, part: str) -> int:
 def absorb_user_signups(conn: Connection) -> int:
     """Bring user_signups up to date in the caller's transaction; returns users added or moved."""
     tune_for_aggregation(conn)
-    window = begin_absorb(conn, SIGNUPS_STATE)
-    params = window.params
-    _collect(conn, "signups", params)
+    window = state.begin_absorb(conn, SIGNUPS_STATE)
+    _collect(conn, "signups", window)
     changed = _apply(conn, "signups")
-    finish_absorb(conn, window)
+    state.finish_absorb(conn, window)
     return changed
 
 
@@ -83,14 +83,13 @@ def absorb_user_activity_months(conn: Connection) -> int:
     """Bring user_activity_months (and the copies of malformed events in malformed_events) up to
     date in the caller's transaction; returns the user months added."""
     tune_for_aggregation(conn)
-    window = begin_absorb(conn, ACTIVITY_STATE)
-    params = window.params
+    window = state.begin_absorb(conn, ACTIVITY_STATE)
     for part in ("activity", "payments", "malformed"):
-        _collect(conn, part, params)
+        _collect(conn, part, window)
     added = _apply(conn, "activity")  # with the new months' payments
     _apply(conn, "payments")
     _apply(conn, "malformed")
-    finish_absorb(conn, window)
+    state.finish_absorb(conn, window)
     return added
 
 
@@ -291,23 +290,23 @@ def user_cohorts_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     )
 
 
-def late_cohort_months(conn: Connection, since: dt.datetime, through: dt.datetime, before: dt.date) -> set[dt.date]:
-    """Months before `before` whose user_cohorts rows change because of events created in
-    (since, through] (docs/metrics.md#user_cohorts): any event changes its own month (retained
+def touched_cohort_months(conn: Connection, committed: state.Committed, before: dt.date) -> set[dt.date]:
+    """Months before `before` whose user_cohorts rows change because of the `committed` events
+    (docs/metrics.md#user_cohorts): any event changes its own month (retained
     users, or the malformed count); a payment also changes every later month's ltv, and a signup
     every later month of the cohort it enters or leaves (cohort_size), so those mark every month
     from theirs on."""
     found = conn.execute(
         sa.text(
-            """
-            SELECT date_trunc('month', "timestamp")::date AS month,
-                   bool_or(event_type IN ('payment_completed', 'user_signup')) AS moves_later
-            FROM analytics_events
-            WHERE created_at > :since AND created_at <= :through AND "timestamp" < :before
+            f"""
+            SELECT date_trunc('month', e."timestamp")::date AS month,
+                   bool_or(e.event_type IN ('payment_completed', 'user_signup')) AS moves_later
+            FROM analytics_events AS e
+            WHERE {committed.sql("e")} AND e."timestamp" < :before
             GROUP BY 1
             """
         ),
-        {"since": since, "through": through, "before": before},
+        {**committed.params, "before": before},
     ).all()
     months = {month for month, _ in found}
     # A late signup may move a user out of a later cohort: that cohort starts after the signup's

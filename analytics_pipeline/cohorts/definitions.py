@@ -1,14 +1,13 @@
 """What the cohorts domain declares: its assets and schedule, the states it absorbs, its
-late-month finder."""
+touched-month finder."""
 
-from ..declarations import Domain, LatePartitions
+from ..declarations import Domain, TouchedPartitions
 from .assets import (
     AGGREGATE,
     USER_ACTIVITY_MONTHS,
     USER_SIGNUPS,
     defs,
-    first_scheduled_month,
-    late_cohort_months,
+    touched_cohort_months,
     user_cohorts_job,
 )
 
@@ -16,7 +15,5 @@ DOMAIN = Domain(
     name="cohorts",
     defs=defs,
     states=(USER_SIGNUPS, USER_ACTIVITY_MONTHS),
-    # The daily schedule keeps the running month and the two before it current.
-    late=(LatePartitions(AGGREGATE, user_cohorts_job, late_cohort_months,
-                         before=first_scheduled_month, step="month"),),
+    touched=(TouchedPartitions(AGGREGATE, user_cohorts_job, touched_cohort_months, step="month"),),
 )

@@ -8,13 +8,15 @@ partition, and any state, gives the same rows after a purge as before it.
 
 - Cutoff: the start of the UTC day `ANALYTICS_RETENTION_MONTHS` calendar months ago
   (settings.retention_cutoff). Events with `timestamp` before it go; one exactly at it stays.
-- Absorbed horizon: `min(absorbed_through) - ABSORB_OVERLAP` over every declared state. Only
-  events created before it are deleted. A state without a watermark, or one that has not yet
-  absorbed an expired event it could absorb now, makes the cleanup refuse and name the asset to
-  materialize.
-- Held back: an expired event created in the future (after the statement's start) cannot be in
-  any state until then, and materializing does not change that. It stays, alone: the cleanup
-  deletes the others and reports how many it held back, why, and their ids' range.
+- Absorbed horizon: the oldest xmin of the snapshots of every declared state's last absorb
+  (state.absorbed_horizon, docs/ingestion.md#retention): every event inserted by a transaction
+  below it is in every state. Only those events are deleted (and those inserted before revision
+  0018, which every state read in its first absorb since). A state without a snapshot, or one that
+  has not yet absorbed an expired event committed since, makes the cleanup refuse and name the
+  asset to materialize.
+- Held back: an expired event committed at or after the horizon (by a transaction still running
+  at some state's last absorb, or since) stays: the cleanup deletes the others and reports how
+  many it held back, why, and their ids' range; a later cleanup deletes it.
 - Batches: up to `batch_size` rows of one tenant, oldest first, each in its own short
   transaction, so the platform's inserts never wait long and a stopped run leaves no half-done
   batch. The next run continues where the last one stopped: the rows left are still expired.
@@ -55,11 +57,13 @@ MAX_WAL_MB_PER_SECOND = 16.0
 # index instead of scanning the table: no index on "timestamp" alone is needed
 # (docs/operations.md#retention-of-raw-events has the measurements).
 
-# Deletable: expired, and created before the absorbed horizon (NULL: no state to wait for).
-_DELETABLE = """
+# Deletable: expired, and inserted below the absorbed horizon (NULL: no state to wait for), or
+# before revision 0018 (ingest_xid NULL: in every state that has a snapshot).
+_BELOW_HORIZON = "coalesce(e.ingest_xid < CAST(:horizon AS xid8), true)"
+_DELETABLE = f"""
     e.tenant_id = o.id
     AND e."timestamp" < :cutoff
-    AND e.created_at < coalesce(CAST(:horizon AS timestamp), 'infinity')
+    AND {_BELOW_HORIZON}
 """
 
 EXPIRED_EXIST_SQL = sa.text("""
@@ -74,30 +78,27 @@ SELECT EXISTS (
 )
 """)
 
-# An expired event created at or after a state's horizon may not be in that state yet; one
-# created in the future cannot be, whatever is materialized: it is held back, not waited for.
-UNABSORBED_EXPIRED_EXIST_SQL = sa.text("""
+# An expired event committed since a state's last absorb is not in that state yet (through the
+# ingest_xid index: the events committed since).
+UNABSORBED_EXPIRED_EXIST = """
 SELECT EXISTS (
     SELECT 1 FROM analytics_events AS e
-    WHERE e."timestamp" < :cutoff AND e.created_at >= :horizon
-      AND e.created_at <= statement_timestamp() AT TIME ZONE 'UTC'
+    WHERE e."timestamp" < :cutoff AND {committed}
 )
-""")
+"""
 
-# The expired events the purge leaves: created at or after the horizon (through the
-# created_at index; normally none or a few).
+# The expired events the purge leaves: inserted at or after the horizon (through the ingest_xid
+# index; normally none or a few).
 HELD_BACK_SQL = sa.text("""
-SELECT
-    count(*) FILTER (WHERE e.created_at > statement_timestamp() AT TIME ZONE 'UTC') AS future,
-    count(*) AS held_back,
-    min(e.id) AS first_id,
-    max(e.id) AS last_id
+SELECT count(*) AS held_back, min(e.id) AS first_id, max(e.id) AS last_id
 FROM analytics_events AS e
-WHERE e."timestamp" < :cutoff AND e.created_at >= :horizon
+WHERE e."timestamp" < :cutoff AND e.ingest_xid >= CAST(:horizon AS xid8)
 """)
 
-HELD_BACK_FUTURE = "created_at in the future: no derived state can absorb them before then"
-HELD_BACK_UNABSORBED = "created after the states' absorbed horizon: absorbed by a later run"
+HELD_BACK_UNABSORBED = (
+    "committed at or after the states' absorbed horizon (in flight at, or after, a state's last absorb): "
+    "deleted by a later cleanup"
+)
 
 DELETABLE_BY_TENANT_SQL = sa.text(f"""
 SELECT o.id AS tenant_id, deletable.n
@@ -120,13 +121,13 @@ ORDER BY o.id
 
 # One batch. SKIP LOCKED: a second cleanup running at the same time takes other rows instead of
 # waiting; oldest first, so a run stopped midway still advances the oldest remaining timestamp.
-DELETE_BATCH_SQL = sa.text("""
+DELETE_BATCH_SQL = sa.text(f"""
 WITH batch AS (
     SELECT e.id
     FROM analytics_events AS e
     WHERE e.tenant_id = :tenant_id
       AND e."timestamp" < :cutoff
-      AND e.created_at < coalesce(CAST(:horizon AS timestamp), 'infinity')
+      AND {_BELOW_HORIZON}
     ORDER BY e."timestamp"
     LIMIT :batch_size
     FOR UPDATE SKIP LOCKED
@@ -183,7 +184,7 @@ class PurgeReport:
     """What one cleanup did (or, in a dry run, would do)."""
 
     cutoff: dt.datetime
-    absorbed_horizon: dt.datetime | None  # None: no state to wait for
+    absorbed_horizon: int | None  # a transaction id; None: no state to wait for
     dry_run: bool
     rows_by_tenant: dict[str, int] = field(default_factory=dict)  # deleted, or deletable if dry
     batches: int = 0  # committed batches, or in a dry run the batches it would take
@@ -204,7 +205,7 @@ class PurgeReport:
         return {
             "dry_run": self.dry_run,
             "cutoff": self.cutoff.isoformat(),
-            "absorbed_horizon": self.absorbed_horizon.isoformat() if self.absorbed_horizon else None,
+            "absorbed_horizon": str(self.absorbed_horizon) if self.absorbed_horizon is not None else None,
             rows: self.rows,
             f"{rows}_by_tenant": dg.MetadataValue.json(self.rows_by_tenant),
             "batches": self.batches,
@@ -234,50 +235,42 @@ def states_to_wait_for() -> tuple[str, ...]:
     return declared_state_names()
 
 
-def absorbed_horizon(
-    conn: Connection, cutoff: dt.datetime, states: Iterable[str] | None = None
-) -> dt.datetime | None:
-    """The created_at before which every state of `states` (default: every declared state) has
+def absorbed_horizon(conn: Connection, cutoff: dt.datetime, states: Iterable[str] | None = None) -> int | None:
+    """The transaction id below which every state of `states` (default: every declared state) has
     absorbed every event (None when there is no state). Raises RetentionRefused, naming the
-    states' assets, when a state has no watermark or has not absorbed every event older than
-    `cutoff` yet."""
+    states' assets, when a state has never absorbed (since revision 0018) or has not absorbed an
+    expired event committed since its last absorb."""
     names = list(states_to_wait_for() if states is None else states)
     if not names:
         return None
-    marks = state.watermarks(conn)
-    never = sorted(n for n in names if marks.get(n) is None)
-    horizons = {n: marks[n] - state.ABSORB_OVERLAP for n in names if marks.get(n) is not None}
+    snapshots = state.absorbed_snapshots(conn)
+    never = sorted(n for n in names if snapshots.get(n) is None)
+    now = state.current_snapshot(conn)
 
-    def lags(horizon: dt.datetime) -> bool:
-        params = {"cutoff": cutoff, "horizon": horizon}
-        return bool(conn.execute(UNABSORBED_EXPIRED_EXIST_SQL, params).scalar())
+    def lags(name: str) -> bool:
+        committed = state.Committed((snapshots[name],), now)
+        statement = sa.text(committed.render(UNABSORBED_EXPIRED_EXIST))
+        return bool(conn.execute(statement, {**committed.params, "cutoff": cutoff}).scalar())
 
-    # The check is monotonic in the horizon: when the earliest one does not lag, none does.
-    behind = []
-    if horizons and lags(min(horizons.values())):
-        behind = sorted(n for n, h in horizons.items() if lags(h))
+    behind = sorted(n for n in names if n not in never and lags(n))
     if never or behind:
         reasons = [f"{n} (never materialized)" for n in never] + [
-            f"{n} (has absorbed events created through {marks[n]:%Y-%m-%d %H:%M} only)"
-            for n in behind
+            f"{n} (expired events committed since its last absorb)" for n in behind
         ]
         raise RetentionRefused(
             f"retention refused: events before {cutoff:%Y-%m-%d} are not yet absorbed by derived "
             f"state; materialize first: {', '.join(reasons)}",
             never + behind,
         )
-    return min(horizons.values())
+    return state.absorbed_horizon(conn, names)
 
 
-def held_back_events(conn: Connection, cutoff: dt.datetime, horizon: dt.datetime | None) -> HeldBack:
-    """The expired events created at or after the horizon, which the purge leaves."""
+def held_back_events(conn: Connection, cutoff: dt.datetime, horizon: int | None) -> HeldBack:
+    """The expired events inserted at or after the horizon, which the purge leaves."""
     if horizon is None:
         return HeldBack()
-    future, rows, first_id, last_id = conn.execute(
-        HELD_BACK_SQL, {"cutoff": cutoff, "horizon": horizon}
-    ).one()
-    reasons = {HELD_BACK_FUTURE: future, HELD_BACK_UNABSORBED: rows - future}
-    return HeldBack(rows, {r: n for r, n in reasons.items() if n}, first_id, last_id)
+    rows, first_id, last_id = conn.execute(HELD_BACK_SQL, {"cutoff": cutoff, "horizon": str(horizon)}).one()
+    return HeldBack(rows, {HELD_BACK_UNABSORBED: rows} if rows else {}, first_id, last_id)
 
 
 def purge_expired_events(
@@ -308,7 +301,7 @@ def purge_expired_events(
     started = clock()
     with engine.connect() as conn:
         horizon = absorbed_horizon(conn, cutoff, states)
-        params = {"cutoff": cutoff, "horizon": horizon}
+        params = {"cutoff": cutoff, "horizon": None if horizon is None else str(horizon)}
         held_back = held_back_events(conn, cutoff, horizon)
         if dry_run:
             counts = dict(conn.execute(DELETABLE_BY_TENANT_SQL, params).all())

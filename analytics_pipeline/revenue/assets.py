@@ -91,24 +91,26 @@ _ABSORB_STATEMENTS = {
 
 def absorb_histories(conn: Connection, *histories: DerivedState) -> dict[str, int]:
     """Bring the given histories up to date with analytics_events in the caller's transaction:
-    one read of the raw events created since the earliest of their watermarks, from which each
-    copies its valid events created since its own watermark and the malformed ones go to
-    malformed_events. The subscription history's absorb also maintains the MRR state. Returns the
-    rows each history gained, by state name."""
-    windows = [state.begin_absorb(conn, h.name) for h in histories]
-    # One `through` for all, so that each watermark covers exactly what the one read saw.
-    through = min(w.through for w in windows)
-    windows = [state.AbsorbWindow(w.state_name, w.since, through) for w in windows]
+    one read of the raw events committed since the oldest of their snapshots (one snapshot for
+    all, analytics_pipeline/state.py), from which each copies the valid events it has not seen and
+    the malformed ones go to malformed_events. The subscription history's absorb also maintains
+    the MRR state. Returns the rows each history gained, by state name."""
+    windows = state.begin_absorbs(conn, *(h.name for h in histories))
+    committed = state.read(windows)
     event_types = [t for h in histories for t in h.event_types]
-    read = {"since": min(w.since for w in windows), "through": through, "event_types": event_types}
-    collect_window(conn, "revenue_window_events", load("window_events"), read)
+    collect_window(
+        conn, "revenue_window_events", committed.render(load("window_events")),
+        {**committed.params, "event_types": event_types},
+    )
     conn.execute(sa.text(load("absorb_malformed")))
     added = {}
     for window in windows:
-        since = {"since": window.since}
-        added[window.state_name] = conn.execute(sa.text(load(_ABSORB_STATEMENTS[window.state_name])), since).rowcount
+        statement = window.render(load(_ABSORB_STATEMENTS[window.state_name]))
+        added[window.state_name] = conn.execute(sa.text(statement), window.unseen_params).rowcount
         if window.state_name == SUBSCRIPTION_HISTORY.name:
-            collect_window(conn, "revenue_changed_customers", load("changed_customers"), since)
+            collect_window(
+                conn, "revenue_changed_customers", window.render(load("changed_customers")), window.unseen_params
+            )
             refresh_mrr_state(conn)
         state.finish_absorb(conn, window)
     return added
@@ -165,7 +167,7 @@ def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsD
     (docs/metrics.md#monthly-value): the history MRR is computed from.
 
     Raw events are purged after 13 months but a subscription can be older, so this compact copy
-    is kept for good. It absorbs new events incrementally by `created_at`; revenue_aggregates also
+    is kept for good. It absorbs newly committed events (docs/ingestion.md); revenue_aggregates also
     brings it up to date at the start of each of its runs. The same absorb maintains the MRR state
     (customer_mrr_days, tenant_mrr_days; docs/metrics.md#mrr-state) for the customers with new
     events, from the first day those events change.
@@ -189,7 +191,7 @@ def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDataba
     (docs/metrics.md#payment-history).
 
     Kept for good after raw events are purged, so any day can be recomputed at any time. It
-    absorbs new events incrementally by `created_at`; revenue_aggregates also brings it up to date
+    absorbs newly committed events (docs/ingestion.md); revenue_aggregates also brings it up to date
     at the start of each of its runs.
     """
     with database.transaction() as conn:
@@ -325,21 +327,20 @@ def revenue_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDat
     return run_aggregate(context, database, REVENUE_AGGREGATE)
 
 
-def late_revenue_days(conn: Connection, since: dt.datetime, through: dt.datetime, before: dt.date) -> set[dt.date]:
-    """Days before `before` whose revenue rows change because of events created in
-    (since, through]. A subscription event changes MRR from its day to today, so it marks every
-    day from there on."""
+def touched_revenue_days(conn: Connection, committed: state.Committed, before: dt.date) -> set[dt.date]:
+    """Days before `before` whose revenue rows change because of the `committed` events. A
+    subscription event changes MRR from its day to today, so it marks every day from there on."""
     found = conn.execute(
         sa.text(
             f"""
-            SELECT "timestamp"::date AS day, bool_or(event_type LIKE 'subscription\\_%') AS moves_mrr
-            FROM analytics_events
-            WHERE created_at > :since AND created_at <= :through AND "timestamp" < :before
-              AND event_type IN ({_in_list(PAYMENT_EVENT_TYPES + SUBSCRIPTION_EVENT_TYPES)})
+            SELECT e."timestamp"::date AS day, bool_or(e.event_type LIKE 'subscription\\_%') AS moves_mrr
+            FROM analytics_events AS e
+            WHERE {committed.sql("e")} AND e."timestamp" < :before
+              AND e.event_type IN ({_in_list(PAYMENT_EVENT_TYPES + SUBSCRIPTION_EVENT_TYPES)})
             GROUP BY 1
             """
         ),
-        {"since": since, "through": through, "before": before},
+        {**committed.params, "before": before},
     ).all()
     days = {day for day, _ in found}
     earliest_mrr_change = min((day for day, moves in found if moves), default=None)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from .. import schema
 from ..partitions import daily_partitions
 from ..resources import AnalyticsDatabase
-from ..state import ABSORB_OVERLAP, BEGINNING, begin_absorb, finish_absorb, watermarks
+from .. import state
 from ..aggregate_runs import (
     empty_day_partitions_sql,
     AVERAGE_BOUND,
@@ -64,19 +64,19 @@ _TOUCHED_PERIODS_TABLE = (
 
 def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     """Bring tournament_history (and the copies of malformed tournament events in
-    malformed_events) up to date with the events created since the
-    state's watermark, in the caller's transaction. Idempotent."""
+    malformed_events) up to date with the events committed since the state's last absorb, in the
+    caller's transaction (analytics_pipeline/state.py). Idempotent."""
     tune_for_aggregation(conn)
-    window = begin_absorb(conn, STATE)
-    params = window.params
+    window = state.begin_absorb(conn, STATE)
+    committed = window.committed
     # Read analytics_events once into a table dropped at commit, shared by the statements below.
-    events = collect_window(conn, "tournament_window_events", load("window_events"), params)
+    events = collect_window(conn, "tournament_window_events", committed.render(load("window_events")), committed.params)
     conn.execute(sa.text("ANALYZE tournament_window_events"))
     tournaments = conn.execute(sa.text(load("absorb_history"))).rowcount
     conn.execute(sa.text(load("absorb_players")))
     conn.execute(sa.text(load("absorb_payments")))
     conn.execute(sa.text(load("absorb_malformed")))
-    finish_absorb(conn, window)
+    state.finish_absorb(conn, window)
     return {"events_read": events, "tournaments_updated": tournaments}
 
 
@@ -108,25 +108,18 @@ def tournament_history(database: AnalyticsDatabase) -> dg.MaterializeResult:
     )
 
 
-def late_tournament_days(
-    conn: Connection, since: dt.datetime, through: dt.datetime, before: dt.date | None = None
-) -> set[dt.date]:
-    """Day partitions of tournament_aggregates that events created in (since, through] change,
-    only those before `before` when given (the late-data sensor's finder signature).
+def touched_tournament_days(conn: Connection, committed: state.Committed, before: dt.date | None = None) -> set[dt.date]:
+    """Day partitions of tournament_aggregates that the `committed` events change, only those
+    before `before` when given (the freshness sensor's finder signature).
 
     A late completion, registration or payment changes the day its tournament belongs to (per its
     tournament_created event, else its earliest event), not the day it happened. A late
     tournament_created can move a tournament to another day; both days are returned. Reads only
-    the created_at window (indexed) and tournament_history, so it suits a sensor tick.
+    the new commits (by the ingest_xid index) and tournament_history, so it suits a sensor tick.
     """
-    absorbed_through = watermarks(conn).get(STATE)
-    unabsorbed_since = (
-        min(since, absorbed_through - ABSORB_OVERLAP) if absorbed_through is not None else BEGINNING
-    )
-    rows = conn.execute(
-        sa.text(load("late_days")),
-        {"since": since, "through": through, "unabsorbed_since": unabsorbed_since},
-    )
+    unabsorbed = state.unabsorbed(conn, STATE, committed.through)
+    statement = unabsorbed.render(committed.render(load("touched_days")), placeholder="unabsorbed")
+    rows = conn.execute(sa.text(statement), {**committed.params, **unabsorbed.params})
     return {day for (day,) in rows if before is None or day < before}
 
 

@@ -4,7 +4,6 @@
 CREATE TEMP TABLE cohort_window_activity ON COMMIT DROP AS
 SELECT DISTINCT e.tenant_id, e.user_id, date_trunc('month', e."timestamp")::date AS activity_month
 FROM analytics_events e
-WHERE e.created_at > :since
-  AND e.created_at <= :through
+WHERE {committed}
   AND e.user_id <> ''
   AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL

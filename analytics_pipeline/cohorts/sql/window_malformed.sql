@@ -4,6 +4,5 @@ CREATE TEMP TABLE cohort_window_malformed ON COMMIT DROP AS
 SELECT e.id, e.tenant_id, e.event_type, e.event_data, e.user_id, e."timestamp",
        analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) AS problem
 FROM analytics_events e
-WHERE e.created_at > :since
-  AND e.created_at <= :through
+WHERE {committed}
   AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NOT NULL

@@ -7,8 +7,7 @@ SELECT e.tenant_id,
        date_trunc('month', e."timestamp")::date AS activity_month,
        jsonb_object_agg(e.id, analytics_amount(e.event_data)) AS payment_amounts
 FROM analytics_events e
-WHERE e.created_at > :since
-  AND e.created_at <= :through
+WHERE {committed}
   AND e.event_type = 'payment_completed'
   AND e.user_id <> ''
   AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL

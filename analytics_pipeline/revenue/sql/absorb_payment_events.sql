@@ -1,5 +1,5 @@
 -- Copy the valid payment_completed, payment_failed and payment_refunded events of the window
--- created after the payment history's own :since into payment_events, the payment history
+-- that the payment history has not seen ({unseen}) into payment_events, the payment history
 -- revenue is computed from; it outlives the 13-month retention of raw events
 -- (docs/metrics.md#payment-history). Idempotent: an event already copied is skipped.
 INSERT INTO payment_events (event_id, tenant_id, event_type, occurred_at, amount)
@@ -7,5 +7,5 @@ SELECT id, tenant_id, event_type, "timestamp", round(analytics_amount(event_data
 FROM revenue_window_events
 WHERE problem IS NULL
   AND event_type IN ('payment_completed', 'payment_failed', 'payment_refunded')
-  AND created_at > :since
+  AND {unseen}
 ON CONFLICT (event_id) DO NOTHING

@@ -1,5 +1,5 @@
--- Copy the valid subscription events of the window created after the subscription history's
--- own :since into subscription_events, the compact history MRR is computed from; it outlives the
+-- Copy the valid subscription events of the window that the subscription history has not seen
+-- ({unseen}) into subscription_events, the compact history MRR is computed from; it outlives the
 -- 13-month retention of raw events. Monthly value: docs/metrics.md#monthly-value. Idempotent: an
 -- event already copied is skipped.
 INSERT INTO subscription_events
@@ -20,5 +20,5 @@ SELECT
 FROM revenue_window_events
 WHERE problem IS NULL
   AND event_type IN ('subscription_started', 'subscription_changed', 'subscription_cancelled')
-  AND created_at > :since
+  AND {unseen}
 ON CONFLICT (event_id) DO NOTHING

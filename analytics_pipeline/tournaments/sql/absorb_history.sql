@@ -56,7 +56,7 @@ ON CONFLICT (tenant_id, tournament_id) DO UPDATE SET
         LEAST(h.first_activity_at, EXCLUDED.first_activity_at)
     )::date,
     -- A late tournament_created (or an earlier first event) moves the tournament to another day;
-    -- remember the day it leaves so that day's rows are recomputed too (late_tournament_days).
+    -- remember the day it leaves so that day's rows are recomputed too (touched_tournament_days).
     previous_tournament_day = CASE
         WHEN h.tournament_day IS DISTINCT FROM coalesce(
                  LEAST(h.created_event_at, EXCLUDED.created_event_at),

@@ -14,8 +14,7 @@ SELECT e.id,
        analytics_amount(e.event_data) AS amount,
        analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) AS problem
 FROM analytics_events e
-WHERE e.created_at > :since
-  AND e.created_at <= :through
+WHERE {committed}
   AND (e.event_type IN ('tournament_created', 'tournament_started', 'tournament_completed',
                         'tournament_cancelled', 'player_registered')
        OR e.event_type = 'payment_completed' AND e.event_data ? 'tournament_id')

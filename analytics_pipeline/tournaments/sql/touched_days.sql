@@ -1,18 +1,17 @@
--- Day partitions of tournament_aggregates changed by events created in (:since, :through]
+-- Day partitions of tournament_aggregates changed by newly committed events ({committed})
 -- (docs/metrics.md#tournament-membership): the day each tournament they name belongs to, which is
 -- not the day a late completion or payment happened, and the day it belonged to before, should a
 -- late tournament_created have moved it.
 WITH late AS (
     SELECT DISTINCT e.tenant_id, e.event_data ->> 'tournament_id' AS tournament_id
     FROM analytics_events e
-    WHERE e.created_at > :since
-      AND e.created_at <= :through
+    WHERE {committed}
       AND (e.event_type IN ('tournament_created', 'tournament_started', 'tournament_completed',
                             'tournament_cancelled', 'player_registered')
            OR e.event_type = 'payment_completed' AND e.event_data ? 'tournament_id')
       AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
 ),
--- Events tournament_history may not have absorbed yet (created after its watermark).
+-- Events tournament_history has not absorbed yet ({unabsorbed}).
 unabsorbed AS (
     SELECT e.tenant_id,
            e.event_data ->> 'tournament_id' AS tournament_id,
@@ -20,8 +19,7 @@ unabsorbed AS (
            min(e."timestamp") FILTER (WHERE e.event_type <> 'tournament_created') AS first_activity_at
     FROM analytics_events e
     JOIN late l ON l.tenant_id = e.tenant_id AND l.tournament_id = e.event_data ->> 'tournament_id'
-    WHERE e.created_at > :unabsorbed_since
-      AND e.created_at <= :through
+    WHERE {unabsorbed}
       AND e.event_type IN ('tournament_created', 'tournament_started', 'tournament_completed',
                            'tournament_cancelled', 'player_registered')
       AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
