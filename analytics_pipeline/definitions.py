@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from . import alerts, new_events, reports, retention, schedules, sources
+from . import alerts, housekeeping, new_events, reports, retention, schedules, sources
 from .domains import DOMAINS
 from .resources import AnalyticsDatabase, MailResource
 
@@ -14,5 +14,6 @@ defs = dg.Definitions.merge(
     schedules.defs,
     new_events.defs,
     alerts.defs,
+    housekeeping.defs,
     dg.Definitions(resources={"database": AnalyticsDatabase(), "mail": MailResource()}),
 )
