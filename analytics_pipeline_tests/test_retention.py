@@ -1,17 +1,21 @@
 """Retention cleanup of raw events: what goes, what stays, and what makes it refuse.
 
-Every expected value is worked out by hand from the few events each test inserts.
+Every expected value is worked out by hand from the few events each test inserts. Derived state
+absorbs events in commit order (analytics_pipeline/state.py): a state holds exactly the events
+whose transaction is visible in the snapshot of its last absorb, whatever their created_at.
 """
 
 import datetime as dt
 import itertools
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import schema
 from analytics_pipeline.retention import RetentionRefused, purge_expired_events
+from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED, HeldBack
 from analytics_pipeline.settings import ConfigError, retention_cutoff
 
 from .helpers import set_watermark
@@ -19,14 +23,53 @@ from .helpers import set_watermark
 CUTOFF = dt.datetime(2024, 3, 15)
 DAY = dt.timedelta(days=1)
 US = dt.timedelta(microseconds=1)
-# When the platform wrote the old events: long before any watermark in these tests.
-OLD_CREATED = dt.datetime(2024, 4, 1)
 
 
 def purge(engine, cutoff, states=(), **kwargs):
     """The purge waiting for `states` only: tests that are not about derived state wait for none,
     whatever states the domains declare."""
     return purge_expired_events(engine, cutoff, states=states, **kwargs)
+
+
+def no_older_transaction_in_flight(engine, timeout: float = 60.0) -> None:
+    """Wait until no transaction older than the newest event is still running on the server.
+
+    The absorbed horizon is the oldest transaction still running, on any database of the server,
+    when a state last absorbed (state.absorbed_horizon): a transaction of another test (another
+    pytest worker's) that began before this test's events and was still running then would keep
+    them above the horizon, held back. Once this returns, every snapshot taken later has its xmin
+    above them (a snapshot's xmin never goes back)."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while True:
+            past = conn.execute(sa.text(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot()) > "
+                "coalesce((SELECT max(ingest_xid) FROM analytics_events), CAST('0' AS xid8))"
+            )).scalar_one()
+            if past:
+                return
+            if time.monotonic() > deadline:
+                running = conn.execute(sa.text(
+                    "SELECT pid, datname, state, xact_start, backend_xid FROM pg_stat_activity "
+                    "WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC")).all()
+                pytest.fail(f"a transaction older than the test's events is still running after "
+                            f"{timeout:g} s: {running}")
+            time.sleep(0.05)
+
+
+def absorb_everything(engine, *states: str) -> None:
+    """`states` absorb every event committed so far: their snapshot is taken now, with no older
+    transaction running (no_older_transaction_in_flight)."""
+    no_older_transaction_in_flight(engine)
+    for name in states:
+        set_watermark(engine, name)
+
+
+def _snapshot_xmin(engine, state_name: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(
+            "SELECT pg_snapshot_xmin(absorbed_snapshot) FROM state_watermarks WHERE state_name = :n"
+        ), {"n": state_name}).scalar_one())
 
 
 class RunKilled(Exception):
@@ -42,7 +85,7 @@ def _tenants(engine, *tenants: str) -> None:
             )
 
 
-def _event(conn, event_id: str, tenant: str, timestamp: dt.datetime, created_at=OLD_CREATED) -> None:
+def _event(conn, event_id: str, tenant: str, timestamp: dt.datetime, created_at=None) -> None:
     conn.execute(
         sa.text(
             'INSERT INTO analytics_events (id, tenant_id, event_type, event_data, user_id, "timestamp", created_at) '
@@ -54,6 +97,7 @@ def _event(conn, event_id: str, tenant: str, timestamp: dt.datetime, created_at=
 
 
 def _events(engine, rows) -> None:
+    """Insert the events in one transaction."""
     with engine.begin() as conn:
         for row in rows:
             _event(conn, *row)
@@ -123,7 +167,7 @@ def _snapshot_all_but_events(engine) -> dict[str, list]:
 
 def test_aggregates_and_state_are_never_purged(two_tenants):
     states = ["subscription_history"]
-    set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
+    absorb_everything(two_tenants, *states)
     old_day = dt.date(2022, 1, 1)  # far older than any cutoff
     with two_tenants.begin() as conn:
         conn.execute(
@@ -159,52 +203,175 @@ def test_aggregates_and_state_are_never_purged(two_tenants):
     assert all(before[name] for name in ("revenue_aggregates", "user_cohorts", "tournament_aggregates", "state_watermarks"))
 
 
-def test_refuses_while_a_registered_state_was_never_materialized(two_tenants):
+@pytest.mark.parametrize("never", ["no watermark row", "a row without a snapshot"])
+def test_refuses_while_a_registered_state_was_never_materialized(two_tenants, never):
     states = ["subscription_history", "user_activity"]
-    set_watermark(two_tenants, "user_activity", dt.datetime(2025, 1, 1))
+    absorb_everything(two_tenants, "user_activity")
+    if never == "a row without a snapshot":  # as every state is right after revision 0018
+        set_watermark(two_tenants, "subscription_history", absorbed=False)
 
-    with pytest.raises(RetentionRefused, match="materialize first: subscription_history") as refused:
-        purge(two_tenants, CUTOFF, states)
-
-    assert refused.value.assets == ["subscription_history"]
+    for dry_run in (True, False):
+        with pytest.raises(
+            RetentionRefused, match=r"materialize first: subscription_history \(never materialized\)$"
+        ) as refused:
+            purge(two_tenants, CUTOFF, states, dry_run=dry_run)
+        assert refused.value.assets == ["subscription_history"]
     assert len(_event_ids(two_tenants)) == 6
 
 
 def test_refuses_while_a_state_has_not_absorbed_every_expired_event(two_tenants):
     states = ["subscription_history", "user_activity"]
-    set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
-    # Absorbed through 00:30 on the day the old events were written: its horizon (minus the
-    # one-hour overlap) is before their created_at, so it may not hold them yet.
-    set_watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(minutes=30))
+    absorb_everything(two_tenants, *states)
+    # An expired event committed after both absorbed, backdated (created_at = its own time, as an
+    # import writes it): created_at plays no part. subscription_history absorbs it, user_activity
+    # has not yet.
+    _events(two_tenants, [("late", "globex", CUTOFF - 10 * DAY, CUTOFF - 10 * DAY)])
+    absorb_everything(two_tenants, "subscription_history")
 
-    with pytest.raises(RetentionRefused, match=r"user_activity \(has absorbed") as refused:
-        purge(two_tenants, CUTOFF, states, dry_run=True)
+    for dry_run in (True, False):
+        with pytest.raises(
+            RetentionRefused,
+            match=r"materialize first: user_activity \(expired events committed since its last absorb\)$",
+        ) as refused:
+            purge(two_tenants, CUTOFF, states, dry_run=dry_run)
+        assert refused.value.assets == ["user_activity"]
+    assert len(_event_ids(two_tenants)) == 7
 
-    assert refused.value.assets == ["user_activity"]
+    # Once it has absorbed it too, the expired events go. The horizon is the older snapshot's
+    # xmin: subscription_history's, which absorbed first.
+    absorb_everything(two_tenants, "user_activity")
+    report = purge(two_tenants, CUTOFF, states)
+    assert report.rows_by_tenant == {"acme": 2, "globex": 2}
+    assert report.held_back == HeldBack()
+    assert report.absorbed_horizon == _snapshot_xmin(two_tenants, "subscription_history")
+    assert report.absorbed_horizon <= _snapshot_xmin(two_tenants, "user_activity")
+    assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
+
+
+def test_events_committed_since_the_last_absorb_that_have_not_expired_do_not_hold_it_up(two_tenants):
+    states = ["subscription_history"]
+    absorb_everything(two_tenants, *states)
+    # Committed since: one exactly at the cutoff, one after it. Neither has expired.
+    _events(two_tenants, [("fresh", "acme", CUTOFF), ("fresh-2", "globex", CUTOFF + DAY)])
+
+    report = purge(two_tenants, CUTOFF, states)
+
+    assert report.rows_by_tenant == {"acme": 2, "globex": 1}
+    assert report.held_back == HeldBack()
+    assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new", "fresh", "fresh-2"}
+
+
+def test_an_expired_event_in_flight_at_the_last_absorb_stays_until_the_state_absorbs_again(two_tenants):
+    states = ["subscription_history"]
+    absorb_everything(two_tenants, *states)
+    with two_tenants.connect() as platform:
+        # A platform transaction inserts an expired event, backdated, and is still running when
+        # the state absorbs; it commits afterwards: the state's snapshot does not hold it.
+        platform.begin()
+        _event(platform, "in-flight", "globex", CUTOFF - 10 * DAY, CUTOFF - 10 * DAY)
+        set_watermark(two_tenants, "subscription_history")
+        platform.commit()
+    with two_tenants.connect() as conn:
+        in_snapshot = conn.execute(sa.text(
+            "SELECT pg_visible_in_snapshot(e.ingest_xid, w.absorbed_snapshot) FROM analytics_events AS e, "
+            "state_watermarks AS w WHERE e.id = 'in-flight' AND w.state_name = 'subscription_history'"
+        )).scalar_one()
+    assert in_snapshot is False
+
+    for dry_run in (True, False):
+        with pytest.raises(
+            RetentionRefused,
+            match=r"subscription_history \(expired events committed since its last absorb\)$",
+        ) as refused:
+            purge(two_tenants, CUTOFF, states, dry_run=dry_run)
+        assert refused.value.assets == ["subscription_history"]
+    assert len(_event_ids(two_tenants)) == 7
+
+    # The state's next absorb reads it: now it goes, with the others.
+    absorb_everything(two_tenants, *states)
+    report = purge(two_tenants, CUTOFF, states)
+    assert report.rows_by_tenant == {"acme": 2, "globex": 2}
+    assert report.held_back == HeldBack()
+    assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
+
+
+def test_an_expired_event_above_the_horizon_is_held_back_and_deleted_after_the_next_absorb(two_tenants):
+    states = ["subscription_history"]
+    no_older_transaction_in_flight(two_tenants)  # the fixture's events lie below any later horizon
+    with two_tenants.connect() as older:
+        # A platform transaction has written (it has a transaction id) and is still running while
+        # two expired events are committed and the state absorbs them: the state holds them, but
+        # its snapshot's xmin, the horizon, is that older transaction, and they lie above it.
+        older_xid = int(older.execute(sa.text("SELECT pg_current_xact_id()")).scalar_one())
+        _events(two_tenants, [("late-b", "globex", CUTOFF - 10 * DAY), ("late-a", "acme", CUTOFF - 9 * DAY)])
+        set_watermark(two_tenants, "subscription_history")
+        older.rollback()
+
+    dry = purge(two_tenants, CUTOFF, states, dry_run=True)
+    report = purge(two_tenants, CUTOFF, states)
+
+    held = HeldBack(2, {HELD_BACK_UNABSORBED: 2}, "late-a", "late-b")
+    assert dry.rows_by_tenant == report.rows_by_tenant == {"acme": 2, "globex": 1}
+    assert dry.held_back == report.held_back == held
+    assert report.absorbed_horizon <= older_xid
+    assert report.metadata()["held_back"] == 2
+    assert report.metadata()["held_back_ids"] == "late-a .. late-b"
+    assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new", "late-a", "late-b"}
+
+    # The state absorbs again with no older transaction running: the horizon passes them.
+    absorb_everything(two_tenants, *states)
+    again = purge(two_tenants, CUTOFF, states)
+    assert again.rows_by_tenant == {"acme": 1, "globex": 1}
+    assert again.held_back == HeldBack()
+    assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
+
+
+def test_events_inserted_before_commit_order_ingestion_go_only_once_every_state_has_a_snapshot(two_tenants):
+    states = ["subscription_history", "user_activity"]
+    with two_tenants.begin() as conn:
+        # Inserted before revision 0018: no ingest_xid. Two expired, one not.
+        conn.execute(sa.text("UPDATE analytics_events SET ingest_xid = NULL WHERE id IN ('a-old', 'g-old', 'a-new')"))
+    absorb_everything(two_tenants, "subscription_history")
+    set_watermark(two_tenants, "user_activity", absorbed=False)  # not absorbed since the upgrade
+
+    for dry_run in (True, False):
+        with pytest.raises(
+            RetentionRefused, match=r"materialize first: user_activity \(never materialized\)$"
+        ) as refused:
+            purge(two_tenants, CUTOFF, states, dry_run=dry_run)
+        assert refused.value.assets == ["user_activity"]
     assert len(_event_ids(two_tenants)) == 6
 
-    # Once it has absorbed them (its watermark one hour and a bit past their creation), it goes.
-    set_watermark(two_tenants, "user_activity", OLD_CREATED + dt.timedelta(hours=1, seconds=1))
+    # Its first absorb reads every event, those without an ingest_xid included: now they go.
+    absorb_everything(two_tenants, "user_activity")
     report = purge(two_tenants, CUTOFF, states)
-    assert report.rows == 3
-    assert report.absorbed_horizon == OLD_CREATED + dt.timedelta(seconds=1)
+    assert report.rows_by_tenant == {"acme": 2, "globex": 1}
+    assert report.held_back == HeldBack()
+    assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
 
 
 def test_a_late_expired_event_arriving_during_the_purge_is_kept(two_tenants):
     states = ["subscription_history"]
-    set_watermark(two_tenants, "subscription_history", dt.datetime(2025, 1, 1))
+    absorb_everything(two_tenants, *states)
     arrived = []
 
     def platform_writes_a_late_event(tenant_id, rows):
-        # A late event about an expired day: no state has absorbed it, so it must stay.
+        # A late event about an expired day, committed after the state's absorb: the state does
+        # not hold it, so it must stay, although later batches of its tenant run.
         if not arrived:
-            _events(two_tenants, [("late", "globex", CUTOFF - 10 * DAY, None)])
+            _events(two_tenants, [("late", "globex", CUTOFF - 10 * DAY, CUTOFF - 10 * DAY)])
             arrived.append(True)
 
     report = purge(two_tenants, CUTOFF, states, batch_size=1, on_batch=platform_writes_a_late_event)
 
     assert report.rows == 3
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new", "late"}
+    # The next cleanup waits for the state to absorb it, then deletes it.
+    with pytest.raises(RetentionRefused, match=r"subscription_history \(expired events committed since"):
+        purge(two_tenants, CUTOFF, states)
+    absorb_everything(two_tenants, *states)
+    assert purge(two_tenants, CUTOFF, states).rows_by_tenant == {"globex": 1}
+    assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
 
 
 def test_a_run_stopped_by_its_time_budget_resumes_where_it_stopped(engine):
@@ -260,7 +427,7 @@ def test_racing_purges_and_platform_inserts_lose_no_new_event(engine):
             if done.is_set() and n > 20:
                 return
             event_id = f"new-{n}"
-            _events(engine, [(event_id, tenants[n % 2], CUTOFF + n * US, None)])
+            _events(engine, [(event_id, tenants[n % 2], CUTOFF + n * US)])
             inserted.append(event_id)
 
     reports = []

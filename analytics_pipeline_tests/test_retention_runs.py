@@ -1,6 +1,8 @@
 """Retention as it is operated: the sensor, the Dagster job and the `retention run` command.
 
-These use the real cutoff (13 months before now) and place events around it.
+These use the real cutoff (13 months before now) and place events around it. Derived state
+absorbs events in commit order (analytics_pipeline/state.py): after inserting its events, a test
+has the declared states absorb them (`every_state_absorbs`), as their runs would.
 """
 
 import datetime as dt
@@ -10,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from analytics_pipeline import state
 from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.cli import main
 from analytics_pipeline.retention import (
@@ -18,18 +19,18 @@ from analytics_pipeline.retention import (
     retention_cleanup_job,
     retention_cleanup_sensor,
 )
+from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED
 from analytics_pipeline.settings import retention_cutoff
 
 from .helpers import set_watermark
+from .test_retention import absorb_everything, no_older_transaction_in_flight
 
 SECOND = dt.timedelta(seconds=1)
 
 
-@pytest.fixture(autouse=True)
-def every_state_absorbed(engine):
-    """Every declared state has absorbed every event these tests write (all lie before now)."""
-    for name in declared_state_names():
-        set_watermark(engine, name, dt.datetime(2999, 1, 1))
+def every_state_absorbs(engine, but: tuple[str, ...] = ()) -> None:
+    """Every declared state but `but` absorbs every event committed so far."""
+    absorb_everything(engine, *(name for name in declared_state_names() if name not in but))
 
 
 def never_materialized(engine, name: str) -> None:
@@ -58,11 +59,13 @@ def _count(engine) -> int:
 def test_sensor_requests_one_run_per_cutoff_day_when_an_event_has_expired(engine, database):
     cutoff = retention_cutoff()
     _events(engine, cutoff, cutoff + 30 * SECOND)
+    every_state_absorbs(engine)
 
     skipped = retention_cleanup_sensor(dg.build_sensor_context(resources={"database": database}))
     assert isinstance(skipped, dg.SkipReason)  # an event exactly at the cutoff has not expired
 
     _events(engine, cutoff - SECOND)
+    every_state_absorbs(engine)
     request = retention_cleanup_sensor(dg.build_sensor_context(resources={"database": database}))
     assert isinstance(request, dg.RunRequest)
     assert request.run_key == cutoff.date().isoformat()
@@ -75,6 +78,7 @@ def test_sensor_waits_without_a_run_while_a_state_has_not_absorbed_the_expired_e
     never_materialized(engine, "subscription_history")
     cutoff = retention_cutoff()
     _events(engine, cutoff - SECOND)
+    every_state_absorbs(engine, but=("subscription_history",))
 
     def tick():
         return retention_cleanup_sensor(dg.build_sensor_context(resources={"database": database}))
@@ -83,13 +87,18 @@ def test_sensor_waits_without_a_run_while_a_state_has_not_absorbed_the_expired_e
     assert isinstance(waiting, dg.SkipReason)
     assert "materialize first: subscription_history (never materialized)" in waiting.skip_message
 
-    # Absorbed through the expired event's created_at, but not past the overlap: still waiting.
-    set_watermark(engine, "subscription_history", cutoff - SECOND)
+    # It absorbs, but another expired event is committed after its absorb (the other states
+    # absorb that one too): still waiting, for it alone.
+    absorb_everything(engine, "subscription_history")
+    _events(engine, cutoff - 2 * SECOND)
+    every_state_absorbs(engine, but=("subscription_history",))
     still = tick()
     assert isinstance(still, dg.SkipReason)
-    assert "subscription_history (has absorbed events created through" in still.skip_message
+    assert still.skip_message.endswith(
+        "materialize first: subscription_history (expired events committed since its last absorb)"
+    )
 
-    set_watermark(engine, "subscription_history", cutoff + state.ABSORB_OVERLAP)
+    absorb_everything(engine, "subscription_history")
     request = tick()
     assert isinstance(request, dg.RunRequest)
     assert request.run_key == cutoff.date().isoformat()
@@ -113,6 +122,7 @@ def _observation(result) -> dict:
 def test_job_deletes_and_reports_per_tenant_batches_and_oldest_remaining(engine, database):
     cutoff = retention_cutoff()
     _events(engine, cutoff - 100 * SECOND, cutoff - SECOND, cutoff + SECOND)
+    every_state_absorbs(engine)
 
     dry = _run_job(database, dry_run=True)
     assert dry.success
@@ -133,6 +143,7 @@ def test_job_deletes_and_reports_per_tenant_batches_and_oldest_remaining(engine,
 
 def test_job_refuses_a_cutoff_later_than_the_policy(engine, database):
     _events(engine, retention_cutoff() + SECOND)
+    every_state_absorbs(engine)
     result = _run_job(database, cutoff=(retention_cutoff() + dt.timedelta(days=1)).date().isoformat())
     assert not result.success
     failure = result.failure_data_for_node("delete_expired_events").user_failure_data
@@ -144,6 +155,7 @@ def test_job_refuses_a_cutoff_later_than_the_policy(engine, database):
 def test_job_fails_naming_the_asset_to_materialize_first(engine, database, monkeypatch):
     never_materialized(engine, "subscription_history")
     _events(engine, retention_cutoff() - SECOND)
+    every_state_absorbs(engine, but=("subscription_history",))
 
     result = _run_job(database)
 
@@ -157,6 +169,7 @@ def test_job_fails_naming_the_asset_to_materialize_first(engine, database, monke
 def test_command_dry_run_then_run_with_months(engine, db_url):
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     _events(engine, now - dt.timedelta(days=100), now - dt.timedelta(days=1))
+    every_state_absorbs(engine)
     env = {"DATABASE_URL": db_url}
 
     dry = CliRunner().invoke(main, ["retention", "run", "--dry-run", "--months", "2"], env=env)
@@ -174,6 +187,7 @@ def test_command_dry_run_then_run_with_months(engine, db_url):
 def test_command_takes_a_wal_limit_and_refuses_a_non_positive_one_by_name(engine, db_url):
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     _events(engine, now - dt.timedelta(days=100), now - dt.timedelta(days=1))
+    every_state_absorbs(engine)
     env = {"DATABASE_URL": db_url}
 
     refused = CliRunner().invoke(
@@ -194,6 +208,7 @@ def test_command_takes_a_wal_limit_and_refuses_a_non_positive_one_by_name(engine
 def test_command_refusal_is_one_clear_line(engine, db_url, monkeypatch):
     never_materialized(engine, "subscription_history")
     _events(engine, retention_cutoff() - SECOND)
+    every_state_absorbs(engine, but=("subscription_history",))
 
     result = CliRunner().invoke(main, ["retention", "run"], env={"DATABASE_URL": db_url})
 
@@ -208,6 +223,7 @@ def test_job_passes_its_wal_limit_to_the_purge_and_refuses_a_non_positive_one(en
 
     cutoff = retention_cutoff()
     _events(engine, cutoff - SECOND)
+    every_state_absorbs(engine)
     limits = []
     purge = retention.purge_expired_events
 
@@ -232,21 +248,30 @@ def test_job_passes_its_wal_limit_to_the_purge_and_refuses_a_non_positive_one(en
     assert _count(engine) == 0
 
 
-def _future_created_expired_event(engine, event_id: str, tenant: str = "acme") -> None:
-    """An expired event (2020-01-01) that the platform recorded with created_at 2030-01-01: no
-    state can absorb it before 2030."""
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text("INSERT INTO organizations (id, name) VALUES (:t, :t) ON CONFLICT DO NOTHING"),
-            {"t": tenant},
-        )
-        conn.execute(
-            sa.text(
-                'INSERT INTO analytics_events (id, tenant_id, event_type, event_data, "timestamp", created_at) '
-                "VALUES (:id, :t, 'page_view', '{}', '2020-01-01', '2030-01-01')"
-            ),
-            {"id": event_id, "t": tenant},
-        )
+def _absorbed_above_the_horizon(engine, *event_ids: str, tenant: str = "acme") -> None:
+    """Expired events (2020-01-01) of `tenant`, committed while an older platform transaction is
+    still running, and every declared state absorbing them then: every state holds them, but they
+    lie above the absorbed horizon (that older transaction), so the cleanup holds them back. The
+    events committed before lie below it."""
+    no_older_transaction_in_flight(engine)
+    with engine.connect() as older:
+        older.execute(sa.text("SELECT pg_current_xact_id()"))  # it has written: it has an id
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO organizations (id, name) VALUES (:t, :t) ON CONFLICT DO NOTHING"),
+                {"t": tenant},
+            )
+            for event_id in event_ids:
+                conn.execute(
+                    sa.text(
+                        'INSERT INTO analytics_events (id, tenant_id, event_type, event_data, "timestamp", created_at) '
+                        "VALUES (:id, :t, 'page_view', '{}', '2020-01-01', '2020-01-01')"
+                    ),
+                    {"id": event_id, "t": tenant},
+                )
+        for name in declared_state_names():
+            set_watermark(engine, name)
+        older.rollback()
 
 
 def _event_ids(engine) -> set[str]:
@@ -254,19 +279,12 @@ def _event_ids(engine) -> set[str]:
         return set(conn.execute(sa.text("SELECT id FROM analytics_events")).scalars())
 
 
-def test_command_holds_back_events_created_in_the_future_and_purges_the_rest(engine, db_url, monkeypatch):
+def test_command_holds_back_events_above_the_absorbed_horizon_and_purges_the_rest(engine, db_url):
     cutoff = retention_cutoff()
     _events(engine, cutoff - 100 * SECOND, cutoff - SECOND, cutoff + SECOND)
-    _future_created_expired_event(engine, "odd-2", tenant="globex")
-    _future_created_expired_event(engine, "odd-1", tenant="globex")
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    for name in declared_state_names():
-        set_watermark(engine, name, now)
+    _absorbed_above_the_horizon(engine, "odd-2", "odd-1", tenant="globex")
     env = {"DATABASE_URL": db_url}
-    held = (
-        "held back 2 expired events (2 created_at in the future: no derived state can absorb them "
-        "before then), ids odd-1 .. odd-2"
-    )
+    held = f"held back 2 expired events (2 {HELD_BACK_UNABSORBED}), ids odd-1 .. odd-2"
 
     dry = CliRunner().invoke(main, ["retention", "run", "--dry-run"], env=env)
     assert dry.exit_code == 0, dry.output
@@ -281,13 +299,19 @@ def test_command_holds_back_events_created_in_the_future_and_purges_the_rest(eng
     remaining = _event_ids(engine)
     assert {"odd-1", "odd-2"} <= remaining and len(remaining) == 3
 
+    # Once the states have absorbed again, with no older transaction running, they go.
+    every_state_absorbs(engine)
+    later = CliRunner().invoke(main, ["retention", "run"], env=env)
+    assert later.exit_code == 0, later.output
+    assert "deleted 2 events in 1 batches" in later.output
+    assert "  globex\t2" in later.output.splitlines() and "held back" not in later.output
+    assert len(_event_ids(engine)) == 1
 
-def test_job_reports_what_it_held_back_and_the_sensor_still_requests_runs(engine, database, monkeypatch):
+
+def test_job_reports_what_it_held_back_and_the_sensor_still_requests_runs(engine, database):
     cutoff = retention_cutoff()
     _events(engine, cutoff - SECOND)
-    _future_created_expired_event(engine, "odd")
-    for name in declared_state_names():
-        set_watermark(engine, name, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    _absorbed_above_the_horizon(engine, "odd")
 
     with dg.build_sensor_context(resources={"database": database}) as context:
         assert isinstance(retention_cleanup_sensor(context), dg.RunRequest)
@@ -297,8 +321,6 @@ def test_job_reports_what_it_held_back_and_the_sensor_still_requests_runs(engine
     metadata = _observation(result)
     assert metadata["rows_deleted"] == 1
     assert metadata["held_back"] == 1
-    assert metadata["held_back_reasons"] == {
-        "created_at in the future: no derived state can absorb them before then": 1
-    }
+    assert metadata["held_back_reasons"] == {HELD_BACK_UNABSORBED: 1}
     assert metadata["held_back_ids"] == "odd .. odd"
     assert _event_ids(engine) == {"odd"}

@@ -16,11 +16,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline import aggregate_runs
-from analytics_pipeline.cohorts.assets import user_activity_months, user_cohorts, user_signups
+from analytics_pipeline import aggregate_runs, state
+from analytics_pipeline.cohorts.assets import touched_cohort_months, user_activity_months, user_cohorts, user_signups
 from analytics_pipeline.definitions import defs
-from analytics_pipeline.late_data import late_events_sensor
 from analytics_pipeline.months import add_months, month_start
+from analytics_pipeline.new_events import new_events_sensor, partitions_end
 from analytics_pipeline.resources import AnalyticsDatabase
 from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.settings import PROJECT_DIR
@@ -28,6 +28,7 @@ from analytics_pipeline.sql import sql_loader
 from analytics_pipeline.tournaments.assets import tournament_aggregates, tournament_history
 
 from .helpers import add_event, db_now, materialize_range, rows
+from .test_retention import no_older_transaction_in_flight
 
 STATE_ASSETS = [subscription_history, payment_history, tournament_history, user_signups, user_activity_months]
 
@@ -88,6 +89,8 @@ def test_retention_command_waits_for_the_states_it_never_imports_and_mrr_survive
         add_event(conn, "t1", "subscription_started", old, "c1", created_at=old,
                   subscription_id="s1", plan_id="p", amount=30, interval="month")
         add_event(conn, "t1", "payment_completed", old, "c1", created_at=old, payment_id="p1", amount=30)
+    # The states' absorbs below are not held below the events by another test's transaction.
+    no_older_transaction_in_flight(engine)
     # Only the states the command used to know about.
     assert dg.materialize([tournament_history, user_signups, user_activity_months], resources=_resources(db_url)).success
 
@@ -120,6 +123,7 @@ def test_a_shorter_retention_run_leaves_past_revenue_recomputable(engine, db_url
         add_event(conn, "t1", "payment_failed", at, "c2", created_at=at, payment_id="p3", amount=5)
         add_event(conn, "t1", "payment_refunded", at, "c1", created_at=at, payment_id="p1", amount=4)
     expected = {"mrr": 20, "total_revenue": Decimal("50.50"), "payment_count": 3, "refund_amount": 4}
+    no_older_transaction_in_flight(engine)  # as above
     assert dg.materialize(STATE_ASSETS, resources=_resources(db_url)).success
     assert materialize_range([revenue_aggregates], db_url, str(day), str(day)).success
     assert _day_row(engine, day) == expected
@@ -216,11 +220,13 @@ def test_a_check_without_its_sql_file_fails_at_import():
 # --- late data reaches user_cohorts ---------------------------------------------------------------
 
 
-def _tick(db_url, since: dt.datetime):
+def _tick(db_url, cursor: str | None = None):
+    """One evaluation of the new-events sensor (no run of it in flight); the first one, without a
+    cursor, only records where it starts following the commits."""
     context = dg.build_sensor_context(
-        cursor=json.dumps({"created_through": since.isoformat()}), resources=_resources(db_url)
+        cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources=_resources(db_url)
     )
-    return late_events_sensor(context)
+    return new_events_sensor(context)
 
 
 def _cohort_requests(result) -> list[tuple[str, str, str]]:
@@ -235,32 +241,35 @@ def test_late_events_request_the_user_cohorts_months_they_change(engine, db_url)
     now = db_now(engine)
     this_month = month_start(now.date())
     m0 = add_months(this_month, -12)
-    first_scheduled = add_months(this_month, -2)  # the daily schedule covers it and later months
-    # Recorded before the sensor's cursor, and after every event's time (the contract refuses an
-    # event timestamped more than a day after its created_at).
+    # After every event's time (the contract refuses an event timestamped more than a day after
+    # its created_at).
     long_ago = now - dt.timedelta(hours=2)
     with engine.begin() as conn:
         add_event(conn, "t1", "user_signup", dt.datetime.combine(m0, dt.time(9)), "c1", created_at=long_ago)
         add_event(conn, "t1", "user_signup", dt.datetime.combine(add_months(m0, 4), dt.time(9)), "c2",
                   created_at=long_ago)
     assert materialize_range([user_cohorts], db_url, str(m0), str(this_month)).success
+    first = _tick(db_url)
+    assert not first.run_requests
 
-    late = now - dt.timedelta(minutes=30)
+    # Committed after the sensor's first tick, with the same created_at as the events before it:
+    # the commit, not created_at, makes them new.
     with engine.begin() as conn:
         # Activity only: its own month.
         add_event(conn, "t1", "page_view", dt.datetime.combine(add_months(m0, 6), dt.time(9)), "c1",
-                  created_at=late, page="/")
-        # A payment: its month and every later one (ltv), up to the scheduled months.
+                  created_at=long_ago, page="/")
+        # A payment: its month and every later one (ltv), through the running month.
         add_event(conn, "t1", "payment_completed", dt.datetime.combine(add_months(m0, 8), dt.time(9)), "c1",
-                  created_at=late, payment_id="p1", amount=25)
-    result = _tick(db_url, now - dt.timedelta(hours=1))
-    last_unscheduled = add_months(first_scheduled, -1)
-    assert _cohort_requests(result) == [
-        ("user_cohorts_job", str(add_months(m0, 6)), str(add_months(m0, 6))),
-        ("user_cohorts_job", str(add_months(m0, 8)), str(last_unscheduled)),
-    ]
-    for _, first, last in _cohort_requests(result):
-        assert materialize_range([user_cohorts], db_url, first, last).success
+                  created_at=long_ago, payment_id="p1", amount=25)
+    with engine.connect() as conn:
+        since = json.loads(first.cursor)["user_cohorts"]
+        committed = state.Committed((since,), state.current_snapshot(conn))
+        touched = touched_cohort_months(conn, committed, partitions_end("month", now.date()))
+    assert touched == {add_months(m0, 6)} | {add_months(m0, n) for n in range(8, 13)}
+    result = _tick(db_url, first.cursor)
+    # One run over the months they change, first to last.
+    assert _cohort_requests(result) == [("user_cohorts_job", str(add_months(m0, 6)), str(this_month))]
+    assert materialize_range([user_cohorts], db_url, str(add_months(m0, 6)), str(this_month)).success
     with engine.connect() as conn:
         found = rows(conn, "SELECT month_number, retained_users, revenue, ltv FROM user_cohorts "
                            "WHERE cohort_month = :m AND month_number IN (6, 8, 9) ORDER BY month_number", m=m0)
@@ -275,29 +284,29 @@ def test_a_late_earlier_signup_requests_every_month_from_the_new_cohort_on(engin
     now = db_now(engine)
     this_month = month_start(now.date())
     m0 = add_months(this_month, -12)
-    # Recorded before the sensor's cursor, and after every event's time (the contract refuses an
-    # event timestamped more than a day after its created_at).
+    # After every event's time (the contract refuses an event timestamped more than a day after
+    # its created_at).
     long_ago = now - dt.timedelta(hours=2)
     with engine.begin() as conn:
         add_event(conn, "t1", "user_signup", dt.datetime.combine(add_months(m0, 4), dt.time(9)), "c2",
                   created_at=long_ago)
     assert materialize_range([user_cohorts], db_url, str(m0), str(this_month)).success
+    first = _tick(db_url)
+    assert not first.run_requests
 
+    # Committed after the first tick, backdated like the signup before it.
     with engine.begin() as conn:
         add_event(conn, "t1", "user_signup", dt.datetime.combine(add_months(m0, 1), dt.time(9)), "c2",
-                  created_at=now - dt.timedelta(minutes=30))
-    result = _tick(db_url, now - dt.timedelta(hours=1))
-    assert _cohort_requests(result) == [
-        ("user_cohorts_job", str(add_months(m0, 1)), str(add_months(this_month, -3))),
-    ]
-    first, last = _cohort_requests(result)[0][1:]
-    assert materialize_range([user_cohorts], db_url, first, last).success
+                  created_at=long_ago)
+    result = _tick(db_url, first.cursor)
+    assert _cohort_requests(result) == [("user_cohorts_job", str(add_months(m0, 1)), str(this_month))]
+    assert materialize_range([user_cohorts], db_url, str(add_months(m0, 1)), str(this_month)).success
     with engine.connect() as conn:
         sizes = rows(conn, "SELECT cohort_month, min(cohort_size) AS size, count(*) AS months FROM user_cohorts "
-                           "WHERE cohort_month + month_number * interval '1 month' < :m "
-                           "GROUP BY cohort_month ORDER BY cohort_month", m=add_months(this_month, -2))
-    # c2 moved from cohort m0+4 to m0+1: the old cohort's rows are gone, the new one has all its months.
-    assert sizes == [{"cohort_month": add_months(m0, 1), "size": 1, "months": 9}]
+                           "GROUP BY cohort_month ORDER BY cohort_month")
+    # c2 moved from cohort m0+4 to m0+1: the old cohort's rows are gone, the new one has all its
+    # months, m0+1 through the running month.
+    assert sizes == [{"cohort_month": add_months(m0, 1), "size": 1, "months": 12}]
 
 
 @pytest.mark.slow

@@ -59,8 +59,9 @@ INSERTS_PER_SECOND = 200
 PARTITIONED = "bench_events_partitioned"
 INSERTER_APP = "bench-inserter"
 PURGE_APP = "bench-purge"
-# Bump when build() changes, so that a kept data set (--keep-data) is not reused.
-DATA_VERSION = "v1"
+# Bump when build() changes, so that a kept data set (--keep-data) is not reused. A kept data set
+# is cloned as it is, not migrated: v2 has revision 0018's ingest_xid and absorbed_snapshot.
+DATA_VERSION = "v2"
 
 
 def plain(url: str) -> str:
@@ -228,7 +229,7 @@ def build_partitioned(url: str, start: dt.datetime, end: dt.datetime) -> list[st
         conn.execute(sa.text(f"CREATE INDEX ON {PARTITIONED} (tenant_id, event_type)"))
         conn.execute(sa.text(f'CREATE INDEX ON {PARTITIONED} (tenant_id, "timestamp" DESC)'))
         conn.execute(sa.text(f'CREATE INDEX ON {PARTITIONED} (user_id, "timestamp" DESC)'))
-        conn.execute(sa.text(f"CREATE INDEX ON {PARTITIONED} (created_at)"))
+        conn.execute(sa.text(f"CREATE INDEX ON {PARTITIONED} (ingest_xid)"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text(f"VACUUM ANALYZE {PARTITIONED}"))
     return [f"{PARTITIONED}_{low:%Y_%m}" for low, _ in months]
@@ -331,6 +332,25 @@ def naive_check(url: str, cutoff: dt.datetime) -> float:
     return seconds
 
 
+def wait_for_older_transactions(engine, timeout_s: float = 120.0) -> None:
+    """Wait until no transaction older than the newest event is running on the server. The purge
+    deletes only events below the states' absorbed horizon, the oldest transaction running (on any
+    database of the server) when their snapshot was taken: one older than the events would hold
+    them all back."""
+    deadline = time.monotonic() + timeout_s
+    with engine.connect() as conn:
+        while not conn.execute(sa.text(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot()) > "
+            "coalesce((SELECT max(ingest_xid) FROM analytics_events), CAST('0' AS xid8))"
+        )).scalar_one():
+            if time.monotonic() > deadline:
+                running = conn.execute(sa.text(
+                    "SELECT pid, datname, state, xact_start FROM pg_stat_activity "
+                    "WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC")).all()
+                raise RuntimeError(f"a transaction older than the events is still running: {running}")
+            time.sleep(0.1)
+
+
 def drop_partition(url: str, partition: str, concurrently: bool) -> float:
     started = time.perf_counter()
     with psycopg.connect(plain(url), autocommit=True) as conn:
@@ -367,12 +387,16 @@ def measure(args: argparse.Namespace) -> tuple[tuple, list, dict]:
             size = conn.execute(sa.text("SELECT pg_size_pretty(pg_total_relation_size('analytics_events'))")).scalar()
         print(f"  {expired:,} events before {cutoff:%Y-%m-%d}; table with indexes {size}", flush=True)
 
-        # Every declared state absorbed through now: the purge pays for the horizon check too.
+        # Every declared state has absorbed every event committed so far (its snapshot is taken
+        # now): the purge pays for the horizon check too.
+        wait_for_older_transactions(engine)
         with engine.begin() as conn:
             for name in declared_state_names():
-                conn.execute(sa.text("INSERT INTO state_watermarks (state_name, absorbed_through) "
-                                     "VALUES (:n, now() AT TIME ZONE 'UTC') ON CONFLICT (state_name) "
-                                     "DO UPDATE SET absorbed_through = EXCLUDED.absorbed_through"), {"n": name})
+                conn.execute(sa.text(
+                    "INSERT INTO state_watermarks (state_name, absorbed_snapshot, absorbed_through) "
+                    "VALUES (:n, pg_current_snapshot(), statement_timestamp() AT TIME ZONE 'UTC') "
+                    "ON CONFLICT (state_name) DO UPDATE SET absorbed_snapshot = EXCLUDED.absorbed_snapshot, "
+                    "absorbed_through = EXCLUDED.absorbed_through"), {"n": name})
 
         if not args.skip_partitions:
             print("partitioned copy", flush=True)

@@ -14,9 +14,11 @@ partition, and any state, gives the same rows after a purge as before it.
   0018, which every state read in its first absorb since). A state without a snapshot, or one that
   has not yet absorbed an expired event committed since, makes the cleanup refuse and name the
   asset to materialize.
-- Held back: an expired event committed at or after the horizon (by a transaction still running
-  at some state's last absorb, or since) stays: the cleanup deletes the others and reports how
-  many it held back, why, and their ids' range; a later cleanup deletes it.
+- Held back: an expired event inserted by a transaction at or above the horizon stays, even
+  though every state may hold it (the refusal above covers any a state does not): the horizon is
+  the oldest transaction, on any database of the server, still running at some state's last
+  absorb. The cleanup deletes the others and reports how many it held back, why, and their ids'
+  range; a cleanup after the states' next absorbs deletes it.
 - Batches: up to `batch_size` rows of one tenant, oldest first, each in its own short
   transaction, so the platform's inserts never wait long and a stopped run leaves no half-done
   batch. The next run continues where the last one stopped: the rows left are still expired.
@@ -96,8 +98,8 @@ WHERE e."timestamp" < :cutoff AND e.ingest_xid >= CAST(:horizon AS xid8)
 """)
 
 HELD_BACK_UNABSORBED = (
-    "committed at or after the states' absorbed horizon (in flight at, or after, a state's last absorb): "
-    "deleted by a later cleanup"
+    "inserted at or above the states' absorbed horizon, the oldest transaction still running at a "
+    "state's last absorb: deleted by a cleanup after the states' next absorbs"
 )
 
 DELETABLE_BY_TENANT_SQL = sa.text(f"""
