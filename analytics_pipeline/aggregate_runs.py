@@ -1,9 +1,16 @@
 """The one run skeleton of every aggregate asset, and the pieces its runs share.
 
-A run of an aggregate (`run_aggregate`): take the partition window, lock the aggregate, bring the
-derived states it reads up to date (absorb), replace the window's rows from those states (write),
-evaluate the asset checks, and report what it did as metadata. All of it is one transaction; only
-after it has committed are the tenants whose rows changed handed to `after_commit`.
+A run of an aggregate (`run_aggregate`): take the partition window, lock the aggregate, record
+its time in `aggregate_freshness`, bring the derived states it reads up to date (absorb), replace
+the window's rows from those states (write), evaluate the asset checks, and report what it did as
+metadata. All of it is one transaction; only after it has committed are the tenants whose rows
+changed handed to `after_commit`.
+
+Which tenants changed is computed in PostgreSQL, not assumed: a digest per tenant of the window's
+stored rows before the write and after it (`window_digest_sql`), so a run that rewrote a tenant's
+rows with the same values does not count it, and one that inserted, deleted or changed any value
+of its rows does. An event-driven run every minute therefore invalidates the API's cache of the
+tenants it changed, not of every tenant with rows in its window.
 
 A value the run computed that its column cannot hold (or any other row the write would fail on)
 must not fail the other tenants: the run computes its rows into temporary tables without casting
@@ -291,9 +298,10 @@ def empty_day_partitions_sql(table: str) -> str:
 
 
 def after_commit(aggregate: str, tenant_ids: frozenset[str]) -> None:
-    """Called once a run of `aggregate` has committed, with the tenants whose rows of it the run
-    wrote or deleted: the Dashboard API's cached responses of those tenants are invalidated
-    (docs/api.md). Failing to reach Redis is logged there and never fails the run."""
+    """Called once a run of `aggregate` has committed, with the tenants whose stored rows of it
+    the run changed (inserted, deleted, or any value other than updated_at different): the
+    Dashboard API's cached responses of those tenants are invalidated (docs/api.md). Failing to
+    reach Redis is logged there and never fails the run."""
     from .api.versions import advance_versions
 
     log.debug("%s committed; rows changed for %d tenants", aggregate, len(tenant_ids))
@@ -315,8 +323,9 @@ class Aggregate:
 
     - `write(conn, params)` replaces the window's rows from the states, returns metadata that
       includes `rows_written`;
-    - `tenants_sql` selects the distinct tenant_id of the window's stored rows (before and after
-      the write: their union is the set whose rows changed);
+    - `table` is the aggregate's table (schema.py) and `window_rows_sql` the FROM clause (with
+      WHERE, if any) of the window's stored rows, naming the table's row `r`: the rows the write
+      may insert, update or delete, digested per tenant before and after it;
     - `empty_partitions_sql` selects the start of every partition of the window left without a
       row (its period had no inputs), so that the metadata names them;
     - `malformed(conn, params)` returns (tenant_id, event_type, problem, events) rows;
@@ -328,7 +337,8 @@ class Aggregate:
     compute: Callable[[Connection, dict], None]
     computed: tuple[ComputedRows, ...]
     write: Callable[[Connection, dict], dict[str, object]]
-    tenants_sql: str
+    table: sa.Table
+    window_rows_sql: str
     empty_partitions_sql: str
     malformed: Callable[[Connection, dict], list]
     checks: tuple[RuleCheck, ...]
@@ -347,6 +357,61 @@ class Aggregate:
         return evaluate_checks(conn, self.checks, params, self.malformed_check, self.malformed(conn, params))
 
 
+# Columns every write sets anew whatever the values: a row rewritten unchanged is not a change.
+BOOKKEEPING_COLUMNS = frozenset({"created_at", "updated_at"})
+
+
+def window_digest_sql(aggregate: Aggregate) -> str:
+    """Per tenant with rows in the window: how many, and the sum of a 64-bit hash of each row's
+    values (every column but the bookkeeping ones, each hashed by its type's own hash function, in
+    column order). The sum does not depend on the rows' order, so it needs no sort; two different
+    sets of rows of a tenant have the same count and sum with a probability of about 2^-64."""
+    values = ", ".join(f'r."{c.name}"' for c in aggregate.table.columns if c.name not in BOOKKEEPING_COLUMNS)
+    return (
+        "SELECT r.tenant_id, count(*) AS row_count, "
+        f"sum(hash_record_extended(ROW({values}), 0)) AS digest "
+        f"{aggregate.window_rows_sql} GROUP BY r.tenant_id"
+    )
+
+
+def digest_window(conn: Connection, aggregate: Aggregate, params: dict) -> None:
+    """Keep the window's digests before the write, in the temporary table `window_digest_before`."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.window_digest_before"))
+    conn.execute(
+        sa.text(f"CREATE TEMP TABLE window_digest_before ON COMMIT DROP AS {window_digest_sql(aggregate)}"), params
+    )
+
+
+def changed_tenants(conn: Connection, aggregate: Aggregate, params: dict) -> frozenset[str]:
+    """The tenants whose window's rows differ from `digest_window`'s: rows inserted, deleted, or
+    with a value changed. A tenant held back (values out of range) kept its rows: not among them."""
+    return frozenset(
+        conn.execute(
+            sa.text(
+                "SELECT tenant_id FROM window_digest_before AS b "
+                f"FULL JOIN ({window_digest_sql(aggregate)}) AS a USING (tenant_id) "
+                "WHERE (a.row_count, a.digest) IS DISTINCT FROM (b.row_count, b.digest)"
+            ),
+            params,
+        ).scalars()
+    )
+
+
+def record_freshness(conn: Connection, aggregate: str) -> None:
+    """Record in `aggregate_freshness` that a run of `aggregate` is under way, as of now (the clock,
+    not the transaction's start, which may be long before the lock was granted): it commits with
+    the run, every run moves it forward (whether or not it changed a row), and its rows hold every
+    event committed before it. The Dashboard API reads it (docs/api.md#freshness)."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO aggregate_freshness (aggregate, materialized_at) "
+            "VALUES (:aggregate, clock_timestamp() AT TIME ZONE 'UTC') "
+            "ON CONFLICT (aggregate) DO UPDATE SET materialized_at = EXCLUDED.materialized_at"
+        ),
+        {"aggregate": aggregate},
+    )
+
+
 def run_aggregate(
     context: dg.AssetExecutionContext, database: AnalyticsDatabase, aggregate: Aggregate
 ) -> dg.MaterializeResult:
@@ -357,22 +422,22 @@ def run_aggregate(
     absorbed: dict[str, dict[str, int]] = {}
     with database.transaction() as conn:
         lock_aggregate(conn, aggregate.name)
+        # After the lock: a run that waited for another starts its clock once that one committed.
+        record_freshness(conn, aggregate.name)
         tune_for_aggregation(conn)
         for step in aggregate.absorbs:
             absorbed[step.state] = step.absorb(conn)
-        tenants_before = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
+        digest_window(conn, aggregate, params)
         aggregate.compute(conn, params)
         held = hold_back_out_of_range(conn, aggregate.computed)
         written = aggregate.write(conn, params)
-        tenants_after = set(conn.execute(sa.text(aggregate.tenants_sql), params).scalars())
+        changed = changed_tenants(conn, aggregate, params)
         empty = [str(p) for p in conn.execute(sa.text(aggregate.empty_partitions_sql), params).scalars()]
         malformed = aggregate.malformed(conn, params)
         if aggregate.prepare_checks:
             aggregate.prepare_checks(conn, params)
         checks = evaluate_checks(conn, aggregate.checks, params, aggregate.malformed_check, malformed)
         checks.append(values_fit_check_result(held))
-    # The rows of the tenants held back are as they were.
-    changed = frozenset(tenants_before | tenants_after) - set(held.tenants)
     after_commit(aggregate.name, changed)
 
     window = aggregate.describe_window(window_start, window_end)

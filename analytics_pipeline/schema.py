@@ -265,6 +265,25 @@ state_watermarks = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
 )
 
+# Revision 0019: when each aggregate was last materialized, written by its runs inside their
+# transaction (aggregate_runs.record_freshness) and read by the Dashboard API as analytics_app
+# (SELECT only). No tenant_id: a run covers every tenant.
+aggregate_freshness = sa.Table(
+    "aggregate_freshness",
+    metadata,
+    sa.Column("aggregate", sa.Text, primary_key=True,
+              comment="The aggregate's table: revenue_aggregates, tournament_aggregates or user_cohorts."),
+    sa.Column(
+        "materialized_at",
+        sa.DateTime,
+        nullable=False,
+        comment=(
+            "When its last committed run began computing, UTC: its rows hold every event committed "
+            "before (docs/api.md#freshness)."
+        ),
+    ),
+)
+
 # Revision 0005: the subscription history MRR is computed from. A compact copy of the valid
 # subscription events, kept after raw events are purged (docs/metrics.md#monthly-value).
 subscription_events = sa.Table(

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 import redis
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from analytics_pipeline.api.app import create_app
@@ -84,6 +85,79 @@ def test_tournament_and_cohort_runs_advance_their_versions(redis_prefix, redis_s
     acme, quiet = server.mget(keys)
     assert acme not in (None, b"before")
     assert quiet == b"before"  # no rows of it in the window
+
+
+# Per aggregate: its asset, one partition window, an event of a tenant in that window (a fresh id
+# each call), and the state the aggregate is computed from, whose rows of a tenant make its rows.
+PRECISE = {
+    "revenue_aggregates": (
+        revenue_aggregates, "2025-05-10", "2025-05-10",
+        lambda conn, tenant, n: add_event(conn, tenant, "payment_completed", "2025-05-10 10:00", f"{tenant}-c{n}",
+                                          payment_id=f"{tenant}-p{n}", amount=5),
+        ("payment_events",),
+    ),
+    "tournament_aggregates": (
+        tournament_aggregates, "2025-05-10", "2025-05-10",
+        lambda conn, tenant, n: add_event(conn, tenant, "tournament_created", "2025-05-10 10:00",
+                                          tournament_id=f"{tenant}-x{n}", format="swiss"),
+        ("tournament_history",),
+    ),
+    "user_cohorts": (
+        user_cohorts, "2025-05-01", "2025-05-01",
+        lambda conn, tenant, n: add_event(conn, tenant, "user_signup", "2025-05-10 10:00", f"{tenant}-u{n}"),
+        ("user_signups", "user_activity_months"),
+    ),
+}
+TENANTS = ("acme", "globex", "initech")
+
+
+@pytest.mark.parametrize("aggregate", sorted(PRECISE))
+def test_a_run_invalidates_exactly_the_tenants_whose_rows_changed(aggregate, redis_prefix, redis_server_url,
+                                                                  db_url, engine):
+    asset, first, last, add, state_tables = PRECISE[aggregate]
+    server = redis.Redis.from_url(redis_server_url)
+    keys = {t: version_key(aggregate, t, redis_prefix) for t in TENANTS}
+
+    def run() -> tuple[int, set[str]]:
+        """Materialize the window; the run's tenants_changed, and the tenants whose version moved."""
+        server.mset({key: "before" for key in keys.values()})
+        result = materialize_range([asset], db_url, first, last)
+        assert result.success
+        metadata = result.get_asset_materialization_events()[0].materialization.metadata
+        versions = dict(zip(TENANTS, server.mget(list(keys.values()))))
+        return metadata["tenants_changed"].value, {t for t, v in versions.items() if v != b"before"}
+
+    with engine.begin() as conn:
+        for tenant in TENANTS:
+            add(conn, tenant, 1)
+    assert run() == (3, set(TENANTS))
+
+    # One tenant's new event: only that tenant's rows change, although all three have rows in the
+    # window and the run rewrote them all.
+    with engine.begin() as conn:
+        add(conn, "acme", 2)
+    assert run() == (1, {"acme"})
+
+    # Nothing new: the same rows again (updated_at aside), no tenant changed.
+    assert run() == (0, set())
+
+    # globex's inputs are gone (a correction): its rows are deleted, and that is a change.
+    with engine.begin() as conn:
+        for table in state_tables:
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE tenant_id = 'globex'"))
+    assert run() == (1, {"globex"})
+    with engine.connect() as conn:
+        left = conn.execute(sa.text(f"SELECT DISTINCT tenant_id FROM {aggregate} ORDER BY 1")).scalars().all()
+    assert left == ["acme", "initech"]
+
+    # A stored value that differs from what the run computes (changed outside the pipeline) is put
+    # back: initech's rows changed.
+    value = {"revenue_aggregates": "total_revenue", "tournament_aggregates": "tournament_count",
+             "user_cohorts": "cohort_size"}[aggregate]
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {aggregate} SET {value} = {value} + 1 WHERE tenant_id = 'initech'"))
+    assert run() == (1, {"initech"})
+    assert run() == (0, set())
 
 
 def test_the_cached_entry_has_the_ttl_and_big_answers_are_not_cached(api_env, db_url, engine, monkeypatch,

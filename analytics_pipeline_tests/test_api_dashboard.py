@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import threading
 import time
@@ -35,10 +36,23 @@ CHARTS = ("chart-mrr", "chart-bridge", "chart-movements", "chart-cohorts", "char
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (.ci/run installs it)")
 
 
+def _set_materialized(engine, **ages: dt.timedelta) -> None:
+    """aggregate_freshness as if each aggregate's last run began that long ago."""
+    with engine.begin() as conn:
+        for aggregate, age in ages.items():
+            conn.execute(sa.text(
+                "INSERT INTO aggregate_freshness (aggregate, materialized_at) "
+                "VALUES (:a, timezone('utc', now()) - :age) "
+                "ON CONFLICT (aggregate) DO UPDATE SET materialized_at = EXCLUDED.materialized_at"
+            ), {"a": aggregate, "age": age})
+
+
 @pytest.fixture
 def base_url(api_env, db_url, engine) -> Iterator[str]:
     add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
     add_dashboard_tenant(engine, "globex", TODAY, scale=6, opening_mrr=9000)
+    recently = dt.timedelta(seconds=40)
+    _set_materialized(engine, revenue_aggregates=recently, tournament_aggregates=recently, user_cohorts=recently)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(db_url), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -179,6 +193,38 @@ def test_another_tenants_token_shows_only_that_tenants_numbers(browser, base_url
     assert "globex" in page.inner_text("#tenant-label")
     text = page.inner_text("body")
     assert f"{acme_mrr:,.2f}" not in text and "acme" not in text
+    page.close()
+
+
+def _freshness(page, aggregate) -> tuple[str, str | None]:
+    item = page.locator(f'#freshness [data-aggregate="{aggregate}"]')
+    return item.inner_text(), item.get_attribute("data-stale")
+
+
+def test_the_page_says_when_its_data_was_computed_and_flags_stale_data(browser, base_url, engine):
+    # Revenue 40 s old; tournaments 3 h old, past their warn window (75 min: an hourly run is
+    # overdue); cohorts 3 h old, well within theirs (25 h: the daily run).
+    _set_materialized(engine, tournament_aggregates=dt.timedelta(hours=3), user_cohorts=dt.timedelta(hours=3))
+    page = _open(browser, base_url, token("acme"), [])
+    _wait_ready(page)
+
+    text, stale = _freshness(page, "revenue_aggregates")
+    seconds = int(re.fullmatch(r"Revenue updated (\d+) s ago", text).group(1))
+    assert 40 <= seconds < 60 and stale == "false"
+    assert page.locator('#freshness [data-aggregate="revenue_aggregates"] .stale').count() == 0
+    assert _freshness(page, "user_cohorts") == ("Cohorts updated 3 h ago", "false")
+    text, stale = _freshness(page, "tournament_aggregates")
+    assert re.fullmatch(r"Tournaments updated 3 h ago\s*stale", text) and stale == "true", text
+    assert page.is_visible('#freshness [data-aggregate="tournament_aggregates"] .badge.stale')
+
+    # The ages count on while the page stays open.
+    deadline = time.monotonic() + 15
+    while True:
+        later = int(re.fullmatch(r"Revenue updated (\d+) s ago", _freshness(page, "revenue_aggregates")[0]).group(1))
+        if later > seconds:
+            break
+        assert time.monotonic() < deadline, "the age was not redrawn"
+        page.wait_for_timeout(250)
     page.close()
 
 

@@ -28,6 +28,7 @@ from . import params, queries
 from .auth import TokenVerifier, Unauthorized
 from .cache import BYPASS, ResponseCache
 from .config import cache_max_entry_bytes, cache_prefix, cache_ttl_seconds, jwt_settings
+from .freshness import FreshnessReader
 from .redis_server import resolve_redis_url
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.cache = ResponseCache(redis_url, prefix, ttl, max_entry_bytes)
+        app.state.freshness = FreshnessReader(database)
         try:
             yield
         finally:
@@ -119,16 +121,23 @@ def create_app(database_url: str | None = None) -> FastAPI:
     async def answer(request: Request, aggregate: str | None, tenant_id: str, compute, fmt: str = "json",
                      filename: str | None = None) -> Response:
         """The body from the cache (keyed by the aggregate's versions and the request), or from
-        `compute` in a worker thread (it blocks on PostgreSQL)."""
+        `compute` in a worker thread (it blocks on PostgreSQL), with the aggregate's freshness
+        (freshness.py) in headers and, for JSON, in the body."""
         async def run() -> bytes:
             return await run_in_threadpool(compute)
 
+        headers = {"Cache-Control": "private, no-cache"}
         if aggregate is None:
             body, outcome = await run(), BYPASS
         else:
+            # Read before the body, so that the time is never later than the data's.
+            freshness = await request.app.state.freshness.of(aggregate, tenant_id)
             request_key = f"{request.url.path}?{sorted(request.query_params.multi_items())}"
             body, outcome = await request.app.state.cache.get_or_compute(aggregate, tenant_id, request_key, run)
-        headers = {"X-Cache": outcome, "Cache-Control": "private, no-cache"}
+            headers.update(freshness.headers)
+            if fmt == "json":
+                body = freshness.add_to(body)
+        headers["X-Cache"] = outcome
         if fmt == "csv":
             headers["Content-Disposition"] = f'attachment; filename="{filename or "rows"}.csv"'
             return Response(body, media_type="text/csv; charset=utf-8", headers=headers)

@@ -28,6 +28,7 @@ from ..aggregate_runs import (
     tune_for_aggregation,
 )
 from ..declarations import ALL_EVENT_TYPES, DerivedState
+from ..freshness import AGGREGATE_FRESHNESS
 from ..months import add_months, month_start
 from ..partitions import monthly_partitions, partition_range_tags
 from ..resources import AnalyticsDatabase
@@ -217,7 +218,8 @@ USER_COHORTS_AGGREGATE = Aggregate(
     compute=compute_cohort_rows,
     computed=(COHORT_ROWS,),
     write=write_user_cohorts,
-    tenants_sql=f"SELECT DISTINCT tenant_id FROM ({_WINDOW_ROWS}) AS r",
+    table=schema.user_cohorts,
+    window_rows_sql=f"FROM ({_WINDOW_ROWS}) AS r",
     empty_partitions_sql=(
         "SELECT m::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
         "interval '1 month') AS m WHERE m::date NOT IN (SELECT (cohort_month + month_number * interval '1 month')::date "
@@ -245,6 +247,7 @@ USER_COHORTS_AGGREGATE = Aggregate(
         "dagster/column_schema": column_schema(schema.user_cohorts),
     },
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
+    freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
 )
 def user_cohorts(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Retention triangle of each tenant's signup cohorts.

@@ -23,6 +23,7 @@ from ..aggregate_runs import (
     run_aggregate,
 )
 from ..declarations import DerivedState
+from ..freshness import AGGREGATE_FRESHNESS
 from ..partitions import daily_partitions
 from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
 from ..resources import AnalyticsDatabase
@@ -284,9 +285,10 @@ REVENUE_AGGREGATE = Aggregate(
     compute=compute_revenue_rows,
     computed=REVENUE_ROWS,
     write=write_revenue_aggregates,
-    tenants_sql=(
-        f"SELECT DISTINCT r.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "
-        "JOIN revenue_aggregates AS r USING (period_type, period_start)"
+    table=revenue_aggregates_table,
+    window_rows_sql=(
+        f"FROM revenue_aggregates AS r WHERE (r.period_type, r.period_start) IN "
+        f"(SELECT period_type, period_start FROM ({TOUCHED_PERIODS_SQL}) AS t)"
     ),
     empty_partitions_sql=empty_day_partitions_sql("revenue_aggregates"),
     malformed=malformed_revenue_events,
@@ -307,6 +309,7 @@ REVENUE_AGGREGATE = Aggregate(
     owners=["team:analytics"],
     pool="analytics_db",
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
+    freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
     metadata={
         "dagster/table_name": "public.revenue_aggregates",
         "dagster/column_schema": column_schema(revenue_aggregates_table),

@@ -32,6 +32,7 @@ from ..aggregate_runs import (
     tune_for_aggregation,
 )
 from ..declarations import DerivedState
+from ..freshness import AGGREGATE_FRESHNESS
 from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
 from ..sources import analytics_events
 from ..sql import sql_loader
@@ -197,9 +198,10 @@ TOURNAMENT_AGGREGATE = Aggregate(
     compute=compute_tournament_rows,
     computed=(TOURNAMENT_ROWS,),
     write=write_tournament_aggregates,
-    tenants_sql=(
-        f"SELECT DISTINCT a.tenant_id FROM ({TOUCHED_PERIODS_SQL}) AS t "
-        "JOIN tournament_aggregates AS a USING (period_type, period_start)"
+    table=schema.tournament_aggregates,
+    window_rows_sql=(
+        f"FROM tournament_aggregates AS r WHERE (r.period_type, r.period_start) IN "
+        f"(SELECT period_type, period_start FROM ({TOUCHED_PERIODS_SQL}) AS t)"
     ),
     empty_partitions_sql=empty_day_partitions_sql("tournament_aggregates"),
     malformed=malformed_tournament_events,
@@ -224,6 +226,7 @@ TOURNAMENT_AGGREGATE = Aggregate(
         "dagster/column_schema": column_schema(schema.tournament_aggregates),
     },
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
+    freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
 )
 def tournament_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Tournament performance of each tenant per day, ISO week, month, quarter and year.

@@ -29,6 +29,11 @@ const TILES = [
 ];
 // Tiles whose rise is bad news: their arrow up is drawn red.
 const LOWER_IS_BETTER = new Set(["churned_revenue", "logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate"]);
+// The aggregates the page shows, each with when it was computed (every response's data_updated_at,
+// and data_stale_after: docs/api.md#freshness); the ages are redrawn every few seconds.
+const FRESHNESS_LABELS = [["revenue_aggregates", "Revenue"], ["tournament_aggregates", "Tournaments"], ["user_cohorts", "Cohorts"]];
+const FRESHNESS_REDRAW_MS = 5000;
+let freshness = {};
 
 const $ = (id) => document.getElementById(id);
 const amount = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
@@ -249,6 +254,52 @@ function renderReports(reports) {
     `<tbody>${rows.join("")}</tbody></table>`;
 }
 
+// The freshness of the oldest of an aggregate's responses: what the page shows of it is at least
+// that recent. One never computed makes it unknown.
+function oldestFreshness(...bodies) {
+  if (bodies.some((b) => !b.data_updated_at)) return { updated_at: null, stale_after: null };
+  const oldest = bodies.reduce((a, b) => (b.data_updated_at < a.data_updated_at ? b : a));
+  return { updated_at: oldest.data_updated_at, stale_after: oldest.data_stale_after };
+}
+
+function ago(seconds) {
+  if (seconds < 60) return `${seconds} s ago`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours >= 48) return `${Math.floor(hours / 24)} days ago`;
+  return minutes % 60 ? `${hours} h ${minutes % 60} min ago` : `${hours} h ago`;
+}
+
+function renderFreshness() {
+  const now = Date.now();
+  const items = [];
+  for (const [aggregate, label] of FRESHNESS_LABELS) {
+    const f = freshness[aggregate];
+    if (!f) continue;
+    const item = document.createElement("span");
+    item.dataset.aggregate = aggregate;
+    if (!f.updated_at) {
+      item.textContent = `${label}: not computed yet`;
+    } else {
+      const seconds = Math.max(0, Math.floor((now - Date.parse(f.updated_at)) / 1000));
+      const stale = now >= Date.parse(f.stale_after);
+      item.textContent = `${label} updated ${ago(seconds)}`;
+      item.title = `Computed at ${f.updated_at.slice(0, 19).replace("T", " ")} UTC`;
+      item.dataset.stale = String(stale);
+      if (stale) {
+        const badge = document.createElement("span");
+        badge.className = "badge stale";
+        badge.textContent = "stale";
+        badge.title = `Older than promised: due to be recomputed by ${f.stale_after.slice(0, 19).replace("T", " ")} UTC; the figures may be behind`;
+        item.appendChild(badge);
+      }
+    }
+    items.push(item);
+  }
+  $("freshness").replaceChildren(...items);
+}
+
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
@@ -282,6 +333,12 @@ async function load() {
     renderCohorts(cohorts);
     renderTournaments(tournaments);
     renderReports(reports);
+    freshness = {
+      revenue_aggregates: oldestFreshness(kpis, series, bridge, months),
+      tournament_aggregates: oldestFreshness(tournaments),
+      user_cohorts: oldestFreshness(cohorts),
+    };
+    renderFreshness();
     $("status").textContent = `${period_type[0].toUpperCase() + period_type.slice(1)} figures, ${from} to ${to}. Tiles: the ${period_type} starting ${kpis.period_start}.`;
     renders += 1;
     document.body.dataset.renders = String(renders);
@@ -322,6 +379,7 @@ document.addEventListener("DOMContentLoaded", () => {
       load();
     }
   });
+  setInterval(renderFreshness, FRESHNESS_REDRAW_MS);
   $("sign-out").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     showSignIn("Signed out. Paste a token to sign in again.");
