@@ -1,6 +1,6 @@
-"""What a domain declares, so that the assembly, retention and the late-data sensor see the same
-set from every entry point (the code location, the CLI, tests): nothing registers itself by being
-imported. analytics_pipeline/domains.py collects the declarations."""
+"""What a domain declares, so that the assembly, retention, reconciliation and the new-events
+sensor see the same set from every entry point (the code location, the CLI, tests): nothing
+registers itself by being imported. analytics_pipeline/domains.py collects the declarations."""
 
 from __future__ import annotations
 
@@ -21,11 +21,15 @@ ALL_EVENT_TYPES = ("*",)
 class DerivedState:
     """A compact state absorbed incrementally from analytics_events in commit order
     (analytics_pipeline/state.py). `name` is both its asset and its state_watermarks row; raw-event
-    retention waits until it has absorbed every expired event of `event_types`."""
+    retention waits until it has absorbed every expired event of `event_types`. `reconcile_sql`
+    proves it holds every event it has absorbed (analytics_pipeline/reconciliation.py): per tenant
+    and day, (tenant_id, day, raw_events, in_state) where they differ, over the events matching the
+    placeholder {absorbed}."""
 
     name: str
     table: str
     event_types: tuple[str, ...]
+    reconcile_sql: str
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from . import alerts, housekeeping, new_events, reports, retention, schedules, sources
+from . import alerts, housekeeping, new_events, reconciliation, reports, retention, schedules, sources
 from .domains import DOMAINS
 from .resources import AnalyticsDatabase, MailResource
 
@@ -13,6 +13,7 @@ defs = dg.Definitions.merge(
     retention.defs,
     schedules.defs,
     new_events.defs,
+    reconciliation.defs,
     alerts.defs,
     housekeeping.defs,
     dg.Definitions(resources={"database": AnalyticsDatabase(), "mail": MailResource()}),

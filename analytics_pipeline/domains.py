@@ -1,6 +1,6 @@
 """The domains of the code location, collected once: definitions.py assembles their Dagster
-definitions, retention waits for their declared states, the late-data sensor asks their
-late-partition finders. A new domain is added here and nowhere else."""
+definitions, retention and reconciliation see their declared states, the new-events sensor asks
+their touched-partition finders. A new domain is added here and nowhere else."""
 
 from __future__ import annotations
 

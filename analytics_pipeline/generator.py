@@ -825,7 +825,7 @@ DEMO = {"tenants": 4, "users_per_tenant": 2_000, "seed": 2025, "malformed_rate":
 
 def demo_options() -> SeedOptions:
     """A few tenants over the 14 months ending today, about a million events, a few malformed
-    and late ones so that the checks and the late-data sensor have something to show.
+    and late ones so that the checks and the new-events sensor have something to show.
 
     `ANALYTICS_DEMO_USERS_PER_TENANT` scales it (events grow with users), for a small machine or
     a test of the first start."""

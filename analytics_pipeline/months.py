@@ -1,5 +1,5 @@
 """Calendar-month arithmetic, written once for the whole project (partitions, cohorts, the
-late-data sensor, the retention cutoff, the generator)."""
+new-events sensor, the retention cutoff, the generator)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import dagster as dg
 from .partitions import partition_range_tags
 from .settings import start_date
 
-# Daily-partitioned aggregates kept current by the hourly schedule and the late-data sensor.
+# Daily-partitioned aggregates kept current by the hourly schedule and the new-events sensor.
 HOURLY_AGGREGATES = ["revenue_aggregates", "tournament_aggregates"]
 
 hourly_aggregates_job = dg.define_asset_job(

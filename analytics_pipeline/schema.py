@@ -5,8 +5,8 @@ metadata, so a column changed here without a revision (or the other way round) f
 
 All timestamps are UTC, stored as TIMESTAMP WITHOUT TIME ZONE as the specification says. Their
 defaults are `timezone('utc', now())`, not `now()`, so that a row inserted by a session whose
-TimeZone is not UTC (the platform's, say) still gets a UTC created_at: the late-data sensor and the
-derived state compare created_at with UTC watermarks.
+TimeZone is not UTC (the platform's, say) still gets a UTC created_at, comparable with the events'
+UTC `timestamp` (the event contract compares them).
 """
 
 from __future__ import annotations
@@ -99,9 +99,8 @@ analytics_events = sa.Table(
         nullable=True,
         server_default=sa.text("pg_current_xact_id()"),
         comment=(
-            "Id of the transaction that inserted the event, filled by the database (pg_current_xact_id()); "
-            "derived state absorbs by it, in commit order (docs/ingestion.md). NULL: inserted before "
-            "revision 0018."
+            "Id of the inserting transaction, set by the database; NULL if inserted before revision 0018. "
+            "State absorbs in this order (docs/ingestion.md#commit-order)"
         ),
     ),
     sa.Index("analytics_events_tenant_id_event_type_idx", "tenant_id", "event_type"),
@@ -258,8 +257,8 @@ state_watermarks = sa.Table(
         PgSnapshot(),
         nullable=True,
         comment=(
-            "The snapshot the state's last absorb read under: every event whose ingest_xid is visible in it "
-            "is in the state (docs/ingestion.md). NULL: no absorb since revision 0018 yet."
+            "The snapshot of the state's last absorb: every event whose ingest_xid is visible in it is in the "
+            "state; NULL before its first (docs/ingestion.md#commit-order)"
         ),
     ),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
@@ -456,7 +455,7 @@ tournament_history = sa.Table(
     sa.Column("tournament_id", sa.Text, nullable=False),
     # NULL while only payments name the tournament: it is not a tournament of any period yet.
     sa.Column("tournament_day", sa.Date, nullable=True),
-    # The day it belonged to before a late event moved it; the late-data sensor recomputes both.
+    # The day it belonged to before a late event moved it; the new-events sensor recomputes both.
     sa.Column("previous_tournament_day", sa.Date, nullable=True),
     sa.Column("created_event_at", sa.DateTime, nullable=True),
     sa.Column("first_activity_at", sa.DateTime, nullable=True),
@@ -600,7 +599,7 @@ _describe(
     user_id="The customer or player; NULL when no user is involved (docs/events.md#columns)",
     session_id="The user's session, for activity events; optional (docs/events.md#columns)",
     timestamp="When the event happened, UTC (docs/events.md#columns)",
-    created_at="When the row was recorded, UTC; later than timestamp for a late event (docs/events.md#created_at-late-events-and-its-index)",
+    created_at="When the row was recorded, UTC; later than timestamp for a late event (docs/events.md#created_at-ingest_xid-and-late-events)",
 )
 
 _describe(

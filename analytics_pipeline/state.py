@@ -10,7 +10,7 @@ by the next. Events inserted before revision 0018 have no ingest_xid; a state wi
 (never absorbed since) reads them all, once.
 
 The same `Committed` ranges tell the freshness sensor which partitions new commits touch
-(analytics_pipeline/late_data.py), and retention deletes only events every declared state has
+(analytics_pipeline/new_events.py), and retention deletes only events every declared state has
 absorbed (`absorbed_horizon`).
 """
 
@@ -109,13 +109,23 @@ def read(windows: Iterable[AbsorbWindow]) -> Committed:
     return Committed(tuple(w.since for w in windows), through.pop())
 
 
+# A stored snapshot, or NULL when it is not one of this cluster's transaction history: after a
+# logical restore (pg_dump, logical replication) into a cluster whose transaction ids are lower,
+# a snapshot taken before would see the new events as old. Such a state reads every event again,
+# once (every absorb is idempotent), and retention waits for that (docs/ingestion.md#restores).
+_STORED_SNAPSHOT = (
+    "CAST(CASE WHEN pg_snapshot_xmax(absorbed_snapshot) <= pg_snapshot_xmax(pg_current_snapshot()) "
+    "THEN absorbed_snapshot END AS text)"
+)
+
+
 def _lock(conn: Connection, state_name: str) -> str | None:
     conn.execute(
         sa.text("INSERT INTO state_watermarks (state_name) VALUES (:n) ON CONFLICT (state_name) DO NOTHING"),
         {"n": state_name},
     )
     return conn.execute(
-        sa.text("SELECT CAST(absorbed_snapshot AS text) FROM state_watermarks WHERE state_name = :n FOR UPDATE"),
+        sa.text(f"SELECT {_STORED_SNAPSHOT} FROM state_watermarks WHERE state_name = :n FOR UPDATE"),
         {"n": state_name},
     ).scalar_one()
 
@@ -148,8 +158,9 @@ def finish_absorb(conn: Connection, window: AbsorbWindow) -> None:
 
 
 def absorbed_snapshots(conn: Connection) -> dict[str, str | None]:
-    """Every state's last snapshot (None: not absorbed since revision 0018)."""
-    rows = conn.execute(sa.text("SELECT state_name, CAST(absorbed_snapshot AS text) FROM state_watermarks"))
+    """Every state's last snapshot (None: not absorbed since revision 0018, or not on this
+    cluster's transaction history)."""
+    rows = conn.execute(sa.text(f"SELECT state_name, {_STORED_SNAPSHOT} FROM state_watermarks"))
     return dict(rows.all())
 
 

@@ -8,11 +8,14 @@ import itertools
 import json
 import socket
 import threading
+import time
 from collections.abc import Sequence
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline import state
 from analytics_pipeline.resources import AnalyticsDatabase
 from analytics_pipeline.partitions import partition_range_tags
 
@@ -99,6 +102,17 @@ def db_now(engine) -> dt.datetime:
         return conn.execute(sa.text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar()
 
 
+def db_snapshot(engine) -> str:
+    """The database's current snapshot: the events committed so far (analytics_pipeline/state.py)."""
+    with engine.connect() as conn:
+        return state.current_snapshot(conn)
+
+
+def committed_since(engine, since: str) -> state.Committed:
+    """The events committed after the snapshot `since` and before now."""
+    return state.Committed((since,), db_snapshot(engine))
+
+
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make one run cover the partitions first..last (inclusive)."""
     return partition_range_tags(dt.date.fromisoformat(first), dt.date.fromisoformat(last))
@@ -139,6 +153,40 @@ def set_watermark(engine, state_name: str, absorbed: bool = True) -> None:
             ),
             {"n": state_name, "a": absorbed},
         )
+
+
+def no_older_transaction_in_flight(engine, timeout: float = 60.0) -> None:
+    """Wait until no transaction older than the newest event is still running on the server.
+
+    The absorbed horizon is the oldest transaction still running, on any database of the server,
+    when a state last absorbed (state.absorbed_horizon): a transaction of another test (another
+    pytest worker's) that began before this test's events and was still running then would keep
+    them above the horizon, held back. Once this returns, every snapshot taken later has its xmin
+    above them (a snapshot's xmin never goes back)."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while True:
+            past = conn.execute(sa.text(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot()) > "
+                "coalesce((SELECT max(ingest_xid) FROM analytics_events), CAST('0' AS xid8))"
+            )).scalar_one()
+            if past:
+                return
+            if time.monotonic() > deadline:
+                running = conn.execute(sa.text(
+                    "SELECT pid, datname, state, xact_start, backend_xid FROM pg_stat_activity "
+                    "WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC")).all()
+                pytest.fail(f"a transaction older than the test's events is still running after "
+                            f"{timeout:g} s: {running}")
+            time.sleep(0.05)
+
+
+def absorb_everything(engine, *states: str) -> None:
+    """`states` absorb every event committed so far: their snapshot is taken now, with no older
+    transaction running (no_older_transaction_in_flight)."""
+    no_older_transaction_in_flight(engine)
+    for name in states:
+        set_watermark(engine, name)
 
 
 def free_port() -> int:

@@ -174,7 +174,7 @@ def test_a_run_of_the_last_months_counts_late_revenue_of_earlier_months_in_ltv(d
 
     # Reading every event again adds nothing.
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE state_watermarks SET absorbed_through = NULL"))
+        conn.execute(sa.text("UPDATE state_watermarks SET absorbed_snapshot = NULL"))
     _materialize(db_url, "2025-05-01", "2025-06-01")
     assert _rows(engine) == {**EXPECTED, **late}
 
@@ -197,7 +197,7 @@ def test_rerun_and_reabsorbing_change_nothing(db_url, engine):
     state_rows = table_rows(engine, "user_activity_months", "tenant_id, user_id, activity_month")
     _materialize(db_url, "2025-01-01", "2025-06-01")
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE state_watermarks SET absorbed_through = NULL"))
+        conn.execute(sa.text("UPDATE state_watermarks SET absorbed_snapshot = NULL"))
     _materialize(db_url, "2025-03-01", "2025-06-01")
     assert table_rows(engine, "user_cohorts", "id") == first
     assert table_rows(engine, "user_activity_months", "tenant_id, user_id, activity_month") == state_rows

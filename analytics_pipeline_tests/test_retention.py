@@ -8,7 +8,6 @@ whose transaction is visible in the snapshot of its last absorb, whatever their 
 import datetime as dt
 import itertools
 import threading
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +17,7 @@ from analytics_pipeline.retention import RetentionRefused, purge_expired_events
 from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED, HeldBack
 from analytics_pipeline.settings import ConfigError, retention_cutoff
 
-from .helpers import set_watermark
+from .helpers import absorb_everything, no_older_transaction_in_flight, set_watermark
 
 CUTOFF = dt.datetime(2024, 3, 15)
 DAY = dt.timedelta(days=1)
@@ -29,40 +28,6 @@ def purge(engine, cutoff, states=(), **kwargs):
     """The purge waiting for `states` only: tests that are not about derived state wait for none,
     whatever states the domains declare."""
     return purge_expired_events(engine, cutoff, states=states, **kwargs)
-
-
-def no_older_transaction_in_flight(engine, timeout: float = 60.0) -> None:
-    """Wait until no transaction older than the newest event is still running on the server.
-
-    The absorbed horizon is the oldest transaction still running, on any database of the server,
-    when a state last absorbed (state.absorbed_horizon): a transaction of another test (another
-    pytest worker's) that began before this test's events and was still running then would keep
-    them above the horizon, held back. Once this returns, every snapshot taken later has its xmin
-    above them (a snapshot's xmin never goes back)."""
-    deadline = time.monotonic() + timeout
-    with engine.connect() as conn:
-        while True:
-            past = conn.execute(sa.text(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot()) > "
-                "coalesce((SELECT max(ingest_xid) FROM analytics_events), CAST('0' AS xid8))"
-            )).scalar_one()
-            if past:
-                return
-            if time.monotonic() > deadline:
-                running = conn.execute(sa.text(
-                    "SELECT pid, datname, state, xact_start, backend_xid FROM pg_stat_activity "
-                    "WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC")).all()
-                pytest.fail(f"a transaction older than the test's events is still running after "
-                            f"{timeout:g} s: {running}")
-            time.sleep(0.05)
-
-
-def absorb_everything(engine, *states: str) -> None:
-    """`states` absorb every event committed so far: their snapshot is taken now, with no older
-    transaction running (no_older_transaction_in_flight)."""
-    no_older_transaction_in_flight(engine)
-    for name in states:
-        set_watermark(engine, name)
 
 
 def _snapshot_xmin(engine, state_name: str) -> int:

@@ -8,7 +8,6 @@ has the declared states absorb them (`every_state_absorbs`), as their runs would
 import datetime as dt
 
 import dagster as dg
-import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -22,8 +21,7 @@ from analytics_pipeline.retention import (
 from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED
 from analytics_pipeline.settings import retention_cutoff
 
-from .helpers import set_watermark
-from .test_retention import absorb_everything, no_older_transaction_in_flight
+from .helpers import absorb_everything, no_older_transaction_in_flight, set_watermark
 
 SECOND = dt.timedelta(seconds=1)
 

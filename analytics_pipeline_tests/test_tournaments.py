@@ -24,7 +24,7 @@ from analytics_pipeline.tournaments.assets import (
 )
 from analytics_pipeline.resources import AnalyticsDatabase
 
-from .helpers import db_now, event, insert_events, range_tags, run_concurrently, table_rows
+from .helpers import committed_since, db_snapshot, event, insert_events, range_tags, run_concurrently, table_rows
 
 # 2025-03-03 is a Monday: the week 03-03..03-09 holds every tournament below.
 EVENTS = [
@@ -136,13 +136,14 @@ def test_hand_worked_periods_and_late_completion(db_url, engine):
     assert "t1:day:2025-03-03" in ids and "t1:week:2025-03-03" in ids
 
     # The completion arrives days later: the sensor asks for the day B belongs to, not 03-06.
-    since = db_now(engine)
+    since = db_snapshot(engine)
     insert_events(engine, [LATE_COMPLETION])
+    committed = committed_since(engine, since)
     with engine.connect() as conn:
-        days = touched_tournament_days(conn, since, db_now(engine))
+        days = touched_tournament_days(conn, committed)
     assert days == {dt.date(2025, 3, 3)}
     with engine.connect() as conn:
-        assert touched_tournament_days(conn, since, db_now(engine), before=dt.date(2025, 3, 3)) == set()
+        assert touched_tournament_days(conn, committed, before=dt.date(2025, 3, 3)) == set()
 
     assert _materialize(db_url, "2025-03-03").success
     expected[("day", dt.date(2025, 3, 3), dt.date(2025, 3, 3))] = DAY_0303_AFTER
@@ -209,7 +210,7 @@ def test_rerun_and_reabsorbing_change_nothing(db_url, engine):
     _materialize(db_url, "2025-03-03", "2025-03-05")
     # Make the state read every event again: counts and sums must not double.
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE state_watermarks SET absorbed_through = NULL"))
+        conn.execute(sa.text("UPDATE state_watermarks SET absorbed_snapshot = NULL"))
     _materialize(db_url, "2025-03-01", "2025-03-10")
     assert _aggregate_rows(engine) == first
     assert table_rows(engine, "tournament_history", "tournament_id") == history
@@ -270,15 +271,15 @@ def test_late_creation_moves_a_tournament_and_both_days_are_requested(db_url, en
     _materialize(db_url, "2025-03-02", "2025-03-05")
     # C had no creation event and so belonged to 03-04; its creation on 03-02 arrives late.
     late = event("tournament_created", "2025-03-02 18:00", tournament_id="C", format="swiss")
-    since = db_now(engine)
+    since = db_snapshot(engine)
     insert_events(engine, [late])
-    window = (since, db_now(engine))
+    committed = committed_since(engine, since)
     with engine.connect() as conn:
-        assert touched_tournament_days(conn, *window) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
+        assert touched_tournament_days(conn, committed) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
     # Also once tournament_history has absorbed it (the hourly run may come first).
     dg.materialize([tournament_history], resources={"database": AnalyticsDatabase(url=db_url)})
     with engine.connect() as conn:
-        assert touched_tournament_days(conn, *window) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
+        assert touched_tournament_days(conn, committed) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
 
     _materialize(db_url, "2025-03-02", "2025-03-02")
     _materialize(db_url, "2025-03-04", "2025-03-04")

@@ -93,6 +93,8 @@ def _rewind_state(url: str, aggregate: str, by: dt.timedelta) -> None:
     have absorbed every event (their backfill ran first), then those events are committed again,
     by a later transaction than the states' snapshots. Absorbing is idempotent, so the states'
     rows stay as they are: the run does the work of absorbing them, as it would new events."""
+    from .datasets import commit_again
+
     states = list(STATE[aggregate][1])
     engine = db.engine_for(url)
     with engine.begin() as conn:
@@ -110,19 +112,7 @@ def _rewind_state(url: str, aggregate: str, by: dt.timedelta) -> None:
             {"s": states},
         ).scalar_one() != len(states):
             raise RuntimeError(f"{aggregate}'s states have not absorbed the data set: run its backfill first")
-    with engine.begin() as conn:
-        # ingest_xid is the inserting transaction's id: this one's, as if it had inserted them.
-        conn.execute(
-            sa.text(
-                "UPDATE analytics_events SET ingest_xid = pg_current_xact_id() "
-                "WHERE created_at > (SELECT max(created_at) FROM analytics_events) - :by"
-            ),
-            {"by": by},
-        )
-    # A newly inserted event leaves no dead row version behind; the updated ones do, in the heap
-    # and in every index the run reads. Vacuumed away, the run reads what it would after an insert.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM (INDEX_CLEANUP ON) analytics_events"))
+    commit_again(url, by)
 
 
 def _materialize(url: str, asset_name: str, first: str, last: str) -> None:

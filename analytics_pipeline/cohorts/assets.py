@@ -51,9 +51,11 @@ MALFORMED_EVENTS_CHECK = "no_malformed_events"
 # The daily schedule recalculates the running month and the two before it.
 SCHEDULED_MONTHS = 3
 
-USER_SIGNUPS = DerivedState(SIGNUPS_STATE, "user_signups", ("user_signup",))
+USER_SIGNUPS = DerivedState(SIGNUPS_STATE, "user_signups", ("user_signup",), load("reconcile_user_signups"))
 # Any valid event is a user's activity; malformed events of any type are copied.
-USER_ACTIVITY_MONTHS = DerivedState(ACTIVITY_STATE, "user_activity_months", ALL_EVENT_TYPES)
+USER_ACTIVITY_MONTHS = DerivedState(
+    ACTIVITY_STATE, "user_activity_months", ALL_EVENT_TYPES, load("reconcile_user_activity_months")
+)
 
 
 # --- derived state ------------------------------------------------------------------------------

@@ -41,8 +41,12 @@ AGGREGATE = "revenue_aggregates"
 SUBSCRIPTION_EVENT_TYPES = ("subscription_started", "subscription_changed", "subscription_cancelled")
 PAYMENT_EVENT_TYPES = ("payment_completed", "payment_failed", "payment_refunded")
 
-SUBSCRIPTION_HISTORY = DerivedState("subscription_history", "subscription_events", SUBSCRIPTION_EVENT_TYPES)
-PAYMENT_HISTORY = DerivedState("payment_history", "payment_events", PAYMENT_EVENT_TYPES)
+SUBSCRIPTION_HISTORY = DerivedState(
+    "subscription_history", "subscription_events", SUBSCRIPTION_EVENT_TYPES, load("reconcile_subscription_history")
+)
+PAYMENT_HISTORY = DerivedState(
+    "payment_history", "payment_events", PAYMENT_EVENT_TYPES, load("reconcile_payment_history")
+)
 
 MRR_BRIDGE = "mrr_bridge"
 CUSTOMER_BRIDGE = "customer_bridge"

@@ -48,6 +48,7 @@ TOURNAMENT_HISTORY = DerivedState(
     # Payments count when they name a tournament; malformed events of these types are copied.
     ("tournament_created", "tournament_started", "tournament_completed", "tournament_cancelled",
      "player_registered", "payment_completed"),
+    load("reconcile_tournament_history"),
 )
 
 RATES_IN_RANGE_CHECK = "completion_rate_between_0_and_100"

@@ -29,15 +29,23 @@ branch_labels = None
 depends_on = None
 
 INGEST_XID_COMMENT = (
-    "Id of the transaction that inserted the event, filled by the database (pg_current_xact_id()); "
-    "derived state absorbs by it, in commit order (docs/ingestion.md). NULL: inserted before "
-    "revision 0018."
+    "Id of the inserting transaction, set by the database; NULL if inserted before revision 0018. "
+    "State absorbs in this order (docs/ingestion.md#commit-order)"
 )
 SNAPSHOT_COMMENT = (
-    "The snapshot the state's last absorb read under: every event whose ingest_xid is visible in it "
-    "is in the state (docs/ingestion.md). NULL: no absorb since revision 0018 yet."
+    "The snapshot of the state's last absorb: every event whose ingest_xid is visible in it is in the "
+    "state; NULL before its first (docs/ingestion.md#commit-order)"
 )
 ABSORBED_THROUGH_COMMENT = "When the state's last absorb read analytics_events (UTC)."
+# The section on created_at in docs/events.md is renamed with this revision.
+CREATED_AT_COMMENT = (
+    "When the row was recorded, UTC; later than timestamp for a late event "
+    "(docs/events.md#created_at-ingest_xid-and-late-events)"
+)
+OLD_CREATED_AT_COMMENT = (
+    "When the row was recorded, UTC; later than timestamp for a late event "
+    "(docs/events.md#created_at-late-events-and-its-index)"
+)
 
 
 def upgrade() -> None:
@@ -51,12 +59,14 @@ def upgrade() -> None:
     op.execute("ALTER TABLE state_watermarks ADD COLUMN absorbed_snapshot pg_snapshot")
     op.alter_column("state_watermarks", "absorbed_snapshot", comment=SNAPSHOT_COMMENT)
     op.alter_column("state_watermarks", "absorbed_through", comment=ABSORBED_THROUGH_COMMENT)
+    op.alter_column("analytics_events", "created_at", comment=CREATED_AT_COMMENT, existing_comment=OLD_CREATED_AT_COMMENT)
 
 
 def downgrade() -> None:
     # Back to created_at watermarks: absorbed_through is kept by every absorb, so the states
     # continue from their last absorb's time, re-reading the usual overlap.
     op.alter_column("state_watermarks", "absorbed_through", comment=None, existing_comment=ABSORBED_THROUGH_COMMENT)
+    op.alter_column("analytics_events", "created_at", comment=OLD_CREATED_AT_COMMENT, existing_comment=CREATED_AT_COMMENT)
     op.execute("ALTER TABLE state_watermarks DROP COLUMN absorbed_snapshot")
     op.execute("CREATE INDEX analytics_events_created_at_idx ON analytics_events (created_at)")
     op.execute("DROP INDEX analytics_events_ingest_xid_idx")
