@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline.api.freshness import MAX_AGE_SECONDS
 from analytics_pipeline.definitions import defs
 from analytics_pipeline.new_events import NEW_EVENTS_TAG, new_events_sensor
 from analytics_pipeline.resources import AnalyticsDatabase
 
+from .api_support import api_env, auth, client, redis_prefix, redis_server_url  # noqa: F401
 from .helpers import add_event, add_tenant, rows
 
 AGGREGATES = ("revenue_aggregates", "tournament_aggregates", "user_cohorts")
@@ -208,3 +211,37 @@ def test_partitions_before_the_first_one_are_never_requested(pipeline, engine, i
     # month of user_cohorts, of which only those from the first month partition on exist.
     first_month, this_month = start.replace(day=1), today(engine).replace(day=1)
     assert ranges(tick(pipeline, instance, first.cursor)) == {("user_cohorts", str(first_month), str(this_month))}
+
+
+def test_a_committed_payment_reaches_the_api_through_the_sensor_alone(pipeline, engine, instance, client):
+    """The freshness path end to end: a cached response, a payment committed, one tick of the
+    sensor, its run launched, and the next request shows the payment and the run's time."""
+    day = today(engine)
+    path = f"/v1/revenue?period_type=day&from={day}&to={day}"
+    with engine.begin() as conn:
+        add_event(conn, "acme", "payment_completed", f"{day} 00:00:01", "c1", payment_id="p1", amount=5)
+    first = tick(pipeline, instance, None)
+    launch(instance, [dg.RunRequest(job_name="hourly_aggregates_job", asset_selection=[dg.AssetKey("revenue_aggregates")],
+                                    tags={"dagster/asset_partition_range_start": str(day),
+                                          "dagster/asset_partition_range_end": str(day)})])
+    before = client.get(path, headers=auth("acme"))
+    assert before.json()["rows"][0]["total_revenue"] == 5
+    assert client.get(path, headers=auth("acme")).headers["x-cache"] == "hit"
+
+    with engine.begin() as conn:
+        add_event(conn, "acme", "payment_completed", f"{day} 00:00:02", "c1", payment_id="p2", amount=7)
+    second = tick(pipeline, instance, first.cursor)
+    launch(instance, [r for r in second.run_requests if r.asset_selection == [dg.AssetKey("revenue_aggregates")]])
+
+    after = client.get(path, headers=auth("acme"))
+    assert after.headers["x-cache"] == "miss"
+    assert after.json()["rows"][0]["total_revenue"] == 12
+    with engine.connect() as conn:
+        materialized_at = conn.execute(sa.text(
+            "SELECT materialized_at FROM aggregate_freshness WHERE aggregate = 'revenue_aggregates'")).scalar_one()
+    # The run's time, once the API's copy of it is renewed (at most MAX_AGE_SECONDS old).
+    expected = materialized_at.replace(microsecond=0).isoformat() + "Z"
+    deadline = time.monotonic() + MAX_AGE_SECONDS + 1
+    while client.get(path, headers=auth("acme")).json()["data_updated_at"] != expected:
+        assert time.monotonic() < deadline, "the API does not return the run's time"
+        time.sleep(0.2)
