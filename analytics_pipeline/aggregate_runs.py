@@ -4,7 +4,8 @@ A run of an aggregate (`run_aggregate`): take the partition window, lock the agg
 its time in `aggregate_freshness`, bring the derived states it reads up to date (absorb), replace
 the window's rows from those states (write), evaluate the asset checks, and report what it did as
 metadata. All of it is one transaction; only after it has committed are the tenants whose rows
-changed handed to `after_commit`.
+changed handed to the `CacheInvalidation` resource the run is given (cache_versions.py), which
+advances their data versions: the run knows the key scheme, not the readers built on it.
 
 Which tenants changed is computed in PostgreSQL, not assumed: a digest per tenant of the window's
 stored rows before the write and after it (`window_digest_sql`), so a run that rewrote a tenant's
@@ -37,6 +38,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .cache_versions import CacheInvalidation
 from .periods import lock_aggregate, window_dates
 from .resources import AnalyticsDatabase
 
@@ -297,17 +299,6 @@ def empty_day_partitions_sql(table: str) -> str:
     )
 
 
-def after_commit(aggregate: str, tenant_ids: frozenset[str]) -> None:
-    """Called once a run of `aggregate` has committed, with the tenants whose stored rows of it
-    the run changed (inserted, deleted, or any value other than updated_at different): the
-    Dashboard API's cached responses of those tenants are invalidated (docs/api.md). Failing to
-    reach Redis is logged there and never fails the run."""
-    from .api.versions import advance_versions
-
-    log.debug("%s committed; rows changed for %d tenants", aggregate, len(tenant_ids))
-    advance_versions(aggregate, tenant_ids)
-
-
 @dataclass(frozen=True)
 class StateAbsorb:
     """Bringing one derived state up to date inside the run's transaction; `absorb` returns
@@ -413,9 +404,12 @@ def record_freshness(conn: Connection, aggregate: str) -> None:
 
 
 def run_aggregate(
-    context: dg.AssetExecutionContext, database: AnalyticsDatabase, aggregate: Aggregate
+    context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation, aggregate: Aggregate
 ) -> dg.MaterializeResult:
-    """One run of an aggregate over its partition window, in one transaction; see the module."""
+    """One run of an aggregate over its partition window, in one transaction; see the module.
+    Once it has committed, `cache` advances the data versions of the tenants whose stored rows
+    the run changed (inserted, deleted, or any value other than updated_at different); failing to
+    reach Redis is logged and never fails the run."""
     started = time.monotonic()
     window_start, window_end = window_dates(context)
     params = {"window_start": window_start, "window_end": window_end}
@@ -438,7 +432,8 @@ def run_aggregate(
             aggregate.prepare_checks(conn, params)
         checks = evaluate_checks(conn, aggregate.checks, params, aggregate.malformed_check, malformed)
         checks.append(values_fit_check_result(held))
-    after_commit(aggregate.name, changed)
+    log.debug("%s committed; rows changed for %d tenants", aggregate.name, len(changed))
+    cache.rows_changed(aggregate.name, changed, log=context.log)
 
     window = aggregate.describe_window(window_start, window_end)
     metadata: dict[str, object] = {"window": window, **written}

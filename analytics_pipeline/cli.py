@@ -273,7 +273,7 @@ def _stop_api(processes: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     if not os.environ.get("REDIS_URL"):
-        from .api.redis_server import stop_embedded_redis
+        from .redis_server import stop_embedded_redis
 
         stop_embedded_redis()
 
@@ -450,7 +450,7 @@ def api_group(ctx: click.Context, host: str, port: int, workers: int | None) -> 
     import uvicorn
 
     from .api.config import api_workers, jwt_settings
-    from .api.redis_server import resolve_redis_url
+    from .redis_server import resolve_redis_url
 
     workers = workers or _fail_clearly(api_workers)
     url = _url()

@@ -4,7 +4,7 @@ import dagster as dg
 
 from . import alerts, housekeeping, new_events, reconciliation, reports, retention, schedules, sources
 from .domains import DOMAINS
-from .resources import AnalyticsDatabase, MailResource
+from .resources import MailResource, pipeline_resources
 
 defs = dg.Definitions.merge(
     sources.defs,
@@ -16,5 +16,5 @@ defs = dg.Definitions.merge(
     reconciliation.defs,
     alerts.defs,
     housekeeping.defs,
-    dg.Definitions(resources={"database": AnalyticsDatabase(), "mail": MailResource()}),
+    dg.Definitions(resources={**pipeline_resources(), "mail": MailResource()}),
 )

@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
+from .cache_versions import CacheInvalidation
 from .db import check_migrated, engine_for, resolve_url, tenant_scope
 from .settings import ConfigError, analytics_home
 
@@ -81,6 +82,12 @@ class PermanentMailError(MailError):
 class MailReceipt:
     refused: dict[str, str]  # recipient -> the server's reply, for recipients refused while others got it
     outbox_path: Path | None = None  # set when written to the outbox instead of sent
+
+
+def pipeline_resources(url: str | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The resources the pipeline's assets use: the database at `url` (default as
+    AnalyticsDatabase's) and the cache invalidation of the aggregates' runs."""
+    return {"database": AnalyticsDatabase(url=url), "cache": CacheInvalidation()}
 
 
 class MailResource(dg.ConfigurableResource):

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import state
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 from analytics_pipeline.partitions import partition_range_tags
 
 _ids = itertools.count()
@@ -121,7 +121,7 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 def materialize_range(assets, db_url: str, start: str, end: str, run_config=None, **kwargs):
     return dg.materialize(
         assets,
-        resources={"database": AnalyticsDatabase(url=db_url)},
+        resources=pipeline_resources(db_url),
         tags=range_tags(start, end),
         run_config=run_config,
         **kwargs,

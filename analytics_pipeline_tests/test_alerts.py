@@ -22,7 +22,7 @@ from analytics_pipeline.alerts import (
     send_with_retries,
 )
 from analytics_pipeline.cohorts.assets import LTV_NEVER_DECREASES_CHECK, MALFORMED_EVENTS_CHECK, user_cohorts
-from analytics_pipeline.resources import AnalyticsDatabase, MailResource, TemporaryMailError
+from analytics_pipeline.resources import MailResource, TemporaryMailError, pipeline_resources
 from analytics_pipeline.revenue.assets import revenue_aggregates
 from analytics_pipeline.settings import ConfigError
 
@@ -170,7 +170,7 @@ def _materialize_cohorts(instance, db_url, partition=None, tags=None) -> dg.Exec
         instance=instance,
         partition_key=partition,
         tags=tags,
-        resources={"database": AnalyticsDatabase(url=db_url)},
+        resources=pipeline_resources(db_url),
     )
     assert result.success
     return result
@@ -379,7 +379,7 @@ def test_a_value_no_column_holds_is_alerted_naming_tenant_period_and_value(inbox
         cursor, _ = _check_tick(instance, None)
         result = dg.materialize(
             [revenue_aggregates], instance=instance, partition_key="2025-03-03",
-            resources={"database": AnalyticsDatabase(url=db_url)},
+            resources=pipeline_resources(db_url),
         )
         assert result.success
         assert _failed(result) == {VALUES_FIT_COLUMNS: "ERROR"}

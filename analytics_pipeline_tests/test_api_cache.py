@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from analytics_pipeline.api.app import create_app
 from analytics_pipeline.api.cache import ResponseCache
-from analytics_pipeline.api.versions import advance_versions, version_key
+from analytics_pipeline.cache_versions import CacheInvalidation, version_key
 from analytics_pipeline.cohorts.assets import user_activity_months, user_cohorts, user_signups
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates, tournament_history
@@ -216,7 +216,7 @@ def test_a_version_advanced_for_all_tenants_reaches_every_tenant(redis_prefix, r
         cache = ResponseCache(redis_server_url, redis_prefix, ttl_seconds=60, max_entry_bytes=1000)
         try:
             first = [await read(cache, t, b"old") for t in ("acme", "globex")]
-            assert advance_versions("user_cohorts", None)
+            assert CacheInvalidation().rows_changed("user_cohorts", None)
             second = [await read(cache, t, b"new") for t in ("acme", "globex")]
             return first, second
         finally:

@@ -23,7 +23,7 @@ from analytics_pipeline.cohorts.assets import (
     user_cohorts_daily,
     user_signups,
 )
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 
 from .helpers import event, insert_events, range_tags, run_concurrently, table_rows
 
@@ -76,7 +76,7 @@ def _materialize(db_url, first, last=None, run_config=None):
         partition_key=None if last else first,
         tags=range_tags(first, last) if last else None,
         run_config=run_config,
-        resources={"database": AnalyticsDatabase(url=db_url)},
+        resources=pipeline_resources(db_url),
     )
 
 
@@ -205,7 +205,7 @@ def test_rerun_and_reabsorbing_change_nothing(db_url, engine):
 
 def test_state_assets_alone_then_aggregate(db_url, engine):
     insert_events(engine, EVENTS)
-    resources = {"database": AnalyticsDatabase(url=db_url)}
+    resources = pipeline_resources(db_url)
     assert dg.materialize([user_signups, user_activity_months], resources=resources).success
     with engine.connect() as conn:
         signups = conn.execute(sa.text("SELECT user_id, cohort_month FROM user_signups ORDER BY 1")).all()

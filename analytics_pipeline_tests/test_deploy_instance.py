@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from analytics_pipeline.alerts import asset_check_failure_alert_sensor, run_failure_alert_sensor
 from analytics_pipeline.db import engine_for
-from analytics_pipeline.resources import AnalyticsDatabase, MailResource
+from analytics_pipeline.resources import AnalyticsDatabase, MailResource, pipeline_resources
 from analytics_pipeline.settings import PROJECT_DIR
 
 from .loopback_smtp import loopback_inbox
@@ -106,7 +106,7 @@ def _run_worker(partition: str, url: str) -> None:
         conn.execute(sa.text("INSERT INTO worker_ready VALUES (:k)"), {"k": partition})
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize(
-            [busy_aggregate], instance=instance, partition_key=partition, resources={"database": AnalyticsDatabase(url=url)}
+            [busy_aggregate], instance=instance, partition_key=partition, resources=pipeline_resources(url)
         )
     sys.exit(0 if result.success else 1)
 

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline import aggregate_runs
+from analytics_pipeline.cache_versions import CacheInvalidation
 from analytics_pipeline.api.freshness import MAX_AGE_SECONDS
 from analytics_pipeline.cohorts.assets import user_cohorts_daily
 from analytics_pipeline.definitions import defs
@@ -56,11 +56,11 @@ def test_every_run_records_its_time_in_its_transaction(engine, db_url, monkeypat
         add_event(conn, "acme", "payment_completed", "2025-05-10 10:00", "c1", payment_id="p1", amount=5)
     seen_after_commit = []
 
-    def recording(aggregate, tenant_ids):
+    def recording(cache, aggregate, tenant_ids, log=None):
         # Another connection sees the time: it committed with the rows.
         seen_after_commit.append(_materialized_at(engine, aggregate))
 
-    monkeypatch.setattr(aggregate_runs, "after_commit", recording)
+    monkeypatch.setattr(CacheInvalidation, "rows_changed", recording)
     assert _materialized_at(engine) is None
     before = db_now(engine)
     assert _run_revenue(db_url) == 1

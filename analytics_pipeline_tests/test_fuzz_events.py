@@ -24,7 +24,7 @@ from analytics_pipeline import events, generator
 from analytics_pipeline.cohorts.assets import user_cohorts
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 
 from .helpers import db_now, range_tags
 
@@ -262,7 +262,7 @@ def keep_raw_events_forever(monkeypatch):
 
 
 def _run_every_aggregate(db_url: str) -> None:
-    resources = {"database": AnalyticsDatabase(url=db_url)}
+    resources = pipeline_resources(db_url)
     daily = range_tags(START.isoformat(), LAST_DAY.isoformat())
     runs = [
         dg.materialize([subscription_history, revenue_aggregates], selection=["revenue_aggregates"],

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from analytics_pipeline import migrate
 from analytics_pipeline.cohorts.assets import absorb_user_activity_months, absorb_user_signups
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import (
     PAYMENT_HISTORY,
     SUBSCRIPTION_HISTORY,
@@ -174,7 +174,7 @@ def test_upgrade_from_created_at_watermarks_loses_nothing_and_absorbs_nothing_tw
         payment(conn, "before", "2025-03-01 10:00", amount=5)
         add_event(conn, "t1", "subscription_started", "2025-03-01 09:00", "u1", event_id="sub",
                   subscription_id="s", plan_id="pro", amount=30, interval="month")
-    resources = {"database": AnalyticsDatabase(url=db_url)}
+    resources = pipeline_resources(db_url)
     assert dg.materialize([subscription_history, payment_history], resources=resources).success
     migrate.downgrade(db_url, "0017_faster_event_contract")
     with engine.connect() as conn:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from analytics_pipeline.api.freshness import MAX_AGE_SECONDS
 from analytics_pipeline.definitions import defs
 from analytics_pipeline.new_events import NEW_EVENTS_TAG, new_events_sensor
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 
 from .api_support import api_env, auth, client, redis_prefix, redis_server_url  # noqa: F401
 from .helpers import add_event, add_tenant, rows
@@ -38,7 +38,7 @@ def pipeline(db_url, monkeypatch):
 
 def tick(db_url, instance, cursor):
     context = dg.build_sensor_context(
-        cursor=cursor, instance=instance, resources={"database": AnalyticsDatabase(url=db_url)}
+        cursor=cursor, instance=instance, resources=pipeline_resources(db_url)
     )
     return new_events_sensor(context)
 

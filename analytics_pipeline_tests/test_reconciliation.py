@@ -11,7 +11,7 @@ from analytics_pipeline import definitions
 from analytics_pipeline.alerts import asset_check_failure_alert_sensor
 from analytics_pipeline.reconciliation import CHECK_NAME
 from analytics_pipeline.cohorts.assets import user_activity_months, user_signups
-from analytics_pipeline.resources import AnalyticsDatabase, MailResource
+from analytics_pipeline.resources import MailResource, pipeline_resources
 from analytics_pipeline.revenue.assets import payment_history, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_history
 
@@ -48,7 +48,7 @@ def absorbed(db_url, engine, monkeypatch):
         # A malformed event: reflected by its copy in malformed_events.
         add_event(conn, "t1", "payment_completed", "2025-03-05 10:00", "u1", event_id="bad", amount="lots")
     state_assets = [subscription_history, payment_history, tournament_history, user_signups, user_activity_months]
-    assert dg.materialize(state_assets, resources={"database": AnalyticsDatabase(url=db_url)}).success
+    assert dg.materialize(state_assets, resources=pipeline_resources(db_url)).success
     return engine
 
 

@@ -17,11 +17,12 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import aggregate_runs, state
+from analytics_pipeline.cache_versions import CacheInvalidation
 from analytics_pipeline.cohorts.assets import touched_cohort_months, user_activity_months, user_cohorts, user_signups
 from analytics_pipeline.definitions import defs
 from analytics_pipeline.months import add_months, month_start
 from analytics_pipeline.new_events import new_events_sensor, partitions_end
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.settings import PROJECT_DIR
 from analytics_pipeline.sql import sql_loader
@@ -49,7 +50,7 @@ def _events(engine) -> int:
 
 
 def _resources(db_url: str) -> dict:
-    return {"database": AnalyticsDatabase(url=db_url)}
+    return pipeline_resources(db_url)
 
 
 def _day_row(engine, day: dt.date, period_type: str = "day") -> dict | None:
@@ -182,21 +183,21 @@ def test_a_window_without_inputs_writes_no_rows_and_says_so(engine, db_url):
     assert "no_rows" not in metadata
 
 
-def test_after_commit_gets_the_tenants_whose_rows_changed_once_they_are_visible(engine, db_url, monkeypatch):
+def test_the_cache_hears_of_the_tenants_whose_rows_changed_once_they_are_visible(engine, db_url, monkeypatch):
     with engine.begin() as conn:
         add_event(conn, "t1", "payment_completed", "2025-03-10 10:00", "c1", payment_id="p1", amount=5)
         add_event(conn, "t2", "payment_completed", "2025-03-10 11:00", "c2", payment_id="p2", amount=7)
         add_event(conn, "t3", "payment_completed", "2025-03-20 11:00", "c3", payment_id="p3", amount=9)
     calls = []
 
-    def recording(aggregate, tenant_ids):
+    def recording(cache, aggregate, tenant_ids, log=None):
         # Another connection sees the rows: the run's transaction has committed.
         with engine.connect() as conn:
             visible = conn.execute(sa.text(
                 "SELECT count(*) FROM revenue_aggregates WHERE period_type = 'day'")).scalar_one()
         calls.append((aggregate, set(tenant_ids), visible))
 
-    monkeypatch.setattr(aggregate_runs, "after_commit", recording)
+    monkeypatch.setattr(CacheInvalidation, "rows_changed", recording)
     result = materialize_range([revenue_aggregates], db_url, "2025-03-10", "2025-03-10")
     assert calls == [("revenue_aggregates", {"t1", "t2"}, 2)]
     metadata = result.get_asset_materialization_events()[0].materialization.metadata

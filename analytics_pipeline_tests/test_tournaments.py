@@ -22,7 +22,7 @@ from analytics_pipeline.tournaments.assets import (
     tournament_aggregates,
     tournament_history,
 )
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 
 from .helpers import committed_since, db_snapshot, event, insert_events, range_tags, run_concurrently, table_rows
 
@@ -105,7 +105,7 @@ def _materialize(db_url, first, last=None, run_config=None):
         partition_key=None if last else first,
         tags=tags,
         run_config=run_config,
-        resources={"database": AnalyticsDatabase(url=db_url)},
+        resources=pipeline_resources(db_url),
     )
 
 
@@ -218,7 +218,7 @@ def test_rerun_and_reabsorbing_change_nothing(db_url, engine):
 
 def test_state_asset_alone_then_aggregate(db_url, engine):
     insert_events(engine, EVENTS)
-    resources = {"database": AnalyticsDatabase(url=db_url)}
+    resources = pipeline_resources(db_url)
     assert dg.materialize([tournament_history], resources=resources).success
     with engine.connect() as conn:
         a = conn.execute(
@@ -277,7 +277,7 @@ def test_late_creation_moves_a_tournament_and_both_days_are_requested(db_url, en
     with engine.connect() as conn:
         assert touched_tournament_days(conn, committed) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
     # Also once tournament_history has absorbed it (the hourly run may come first).
-    dg.materialize([tournament_history], resources={"database": AnalyticsDatabase(url=db_url)})
+    dg.materialize([tournament_history], resources=pipeline_resources(db_url))
     with engine.connect() as conn:
         assert touched_tournament_days(conn, committed) == {dt.date(2025, 3, 2), dt.date(2025, 3, 4)}
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline.aggregate_runs import VALUES_FIT_COLUMNS
 from analytics_pipeline.cohorts.assets import user_cohorts
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates
 
@@ -117,7 +117,7 @@ def _materialize_all(db_url):
         selection=["revenue_aggregates", "tournament_aggregates"],
     )
     monthly = dg.materialize(
-        [user_cohorts], partition_key="2025-03-01", resources={"database": AnalyticsDatabase(url=db_url)}
+        [user_cohorts], partition_key="2025-03-01", resources=pipeline_resources(db_url)
     )
     return daily, monthly
 

@@ -13,7 +13,7 @@ import pytest
 from analytics_pipeline.cohorts.assets import user_cohorts
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates
-from analytics_pipeline.resources import AnalyticsDatabase
+from analytics_pipeline.resources import pipeline_resources
 
 from .helpers import event, insert_events, materialize_range, rows
 
@@ -106,7 +106,7 @@ def test_cohort_revenue_beyond_one_hundred_million(db_url, engine):
         event("payment_completed", "2025-03-20 10:00", "u1", payment_id="p2", amount=60_000_000),
     ], tenant_id="idr")
     result = dg.materialize(
-        [user_cohorts], partition_key="2025-03-01", resources={"database": AnalyticsDatabase(url=db_url)}
+        [user_cohorts], partition_key="2025-03-01", resources=pipeline_resources(db_url)
     )
     assert result.success
     with engine.connect() as conn:

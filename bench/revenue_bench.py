@@ -39,14 +39,14 @@ def _materialize(url: str, first: str, last: str) -> dict:
     import dagster as dg
 
     from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
-    from analytics_pipeline.resources import AnalyticsDatabase
+    from analytics_pipeline.resources import pipeline_resources
     from analytics_pipeline.partitions import partition_range_tags
 
     started = time.perf_counter()
     result = dg.materialize(
         [subscription_history, payment_history, revenue_aggregates],
         selection=["revenue_aggregates"],
-        resources={"database": AnalyticsDatabase(url=url)},
+        resources=pipeline_resources(url),
         tags=partition_range_tags(dt.date.fromisoformat(first), dt.date.fromisoformat(last)),
     )
     wall = time.perf_counter() - started
@@ -80,7 +80,7 @@ def _sensor_tick(url: str) -> float:
 
     from analytics_pipeline import state
     from analytics_pipeline.new_events import TOUCHED_PARTITIONS, new_events_sensor
-    from analytics_pipeline.resources import AnalyticsDatabase
+    from analytics_pipeline.resources import pipeline_resources
     from analytics_pipeline.tournaments.assets import absorb_tournament_history
 
     # Steady state: the runs have absorbed the events into the derived state tables and the
@@ -91,7 +91,7 @@ def _sensor_tick(url: str) -> float:
     commit_again(url, dt.timedelta(hours=1))
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(
-            cursor=cursor, instance=instance, resources={"database": AnalyticsDatabase(url=url)}
+            cursor=cursor, instance=instance, resources=pipeline_resources(url)
         )
         started = time.perf_counter()
         new_events_sensor(context)

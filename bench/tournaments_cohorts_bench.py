@@ -121,13 +121,13 @@ def _materialize(url: str, asset_name: str, first: str, last: str) -> None:
     from analytics_pipeline.cohorts import assets as cohorts
     from analytics_pipeline.tournaments import assets as tournaments
     from analytics_pipeline.partitions import partition_range_tags
-    from analytics_pipeline.resources import AnalyticsDatabase
+    from analytics_pipeline.resources import pipeline_resources
 
     asset = {"tournament_aggregates": tournaments.tournament_aggregates, "user_cohorts": cohorts.user_cohorts}[asset_name]
     result = dg.materialize(
         [asset],
         tags=partition_range_tags(dt.date.fromisoformat(first), dt.date.fromisoformat(last)),
-        resources={"database": AnalyticsDatabase(url=url)},
+        resources=pipeline_resources(url),
     )
     assert result.success
 
@@ -135,7 +135,7 @@ def _materialize(url: str, asset_name: str, first: str, last: str) -> None:
 def _measure(kind: str, url: str) -> dict:
     """One measurement in this (fresh) process: seconds, peak RSS, database temp bytes. The
     modules are imported before the clock starts: a run's time, not its code's import."""
-    from analytics_pipeline.api import versions  # noqa: F401  (imported by every run's after_commit)
+    from analytics_pipeline import cache_versions  # noqa: F401  (the runs' cache invalidation)
     from analytics_pipeline.cohorts import assets as cohorts
     from analytics_pipeline.tournaments import assets as tournaments  # noqa: F401
     from analytics_pipeline.partitions import daily_partitions, monthly_partitions

@@ -27,9 +27,10 @@ from ..settings import ConfigError
 from . import params, queries
 from .auth import TokenVerifier, Unauthorized
 from .cache import BYPASS, ResponseCache
-from .config import cache_max_entry_bytes, cache_prefix, cache_ttl_seconds, jwt_settings
+from ..cache_versions import cache_prefix
+from .config import cache_max_entry_bytes, cache_ttl_seconds, jwt_settings
 from .freshness import FreshnessReader
-from .redis_server import resolve_redis_url
+from ..redis_server import resolve_redis_url
 
 logger = logging.getLogger(__name__)
 

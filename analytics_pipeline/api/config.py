@@ -11,7 +11,6 @@ from ..settings import ConfigError, analytics_home, local_secret
 
 DEFAULT_CACHE_TTL_SECONDS = 300
 DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576
-DEFAULT_CACHE_PREFIX = "analytics:"
 # Each worker process pools up to 10 database connections (db.engine_for): at most 4 by default
 # keeps the API within 40 of PostgreSQL's default 100 connections beside the pipeline's runs.
 MAX_DEFAULT_WORKERS = 4
@@ -41,14 +40,6 @@ def api_workers() -> int:
     return _positive_int("API_WORKERS", max(1, min(cores, MAX_DEFAULT_WORKERS)))
 
 
-def redis_url() -> str | None:
-    """`REDIS_URL` (redis://, rediss:// or unix://), or None for the embedded server."""
-    url = os.environ.get("REDIS_URL") or None
-    if url and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got a {url.split(':', 1)[0]!r} URL")
-    return url
-
-
 def cache_ttl_seconds() -> int:
     """How long a cached response lives (`API_CACHE_TTL_SECONDS`, default 300): the bound on
     staleness when a materialization could not advance the versions."""
@@ -58,12 +49,6 @@ def cache_ttl_seconds() -> int:
 def cache_max_entry_bytes() -> int:
     """Responses larger than this are served but not cached (`API_CACHE_MAX_ENTRY_BYTES`)."""
     return _positive_int("API_CACHE_MAX_ENTRY_BYTES", DEFAULT_CACHE_MAX_ENTRY_BYTES)
-
-
-def cache_prefix() -> str:
-    """Prefix of every key the project writes to Redis (`API_CACHE_PREFIX`, default
-    `analytics:`), so that several deployments or test runs can share one server."""
-    return os.environ.get("API_CACHE_PREFIX") or DEFAULT_CACHE_PREFIX
 
 
 @dataclasses.dataclass(frozen=True)

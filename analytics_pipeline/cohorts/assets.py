@@ -31,6 +31,7 @@ from ..declarations import ALL_EVENT_TYPES, DerivedState
 from ..freshness import AGGREGATE_FRESHNESS
 from ..months import add_months, month_start
 from ..partitions import monthly_partitions, partition_range_tags
+from ..cache_versions import CacheInvalidation
 from ..resources import AnalyticsDatabase
 from .. import state
 from ..sources import analytics_events
@@ -251,7 +252,9 @@ USER_COHORTS_AGGREGATE = Aggregate(
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
     freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
 )
-def user_cohorts(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
+def user_cohorts(
+    context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation
+) -> dg.MaterializeResult:
     """Retention triangle of each tenant's signup cohorts.
 
     A user's cohort is the month of their first `user_signup`. Row (cohort_month, month_number m)
@@ -265,7 +268,7 @@ def user_cohorts(context: dg.AssetExecutionContext, database: AnalyticsDatabase)
     user_activity_months up to date, then replaces its months' rows in one transaction. Any month
     can be recomputed at any time, whatever raw events have been purged.
     """
-    return run_aggregate(context, database, USER_COHORTS_AGGREGATE)
+    return run_aggregate(context, database, cache, USER_COHORTS_AGGREGATE)
 
 
 user_cohorts_job = dg.define_asset_job(

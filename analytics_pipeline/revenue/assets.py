@@ -26,6 +26,7 @@ from ..declarations import DerivedState
 from ..freshness import AGGREGATE_FRESHNESS
 from ..partitions import daily_partitions
 from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
+from ..cache_versions import CacheInvalidation
 from ..resources import AnalyticsDatabase
 from ..schema import payment_events as payment_events_table
 from ..schema import revenue_aggregates as revenue_aggregates_table
@@ -319,7 +320,9 @@ REVENUE_AGGREGATE = Aggregate(
         "dagster/column_schema": column_schema(revenue_aggregates_table),
     },
 )
-def revenue_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
+def revenue_aggregates(
+    context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation
+) -> dg.MaterializeResult:
     """Revenue per tenant and period: MRR and ARR, the MRR movements (new, reactivation,
     expansion, contraction, churn), the customer counts (active, new, reactivated, churned),
     gross payments, payment attempts and refunds. The view revenue_kpis derives the SaaS KPIs
@@ -331,7 +334,7 @@ def revenue_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDat
     them from the histories, inside one transaction: any day can be recomputed at any time,
     whatever raw events have been purged. Definitions: docs/metrics.md.
     """
-    return run_aggregate(context, database, REVENUE_AGGREGATE)
+    return run_aggregate(context, database, cache, REVENUE_AGGREGATE)
 
 
 def touched_revenue_days(conn: Connection, committed: state.Committed, before: dt.date) -> set[dt.date]:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema
 from ..partitions import daily_partitions
+from ..cache_versions import CacheInvalidation
 from ..resources import AnalyticsDatabase
 from .. import state
 from ..aggregate_runs import (
@@ -229,7 +230,9 @@ TOURNAMENT_AGGREGATE = Aggregate(
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
     freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
 )
-def tournament_aggregates(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
+def tournament_aggregates(
+    context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation
+) -> dg.MaterializeResult:
     """Tournament performance of each tenant per day, ISO week, month, quarter and year.
 
     A row describes the tournaments that belong to the period: those whose `tournament_created`
@@ -243,7 +246,7 @@ def tournament_aggregates(context: dg.AssetExecutionContext, database: Analytics
     date, then replaces every day, week, month, quarter and year row those days touch, in one
     transaction. Any day can be recomputed at any time, whatever raw events have been purged.
     """
-    return run_aggregate(context, database, TOURNAMENT_AGGREGATE)
+    return run_aggregate(context, database, cache, TOURNAMENT_AGGREGATE)
 
 
 defs = dg.Definitions(assets=[tournament_history, tournament_aggregates])

