@@ -108,7 +108,7 @@ analytics_events = sa.Table(
         "analytics_events_tenant_id_timestamp_idx", "tenant_id", sa.text('"timestamp" DESC')
     ),
     sa.Index("analytics_events_user_id_timestamp_idx", "user_id", sa.text('"timestamp" DESC')),
-    sa.Index("analytics_events_ingest_xid_idx", "ingest_xid"),
+    sa.Index("analytics_events_ingest_xid_idx", sa.text("ingest_xid NULLS FIRST")),
 )
 
 CUSTOMER_COUNTS = ("active_customers", "new_customers", "reactivated_customers", "churned_customers")
