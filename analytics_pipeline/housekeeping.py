@@ -31,7 +31,6 @@ cutoff day, none of which a later tick requests again.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES
 
-from .settings import ConfigError
+from .settings import positive_int
 
 DEFAULT_RUN_RETENTION_DAYS = 7
 BATCH_SIZE = 500
@@ -54,14 +53,7 @@ _STORAGE_ID_CHUNK = 1_000
 
 def run_retention_days() -> int:
     """Days a finished Dagster run is kept (`DAGSTER_RUN_RETENTION_DAYS`, default 7)."""
-    raw = os.environ.get("DAGSTER_RUN_RETENTION_DAYS", str(DEFAULT_RUN_RETENTION_DAYS))
-    try:
-        days = int(raw)
-    except ValueError:
-        days = 0
-    if days < 1:
-        raise ConfigError(f"DAGSTER_RUN_RETENTION_DAYS must be a whole number >= 1, got {raw!r}")
-    return days
+    return positive_int("DAGSTER_RUN_RETENTION_DAYS", DEFAULT_RUN_RETENTION_DAYS)
 
 
 @dataclass(frozen=True)

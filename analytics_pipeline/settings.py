@@ -39,16 +39,22 @@ def start_date() -> dt.date:
         ) from None
 
 
+def positive_int(variable: str, default: int) -> int:
+    """The environment variable `variable` as a whole number >= 1, `default` when it is unset;
+    any other value (an empty one included) is refused with one line naming it."""
+    raw = os.environ.get(variable, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{variable} must be a whole number >= 1, got {raw!r}")
+    return value
+
+
 def retention_months() -> int:
     """How many calendar months of raw events are kept (`ANALYTICS_RETENTION_MONTHS`, default 13)."""
-    raw = os.environ.get("ANALYTICS_RETENTION_MONTHS", "13")
-    try:
-        months = int(raw)
-    except ValueError:
-        months = 0
-    if months < 1:
-        raise ConfigError(f"ANALYTICS_RETENTION_MONTHS must be a whole number >= 1, got {raw!r}")
-    return months
+    return positive_int("ANALYTICS_RETENTION_MONTHS", 13)
 
 
 def retention_cutoff(now: dt.datetime | None = None, months: int | None = None) -> dt.datetime:
