@@ -3,45 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 
 import click
 
-from . import db, migrate
-from .options import Day, FiniteFloatRange, OneLineErrors
+from .core import db, migrate
+from .core.options import Day, FiniteFloatRange, OneLineErrors, clearly, database_url
+from .core.settings import ConfigError
 from .reports.cli import reports as reports_group
-from .settings import PROJECT_DIR, ConfigError, analytics_home
-
-# The production instance (storage in PostgreSQL, run queue, the analytics_db pool, run
-# monitoring): `dev` runs the same, with its storage in the schema `dagster` of the analytics
-# database unless DAGSTER_PG_URL names another.
-DEPLOY_YAML = PROJECT_DIR / "deploy" / "dagster.yaml"
-DAGSTER_SCHEMA = "dagster"
-# What dev changes in it for a developer's machine (the sign-up dialog, a quicker run queue).
-DEV_OVERLAY_YAML = PROJECT_DIR / "deploy" / "dagster.dev.yaml"
-# `dagster dev` is the project's documented entry point until it moves to the dg CLI.
-DAGSTER_DEV_WARNING_FILTER = "ignore:Function `dev_command` is superseded:FutureWarning"
-
-
-def _url() -> str:
-    try:
-        url = db.resolve_url()
-        db.sqlalchemy_url(url)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    return url
-
-
-def _fail_clearly(fn, *args):
-    try:
-        return fn(*args)
-    except (db.DatabaseNotReady, ConfigError, migrate.MigrationRefused) as exc:
-        raise click.ClickException(str(exc)) from None
-
 
 # Bounds that keep every value usable: a cutoff 100 years back, a day's time budget.
 MAX_RETENTION_MONTHS = 1200
@@ -72,8 +40,8 @@ def db_group() -> None:
 @click.argument("revision", default="head", callback=_revision)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    url = _url()
-    _fail_clearly(db.check_reachable, db.engine_for(url))
+    url = database_url()
+    clearly(db.check_reachable, db.engine_for(url))
     migrate.upgrade(url, revision)
     click.echo(f"{db.describe(url)} is at {migrate.current_revision(url)}")
 
@@ -82,17 +50,17 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision", callback=_revision)
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (`base` removes the analytics schema)."""
-    url = _url()
-    _fail_clearly(db.check_reachable, db.engine_for(url))
-    _fail_clearly(migrate.downgrade, url, revision)
+    url = database_url()
+    clearly(db.check_reachable, db.engine_for(url))
+    clearly(migrate.downgrade, url, revision)
     click.echo(f"{db.describe(url)} is at {migrate.current_revision(url) or 'base'}")
 
 
 @db_group.command("current")
 def db_current() -> None:
     """Show the database's revision and whether it is the code's head."""
-    url = _url()
-    _fail_clearly(db.check_reachable, db.engine_for(url))
+    url = database_url()
+    clearly(db.check_reachable, db.engine_for(url))
     current = migrate.current_revision(url)
     head = migrate.head_revision()
     state = "up to date" if current == head else f"behind head {head}: run `analytics-pipeline db upgrade`"
@@ -110,214 +78,9 @@ def dev(no_demo: bool, port: int, api_port: int) -> None:
 
     On the first start (an empty database) it also launches one backfill of every aggregate over
     the demo's range and adds one demo report per frequency, delivered once the backfill is done."""
-    started_at = time.monotonic()
-    url = _url()
-    _fail_clearly(db.check_reachable, db.engine_for(url))
-    migrate.upgrade(url)
-    demo_options = None if no_demo else _fail_clearly(_load_demo_if_empty, url)
-    dagster_home = analytics_home() / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    _write_dev_instance(dagster_home / "dagster.yaml")
-    instance_env = {
-        "DAGSTER_HOME": str(dagster_home),
-        "DAGSTER_PG_URL": os.environ.get("DAGSTER_PG_URL") or _dagster_storage_url(url),
-    }
-    env = {
-        **os.environ,
-        **instance_env,
-        "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), DAGSTER_DEV_WARNING_FILTER])),
-        # A developer sees a due report go out within half a minute, not a quarter of an hour.
-        "REPORTS_SENSOR_INTERVAL_SECONDS": os.environ.get("REPORTS_SENSOR_INTERVAL_SECONDS") or "30",
-        # A single-run backfill records one "planned" event per asset instead of one per partition
-        # (Dagster's opt-in, dagster-io/dagster#32242): creating the demo backfill's run of 854
-        # day partitions took a minute before. The price, acceptable here: partitions of a run
-        # that fails show as missing rather than failed.
-        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": os.environ.get(
-            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1"
-        ),
-    }
-    demo_run = None
-    if demo_options is not None:
-        os.environ.update(instance_env)  # the instance below reads its storage URL from there
-        demo_run = _start_demo_backfill(url, dagster_home, demo_options)
-    click.echo(f"analytics database: {db.describe(url)}")
-    click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
-    click.echo(f"report emails: {_mail_destination()}")
-    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
-    # dagster dev runs in a session of its own and hears of a shutdown only from here: Ctrl-C,
-    # SIGINT or SIGTERM (a service manager, `timeout`) to this process become one SIGINT to it,
-    # its graceful shutdown (a second one hurries it). The embedded server stops after it exits.
-    # The handlers are set before the start, so that dagster dev does not inherit an ignored
-    # SIGINT from a shell that started this one in the background.
-    started: list[subprocess.Popen] = []
+    from .dev import stack
 
-    def shut_down(*_) -> None:
-        for process in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-
-    signal.signal(signal.SIGINT, shut_down)
-    signal.signal(signal.SIGTERM, shut_down)
-    try:
-        started.append(subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True))
-        started.append(_start_api(url, env, api_port))
-        if demo_run is not None:
-            threading.Thread(
-                target=_finish_demo, args=(url, *demo_run, started[0], started_at), daemon=True
-            ).start()
-        started[0].wait()
-    finally:
-        _stop_api(started[1:])
-        if not os.environ.get("DATABASE_URL"):
-            from .embedded import stop_embedded
-
-            if stop_embedded():
-                click.echo("stopped the embedded PostgreSQL server")
-
-
-def _write_dev_instance(path) -> None:
-    """deploy/dagster.yaml with deploy/dagster.dev.yaml merged over it."""
-    import yaml
-
-    def merged(base: dict, overlay: dict) -> dict:
-        out = dict(base)
-        for key, value in overlay.items():
-            both = isinstance(value, dict) and isinstance(base.get(key), dict)
-            out[key] = merged(base[key], value) if both else value
-        return out
-
-    base = yaml.safe_load(DEPLOY_YAML.read_text())
-    overlay = yaml.safe_load(DEV_OVERLAY_YAML.read_text())
-    path.write_text(
-        f"# Written by `analytics-pipeline dev` from {DEPLOY_YAML.name} and {DEV_OVERLAY_YAML.name}.\n"
-        + yaml.safe_dump(merged(base, overlay), sort_keys=False)
-    )
-
-
-def _mail_destination() -> str:
-    from .resources import MailResource
-
-    try:
-        return MailResource().describe()
-    except ConfigError as exc:
-        return f"not deliverable: {exc}"
-
-
-def _start_demo_backfill(url: str, dagster_home, options):
-    from dagster import DagsterInstance
-
-    from . import demo
-
-    report_ids = demo.add_demo_reports(url)
-    instance = DagsterInstance.from_config(str(dagster_home))
-    backfill = demo.submit_demo_backfill(instance, options.start)
-    click.echo(
-        f"launched the backfill {backfill.backfill_id} of every aggregate over the demo's range "
-        f"(Overview > Backfills in the UI) and a run of the state they absorb: {backfill.partitions} "
-        f"partitions of {len(backfill.targets)} assets; {len(report_ids)} demo reports go out when "
-        "they are done"
-    )
-    return instance, backfill, report_ids
-
-
-def _finish_demo(url: str, instance, backfill, report_ids: list[str], process, started_at: float) -> None:
-    from . import demo
-
-    try:
-        demo.materialize_states(instance, backfill)
-        done = demo.wait_for_backfill(instance, backfill, stop=lambda: process.poll() is not None)
-    except Exception as exc:  # the stack goes on; this only follows the demo's first runs
-        done = False
-        if process.poll() is None:
-            click.echo(f"could not follow the demo's first runs: {type(exc).__name__}: {exc}", err=True)
-    if not done:
-        if process.poll() is None:
-            click.echo(f"the backfill {backfill.backfill_id} or the state run ended with partitions missing "
-                       "(see the UI); the demo reports stay paused: `analytics-pipeline reports resume ID`")
-        return
-    demo.resume_demo_reports(url, report_ids)
-    click.echo(
-        f"every partition of the backfill is materialized, {time.monotonic() - started_at:.0f} s after "
-        f"the start; the demo reports go out at the reports sensor's next tick ({_mail_destination()})"
-    )
-
-
-def _start_api(url: str, env: dict, port: int) -> subprocess.Popen:
-    """`analytics-pipeline api` beside the UI, and the dashboard's URL with a token for one demo
-    tenant (docs/api.md)."""
-    import sqlalchemy as sa
-
-    from .api.auth import mint_token, parse_ttl
-
-    # One worker serves one developer's browser.
-    command = [sys.executable, "-c", "from analytics_pipeline.cli import run; run()", "api", "--port", str(port),
-               "--workers", "1"]
-    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
-    with db.engine_for(url).connect() as conn:
-        tenant = conn.execute(sa.text("SELECT min(id) FROM organizations")).scalar()
-    try:
-        link = f"/#token={mint_token(tenant, parse_ttl('12h'))}  (demo tenant {tenant}, token valid 12 h)" if tenant else ""
-    except (ValueError, ConfigError) as exc:
-        link = f"  (no demo token: {exc})"
-    click.echo(f"Dashboard: http://127.0.0.1:{port}{link or '/  (no tenant yet: see `analytics-pipeline api token`)'}")
-    return process
-
-
-def _stop_api(processes: list[subprocess.Popen]) -> None:
-    """Stop the API (after dagster dev) and the embedded Redis server it started."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    if not os.environ.get("REDIS_URL"):
-        from .redis_server import stop_embedded_redis
-
-        stop_embedded_redis()
-
-
-def _dagster_storage_url(url: str) -> str:
-    """Dagster's storage in the schema `dagster` of the analytics database (created here), named
-    with the psycopg2 driver that dagster-postgres needs (docs/deployment.md)."""
-    import sqlalchemy as sa
-    from sqlalchemy.engine import make_url
-
-    with db.engine_for(url).begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {DAGSTER_SCHEMA}"))
-    storage = make_url(db.sqlalchemy_url(url)).set(drivername="postgresql+psycopg2")
-    storage = storage.update_query_dict({"options": f"-csearch_path={DAGSTER_SCHEMA}"})
-    return storage.render_as_string(hide_password=False)
-
-
-def _load_demo_if_empty(url: str):
-    """Load the demo into a database with no events; returns its options, None if not loaded."""
-    import sqlalchemy as sa
-
-    with db.engine_for(url).connect() as conn:
-        has_events = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM analytics_events)")).scalar()
-    if has_events:
-        return None
-    from . import generator
-
-    options = generator.demo_options()
-    click.echo(f"the database has no events: loading the demo data set ({options.tenants} tenants, 14 months)")
-    result = _load_with_progress(url, options)
-    click.echo(result.summary())
-    return options
-
-
-def _load_with_progress(url: str, options):
-    from . import generator
-
-    # click hides the bar (printing only its label) when the output is not a terminal.
-    with click.progressbar(
-        length=options.tenants * options.users_per_tenant, label="simulating users", show_pos=True
-    ) as bar:
-        return generator.load(
-            url, options, progress=bar.update, on_phase=lambda line: click.echo(f" {line}", err=True)
-        )
+    stack.run(no_demo, port, api_port)
 
 
 @click.command("seed")
@@ -337,7 +100,7 @@ def _load_with_progress(url: str, options):
               help="Share of events recorded (created_at) 1 to 48 hours after they happened.")
 def seed_command(tenants, users_per_tenant, start, end, seed, malformed_rate, late_rate) -> None:
     """Simulate tenants, their users and events, and bulk-load them (docs/events.md)."""
-    from . import generator
+    from .dev import generator
 
     end_day = end or generator.default_end()
     if end_day > generator.default_end():
@@ -351,13 +114,15 @@ def seed_command(tenants, users_per_tenant, start, end, seed, malformed_rate, la
         tenants=tenants, users_per_tenant=users_per_tenant, start=start_day, end=end_day, seed=seed,
         malformed_rate=malformed_rate, late_rate=late_rate,
     )
-    url = _url()
-    _fail_clearly(db.check_migrated, db.engine_for(url))
+    url = database_url()
+    clearly(db.check_migrated, db.engine_for(url))
     click.echo(
         f"seeding {db.describe(url)}: {tenants} tenant(s) x {users_per_tenant:,} users, "
         f"{start_day} to {end_day} (exclusive), seed {seed}"
     )
-    result = _fail_clearly(_load_with_progress, url, options)
+    from .dev.stack import load_with_progress
+
+    result = clearly(load_with_progress, url, options)
     click.echo(result.summary())
 
 
@@ -397,14 +162,15 @@ def retention_run(
     """Delete the events older than the retention cutoff that every derived state has absorbed."""
     import datetime as dt
 
+    from .core.settings import retention_cutoff
+
     # Imported here: it loads Dagster, which the other commands do not need.
     from .retention import MAX_WAL_MB_PER_SECOND, RetentionRefused, purge_expired_events
-    from .settings import retention_cutoff
 
-    url = _url()
+    url = database_url()
     engine = db.engine_for(url)
-    _fail_clearly(db.check_migrated, engine)
-    cutoff = _fail_clearly(lambda: retention_cutoff(months=months))
+    clearly(db.check_migrated, engine)
+    cutoff = clearly(lambda: retention_cutoff(months=months))
     try:
         report = purge_expired_events(
             engine,
@@ -450,13 +216,13 @@ def api_group(ctx: click.Context, host: str, port: int, workers: int | None) -> 
     import uvicorn
 
     from .api.config import api_workers, jwt_settings
-    from .redis_server import resolve_redis_url
+    from .core.redis_server import resolve_redis_url
 
-    workers = workers or _fail_clearly(api_workers)
-    url = _url()
-    _fail_clearly(db.check_migrated, db.engine_for(url))
-    _fail_clearly(jwt_settings)
-    _fail_clearly(resolve_redis_url)
+    workers = workers or clearly(api_workers)
+    url = database_url()
+    clearly(db.check_migrated, db.engine_for(url))
+    clearly(jwt_settings)
+    clearly(resolve_redis_url)
     os.environ["DATABASE_URL"] = url  # the workers' create_app() reads it
     click.echo(f"Dashboard API on http://{host}:{port}/ ({db.describe(url)}, {workers} worker{'s' if workers > 1 else ''})")
     uvicorn.run("analytics_pipeline.api.app:create_app", factory=True, host=host, port=port, workers=workers,

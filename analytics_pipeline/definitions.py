@@ -2,9 +2,11 @@
 
 import dagster as dg
 
-from . import alerts, housekeeping, new_events, reconciliation, reports, retention, schedules, sources
+from . import alerts, reports, retention
+from .aggregation import new_events, reconciliation, schedules, sources
+from .core.resources import MailResource, pipeline_resources
 from .domains import DOMAINS
-from .resources import MailResource, pipeline_resources
+from .retention import dagster_runs as housekeeping
 
 defs = dg.Definitions.merge(
     sources.defs,

@@ -5,7 +5,7 @@ their touched-partition finders. A new domain is added here and nowhere else."""
 from __future__ import annotations
 
 from . import cohorts, revenue, tournaments
-from .declarations import DerivedState, Domain
+from .aggregation.declarations import DerivedState, Domain
 
 DOMAINS: tuple[Domain, ...] = (revenue.DOMAIN, tournaments.DOMAIN, cohorts.DOMAIN)
 

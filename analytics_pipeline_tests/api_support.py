@@ -37,7 +37,7 @@ def redis_server_url(tmp_path_factory) -> Iterator[str]:
     if _answers("redis://127.0.0.1:6379/0"):
         yield "redis://127.0.0.1:6379/0"
         return
-    from analytics_pipeline.redis_server import embedded_redis_url, stop_embedded_redis
+    from analytics_pipeline.core.redis_server import embedded_redis_url, stop_embedded_redis
 
     home = tmp_path_factory.mktemp("redis")
     yield embedded_redis_url(home)

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from analytics_pipeline import db, migrate
-from analytics_pipeline.resources import AnalyticsDatabase
-from analytics_pipeline.settings import PROJECT_DIR
+from analytics_pipeline.core import db, migrate
+from analytics_pipeline.core.resources import AnalyticsDatabase
+from analytics_pipeline.core.settings import PROJECT_DIR
 
 
 def _with_database(url: str, name: str) -> str:
@@ -35,7 +35,7 @@ def server_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         return url
-    from analytics_pipeline.embedded import embedded_url
+    from analytics_pipeline.core.postgres_server import embedded_url
 
     return embedded_url(PROJECT_DIR / ".analytics" / "test", database="postgres")
 

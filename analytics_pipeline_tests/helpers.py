@@ -15,9 +15,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline import state
-from analytics_pipeline.resources import pipeline_resources
-from analytics_pipeline.partitions import partition_range_tags
+from analytics_pipeline.aggregation import state
+from analytics_pipeline.aggregation.partitions import partition_range_tags
+from analytics_pipeline.core.resources import pipeline_resources
 
 _ids = itertools.count()
 
@@ -103,7 +103,7 @@ def db_now(engine) -> dt.datetime:
 
 
 def db_snapshot(engine) -> str:
-    """The database's current snapshot: the events committed so far (analytics_pipeline/state.py)."""
+    """The database's current snapshot: the events committed so far (analytics_pipeline/aggregation/state.py)."""
     with engine.connect() as conn:
         return state.current_snapshot(conn)
 

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from analytics_pipeline import db
 from analytics_pipeline.cli import main
-from analytics_pipeline.settings import PROJECT_DIR
+from analytics_pipeline.core import db
+from analytics_pipeline.core.settings import PROJECT_DIR
 
 
 def _run(args, env):
@@ -75,7 +75,7 @@ def test_embedded_server_starts_migrates_and_is_shared(tmp_path):
         second = subprocess.run([*cli, "db", "current"], env=env, capture_output=True, text=True, timeout=60)
         assert "(up to date)" in second.stdout, second.stderr
     finally:
-        from analytics_pipeline.embedded import stop_embedded
+        from analytics_pipeline.core.postgres_server import stop_embedded
 
         stopped = stop_embedded(tmp_path / "home")
     assert stopped, "the embedded server should have been running until stopped"

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from analytics_pipeline import db
 from analytics_pipeline.cli import main
+from analytics_pipeline.core import db
 
-from .test_reports import add_org
+from .reports.test_reports import add_org
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "analytics-pipeline"
 REPORT = ["reports", "add", "--tenant", "org-a", "--name", "Weekly", "--type", "comprehensive",
@@ -184,7 +184,7 @@ def test_the_console_script_refuses_without_a_traceback(db_url, engine, args, op
 
 
 def test_db_upgrade_to_an_unknown_revision_creates_nothing_in_an_empty_database(empty_db_url):
-    from analytics_pipeline import db
+    from analytics_pipeline.core import db
 
     engine = db.engine_for(empty_db_url)
     before = _snapshot(engine)

@@ -1,9 +1,9 @@
-"""The pipeline does not know its readers: no module below the readers imports them.
+"""Every import points down the layers of docs/architecture.md: a module imports only from its own
+package or from a layer below its own, and no domain imports another. So the pipeline does not know
+its readers: nothing below the Dashboard API or the reports imports them.
 
-The readers are the Dashboard API (`analytics_pipeline.api`) and the report delivery
-(`analytics_pipeline.reports`); only the top of the project (the command line, the code location's
-assembly, the dev stack) and the readers themselves may import them. Imports are read from the
-source, every form: `import a.b`, `from a.b import c`, relative ones, and those inside functions.
+Imports are read from the source, every form: `import a.b`, `from a.b import c`, relative ones, and
+those inside functions.
 """
 
 from __future__ import annotations
@@ -15,8 +15,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "analytics_pipeline"
 
-# Modules at the top, which assemble everything and so may import anything.
-TOP = {"analytics_pipeline.cli", "analytics_pipeline.definitions", "analytics_pipeline.demo"}
+# The layers, bottom first; a package's modules may import from lower layers and their own package.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("analytics_pipeline.core",),
+    ("analytics_pipeline.aggregation",),
+    ("analytics_pipeline.revenue", "analytics_pipeline.tournaments", "analytics_pipeline.cohorts"),
+    ("analytics_pipeline.domains",),
+    ("analytics_pipeline.reports", "analytics_pipeline.retention", "analytics_pipeline.alerts"),
+    ("analytics_pipeline.api",),
+    ("analytics_pipeline.definitions",),
+    ("analytics_pipeline.dev",),
+    ("analytics_pipeline.cli",),
+)
 READERS = ("analytics_pipeline.api", "analytics_pipeline.reports")
 
 
@@ -63,12 +73,56 @@ def test_imports_are_read_in_every_form(tmp_path, monkeypatch):
     assert {"analytics_pipeline.api.app", "analytics_pipeline.reports.render", "analytics_pipeline.api.cache"} <= found
 
 
+def place(module: str) -> tuple[int, str] | None:
+    """(layer, package) of a module of the project, None for the package's own __init__."""
+    for level, packages in enumerate(LAYERS):
+        for package in packages:
+            if _is_in(module, package):
+                return level, package
+    return None
+
+
+def _project_modules() -> list[tuple[str, Path]]:
+    return [(_module(path), path) for path in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_every_module_has_a_layer():
+    unplaced = [module for module, _ in _project_modules() if module != "analytics_pipeline" and place(module) is None]
+    assert not unplaced, f"modules outside every layer: {unplaced}"
+
+
+def test_every_import_points_down():
+    offending = []
+    for module, path in _project_modules():
+        here = place(module)
+        if here is None:
+            continue
+        for name in sorted(imported(path)):
+            there = place(name)
+            if there is None or there[1] == here[1]:
+                continue
+            if there[0] >= here[0]:
+                offending.append(f"{module} (layer {here[0]}) imports {name} (layer {there[0]})")
+    assert not offending, "\n".join(offending)
+
+
 @pytest.mark.parametrize("reader", READERS)
 def test_nothing_below_a_reader_imports_it(reader):
+    """The rule above, named for the case that matters most (a run importing the API)."""
+    reader_level = place(reader)[0]
     offending = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = _module(path)
-        if module in TOP or any(_is_in(module, r) for r in READERS):
+    for module, path in _project_modules():
+        here = place(module)
+        if here is None or here[0] >= reader_level:
             continue
         offending += [f"{module} imports {name}" for name in sorted(imported(path)) if _is_in(name, reader)]
     assert not offending, offending
+
+
+def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
+    folder = tmp_path / "analytics_pipeline" / "aggregation"
+    folder.mkdir(parents=True)
+    (folder / "runs.py").write_text("from ..domains import DOMAINS\n")
+    monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path / "analytics_pipeline")
+    with pytest.raises(AssertionError, match="aggregation.runs .layer 1. imports analytics_pipeline.domains"):
+        test_every_import_points_down()

@@ -20,9 +20,9 @@ import time
 
 import sqlalchemy as sa
 
-from analytics_pipeline import aggregate_runs
+from analytics_pipeline.aggregation import runs as aggregate_runs
+from analytics_pipeline.aggregation.periods import TOUCHED_PERIODS_SQL
 from analytics_pipeline.cohorts.assets import USER_COHORTS_AGGREGATE
-from analytics_pipeline.periods import TOUCHED_PERIODS_SQL
 from analytics_pipeline.revenue.assets import REVENUE_AGGREGATE
 
 from .api_bench import COHORT_ROWS

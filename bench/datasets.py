@@ -16,7 +16,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from analytics_pipeline import db, migrate
+from analytics_pipeline.core import db, migrate
 
 from .scratch import server_url
 
@@ -53,7 +53,7 @@ def _url(name: str) -> str:
 
 def ensure_dataset(label: str) -> str:
     """Name of the template database holding the data set, generating it if missing."""
-    from analytics_pipeline.generator import SeedOptions, load
+    from analytics_pipeline.dev.generator import SeedOptions, load
 
     name = f"bench_events_{label}_{VERSION}"
     with _admin() as conn:
@@ -100,7 +100,7 @@ def event_count(url: str) -> int:
 
 def commit_again(url: str, by: dt.timedelta) -> None:
     """Commit the data set's last `by` of events (by created_at) again, as if they had just
-    arrived: derived state absorbs in commit order (analytics_pipeline/state.py), and
+    arrived: derived state absorbs in commit order (analytics_pipeline/aggregation/state.py), and
     `ingest_xid` is the inserting transaction's id, here this one's. Absorbing is idempotent,
     so a state's rows stay as they are while the next absorb does the work of reading them."""
     engine = db.engine_for(url)

@@ -13,7 +13,7 @@ answers `/readyz`, no run is queued or under way and no demo report is due:
   process; a poller asks `/v1/revenue?period_type=day&from=today&to=today` every 0.5 s and, from
   the day's `total_revenue` (the sum of the amounts committed so far, so which events it holds),
   records for each event the time from its commit to the first answer that includes it. The
-  new-events sensor (analytics_pipeline/new_events.py) is what brings them there: p50, p95 and
+  new-events sensor (analytics_pipeline/aggregation/new_events.py) is what brings them there: p50, p95 and
   max, and the runs it launched.
 - **cache**: meanwhile one thread per demo tenant requests what the dashboard page loads (the
   six cached `/v1` requests of its default view, and `/v1/reports`, never cached) at

@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import time
 
-from analytics_pipeline import generator
+from analytics_pipeline.dev import generator
 from bench.scratch import scratch_database
 
 TENANTS = 10

@@ -25,9 +25,9 @@ import dagster as dg
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
+from analytics_pipeline.core.resources import AnalyticsDatabase, MailResource
 from analytics_pipeline.reports.delivery import deliver_scheduled
 from analytics_pipeline.reports.sensors import scheduled_reports_sensor
-from analytics_pipeline.resources import AnalyticsDatabase, MailResource
 
 from .scratch import scratch_database
 

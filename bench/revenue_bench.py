@@ -22,7 +22,7 @@ import time
 
 import sqlalchemy as sa
 
-from analytics_pipeline import db
+from analytics_pipeline.core import db
 
 from .datasets import END, SCAN_RATIO_TARGET_EVENTS, START, commit_again, dataset_clone, event_count, scan_ratio_target
 
@@ -38,9 +38,9 @@ def _materialize(url: str, first: str, last: str) -> dict:
     """Runs in a child process, so that its peak memory is the run's alone."""
     import dagster as dg
 
+    from analytics_pipeline.aggregation.partitions import partition_range_tags
+    from analytics_pipeline.core.resources import pipeline_resources
     from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
-    from analytics_pipeline.resources import pipeline_resources
-    from analytics_pipeline.partitions import partition_range_tags
 
     started = time.perf_counter()
     result = dg.materialize(
@@ -78,9 +78,9 @@ def _timed_sql(url: str, sql: str) -> float:
 def _sensor_tick(url: str) -> float:
     import dagster as dg
 
-    from analytics_pipeline import state
-    from analytics_pipeline.new_events import TOUCHED_PARTITIONS, new_events_sensor
-    from analytics_pipeline.resources import pipeline_resources
+    from analytics_pipeline.aggregation import state
+    from analytics_pipeline.aggregation.new_events import TOUCHED_PARTITIONS, new_events_sensor
+    from analytics_pipeline.core.resources import pipeline_resources
     from analytics_pipeline.tournaments.assets import absorb_tournament_history
 
     # Steady state: the runs have absorbed the events into the derived state tables and the

@@ -141,7 +141,7 @@ def machine() -> dict[str, str]:
 def postgres_version(server_url: str) -> str:
     import sqlalchemy as sa
 
-    from analytics_pipeline import db
+    from analytics_pipeline.core import db
 
     try:
         with db.engine_for(server_url).connect() as conn:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import psycopg
 from sqlalchemy.engine import Engine, make_url
 
-from analytics_pipeline import db, migrate
+from analytics_pipeline.core import db, migrate
 
 
 def server_url() -> str:

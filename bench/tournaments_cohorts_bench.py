@@ -34,7 +34,7 @@ import time
 
 import sqlalchemy as sa
 
-from analytics_pipeline import db
+from analytics_pipeline.core import db
 
 SIZES = ("1m", "10m")
 
@@ -89,7 +89,7 @@ def _reset_state(url: str, aggregate: str) -> None:
 def _rewind_state(url: str, aggregate: str, by: dt.timedelta) -> None:
     """Make the next run absorb the last `by` of the data set's events (by created_at) again, as
     if they had just arrived. The generated events end before the day the benchmark runs, and
-    derived state absorbs in commit order (analytics_pipeline/state.py): the aggregate's states
+    derived state absorbs in commit order (analytics_pipeline/aggregation/state.py): the aggregate's states
     have absorbed every event (their backfill ran first), then those events are committed again,
     by a later transaction than the states' snapshots. Absorbing is idempotent, so the states'
     rows stay as they are: the run does the work of absorbing them, as it would new events."""
@@ -118,10 +118,10 @@ def _rewind_state(url: str, aggregate: str, by: dt.timedelta) -> None:
 def _materialize(url: str, asset_name: str, first: str, last: str) -> None:
     import dagster as dg
 
+    from analytics_pipeline.aggregation.partitions import partition_range_tags
     from analytics_pipeline.cohorts import assets as cohorts
+    from analytics_pipeline.core.resources import pipeline_resources
     from analytics_pipeline.tournaments import assets as tournaments
-    from analytics_pipeline.partitions import partition_range_tags
-    from analytics_pipeline.resources import pipeline_resources
 
     asset = {"tournament_aggregates": tournaments.tournament_aggregates, "user_cohorts": cohorts.user_cohorts}[asset_name]
     result = dg.materialize(
@@ -135,10 +135,10 @@ def _materialize(url: str, asset_name: str, first: str, last: str) -> None:
 def _measure(kind: str, url: str) -> dict:
     """One measurement in this (fresh) process: seconds, peak RSS, database temp bytes. The
     modules are imported before the clock starts: a run's time, not its code's import."""
-    from analytics_pipeline import cache_versions  # noqa: F401  (the runs' cache invalidation)
+    from analytics_pipeline.aggregation.partitions import daily_partitions, monthly_partitions
     from analytics_pipeline.cohorts import assets as cohorts
+    from analytics_pipeline.core import cache_versions
     from analytics_pipeline.tournaments import assets as tournaments  # noqa: F401
-    from analytics_pipeline.partitions import daily_partitions, monthly_partitions
 
     today = dt.date.today()
     if kind == "backfill_tournaments":
@@ -202,7 +202,7 @@ def _ensure_state_tables(url: str) -> None:
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
-    from analytics_pipeline.settings import MIGRATIONS_DIR
+    from analytics_pipeline.core.settings import MIGRATIONS_DIR
 
     with db.engine_for(url).begin() as conn:
         if sa.inspect(conn).has_table("tournament_history"):

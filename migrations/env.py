@@ -1,10 +1,10 @@
-"""Alembic environment: compares against analytics_pipeline.schema and runs on the URL (or the
-connection) handed over by analytics_pipeline.migrate."""
+"""Alembic environment: compares against analytics_pipeline.core.schema and runs on the URL (or the
+connection) handed over by analytics_pipeline.core.migrate."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from analytics_pipeline.schema import metadata
+from analytics_pipeline.core.schema import metadata
 
 config = context.config
 

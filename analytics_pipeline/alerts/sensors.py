@@ -15,8 +15,8 @@ from email.message import EmailMessage
 import dagster as dg
 from email_validator import EmailNotValidError, validate_email
 
-from ..resources import MailResource, PermanentMailError, TemporaryMailError
-from ..settings import ConfigError
+from ..core.resources import MailResource, PermanentMailError, TemporaryMailError
+from ..core.settings import ConfigError
 
 RUN_FAILURE_ALERT_SENSOR = "run_failure_alert_sensor"
 ASSET_CHECK_FAILURE_ALERT_SENSOR = "asset_check_failure_alert_sensor"

@@ -20,17 +20,17 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from .. import db
+from ..core import db
+from ..core.cache_versions import cache_prefix
+from ..core.redis_server import resolve_redis_url
+from ..core.resources import AnalyticsDatabase
+from ..core.settings import ConfigError
 from ..reports import unsubscribe
-from ..resources import AnalyticsDatabase
-from ..settings import ConfigError
 from . import params, queries
 from .auth import TokenVerifier, Unauthorized
 from .cache import BYPASS, ResponseCache
-from ..cache_versions import cache_prefix
 from .config import cache_max_entry_bytes, cache_ttl_seconds, jwt_settings
 from .freshness import FreshnessReader
-from ..redis_server import resolve_redis_url
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 a size bound, and one computation per key at a time.
 
 A key is `<prefix>cache:<aggregate>:<tenant>:<tenant's version>.<all tenants' version>:<request
-digest>` (analytics_pipeline/cache_versions.py). On a miss, the first request takes a lock on the key and computes; the
+digest>` (analytics_pipeline/core/cache_versions.py). On a miss, the first request takes a lock on the key and computes; the
 others wait for its entry instead of all querying PostgreSQL at once. Whenever Redis fails, the
 request is answered from PostgreSQL, the failure is logged once, and Redis is left alone for
 `RETRY_SECONDS` so that a down server costs no time per request; `/readyz` reports it.
@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import LockError
 
-from ..cache_versions import ALL_TENANTS, new_token, version_key
+from ..core.cache_versions import ALL_TENANTS, new_token, version_key
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Settings of the Dashboard API and its cache, read from the environment when needed (as
-analytics_pipeline/settings.py does), each refused with one line naming the variable."""
+analytics_pipeline/core/settings.py does), each refused with one line naming the variable."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..settings import ConfigError, analytics_home, local_secret
+from ..core.settings import ConfigError, analytics_home, local_secret
 
 DEFAULT_CACHE_TTL_SECONDS = 300
 DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576

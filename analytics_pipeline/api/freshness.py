@@ -23,8 +23,8 @@ import orjson
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
-from ..freshness import AGGREGATE_FRESHNESS
-from ..resources import AnalyticsDatabase
+from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..core.resources import AnalyticsDatabase
 from .queries import load
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 class Freshness:
     """`updated_at`: when the aggregate's last committed run began computing (UTC; None: never
     materialized). `stale_after`: `updated_at` plus the aggregate's warn window
-    (analytics_pipeline/freshness.py), the time after which its data is older than the pipeline
+    (analytics_pipeline/aggregation/freshness.py), the time after which its data is older than the pipeline
     promises. Rendered once per read of the table, not per request."""
 
     updated_at: dt.datetime | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from ..periods import PERIOD_TYPES
+from ..aggregation.periods import PERIOD_TYPES
 
 FORMATS = ("json", "csv")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from ..resources import AnalyticsDatabase
+from ..core.resources import AnalyticsDatabase
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 

@@ -12,8 +12,11 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .. import schema
-from ..aggregate_runs import (
+from ..aggregation import state
+from ..aggregation.declarations import ALL_EVENT_TYPES, DerivedState
+from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..aggregation.partitions import monthly_partitions, partition_range_tags
+from ..aggregation.runs import (
     COUNT_BOUND,
     MONEY_BOUND,
     RATE_BOUND,
@@ -27,15 +30,12 @@ from ..aggregate_runs import (
     run_aggregate,
     tune_for_aggregation,
 )
-from ..declarations import ALL_EVENT_TYPES, DerivedState
-from ..freshness import AGGREGATE_FRESHNESS
-from ..months import add_months, month_start
-from ..partitions import monthly_partitions, partition_range_tags
-from ..cache_versions import CacheInvalidation
-from ..resources import AnalyticsDatabase
-from .. import state
-from ..sources import analytics_events
-from ..sql import sql_loader
+from ..aggregation.sources import analytics_events
+from ..core import schema
+from ..core.cache_versions import CacheInvalidation
+from ..core.months import add_months, month_start
+from ..core.resources import AnalyticsDatabase
+from ..core.sql import sql_loader
 
 load = sql_loader(__package__)
 

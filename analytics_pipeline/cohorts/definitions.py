@@ -1,7 +1,7 @@
 """What the cohorts domain declares: its assets and schedule, the states it absorbs, its
 touched-month finder."""
 
-from ..declarations import Domain, TouchedPartitions
+from ..aggregation.declarations import Domain, TouchedPartitions
 from .assets import (
     AGGREGATE,
     USER_ACTIVITY_MONTHS,

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from ..resources import AnalyticsDatabase, MailResource
+from ..core.resources import AnalyticsDatabase, MailResource
 from .delivery import deliver_scheduled
 
 REPORTS_GROUP = "reports"

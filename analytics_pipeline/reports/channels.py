@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..settings import ConfigError
+from ..core.settings import ConfigError
 from .config import ReportConfig
 from .queries import ReportData
 from .render import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, Rendered, format_change, format_value

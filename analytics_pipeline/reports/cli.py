@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 import sqlalchemy as sa
 
-from .. import db
-from ..schema import FREQUENCIES, REPORT_TYPES
-from ..options import NonEmptyText, WallClock
-from ..settings import ConfigError
+from ..core import db
+from ..core.options import NonEmptyText, WallClock
+from ..core.schema import FREQUENCIES, REPORT_TYPES
+from ..core.settings import ConfigError
 from .config import (
     MAX_LOOKBACK_PERIODS,
     MAX_RECIPIENTS,
@@ -34,7 +34,7 @@ def utc_now() -> dt.datetime:
 
 
 def _database():
-    from ..resources import AnalyticsDatabase
+    from ..core.resources import AnalyticsDatabase
 
     try:
         database = AnalyticsDatabase(url=db.resolve_url())
@@ -250,7 +250,7 @@ def delete(report_id, yes) -> None:
 @click.argument("report_id")
 def send_now(report_id) -> None:
     """Deliver REPORT_ID once now, for its latest complete period; the schedule does not move."""
-    from ..resources import MailResource
+    from ..core.resources import MailResource
     from .delivery import deliver_now
 
     database, mail = _database(), MailResource()
@@ -276,7 +276,7 @@ def send_now(report_id) -> None:
 @click.option("--recipient", default=None, help="Whose message [default: the first recipient].")
 def preview_command(report_id, out, recipient) -> None:
     """Write the email REPORT_ID's next occurrence would send, without sending or logging it."""
-    from ..resources import MailResource
+    from ..core.resources import MailResource
     from .delivery import preview
 
     database = _database()

@@ -17,8 +17,8 @@ from typing import Any
 import pydantic
 from email_validator import EmailNotValidError, validate_email
 
-from ..schema import FREQUENCIES, REPORT_TYPES
-from ..settings import ConfigError
+from ..core.schema import FREQUENCIES, REPORT_TYPES
+from ..core.settings import ConfigError
 
 MAX_RECIPIENTS = 50
 MAX_LOOKBACK_PERIODS = 24

@@ -42,8 +42,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..resources import AnalyticsDatabase, MailResource, PermanentMailError, TemporaryMailError
-from ..settings import ConfigError
+from ..core.resources import AnalyticsDatabase, MailResource, PermanentMailError, TemporaryMailError
+from ..core.settings import ConfigError
 from . import channels as channel_posts
 from .channels import Channel, PermanentChannelError, TemporaryChannelError
 from .config import InvalidReport, ReportConfig, ReportParameters, validate_parameters, validate_report

@@ -7,8 +7,8 @@ import os
 import dagster as dg
 import sqlalchemy as sa
 
-from ..resources import AnalyticsDatabase
-from ..settings import ConfigError
+from ..core.resources import AnalyticsDatabase
+from ..core.settings import ConfigError
 from .assets import ReportDeliveryConfig, due_at_text, report_delivery_job
 from .delivery import due_deliveries, utc_now
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..settings import ConfigError, analytics_home, local_secret
+from ..core.settings import ConfigError, analytics_home, local_secret
 
 # With no SMTP server (the outbox of `make dev`), links point at a Dashboard API on this machine.
 LOCAL_DASHBOARD_URL = "http://localhost:8000"

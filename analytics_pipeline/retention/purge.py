@@ -2,7 +2,7 @@
 
 The aggregates and the derived state tables are the long-term history and are never purged; only
 raw events go, and only those that every declared derived state has already absorbed
-(analytics_pipeline/domains.py collects the states the domains declare; analytics_pipeline/state.py
+(analytics_pipeline/domains.py collects the states the domains declare; analytics_pipeline/aggregation/state.py
 keeps their watermarks). Every aggregate is computed from those states, so recomputing any
 partition, and any state, gives the same rows after a purge as before it.
 
@@ -41,10 +41,10 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
-from .. import state
+from ..aggregation import state
+from ..core.resources import AnalyticsDatabase
+from ..core.settings import ConfigError, retention_cutoff
 from ..domains import declared_state_names
-from ..resources import AnalyticsDatabase
-from ..settings import ConfigError, retention_cutoff
 
 BATCH_SIZE = 1_000
 TIME_BUDGET_MINUTES = 10.0

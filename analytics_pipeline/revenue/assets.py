@@ -8,9 +8,12 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .. import state
-from ..aggregate_runs import (
-    empty_day_partitions_sql,
+from ..aggregation import state
+from ..aggregation.declarations import DerivedState
+from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..aggregation.partitions import daily_partitions
+from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
+from ..aggregation.runs import (
     COUNT_BOUND,
     MONEY_BOUND,
     Aggregate,
@@ -19,21 +22,18 @@ from ..aggregate_runs import (
     check_specs,
     collect_window,
     column_schema,
+    empty_day_partitions_sql,
     rule_checks,
     run_aggregate,
 )
-from ..declarations import DerivedState
-from ..freshness import AGGREGATE_FRESHNESS
-from ..partitions import daily_partitions
-from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
-from ..cache_versions import CacheInvalidation
-from ..resources import AnalyticsDatabase
-from ..schema import payment_events as payment_events_table
-from ..schema import revenue_aggregates as revenue_aggregates_table
-from ..schema import revenue_kpis as revenue_kpis_view
-from ..schema import subscription_events as subscription_events_table
-from ..sources import analytics_events
-from ..sql import sql_loader
+from ..aggregation.sources import analytics_events
+from ..core.cache_versions import CacheInvalidation
+from ..core.resources import AnalyticsDatabase
+from ..core.schema import payment_events as payment_events_table
+from ..core.schema import revenue_aggregates as revenue_aggregates_table
+from ..core.schema import revenue_kpis as revenue_kpis_view
+from ..core.schema import subscription_events as subscription_events_table
+from ..core.sql import sql_loader
 
 load = sql_loader(__package__)
 
@@ -98,7 +98,7 @@ _ABSORB_STATEMENTS = {
 def absorb_histories(conn: Connection, *histories: DerivedState) -> dict[str, int]:
     """Bring the given histories up to date with analytics_events in the caller's transaction:
     one read of the raw events committed since the oldest of their snapshots (one snapshot for
-    all, analytics_pipeline/state.py), from which each copies the valid events it has not seen and
+    all, analytics_pipeline/aggregation/state.py), from which each copies the valid events it has not seen and
     the malformed ones go to malformed_events. The subscription history's absorb also maintains
     the MRR state. Returns the rows each history gained, by state name."""
     windows = state.begin_absorbs(conn, *(h.name for h in histories))

@@ -1,7 +1,7 @@
 """What the revenue domain declares: its assets, the states it absorbs, its touched-day finder."""
 
-from ..declarations import Domain, TouchedPartitions
-from ..schedules import hourly_aggregates_job
+from ..aggregation.declarations import Domain, TouchedPartitions
+from ..aggregation.schedules import hourly_aggregates_job
 from .assets import PAYMENT_HISTORY, SUBSCRIPTION_HISTORY, defs, touched_revenue_days
 
 DOMAIN = Domain(

@@ -11,13 +11,12 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .. import schema
-from ..partitions import daily_partitions
-from ..cache_versions import CacheInvalidation
-from ..resources import AnalyticsDatabase
-from .. import state
-from ..aggregate_runs import (
-    empty_day_partitions_sql,
+from ..aggregation import state
+from ..aggregation.declarations import DerivedState
+from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..aggregation.partitions import daily_partitions
+from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
+from ..aggregation.runs import (
     AVERAGE_BOUND,
     COUNT_BOUND,
     MONEY_BOUND,
@@ -28,15 +27,16 @@ from ..aggregate_runs import (
     check_specs,
     collect_window,
     column_schema,
+    empty_day_partitions_sql,
     rule_checks,
     run_aggregate,
     tune_for_aggregation,
 )
-from ..declarations import DerivedState
-from ..freshness import AGGREGATE_FRESHNESS
-from ..periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
-from ..sources import analytics_events
-from ..sql import sql_loader
+from ..aggregation.sources import analytics_events
+from ..core import schema
+from ..core.cache_versions import CacheInvalidation
+from ..core.resources import AnalyticsDatabase
+from ..core.sql import sql_loader
 
 load = sql_loader(__package__)
 
@@ -68,7 +68,7 @@ _TOUCHED_PERIODS_TABLE = (
 def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     """Bring tournament_history (and the copies of malformed tournament events in
     malformed_events) up to date with the events committed since the state's last absorb, in the
-    caller's transaction (analytics_pipeline/state.py). Idempotent."""
+    caller's transaction (analytics_pipeline/aggregation/state.py). Idempotent."""
     tune_for_aggregation(conn)
     window = state.begin_absorb(conn, STATE)
     committed = window.committed

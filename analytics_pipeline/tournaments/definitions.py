@@ -1,7 +1,7 @@
 """What the tournaments domain declares: its assets, the state it absorbs, its touched-day finder."""
 
-from ..declarations import Domain, TouchedPartitions
-from ..schedules import hourly_aggregates_job
+from ..aggregation.declarations import Domain, TouchedPartitions
+from ..aggregation.schedules import hourly_aggregates_job
 from .assets import AGGREGATE, TOURNAMENT_HISTORY, defs, touched_tournament_days
 
 DOMAIN = Domain(

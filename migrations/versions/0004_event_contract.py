@@ -4,7 +4,7 @@ functions that decide whether an event is malformed.
 `analytics_event_problem(event_type, event_data, user_id)` returns NULL for a valid event (and for
 an unknown event_type, which every metric ignores) and otherwise a short reason. It is a single SQL
 expression, IMMUTABLE, so PostgreSQL inlines it into the aggregation queries. The Python twin is
-analytics_pipeline/events.py; a test runs both over one table of cases.
+analytics_pipeline/core/events.py; a test runs both over one table of cases.
 
 Revision ID: 0004_event_contract
 Revises: 0003_row_level_security

@@ -1,6 +1,6 @@
 """Revenue movements: contraction and reactivation columns, so that the MRR bridge closes
 (docs/metrics.md#mrr-movements); the subscription history MRR is computed from; state
-watermarks (analytics_pipeline/state.py).
+watermarks (analytics_pipeline/aggregation/state.py).
 
 Revision ID: 0005_revenue_movements
 Revises: 0004_event_contract

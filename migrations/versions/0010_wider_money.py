@@ -17,7 +17,7 @@ Revises: 0009_state_row_level_security
 import sqlalchemy as sa
 from alembic import op
 
-from analytics_pipeline.migrate import MigrationRefused
+from analytics_pipeline.core.migrate import MigrationRefused
 
 revision = "0010_wider_money"
 down_revision = "0009_state_row_level_security"

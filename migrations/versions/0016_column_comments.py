@@ -1,5 +1,5 @@
 """One-line descriptions of the columns, as COMMENTs: of the aggregates, the view revenue_kpis,
-the derived state the assets keep, and analytics_events. analytics_pipeline/schema.py keeps them
+the derived state the assets keep, and analytics_events. analytics_pipeline/core/schema.py keeps them
 and the assets' column descriptions in the UI come from there; this revision puts the same text
 on the database, so that psql and any client reading the catalog show it too.
 
@@ -14,7 +14,7 @@ down_revision = "0015_customer_counts_and_kpis"
 branch_labels = None
 depends_on = None
 
-# As analytics_pipeline/schema.py has them at this revision.
+# As analytics_pipeline/core/schema.py has them at this revision.
 COMMENTS = {
     "customer_mrr_days": {
         "tenant_id": "The organization of the customer (docs/metrics.md#mrr-state)",

@@ -1,5 +1,5 @@
 -- The payment and subscription events committed since the histories' last absorb ({committed}:
--- analytics_pipeline/state.py, docs/ingestion.md), each with what is wrong
+-- analytics_pipeline/aggregation/state.py, docs/ingestion.md), each with what is wrong
 -- with it (docs/events.md#malformed-events), read once for both histories: a first backfill
 -- would otherwise scan analytics_events once per history. CREATE TABLE AS, because PostgreSQL
 -- reads for it in parallel and never for INSERT ... SELECT. :event_types are the types of the

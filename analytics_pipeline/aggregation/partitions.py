@@ -1,0 +1,29 @@
+"""Time partitions shared by the aggregate assets. All in UTC."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from ..core.settings import start_date
+
+# end_offset=1: today's partial day (and the running month) is a partition of its own, so the
+# hourly schedule can keep it current.
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=start_date().isoformat(), timezone="UTC", end_offset=1
+)
+
+monthly_partitions = dg.MonthlyPartitionsDefinition(
+    start_date=start_date().replace(day=1).isoformat(), timezone="UTC", end_offset=1
+)
+
+
+def partition_range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
+    """Run tags asking for one run over the partitions first..last (inclusive): how schedules,
+    sensors and tests request a range, as a single-run backfill does."""
+    return {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+

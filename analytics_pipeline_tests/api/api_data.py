@@ -1,0 +1,123 @@
+"""A tenant's aggregates written straight into the tables (not by the pipeline) for the API and
+dashboard tests: two years of self-consistent revenue day rows (MRR = opening + movements, active
+customers = opening + customer flows) with their week, month and quarter rows, a cohort triangle,
+tournament rows and a scheduled report, ending today."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ..helpers import add_tenant
+
+REVENUE_DAYS = """
+WITH days AS (
+    SELECT d::date AS day, row_number() OVER (ORDER BY d) AS n
+    FROM generate_series(CAST(:today AS date) - 729, CAST(:today AS date), interval '1 day') AS d
+),
+flows AS (
+    SELECT day, n,
+           round((40 + 25 * sin(n / 9.0) + :scale * 3)::numeric, 2) AS new_revenue,
+           round((12 + 6 * cos(n / 5.0))::numeric, 2) AS expansion_revenue,
+           CASE WHEN n % 7 = 0 THEN 9.00 ELSE 0 END AS reactivation_revenue,
+           round((5 + 3 * sin(n / 4.0))::numeric, 2) AS contraction_revenue,
+           round((22 + 14 * cos(n / 11.0))::numeric, 2) AS churned_revenue,
+           round((300 + 120 * sin(n / 6.0) + :scale * 10)::numeric, 2) AS total_revenue,
+           2 + n % 3 AS new_customers,
+           CASE WHEN n % 7 = 0 THEN 1 ELSE 0 END AS reactivated_customers,
+           1 + n % 2 + :scale % 2 AS churned_customers
+    FROM days
+)
+INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, mrr, arr,
+    new_revenue, churned_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
+    total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
+    active_customers, new_customers, reactivated_customers, churned_customers)
+SELECT :tenant || ':day:' || day, :tenant, day, day, 'day', mrr, mrr * 12, new_revenue,
+       churned_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
+       total_revenue, 12, 11, n % 3, (n % 3) * 5,
+       active_customers, new_customers, reactivated_customers, churned_customers
+FROM (
+    SELECT *, :opening + sum(new_revenue + expansion_revenue + reactivation_revenue
+                             - contraction_revenue - churned_revenue) OVER (ORDER BY day) AS mrr,
+           40 * :scale + sum(new_customers + reactivated_customers - churned_customers) OVER (ORDER BY day)
+               AS active_customers
+    FROM flows
+) AS f
+"""
+
+# Longer periods from the day rows, as docs/metrics.md#periods defines them.
+REVENUE_PERIODS = """
+INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, mrr, arr,
+    new_revenue, churned_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
+    total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
+    active_customers, new_customers, reactivated_customers, churned_customers)
+SELECT :tenant || ':' || p.kind || ':' || start, :tenant, start,
+       (start + p.length - interval '1 day')::date, p.kind,
+       (array_agg(mrr ORDER BY period_start DESC))[1], (array_agg(arr ORDER BY period_start DESC))[1],
+       sum(new_revenue), sum(churned_revenue), sum(expansion_revenue), sum(contraction_revenue),
+       sum(reactivation_revenue), sum(total_revenue), sum(payment_count), sum(payment_success_count),
+       sum(refund_count), sum(refund_amount),
+       (array_agg(active_customers ORDER BY period_start DESC))[1], sum(new_customers),
+       sum(reactivated_customers), sum(churned_customers)
+FROM revenue_aggregates AS r
+CROSS JOIN (VALUES ('week', interval '7 days'), ('month', interval '1 month'),
+                   ('quarter', interval '3 months')) AS p(kind, length)
+CROSS JOIN LATERAL (SELECT date_trunc(p.kind, r.period_start)::date AS start) AS s
+WHERE r.tenant_id = :tenant AND r.period_type = 'day'
+GROUP BY p.kind, p.length, start
+"""
+
+COHORTS = """
+INSERT INTO user_cohorts (id, tenant_id, cohort_month, cohort_size, month_number, retained_users,
+    retention_rate, revenue, ltv)
+SELECT :tenant || ':' || c || ':' || m, :tenant, c, size, m, retained,
+       round(100.0 * retained / size, 2), retained * 9, round(9.0 * sum(retained) OVER w / size, 2)
+FROM (
+    SELECT c::date AS c, m, 80 + :scale * 10 + (extract(month FROM c)::int * 7) % 40 AS size
+    FROM generate_series(date_trunc('month', CAST(:today AS date)) - interval '11 months',
+                         date_trunc('month', CAST(:today AS date)), interval '1 month') AS c
+    CROSS JOIN LATERAL generate_series(0, (extract(year FROM age(date_trunc('month', CAST(:today AS date)), c)) * 12
+                                           + extract(month FROM age(date_trunc('month', CAST(:today AS date)), c)))::int) AS m
+) AS g
+CROSS JOIN LATERAL (SELECT CASE WHEN m = 0 THEN size ELSE round(size * (0.62 * exp(-m / 5.0) + 0.12))::int END AS retained) AS r
+WINDOW w AS (PARTITION BY c ORDER BY m)
+"""
+
+TOURNAMENTS = """
+INSERT INTO tournament_aggregates (id, tenant_id, period_start, period_end, period_type,
+    tournament_count, completed_count, completion_rate, total_players, avg_players,
+    avg_duration_minutes, most_popular_format, revenue)
+SELECT :tenant || ':' || p.kind || ':' || start, :tenant, start, (start + p.length - interval '1 day')::date,
+       p.kind, sum(t), sum(done), round(100.0 * sum(done) / sum(t), 2), sum(t) * 16,
+       16, 95, (array_agg(fmt ORDER BY t DESC))[1], sum(t) * 20
+FROM (
+    SELECT d::date AS day, 3 + (extract(doy FROM d)::int % 5) + :scale AS t,
+           2 + (extract(doy FROM d)::int % 4) AS done,
+           (ARRAY['single_elimination', 'round_robin', 'swiss', 'double_elimination'])[1 + (extract(doy FROM d)::int % 7) % 4] AS fmt
+    FROM generate_series(CAST(:today AS date) - 364, CAST(:today AS date), interval '1 day') AS d
+) AS days
+CROSS JOIN (VALUES ('day', interval '1 day'), ('week', interval '7 days'), ('month', interval '1 month'),
+                   ('quarter', interval '3 months')) AS p(kind, length)
+CROSS JOIN LATERAL (SELECT date_trunc(p.kind, day)::date AS start) AS s
+GROUP BY p.kind, p.length, start
+"""
+
+REPORTS = """
+WITH report AS (
+    INSERT INTO scheduled_reports (id, tenant_id, name, report_type, frequency, recipients, next_run_at, last_run_at)
+    VALUES (:tenant || '-weekly', :tenant, 'Weekly revenue summary', 'revenue_summary', 'weekly',
+            ARRAY['finance@example.com'], CAST(:today AS date) + 5, CAST(:today AS date) - 2)
+    RETURNING id
+)
+INSERT INTO report_deliveries (report_id, tenant_id, scheduled_for, status, attempts, sent_at)
+SELECT id, :tenant, CAST(:today AS date) - 2 + time '08:00', 'sent', 1, CAST(:today AS date) - 2 + time '08:01'
+FROM report
+"""
+
+
+def add_dashboard_tenant(engine, tenant_id: str, today, scale: int = 1, opening_mrr: int = 4000) -> None:
+    """Aggregates of `tenant_id` ending `today`; `scale` makes tenants differ."""
+    params = {"tenant": tenant_id, "today": today, "scale": scale, "opening": opening_mrr}
+    with engine.begin() as conn:
+        add_tenant(conn, tenant_id)
+        for statement in (REVENUE_DAYS, REVENUE_PERIODS, COHORTS, TOURNAMENTS, REPORTS):
+            conn.execute(sa.text(statement), params)

@@ -1,0 +1,434 @@
+"""The Dashboard API on a real PostgreSQL and a real Redis: authentication, tenant isolation,
+parameters, CSV, the MRR bridge and KPIs on hand-worked rows, health and docs."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import datetime as dt
+import io
+import json
+import time
+from decimal import Decimal
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+
+from analytics_pipeline.api.app import create_app
+from analytics_pipeline.cli import main
+
+from .api_data import add_dashboard_tenant
+from ..api_support import SECRET, api_env, auth, client, redis_prefix, redis_server_url, token
+from ..helpers import add_tenant, rows
+
+TODAY = dt.datetime.now(dt.UTC).date()
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _unsigned_token(tenant_id: str) -> str:
+    exp = int((dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).timestamp())
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'tenant_id': tenant_id, 'exp': exp})}."
+
+
+@pytest.fixture
+def two_tenants(engine):
+    add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
+    add_dashboard_tenant(engine, "globex", TODAY, scale=5, opening_mrr=9000)
+
+
+# --- authentication -------------------------------------------------------------------------------
+
+BAD_HEADERS = {
+    "missing": None,
+    "not bearer": "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+    "empty bearer": "Bearer ",
+    "malformed": "Bearer not-a-jwt",
+    "expired": f"Bearer {token('acme', ttl=dt.timedelta(seconds=-5))}",
+    "wrong signature": f"Bearer {token('acme', secret='another-secret-' + 'y' * 40)}",
+    "alg none": f"Bearer {_unsigned_token('acme')}",
+    "no tenant_id": "Bearer " + jwt.encode({"exp": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)}, SECRET, algorithm="HS256"),
+    "no exp": "Bearer " + jwt.encode({"tenant_id": "acme"}, SECRET, algorithm="HS256"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_HEADERS)
+def test_every_bad_token_gets_401_without_echoing_it(client, two_tenants, case):
+    header = BAD_HEADERS[case]
+    response = client.get("/v1/revenue", headers={"Authorization": header} if header else {})
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    credential = (header or "").partition(" ")[2].strip()
+    if credential:
+        assert credential not in response.text
+    assert "rows" not in response.json()
+
+
+def test_expired_token_says_so(client):
+    response = client.get("/v1/kpis", headers=auth("acme", ttl=dt.timedelta(seconds=-5)))
+    assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(client):
+    # The server remembers the tokens it accepted; a remembered one still expires on time.
+    expires = int(time.time()) + 2
+    header = {"Authorization": f"Bearer {jwt.encode({'tenant_id': 'acme', 'exp': expires}, SECRET)}"}
+    assert client.get("/v1/kpis", headers=header).status_code == 200
+    assert client.get("/v1/kpis", headers=header).status_code == 200
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    response = client.get("/v1/kpis", headers=header)
+    assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+def test_audience_is_checked_when_configured(api_env, db_url, monkeypatch):
+    monkeypatch.setenv("API_JWT_AUDIENCE", "dashboard")
+    with TestClient(create_app(db_url)) as client:
+        assert client.get("/v1/kpis", headers=auth("acme", aud="dashboard")).status_code == 200
+        wrong = client.get("/v1/kpis", headers=auth("acme", aud="billing"))
+        assert wrong.status_code == 401 and "aud" in wrong.json()["detail"]
+        assert client.get("/v1/kpis", headers=auth("acme")).status_code == 401  # no aud at all
+
+
+def test_rs256_with_a_public_key_refuses_hs256_signed_with_that_key(api_env, db_url, monkeypatch, tmp_path):
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    key_file = tmp_path / "public.pem"
+    key_file.write_text(public_pem)
+    monkeypatch.delenv("API_JWT_SECRET")
+    monkeypatch.setenv("API_JWT_PUBLIC_KEY", str(key_file))
+    with TestClient(create_app(db_url)) as client:
+        signed = jwt.encode({"tenant_id": "acme", "exp": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)},
+                            private, algorithm="RS256")
+        assert client.get("/v1/kpis", headers={"Authorization": f"Bearer {signed}"}).status_code == 200
+        # The classic confusion: an HS256 token whose "secret" is the public key.
+        header, payload = _b64({"alg": "HS256", "typ": "JWT"}), _b64({"tenant_id": "acme", "exp": 4102444800})
+        signature = hmac.new(public_pem.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        forged = f"{header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+        assert client.get("/v1/kpis", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+# --- tenant isolation -------------------------------------------------------------------------------
+
+
+def test_a_token_reads_only_its_tenants_rows(client, engine, two_tenants):
+    since = (TODAY - dt.timedelta(days=29)).isoformat()
+    for tenant_id in ("acme", "globex"):
+        body = client.get(f"/v1/revenue?period_type=day&from={since}", headers=auth(tenant_id)).json()
+        with engine.connect() as conn:
+            expected = rows(conn, "SELECT period_start, mrr FROM revenue_aggregates WHERE tenant_id = :t "
+                            "AND period_type = 'day' AND period_start >= :s ORDER BY period_start", t=tenant_id, s=since)
+        assert {r["tenant_id"] for r in body["rows"]} == {tenant_id}
+        assert [(r["period_start"], Decimal(str(r["mrr"]))) for r in body["rows"]] == [
+            (e["period_start"].isoformat(), e["mrr"]) for e in expected
+        ]
+        for path in ("/v1/cohorts", "/v1/tournaments?period_type=month"):
+            assert {r.get("tenant_id", tenant_id) for r in client.get(path, headers=auth(tenant_id)).json()["rows"]} == {tenant_id}
+    # A tenant with no rows sees none of the others'.
+    assert client.get("/v1/revenue", headers=auth("initech")).json()["rows"] == []
+    assert client.get("/v1/cohorts", headers=auth("initech")).json()["rows"] == []
+
+
+def test_reports_and_their_deliveries_are_the_tenants_own(client, engine):
+    with engine.begin() as conn:
+        for tenant_id in ("acme", "globex"):
+            add_tenant(conn, tenant_id)
+            conn.execute(sa.text(
+                "INSERT INTO scheduled_reports (id, tenant_id, name, report_type, frequency, recipients, next_run_at) "
+                "VALUES (:id, :t, :name, 'revenue_summary', 'weekly', ARRAY['cfo@example.com'], '2030-01-01')"
+            ), {"id": f"r-{tenant_id}", "t": tenant_id, "name": f"{tenant_id} weekly"})
+            for day in range(1, 13):
+                conn.execute(sa.text(
+                    "INSERT INTO report_deliveries (report_id, tenant_id, scheduled_for, status) "
+                    "VALUES (:r, :t, :at, 'sent')"
+                ), {"r": f"r-{tenant_id}", "t": tenant_id, "at": dt.datetime(2025, 1, day, 8)})
+    body = client.get("/v1/reports", headers=auth("acme")).json()
+    assert [r["name"] for r in body["reports"]] == ["acme weekly"]
+    deliveries = body["reports"][0]["deliveries"]
+    assert len(deliveries) == 10  # the ten most recent of twelve, newest first
+    assert deliveries[0]["scheduled_for"].startswith("2025-01-12T08:00")
+    assert deliveries[-1]["scheduled_for"].startswith("2025-01-03T08:00")
+
+
+# --- parameters ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, parameter",
+    [
+        ("/v1/revenue?period_type=fortnight", "period_type"),
+        ("/v1/revenue?from=2025-03-01&to=2025-02-01", "from"),
+        ("/v1/revenue?period_type=day&from=2020-01-01&to=2025-01-01", "from"),
+        ("/v1/revenue?from=2025-02-30", "from"),
+        ("/v1/revenue?to=yesterday", "to"),
+        ("/v1/revenue?format=xml", "format"),
+        ("/v1/tournaments?period_type=decade", "period_type"),
+        ("/v1/cohorts?from=2025-13", "from"),
+        ("/v1/cohorts?from=2015-01&to=2025-01", "from"),
+        ("/v1/revenue/bridge?to=2999-01-01", "to"),
+        ("/v1/kpis?day=01/02/2025", "day"),
+    ],
+)
+def test_bad_parameters_get_400_naming_them(client, path, parameter):
+    response = client.get(path, headers=auth("acme"))
+    assert response.status_code == 400, response.text
+    assert response.json()["parameter"] == parameter
+    assert response.json()["detail"].startswith(f"{parameter}: ")
+
+
+# --- CSV, bridge, KPIs ------------------------------------------------------------------------------------
+
+
+def test_revenue_csv_has_every_column_and_the_rows(client, engine, two_tenants):
+    since = (TODAY - dt.timedelta(days=9)).isoformat()
+    response = client.get(f"/v1/revenue?period_type=day&from={since}&format=csv", headers=auth("globex"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    with engine.connect() as conn:
+        columns = list(conn.execute(sa.text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'revenue_aggregates'"
+        )).scalars())
+        expected = rows(conn, "SELECT period_start, total_revenue FROM revenue_aggregates WHERE tenant_id = 'globex' "
+                        "AND period_type = 'day' AND period_start >= :s ORDER BY period_start", s=since)
+    assert set(table[0]) == set(columns)
+    assert [(r["period_start"], Decimal(r["total_revenue"])) for r in table] == [
+        (e["period_start"].isoformat(), e["total_revenue"]) for e in expected
+    ]
+
+
+def _day_row(conn, tenant, day, mrr, new=0, expansion=0, reactivation=0, contraction=0, churned=0):
+    conn.execute(sa.text(
+        "INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, mrr, arr, "
+        "new_revenue, expansion_revenue, reactivation_revenue, contraction_revenue, churned_revenue, "
+        "total_revenue, payment_count, payment_success_count, refund_count, refund_amount) "
+        "VALUES (:id, :t, :d, :d, 'day', :mrr, :mrr * 12, :new, :exp, :re, :con, :ch, 0, 0, 0, 0, 0)"
+    ), {"id": f"{tenant}:day:{day}", "t": tenant, "d": day, "mrr": mrr, "new": new, "exp": expansion,
+        "re": reactivation, "con": contraction, "ch": churned})
+
+
+def test_mrr_bridge_worked_by_hand(client, engine):
+    with engine.begin() as conn:
+        add_tenant(conn, "acme")
+        _day_row(conn, "acme", "2025-03-31", 100)  # the opening: end of the day before the range
+        _day_row(conn, "acme", "2025-04-01", 150, new=50)
+        _day_row(conn, "acme", "2025-04-02", 130, churned=20)
+        # 2025-04-03 has no row: no MRR that day and no movement; then a reactivation.
+        _day_row(conn, "acme", "2025-04-03", 0, churned=130)
+        _day_row(conn, "acme", "2025-04-04", 45, reactivation=40, expansion=5)
+        _day_row(conn, "acme", "2025-04-05", 42, contraction=3)
+        _day_row(conn, "acme", "2025-04-06", 60, new=18)  # after the range: not counted
+    body = client.get("/v1/revenue/bridge?from=2025-04-01&to=2025-04-05", headers=auth("acme")).json()
+    # 100 + 50 + 40 + 5 - 3 - 150 = 42
+    assert {k: body[k] for k in ("opening_mrr", "new_revenue", "reactivation_revenue", "expansion_revenue",
+                                 "contraction_revenue", "churned_revenue", "closing_mrr", "identity_holds")} == {
+        "opening_mrr": 100, "new_revenue": 50, "reactivation_revenue": 40, "expansion_revenue": 5,
+        "contraction_revenue": 3, "churned_revenue": 150, "closing_mrr": 42, "identity_holds": True,
+    }
+    # A range whose day before has no row opens at 0.
+    assert client.get("/v1/revenue/bridge?from=2025-03-31&to=2025-03-31", headers=auth("acme")).json()["opening_mrr"] == 0
+
+
+def test_kpis_of_a_month_against_the_month_before(client, engine):
+    with engine.begin() as conn:
+        add_tenant(conn, "acme")
+        for start, end, mrr, new, churned in (("2025-03-01", "2025-03-31", 200, 80, 10),
+                                              ("2025-04-01", "2025-04-30", 250, 100, 30)):
+            conn.execute(sa.text(
+                "INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, mrr, arr, "
+                "new_revenue, expansion_revenue, reactivation_revenue, contraction_revenue, churned_revenue, "
+                "total_revenue, payment_count, payment_success_count, refund_count, refund_amount) "
+                "VALUES (:id, 'acme', :s, :e, 'month', :mrr, :mrr * 12, :new, 0, 0, 0, :ch, 0, 0, 0, 0, 0)"
+            ), {"id": f"acme:month:{start}", "s": start, "e": end, "mrr": mrr, "new": new, "ch": churned})
+    body = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme")).json()
+    kpis = {k["kpi"]: k for k in body["kpis"]}
+    assert body["period_start"] == "2025-04-01" and body["previous_period_start"] == "2025-03-01"
+    assert (kpis["mrr"]["current"], kpis["mrr"]["previous"], kpis["mrr"]["change_pct"]) == (250, 200, 25.0)
+    assert (kpis["arr"]["current"], kpis["arr"]["previous"]) == (3000, 2400)
+    # net new = new - churned: 100 - 30 = 70 against 80 - 10 = 70.
+    assert (kpis["net_new_mrr"]["current"], kpis["net_new_mrr"]["previous"], kpis["net_new_mrr"]["change_pct"]) == (70, 70, 0.0)
+    # A period without rows: zeros, and no change against zero.
+    empty = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=month&day=2025-06-01", headers=auth("acme")).json()["kpis"]}
+    assert (empty["mrr"]["current"], empty["mrr"]["previous"], empty["mrr"]["change_pct"]) == (0, 0, None)
+
+
+def _month_row(conn, tenant, start, end, **values):
+    columns = ("mrr", "new_revenue", "expansion_revenue", "reactivation_revenue", "contraction_revenue",
+               "churned_revenue", "active_customers", "new_customers", "reactivated_customers", "churned_customers")
+    row = {c: 0 for c in columns} | values
+    conn.execute(sa.text(
+        "INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, arr, total_revenue, "
+        f"payment_count, payment_success_count, refund_count, refund_amount, {', '.join(columns)}) "
+        f"VALUES (:id, :t, :s, :e, 'month', 12 * :mrr, 0, 0, 0, 0, 0, {', '.join(':' + c for c in columns)})"
+    ), {"id": f"{tenant}:month:{start}", "t": tenant, "s": start, "e": end, **row})
+
+
+def test_saas_kpis_are_the_views_for_the_tokens_tenant_and_null_stays_null(client, engine):
+    with engine.begin() as conn:
+        add_tenant(conn, "acme")
+        add_tenant(conn, "globex")
+        # March: the first month, 5 customers bring 155 of MRR: opening MRR and customers 0, nothing
+        # lost, so every rate, retention and the quick ratio are null. ARPA 155 / 5 = 31.00.
+        _month_row(conn, "acme", "2025-03-01", "2025-03-31", mrr=155, new_revenue=155, active_customers=5,
+                   new_customers=5)
+        # April: 250 = 155 + 100 new + 10 reactivation + 20 expansion - 5 contraction - 30 churned;
+        # 8 customers = 5 + 4 new + 1 reactivated - 2 churned.
+        _month_row(conn, "acme", "2025-04-01", "2025-04-30", mrr=250, new_revenue=100, reactivation_revenue=10,
+                   expansion_revenue=20, contraction_revenue=5, churned_revenue=30, active_customers=8,
+                   new_customers=4, reactivated_customers=1, churned_customers=2)
+        # globex: ARPA 9,999.99 and an NRR of 7.0 that must never reach acme.
+        _month_row(conn, "globex", "2025-04-01", "2025-04-30", mrr=9999.99, expansion_revenue=8571.42,
+                   active_customers=1)
+    body = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme")).json()
+    kpis = {k["kpi"]: k for k in body["kpis"]}
+    worked_out = {  # (April, March)
+        "active_customers": (8, 5), "new_customers": (4, 5), "reactivated_customers": (1, 0),
+        "churned_customers": (2, 0), "arpa": (31.25, 31.00), "logo_churn_rate": (2 / 5, None),
+        "gross_mrr_churn_rate": (35 / 155, None), "net_mrr_churn_rate": (5 / 155, None),
+        "grr": (120 / 155, None), "nrr": (140 / 155, None), "quick_ratio": (130 / 35, None),
+        "ttm_nrr": (None, None), "ttm_grr": (None, None),  # no TTM cohort figures stored
+    }
+    for kpi, (current, previous) in worked_out.items():
+        got = (kpis[kpi]["current"], kpis[kpi]["previous"])
+        assert got == (pytest.approx(current), pytest.approx(previous)) if current is not None else got == (None, None), kpi
+    units = {k: v["unit"] for k, v in kpis.items()}
+    assert units["arpa"] == "amount" and units["active_customers"] == "count" and units["quick_ratio"] == "number"
+    assert {units[k] for k in ("logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr",
+                               "ttm_nrr", "ttm_grr")} == {"ratio"}
+    # Null stays null in the JSON text itself, and so does a change against it.
+    assert kpis["nrr"]["change_points"] is None and kpis["nrr"]["change_pct"] is None
+    assert kpis["arpa"]["change_pct"] == 0.8 and kpis["arpa"]["change_points"] is None  # 31.25 against 31.00
+
+    # Every value is the view's for the token's tenant.
+    with engine.connect() as conn:
+        view = conn.execute(sa.text(
+            "SELECT * FROM revenue_kpis WHERE tenant_id = 'acme' AND period_type = 'month' "
+            "AND period_start IN ('2025-04-01', '2025-03-01') ORDER BY period_start DESC")).mappings().all()
+    april, march = view
+    for kpi in worked_out:
+        for side, row in (("current", april), ("previous", march)):
+            expected = None if row[kpi] is None else float(row[kpi])
+            assert kpis[kpi][side] == expected, (kpi, side)
+
+    # The other tenant's token sees its own KPIs, and acme's answer holds none of them.
+    other = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=month&day=2025-04-17",
+                                              headers=auth("globex")).json()["kpis"]}
+    assert other["arpa"]["current"] == 9999.99 and other["active_customers"]["current"] == 1
+    text = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme")).text
+    assert "9999.99" not in text and "globex" not in text
+
+    # A ratio's change in points: a week with a retention after one with another.
+    week = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=week&day=2025-04-17",
+                                             headers=auth("acme")).json()["kpis"]}
+    assert week["nrr"]["current"] is None and week["active_customers"]["current"] == 0  # no week rows
+
+
+def test_kpi_change_in_points_for_ratios(client, engine):
+    with engine.begin() as conn:
+        add_tenant(conn, "acme")
+        # NRR 80 % in March (opening 100: 100 - 20 churned), 90 % in April (opening 80: 80 - 8).
+        _month_row(conn, "acme", "2025-03-01", "2025-03-31", mrr=80, churned_revenue=20, active_customers=4,
+                   churned_customers=1)
+        _month_row(conn, "acme", "2025-04-01", "2025-04-30", mrr=72, churned_revenue=8, active_customers=3,
+                   churned_customers=1)
+    kpis = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=month&day=2025-04-17",
+                                             headers=auth("acme")).json()["kpis"]}
+    assert (kpis["nrr"]["current"], kpis["nrr"]["previous"]) == (pytest.approx(0.9), pytest.approx(0.8))
+    assert kpis["nrr"]["change_points"] == 10.0
+    assert kpis["nrr"]["change_pct"] == 12.5
+    # Logo churn 1 of 5 opening customers = 20 % in March, 1 of 4 = 25 % in April: +5 points, +25 %.
+    assert (kpis["logo_churn_rate"]["change_points"], kpis["logo_churn_rate"]["change_pct"]) == (5.0, 25.0)
+
+
+# --- health, docs, the page ------------------------------------------------------------------------
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready", "database": "ok", "redis": "ok"}
+
+
+def test_readyz_is_not_ready_on_a_database_without_the_schema(api_env, empty_db_url):
+    with TestClient(create_app(empty_db_url)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "not ready"
+    assert "analytics-pipeline db upgrade" in response.json()["database"]
+
+
+def test_docs_and_page_load_only_local_assets(client):
+    docs = client.get("/docs").text
+    assert "cdn" not in docs.lower() and "https://" not in docs
+    for asset in ("/static/swagger-ui/swagger-ui-bundle.js", "/static/swagger-ui/swagger-ui.css"):
+        assert asset in docs and client.get(asset).status_code == 200
+    page = client.get("/").text
+    assert "https://" not in page and "http://" not in page
+    assert client.get("/static/vendor/plotly.min.js").content.startswith(b"/**")
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/revenue", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts", "/v1/tournaments", "/v1/reports"} <= set(schema["paths"])
+
+
+# --- the command line ----------------------------------------------------------------------------------
+
+
+def test_api_token_mints_a_token_the_api_accepts(client, monkeypatch):
+    result = CliRunner().invoke(main, ["api", "token", "--tenant", "acme", "--ttl", "2h"])
+    assert result.exit_code == 0, result.output
+    minted = result.output.strip()
+    claims = jwt.decode(minted, SECRET, algorithms=["HS256"])
+    assert claims["tenant_id"] == "acme"
+    assert 7100 < claims["exp"] - dt.datetime.now(dt.UTC).timestamp() <= 7200
+    assert client.get("/v1/kpis", headers={"Authorization": f"Bearer {minted}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["api", "token", "--tenant", "acme", "--ttl", "soon"], {}, "'--ttl'"),
+        (["api", "token", "--tenant", "acme"], {"API_JWT_SECRET": "short"}, "API_JWT_SECRET"),
+        (["api"], {"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
+        (["api"], {"API_WORKERS": "none"}, "API_WORKERS"),
+    ],
+)
+def test_bad_cli_input_is_one_line_naming_it(api_env, db_url, monkeypatch, args, env, message):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+
+
+@pytest.mark.parametrize("cores, env, expected", [(1, None, 1), (2, None, 2), (16, None, 4), (16, "6", 6), (2, "1", 1)])
+def test_the_api_starts_one_worker_per_core_by_default(monkeypatch, cores, env, expected):
+    import os
+
+    from analytics_pipeline.api.config import api_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    if env is None:
+        monkeypatch.delenv("API_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("API_WORKERS", env)
+    assert api_workers() == expected
+
+
+def test_an_unreachable_database_gets_503_not_500(api_env):
+    from ..helpers import free_port
+
+    with TestClient(create_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")) as client:
+        response = client.get("/v1/kpis", headers=auth("acme"))
+        assert response.status_code == 503
+        assert response.json() == {"detail": "the analytics database is not available"}
+        assert client.get("/readyz").status_code == 503

@@ -1,0 +1,250 @@
+"""The dashboard page in a real browser: Debian's headless chromium driven by Playwright, against
+the API served by uvicorn on loopback, on a real PostgreSQL and Redis.
+
+`UPDATE_DASHBOARD_SCREENSHOT=1` also writes docs/dashboard.png."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from analytics_pipeline.api.app import create_app
+from analytics_pipeline.core.settings import PROJECT_DIR
+
+from .api_data import add_dashboard_tenant
+from ..api_support import api_env, redis_prefix, redis_server_url, token
+from ..helpers import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+TODAY = dt.datetime.now(dt.UTC).date()
+CHARTS = ("chart-mrr", "chart-bridge", "chart-movements", "chart-cohorts", "chart-tournaments", "chart-formats")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (.ci/run installs it)")
+
+
+def _set_materialized(engine, **ages: dt.timedelta) -> None:
+    """aggregate_freshness as if each aggregate's last run began that long ago."""
+    with engine.begin() as conn:
+        for aggregate, age in ages.items():
+            conn.execute(sa.text(
+                "INSERT INTO aggregate_freshness (aggregate, materialized_at) "
+                "VALUES (:a, timezone('utc', now()) - :age) "
+                "ON CONFLICT (aggregate) DO UPDATE SET materialized_at = EXCLUDED.materialized_at"
+            ), {"a": aggregate, "age": age})
+
+
+@pytest.fixture
+def base_url(api_env, db_url, engine) -> Iterator[str]:
+    add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
+    add_dashboard_tenant(engine, "globex", TODAY, scale=6, opening_mrr=9000)
+    recently = dt.timedelta(seconds=40)
+    _set_materialized(engine, revenue_aggregates=recently, tournament_aggregates=recently, user_cohorts=recently)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(db_url), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def _period_value(engine, tenant, period_type, column):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            f"SELECT {column} FROM revenue_aggregates WHERE tenant_id = :t AND period_type = :p "
+            "AND period_start = date_trunc(:p, CAST(:d AS date))::date"
+        ), {"t": tenant, "p": period_type, "d": TODAY}).scalar_one()
+
+
+def _tile(page, kpi) -> Decimal:
+    return Decimal(page.get_attribute(f'[data-kpi="{kpi}"] .value', "data-value"))
+
+
+def _open(browser, base_url, bearer: str, requests: list[str]):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{base_url}/#token={bearer}")
+    return page
+
+
+def _wait_for(page, state: str, renders: int = 0, seconds: float = 60) -> None:
+    """Until the page says `state` (after at least `renders` renders); polled from here, which
+    stays reliable on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while True:
+        now_state, now_renders = page.evaluate("() => [document.body.dataset.state, Number(document.body.dataset.renders || 0)]")
+        if now_state == state and now_renders >= renders:
+            return
+        assert time.monotonic() < deadline, f"the page is {now_state!r} after {now_renders} renders, not {state!r}"
+        page.wait_for_timeout(100)
+
+
+def _wait_ready(page, renders: int = 1):
+    _wait_for(page, "ready", renders)
+
+
+def test_the_dashboard_shows_the_tenants_numbers(browser, base_url, engine):
+    requests: list[str] = []
+    page = _open(browser, base_url, token("acme"), requests)
+    _wait_ready(page)
+
+    # Every chart is drawn by plotly (an svg of its own); the reports table lists acme's report.
+    for chart in CHARTS:
+        assert page.locator(f"#{chart} .main-svg").count() >= 1, chart
+    assert page.locator("#chart-cohorts .heatmaplayer").count() == 1
+    assert page.locator("#chart-bridge .waterfalllayer").count() == 1
+    assert "Weekly revenue summary" in page.inner_text("#reports") and "sent" in page.inner_text("#reports")
+
+    # The tiles: this month's figures of acme, as stored.
+    month_mrr = _period_value(engine, "acme", "month", "mrr")
+    month_new = _period_value(engine, "acme", "month", "new_revenue")
+    assert _tile(page, "mrr") == month_mrr
+    assert _tile(page, "new_revenue") == month_new
+    assert _tile(page, "arr") == month_mrr * 12
+    shown = page.inner_text('[data-kpi="mrr"] .value')
+    assert shown == f"{month_mrr:,.2f}"
+
+    if os.environ.get("UPDATE_DASHBOARD_SCREENSHOT") == "1":
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(PROJECT_DIR / "docs" / "dashboard.png"), full_page=True)
+
+    # Switching the period to weeks shows this week's numbers.
+    page.select_option("#period-type", "week")
+    _wait_ready(page, renders=2)
+    week_new = _period_value(engine, "acme", "week", "new_revenue")
+    assert week_new != month_new
+    assert _tile(page, "new_revenue") == week_new
+    assert _tile(page, "mrr") == _period_value(engine, "acme", "week", "mrr")
+
+    # Nothing was fetched from anywhere but the API.
+    assert requests and all(url.startswith(base_url) for url in requests), [u for u in requests if not u.startswith(base_url)]
+    page.close()
+
+
+def _view_kpis(engine, tenant, period_type):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT * FROM revenue_kpis WHERE tenant_id = :t AND period_type = :p "
+            "AND period_start = date_trunc(:p, CAST(:d AS date))::date"
+        ), {"t": tenant, "p": period_type, "d": TODAY}).mappings().one()
+
+
+def test_the_kpi_tiles_show_the_views_kpis_in_their_units(browser, base_url, engine):
+    page = _open(browser, base_url, token("acme"), [])
+    _wait_ready(page)
+    month = _view_kpis(engine, "acme", "month")
+    assert month["active_customers"] > 0 and month["nrr"] is not None  # the data has both
+    assert _tile(page, "active_customers") == month["active_customers"]
+    assert page.inner_text('[data-kpi="active_customers"] .value') == f"{month['active_customers']:,}"
+    assert _tile(page, "arpa") == month["arpa"]
+    assert page.inner_text('[data-kpi="arpa"] .value') == f"{month['arpa']:,.2f}"
+    for ratio in ("logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr"):
+        # JSON carries the fraction as a double; the tile shows it in percent.
+        assert abs(_tile(page, ratio) - month[ratio]) < Decimal("1e-12"), ratio
+        assert page.inner_text(f'[data-kpi="{ratio}"] .value') == f"{month[ratio] * 100:,.1f}%", ratio
+    # This data stores no trailing-twelve-month cohort figures: NULL, and n/a is shown, not 0.
+    assert month["ttm_nrr"] is None
+    assert page.get_attribute('[data-kpi="ttm_nrr"] .value', "data-value") == ""
+    assert page.inner_text('[data-kpi="ttm_nrr"] .value') == "n/a"
+
+    # Weeks have no trailing-twelve-month tiles.
+    page.select_option("#period-type", "week")
+    _wait_ready(page, renders=2)
+    week = _view_kpis(engine, "acme", "week")
+    assert abs(_tile(page, "nrr") - week["nrr"]) < Decimal("1e-12")
+    assert page.locator('[data-kpi="ttm_nrr"]').count() == 0
+    page.close()
+
+
+def test_another_tenants_token_shows_only_that_tenants_numbers(browser, base_url, engine):
+    page = _open(browser, base_url, token("globex"), [])
+    _wait_ready(page)
+    globex_mrr = _period_value(engine, "globex", "month", "mrr")
+    acme_mrr = _period_value(engine, "acme", "month", "mrr")
+    assert _tile(page, "mrr") == globex_mrr
+    assert "globex" in page.inner_text("#tenant-label")
+    text = page.inner_text("body")
+    assert f"{acme_mrr:,.2f}" not in text and "acme" not in text
+    page.close()
+
+
+def _freshness(page, aggregate) -> tuple[str, str | None]:
+    item = page.locator(f'#freshness [data-aggregate="{aggregate}"]')
+    return item.inner_text(), item.get_attribute("data-stale")
+
+
+def test_the_page_says_when_its_data_was_computed_and_flags_stale_data(browser, base_url, engine):
+    # Revenue 40 s old; tournaments 3 h old, past their warn window (75 min: an hourly run is
+    # overdue); cohorts 3 h old, well within theirs (25 h: the daily run).
+    _set_materialized(engine, tournament_aggregates=dt.timedelta(hours=3), user_cohorts=dt.timedelta(hours=3))
+    page = _open(browser, base_url, token("acme"), [])
+    _wait_ready(page)
+
+    text, stale = _freshness(page, "revenue_aggregates")
+    seconds = int(re.fullmatch(r"Revenue updated (\d+) s ago", text).group(1))
+    assert 40 <= seconds < 60 and stale == "false"
+    assert page.locator('#freshness [data-aggregate="revenue_aggregates"] .stale').count() == 0
+    assert _freshness(page, "user_cohorts") == ("Cohorts updated 3 h ago", "false")
+    text, stale = _freshness(page, "tournament_aggregates")
+    assert re.fullmatch(r"Tournaments updated 3 h ago\s*stale", text) and stale == "true", text
+    assert page.is_visible('#freshness [data-aggregate="tournament_aggregates"] .badge.stale')
+
+    # The ages count on while the page stays open.
+    deadline = time.monotonic() + 15
+    while True:
+        later = int(re.fullmatch(r"Revenue updated (\d+) s ago", _freshness(page, "revenue_aggregates")[0]).group(1))
+        if later > seconds:
+            break
+        assert time.monotonic() < deadline, "the age was not redrawn"
+        page.wait_for_timeout(250)
+    page.close()
+
+
+def test_an_expired_token_shows_the_sign_in_message(browser, base_url):
+    page = _open(browser, base_url, token("acme", ttl=dt.timedelta(seconds=-5)), [])
+    _wait_for(page, "signed-out")
+    assert page.is_visible("#sign-in")
+    assert not page.is_visible("#dashboard")
+    assert "expired" in page.inner_text("#sign-in-message")
+    # Signing in again with a valid token opens the dashboard.
+    page.fill("#token-input", token("acme"))
+    page.click("#sign-in-form button")
+    _wait_ready(page)
+    assert page.is_visible("#dashboard")
+    page.close()
+
+
+def test_without_a_token_the_page_asks_to_sign_in(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    _wait_for(page, "signed-out")
+    assert "Paste the access token" in page.inner_text("#sign-in-message")
+    page.close()
