@@ -79,7 +79,8 @@ def _sensor_tick(url: str) -> float:
     import dagster as dg
 
     from analytics_pipeline.aggregation import state
-    from analytics_pipeline.aggregation.new_events import TOUCHED_PARTITIONS, new_events_sensor
+    from analytics_pipeline.aggregation.new_events import new_events_sensor
+    from analytics_pipeline.domains import touched_partitions
     from analytics_pipeline.core.resources import pipeline_resources
     from analytics_pipeline.tournaments.assets import absorb_tournament_history
 
@@ -87,14 +88,14 @@ def _sensor_tick(url: str) -> float:
     # sensor's last tick saw them all; then an hour of events is committed.
     with db.engine_for(url).begin() as conn:
         absorb_tournament_history(conn)
-        cursor = json.dumps({touched.asset: state.current_snapshot(conn) for touched in TOUCHED_PARTITIONS})
+        cursor = json.dumps({touched.asset: state.current_snapshot(conn) for touched in touched_partitions()})
     commit_again(url, dt.timedelta(hours=1))
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(
             cursor=cursor, instance=instance, resources=pipeline_resources(url)
         )
         started = time.perf_counter()
-        new_events_sensor(context)
+        new_events_sensor(touched_partitions())(context)
         return time.perf_counter() - started
 
 

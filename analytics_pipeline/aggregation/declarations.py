@@ -5,12 +5,13 @@ registers itself by being imported. analytics_pipeline/domains.py collects the d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import dagster as dg
 from sqlalchemy.engine import Connection
 
+from .freshness import FreshnessWindows
 from .state import Committed
 
 # Every event type, for a state that absorbs any event (activity).
@@ -54,3 +55,6 @@ class Domain:
     defs: dg.Definitions
     states: tuple[DerivedState, ...] = ()
     touched: tuple[TouchedPartitions, ...] = ()
+    # The aggregate tables the domain publishes to readers (the Dashboard API, the reports), each
+    # with how old it may get (analytics_pipeline/aggregation/freshness.py).
+    aggregates: Mapping[str, FreshnessWindows] = field(default_factory=dict)

@@ -1,5 +1,6 @@
-"""How old each aggregate may get: its Dagster freshness policy, and the age after which the
-Dashboard API and the dashboard call its data stale (docs/operations.md#freshness).
+"""How old an aggregate may get: the windows a domain declares for each aggregate it publishes
+(Domain.aggregates), which give its Dagster freshness policy and the age after which the Dashboard
+API and the dashboard call its data stale (docs/operations.md#freshness).
 
 The windows follow what guarantees a materialization, not what usually causes one: the
 event-driven sensor runs an aggregate within a minute of new events, but with no new events it
@@ -37,9 +38,3 @@ class FreshnessWindows:
 
 HOURLY_SCHEDULE = FreshnessWindows(warn=dt.timedelta(minutes=75), fail=dt.timedelta(hours=2))
 DAILY_SCHEDULE = FreshnessWindows(warn=dt.timedelta(hours=25), fail=dt.timedelta(hours=26))
-
-AGGREGATE_FRESHNESS: dict[str, FreshnessWindows] = {
-    "revenue_aggregates": HOURLY_SCHEDULE,
-    "tournament_aggregates": HOURLY_SCHEDULE,
-    "user_cohorts": DAILY_SCHEDULE,
-}

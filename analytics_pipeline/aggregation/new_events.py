@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 
 import dagster as dg
 import sqlalchemy as sa
@@ -25,8 +26,8 @@ import sqlalchemy as sa
 from ..core.months import add_months, month_start
 from ..core.resources import AnalyticsDatabase
 from ..core.settings import start_date
-from ..domains import DOMAINS
 from . import state
+from .declarations import TouchedPartitions
 from .partitions import partition_range_tags
 
 NEW_EVENTS_INTERVAL_SECONDS = 20
@@ -42,9 +43,6 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 
-TOUCHED_PARTITIONS = tuple(touched for domain in DOMAINS for touched in domain.touched)
-
-
 def partitions_end(step: str, today: dt.date) -> dt.date:
     """The start of the first partition after the last one (today's day, the running month)."""
     if step == "month":
@@ -57,9 +55,9 @@ def _first_partition(step: str) -> dt.date:
     return month_start(first) if step == "month" else first
 
 
-def _jobs() -> list:
+def _jobs(touched_partitions: Sequence[TouchedPartitions]) -> list:
     jobs: dict[str, object] = {}
-    for touched in TOUCHED_PARTITIONS:
+    for touched in touched_partitions:
         jobs.setdefault(touched.job.name, touched.job)
     return list(jobs.values())
 
@@ -69,51 +67,54 @@ def _in_flight(instance: dg.DagsterInstance, asset: str) -> bool:
     return bool(runs)
 
 
-@dg.sensor(
-    jobs=_jobs(),
-    minimum_interval_seconds=NEW_EVENTS_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def new_events_sensor(context: dg.SensorEvaluationContext, database: AnalyticsDatabase):
-    """Requests, for every aggregate, one run over the partitions that the events committed since
-    the last tick change; an aggregate whose previous such run is still queued or running waits
-    for it, and gets everything committed meanwhile in its next run."""
-    cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    requests: list[dg.RunRequest] = []
-    waiting: list[str] = []
-    with database.engine.connect() as conn:
-        through = state.current_snapshot(conn)
-        today = conn.execute(sa.text("SELECT CAST(statement_timestamp() AT TIME ZONE 'UTC' AS date)")).scalar_one()
-        for touched in TOUCHED_PARTITIONS:
-            since = cursor.get(touched.asset)
-            if since is None:
-                # First tick: follow the events committed from now on (the schedules and a
-                # backfill cover what was there before).
-                cursor[touched.asset] = through
-                continue
-            if _in_flight(context.instance, touched.asset):
-                waiting.append(touched.asset)
-                continue
-            found = touched.find(conn, state.Committed((since,), through), partitions_end(touched.step, today))
-            found = {p for p in found if p >= _first_partition(touched.step)}
-            if found:
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"{touched.asset}:{through}",
-                        job_name=touched.job.name,
-                        asset_selection=[dg.AssetKey(touched.asset)],
-                        tags={**partition_range_tags(min(found), max(found)), NEW_EVENTS_TAG: touched.asset},
+def new_events_sensor(touched_partitions: Sequence[TouchedPartitions]) -> dg.SensorDefinition:
+    """The sensor over the touched-partition finders the domains declare (the code location passes
+    every domain's: analytics_pipeline/domains.py)."""
+
+    @dg.sensor(
+        jobs=_jobs(touched_partitions),
+        minimum_interval_seconds=NEW_EVENTS_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def new_events_sensor(context: dg.SensorEvaluationContext, database: AnalyticsDatabase):
+        """Requests, for every aggregate, one run over the partitions that the events committed since
+        the last tick change; an aggregate whose previous such run is still queued or running waits
+        for it, and gets everything committed meanwhile in its next run."""
+        cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        requests: list[dg.RunRequest] = []
+        waiting: list[str] = []
+        with database.engine.connect() as conn:
+            through = state.current_snapshot(conn)
+            today = conn.execute(sa.text("SELECT CAST(statement_timestamp() AT TIME ZONE 'UTC' AS date)")).scalar_one()
+            for touched in touched_partitions:
+                since = cursor.get(touched.asset)
+                if since is None:
+                    # First tick: follow the events committed from now on (the schedules and a
+                    # backfill cover what was there before).
+                    cursor[touched.asset] = through
+                    continue
+                if _in_flight(context.instance, touched.asset):
+                    waiting.append(touched.asset)
+                    continue
+                found = touched.find(conn, state.Committed((since,), through), partitions_end(touched.step, today))
+                found = {p for p in found if p >= _first_partition(touched.step)}
+                if found:
+                    requests.append(
+                        dg.RunRequest(
+                            run_key=f"{touched.asset}:{through}",
+                            job_name=touched.job.name,
+                            asset_selection=[dg.AssetKey(touched.asset)],
+                            tags={**partition_range_tags(min(found), max(found)), NEW_EVENTS_TAG: touched.asset},
+                        )
                     )
-                )
-            cursor[touched.asset] = through
-    if waiting:
-        context.log.info(f"waiting for the running new-events run of {', '.join(waiting)}")
-    if not requests:
-        return dg.SensorResult(
-            skip_reason="no new events" + (f" (waiting: {', '.join(waiting)})" if waiting else ""),
-            cursor=json.dumps(cursor),
-        )
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+                cursor[touched.asset] = through
+        if waiting:
+            context.log.info(f"waiting for the running new-events run of {', '.join(waiting)}")
+        if not requests:
+            return dg.SensorResult(
+                skip_reason="no new events" + (f" (waiting: {', '.join(waiting)})" if waiting else ""),
+                cursor=json.dumps(cursor),
+            )
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
-
-defs = dg.Definitions(sensors=[new_events_sensor])
+    return new_events_sensor

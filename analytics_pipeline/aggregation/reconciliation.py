@@ -9,14 +9,13 @@ lost. The schedule runs the checks once a day; a failure is alerted like every E
 (analytics_pipeline/alerts) and names the tenants and days (docs/ingestion.md#reconciliation).
 """
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..core.resources import AnalyticsDatabase
-from ..domains import declared_states
 from . import state
 from .declarations import DerivedState
 
@@ -68,34 +67,35 @@ def reconcile(conn: Connection, derived: DerivedState) -> dg.AssetCheckResult:
     )
 
 
-def _specs(states: Iterable[DerivedState]) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(CHECK_NAME, asset=s.name, description=CHECK_DESCRIPTION) for s in states]
+def reconciliation(states: Sequence[DerivedState]) -> dg.Definitions:
+    """The check of every state in `states` (every domain's: analytics_pipeline/domains.py), its
+    job, and the daily schedule."""
+    by_name = {s.name: s for s in states}
 
+    @dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec(CHECK_NAME, asset=s.name, description=CHECK_DESCRIPTION) for s in states],
+        can_subset=True,
+        name="reconcile_derived_states",
+    )
+    def reconcile_derived_states(context: dg.AssetCheckExecutionContext, database: AnalyticsDatabase):
+        """Reconciles every selected derived state with the raw events it has absorbed."""
+        for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path[-1]):
+            with database.transaction() as conn:
+                yield reconcile(conn, by_name[key.asset_key.path[-1]])
 
-@dg.multi_asset_check(specs=_specs(declared_states()), can_subset=True, name="reconcile_derived_states")
-def reconcile_derived_states(context: dg.AssetCheckExecutionContext, database: AnalyticsDatabase):
-    """Reconciles every selected derived state with the raw events it has absorbed."""
-    by_name = {s.name: s for s in declared_states()}
-    for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path[-1]):
-        with database.transaction() as conn:
-            yield reconcile(conn, by_name[key.asset_key.path[-1]])
-
-
-reconcile_states_job = dg.define_asset_job(
-    "reconcile_states_job",
-    selection=dg.AssetSelection.checks(reconcile_derived_states),
-    description="Reconcile every derived state with the raw events it has absorbed.",
-)
-
-reconcile_states_schedule = dg.ScheduleDefinition(
-    name="reconcile_states_daily",
-    job=reconcile_states_job,
-    cron_schedule="15 3 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every day at 03:15 UTC: every derived state holds every event it has absorbed.",
-)
-
-defs = dg.Definitions(
-    asset_checks=[reconcile_derived_states], jobs=[reconcile_states_job], schedules=[reconcile_states_schedule]
-)
+    reconcile_states_job = dg.define_asset_job(
+        "reconcile_states_job",
+        selection=dg.AssetSelection.checks(reconcile_derived_states),
+        description="Reconcile every derived state with the raw events it has absorbed.",
+    )
+    reconcile_states_schedule = dg.ScheduleDefinition(
+        name="reconcile_states_daily",
+        job=reconcile_states_job,
+        cron_schedule="15 3 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Every day at 03:15 UTC: every derived state holds every event it has absorbed.",
+    )
+    return dg.Definitions(
+        asset_checks=[reconcile_derived_states], jobs=[reconcile_states_job], schedules=[reconcile_states_schedule]
+    )

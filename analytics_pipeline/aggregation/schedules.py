@@ -1,4 +1,7 @@
-"""The hourly aggregation schedule: today's and yesterday's partitions, in one run."""
+"""The hourly aggregation schedule: today's and yesterday's partitions, in one run.
+
+A daily-partitioned aggregate that the hourly schedule keeps current declares it by carrying the
+`HOURLY` tags; the job selects its assets by them, so the schedule names no domain."""
 
 import datetime as dt
 
@@ -7,12 +10,13 @@ import dagster as dg
 from ..core.settings import start_date
 from .partitions import partition_range_tags
 
-# Daily-partitioned aggregates kept current by the hourly schedule and the new-events sensor.
-HOURLY_AGGREGATES = ["revenue_aggregates", "tournament_aggregates"]
+CADENCE_TAG = "analytics/cadence"
+# The asset tags of a daily-partitioned aggregate kept current by the hourly schedule.
+HOURLY = {CADENCE_TAG: "hourly"}
 
 hourly_aggregates_job = dg.define_asset_job(
     "hourly_aggregates_job",
-    selection=dg.AssetSelection.assets(*HOURLY_AGGREGATES),
+    selection=dg.AssetSelection.tag(CADENCE_TAG, HOURLY[CADENCE_TAG]),
     description="Recompute day partitions (and the periods containing them) of the hourly aggregates.",
 )
 

@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
-from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..domains import aggregate_freshness
 from ..core.resources import AnalyticsDatabase
 from .queries import load
 
@@ -95,11 +95,12 @@ class FreshnessReader:
 
     async def _read(self, tenant_id: str) -> None:
         def read() -> dict[str, Freshness]:
+            windows = aggregate_freshness()
             with self.database.tenant_transaction(tenant_id) as conn:
                 return {
-                    aggregate: Freshness(updated_at, updated_at + AGGREGATE_FRESHNESS[aggregate].warn)
+                    aggregate: Freshness(updated_at, updated_at + windows[aggregate].warn)
                     for aggregate, updated_at in conn.execute(load("freshness"))
-                    if aggregate in AGGREGATE_FRESHNESS
+                    if aggregate in windows
                 }
 
         try:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from ..aggregation import state
 from ..aggregation.declarations import ALL_EVENT_TYPES, DerivedState
-from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..aggregation.freshness import DAILY_SCHEDULE
 from ..aggregation.partitions import monthly_partitions, partition_range_tags
 from ..aggregation.runs import (
     COUNT_BOUND,
@@ -40,6 +40,8 @@ from ..core.sql import sql_loader
 load = sql_loader(__package__)
 
 AGGREGATE = "user_cohorts"
+# How old the aggregate may get (docs/operations.md#freshness).
+FRESHNESS = DAILY_SCHEDULE
 SIGNUPS_STATE = "user_signups"
 ACTIVITY_STATE = "user_activity_months"
 
@@ -250,7 +252,7 @@ USER_COHORTS_AGGREGATE = Aggregate(
         "dagster/column_schema": column_schema(schema.user_cohorts),
     },
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
-    freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
+    freshness_policy=FRESHNESS.policy,
 )
 def user_cohorts(
     context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation

@@ -1,9 +1,10 @@
 """What the cohorts domain declares: its assets and schedule, the states it absorbs, its
-touched-month finder."""
+touched-month finder, the aggregate it publishes."""
 
 from ..aggregation.declarations import Domain, TouchedPartitions
 from .assets import (
     AGGREGATE,
+    FRESHNESS,
     USER_ACTIVITY_MONTHS,
     USER_SIGNUPS,
     defs,
@@ -16,4 +17,5 @@ DOMAIN = Domain(
     defs=defs,
     states=(USER_SIGNUPS, USER_ACTIVITY_MONTHS),
     touched=(TouchedPartitions(AGGREGATE, user_cohorts_job, touched_cohort_months, step="month"),),
+    aggregates={AGGREGATE: FRESHNESS},
 )

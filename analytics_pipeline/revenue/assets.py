@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection
 
 from ..aggregation import state
 from ..aggregation.declarations import DerivedState
-from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..aggregation.freshness import HOURLY_SCHEDULE
+from ..aggregation.schedules import HOURLY
 from ..aggregation.partitions import daily_partitions
 from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
 from ..aggregation.runs import (
@@ -38,6 +39,8 @@ from ..core.sql import sql_loader
 load = sql_loader(__package__)
 
 AGGREGATE = "revenue_aggregates"
+# How old the aggregate may get (docs/operations.md#freshness).
+FRESHNESS = HOURLY_SCHEDULE
 
 SUBSCRIPTION_EVENT_TYPES = ("subscription_started", "subscription_changed", "subscription_cancelled")
 PAYMENT_EVENT_TYPES = ("payment_completed", "payment_failed", "payment_refunded")
@@ -314,7 +317,8 @@ REVENUE_AGGREGATE = Aggregate(
     owners=["team:analytics"],
     pool="analytics_db",
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
-    freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
+    freshness_policy=FRESHNESS.policy,
+    tags=HOURLY,
     metadata={
         "dagster/table_name": "public.revenue_aggregates",
         "dagster/column_schema": column_schema(revenue_aggregates_table),

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 
 from ..aggregation import state
 from ..aggregation.declarations import DerivedState
-from ..aggregation.freshness import AGGREGATE_FRESHNESS
+from ..aggregation.freshness import HOURLY_SCHEDULE
+from ..aggregation.schedules import HOURLY
 from ..aggregation.partitions import daily_partitions
 from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
 from ..aggregation.runs import (
@@ -41,6 +42,8 @@ from ..core.sql import sql_loader
 load = sql_loader(__package__)
 
 AGGREGATE = "tournament_aggregates"
+# How old the aggregate may get (docs/operations.md#freshness).
+FRESHNESS = HOURLY_SCHEDULE
 STATE = "tournament_history"
 
 TOURNAMENT_HISTORY = DerivedState(
@@ -228,7 +231,8 @@ TOURNAMENT_AGGREGATE = Aggregate(
         "dagster/column_schema": column_schema(schema.tournament_aggregates),
     },
     check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
-    freshness_policy=AGGREGATE_FRESHNESS[AGGREGATE].policy,
+    freshness_policy=FRESHNESS.policy,
+    tags=HOURLY,
 )
 def tournament_aggregates(
     context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation

@@ -1,8 +1,9 @@
-"""What the tournaments domain declares: its assets, the state it absorbs, its touched-day finder."""
+"""What the tournaments domain declares: its assets, the state it absorbs, its touched-day finder,
+the aggregate it publishes."""
 
 from ..aggregation.declarations import Domain, TouchedPartitions
 from ..aggregation.schedules import hourly_aggregates_job
-from .assets import AGGREGATE, TOURNAMENT_HISTORY, defs, touched_tournament_days
+from .assets import AGGREGATE, FRESHNESS, TOURNAMENT_HISTORY, defs, touched_tournament_days
 
 DOMAIN = Domain(
     name="tournaments",
@@ -10,4 +11,5 @@ DOMAIN = Domain(
     states=(TOURNAMENT_HISTORY,),
     # A tournament event changes the day its tournament belongs to, not the day it happened.
     touched=(TouchedPartitions(AGGREGATE, hourly_aggregates_job, touched_tournament_days, step="day"),),
+    aggregates={AGGREGATE: FRESHNESS},
 )

@@ -13,12 +13,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.aggregation.freshness import AGGREGATE_FRESHNESS
-from analytics_pipeline.aggregation.schedules import HOURLY_AGGREGATES, hourly_aggregates_schedule
+from analytics_pipeline.aggregation.schedules import hourly_aggregates_schedule
 from analytics_pipeline.api.freshness import MAX_AGE_SECONDS
 from analytics_pipeline.cohorts.assets import user_cohorts_daily
 from analytics_pipeline.core.cache_versions import CacheInvalidation
 from analytics_pipeline.definitions import defs
+from analytics_pipeline.domains import aggregate_freshness
 from analytics_pipeline.revenue import assets as revenue_assets
 from analytics_pipeline.revenue.assets import revenue_aggregates
 
@@ -90,7 +90,7 @@ def test_the_api_returns_when_the_data_was_materialized_cached_or_not(client, en
         add_event(conn, "acme", "payment_completed", "2025-05-10 10:00", "c1", payment_id="p1", amount=5)
     _run_revenue(db_url)
     first = _materialized_at(engine)
-    stale_after = first + AGGREGATE_FRESHNESS["revenue_aggregates"].warn
+    stale_after = first + aggregate_freshness()["revenue_aggregates"].warn
     path = "/v1/revenue?period_type=day&from=2025-05-10&to=2025-05-10"
 
     response = client.get(path, headers=auth("acme"))
@@ -151,17 +151,19 @@ def test_an_aggregate_never_materialized_has_no_time(client, engine):
 def test_the_aggregates_carry_freshness_policies_tied_to_their_schedules():
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
     for aggregate in AGGREGATES:
-        windows = AGGREGATE_FRESHNESS[aggregate]
+        windows = aggregate_freshness()[aggregate]
         assert specs[aggregate].freshness_policy == dg.FreshnessPolicy.time_window(
             fail_window=windows.fail, warn_window=windows.warn
         ), aggregate
     # With no new events the event-driven sensor launches nothing: only the schedules guarantee a
     # materialization, so no window may end before the schedule's next run could have landed.
     assert hourly_aggregates_schedule.cron_schedule == "5 * * * *"
-    assert set(HOURLY_AGGREGATES) == {"revenue_aggregates", "tournament_aggregates"}
-    for aggregate in HOURLY_AGGREGATES:
-        assert dt.timedelta(hours=1) < AGGREGATE_FRESHNESS[aggregate].warn < AGGREGATE_FRESHNESS[aggregate].fail
+    hourly = {key.to_user_string() for key in defs.resolve_job_def("hourly_aggregates_job").asset_layer.executable_asset_keys}
+    assert hourly == {"revenue_aggregates", "tournament_aggregates"}
+    assert set(aggregate_freshness()) == set(AGGREGATES)
+    for aggregate in hourly:
+        assert dt.timedelta(hours=1) < aggregate_freshness()[aggregate].warn < aggregate_freshness()[aggregate].fail
     assert user_cohorts_daily.cron_schedule == "30 2 * * *"
-    assert dt.timedelta(days=1) < AGGREGATE_FRESHNESS["user_cohorts"].warn < AGGREGATE_FRESHNESS["user_cohorts"].fail
+    assert dt.timedelta(days=1) < aggregate_freshness()["user_cohorts"].warn < aggregate_freshness()["user_cohorts"].fail
     # No other asset has one.
     assert {key for key, spec in specs.items() if spec.freshness_policy is not None} == set(AGGREGATES)

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline.aggregation.new_events import NEW_EVENTS_TAG, new_events_sensor
+from analytics_pipeline.domains import touched_partitions
 from analytics_pipeline.api.freshness import MAX_AGE_SECONDS
 from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.definitions import defs
@@ -40,7 +41,7 @@ def tick(db_url, instance, cursor):
     context = dg.build_sensor_context(
         cursor=cursor, instance=instance, resources=pipeline_resources(db_url)
     )
-    return new_events_sensor(context)
+    return new_events_sensor(touched_partitions())(context)
 
 
 def launch(instance, requests) -> None:

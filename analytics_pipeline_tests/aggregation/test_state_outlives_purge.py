@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from analytics_pipeline.aggregation import runs as aggregate_runs
 from analytics_pipeline.aggregation import state
 from analytics_pipeline.aggregation.new_events import new_events_sensor, partitions_end
+from analytics_pipeline.domains import touched_partitions
 from analytics_pipeline.cohorts.assets import touched_cohort_months, user_activity_months, user_cohorts, user_signups
 from analytics_pipeline.core.cache_versions import CacheInvalidation
 from analytics_pipeline.core.months import add_months, month_start
@@ -228,7 +229,7 @@ def _tick(db_url, cursor: str | None = None):
     context = dg.build_sensor_context(
         cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources=_resources(db_url)
     )
-    return new_events_sensor(context)
+    return new_events_sensor(touched_partitions())(context)
 
 
 def _cohort_requests(result) -> list[tuple[str, str, str]]:
