@@ -215,7 +215,7 @@ def api_group(ctx: click.Context, host: str, port: int, workers: int | None) -> 
         return
     import uvicorn
 
-    from .api.config import api_workers, jwt_settings
+    from .api.settings import api_workers, jwt_settings
     from .core.redis_server import resolve_redis_url
 
     workers = workers or clearly(api_workers)

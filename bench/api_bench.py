@@ -34,7 +34,7 @@ import jwt
 import redis
 import sqlalchemy as sa
 
-from analytics_pipeline.api.config import api_workers
+from analytics_pipeline.api.settings import api_workers
 from analytics_pipeline.api.queries import load
 from bench.dashboard_bench import _fill as fill_revenue
 from bench.scratch import scratch_database

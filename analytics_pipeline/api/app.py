@@ -29,7 +29,7 @@ from ..reports import unsubscribe
 from . import params, queries
 from .auth import TokenVerifier, Unauthorized
 from .cache import BYPASS, ResponseCache
-from .config import cache_max_entry_bytes, cache_ttl_seconds, jwt_settings
+from .settings import cache_max_entry_bytes, cache_ttl_seconds, jwt_settings
 from .freshness import FreshnessReader
 
 logger = logging.getLogger(__name__)

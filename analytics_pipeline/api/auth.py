@@ -9,7 +9,7 @@ import time
 
 import jwt
 
-from .config import JwtSettings, jwt_settings
+from .settings import JwtSettings, jwt_settings
 
 
 class Unauthorized(Exception):

@@ -398,6 +398,7 @@ def test_api_token_mints_a_token_the_api_accepts(client, monkeypatch):
         (["api", "token", "--tenant", "acme"], {"API_JWT_SECRET": "short"}, "API_JWT_SECRET"),
         (["api"], {"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
         (["api"], {"API_WORKERS": "none"}, "API_WORKERS"),
+        (["api"], {"API_WORKERS": ""}, "API_WORKERS"),  # empty is not the default: unset is
     ],
 )
 def test_bad_cli_input_is_one_line_naming_it(api_env, db_url, monkeypatch, args, env, message):
@@ -414,7 +415,7 @@ def test_bad_cli_input_is_one_line_naming_it(api_env, db_url, monkeypatch, args,
 def test_the_api_starts_one_worker_per_core_by_default(monkeypatch, cores, env, expected):
     import os
 
-    from analytics_pipeline.api.config import api_workers
+    from analytics_pipeline.api.settings import api_workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
     if env is None:

@@ -1,5 +1,6 @@
-"""Settings of the Dashboard API and its cache, read from the environment when needed (as
-analytics_pipeline/core/settings.py does), each refused with one line naming the variable."""
+"""Environment settings of the Dashboard API: its workers, its cache and its tokens, read when
+needed (as analytics_pipeline/core/settings.py does), each refused with one line naming the
+variable; the whole numbers by core.settings.env_int, the project's one rule for them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..core.settings import ConfigError, analytics_home, local_secret
+from ..core.settings import ConfigError, analytics_home, env_int, local_secret
 
 DEFAULT_CACHE_TTL_SECONDS = 300
 DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576
@@ -17,19 +18,6 @@ MAX_DEFAULT_WORKERS = 4
 JWT_ALGORITHMS = ("HS256", "RS256")
 
 
-def _positive_int(variable: str, default: int) -> int:
-    raw = os.environ.get(variable)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{variable} must be a whole number >= 1, got {raw!r}")
-    return value
-
-
 def api_workers() -> int:
     """uvicorn worker processes of `analytics-pipeline api` (`API_WORKERS`), by default one per
     core this process may run on, at most MAX_DEFAULT_WORKERS."""
@@ -37,18 +25,18 @@ def api_workers() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return _positive_int("API_WORKERS", max(1, min(cores, MAX_DEFAULT_WORKERS)))
+    return env_int("API_WORKERS", max(1, min(cores, MAX_DEFAULT_WORKERS)))
 
 
 def cache_ttl_seconds() -> int:
     """How long a cached response lives (`API_CACHE_TTL_SECONDS`, default 300): the bound on
     staleness when a materialization could not advance the versions."""
-    return _positive_int("API_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS)
+    return env_int("API_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS)
 
 
 def cache_max_entry_bytes() -> int:
     """Responses larger than this are served but not cached (`API_CACHE_MAX_ENTRY_BYTES`)."""
-    return _positive_int("API_CACHE_MAX_ENTRY_BYTES", DEFAULT_CACHE_MAX_ENTRY_BYTES)
+    return env_int("API_CACHE_MAX_ENTRY_BYTES", DEFAULT_CACHE_MAX_ENTRY_BYTES)
 
 
 @dataclasses.dataclass(frozen=True)
