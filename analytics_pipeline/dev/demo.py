@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..core import db
-from ..reports.config import validate_report
 from ..reports.schedule import anchor_for, latest_due, next_occurrence
+from ..reports.validation import validate_report
 
 DEMO_RECIPIENT = "analytics@demo.example"
 # One per frequency, together showing every section a report can have.

@@ -33,9 +33,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.settings import ConfigError
-from .config import ReportConfig
 from .queries import ReportData
 from .render import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, Rendered, format_change, format_value
+from .validation import ReportConfig
 
 KINDS = ("webhook", "slack")
 TIMEOUT_SECONDS = 15.0

@@ -14,7 +14,8 @@ from ..core import db
 from ..core.options import NonEmptyText, WallClock
 from ..core.schema import FREQUENCIES, REPORT_TYPES
 from ..core.settings import ConfigError
-from .config import (
+from .schedule import anchor_for, next_occurrence, to_local
+from .validation import (
     MAX_LOOKBACK_PERIODS,
     MAX_RECIPIENTS,
     InvalidReport,
@@ -24,7 +25,6 @@ from .config import (
     validate_recipients,
     validate_report,
 )
-from .schedule import anchor_for, next_occurrence, to_local
 
 # The resources and the delivery load Dagster; commands that need them import them when run.
 
@@ -67,7 +67,7 @@ def reports() -> None:
 
 
 def _checked(check):
-    """A click callback running one of the checks of config.py on the option's value."""
+    """A click callback running one of the checks of validation.py on the option's value."""
 
     def callback(ctx: click.Context, param: click.Parameter, value):
         if value is None:

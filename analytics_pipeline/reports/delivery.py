@@ -46,11 +46,11 @@ from ..core.resources import AnalyticsDatabase, MailResource, PermanentMailError
 from ..core.settings import ConfigError
 from . import channels as channel_posts
 from .channels import Channel, PermanentChannelError, TemporaryChannelError
-from .config import InvalidReport, ReportConfig, ReportParameters, validate_parameters, validate_report
 from .queries import BrokenReport, ReportData, organization_name, read_report
 from .render import Rendered, build_message, delivery_key, message_id_for, render
 from .schedule import Anchor, Period, anchor_for, latest_due, next_occurrence, report_period
 from .unsubscribe import make_token, unsubscribe_url
+from .validation import InvalidReport, ReportConfig, ReportParameters, validate_parameters, validate_report
 
 EMAIL = "email"
 MAX_ATTEMPTS = 5

@@ -8,19 +8,19 @@ The SQL lives beside this module in sql/; PostgreSQL does the sums and the chang
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .config import ReportConfig
+from ..core.months import add_months
+from ..core.sql import sql_loader
 from .schedule import Period, to_utc
+from .validation import ReportConfig
 
-SQL_DIR = Path(__file__).with_name("sql")
+load = sql_loader(__package__)
 TREND_DAYS = 30  # the MRR trend covers at least the last 30 days
 
 SECTIONS = {
@@ -34,11 +34,6 @@ SECTIONS = {
 class BrokenReport(RuntimeError):
     """A query or a chart of the report failed: the delivery fails visibly (delivery log, retry,
     the run's failure alert) instead of sending a report with a part missing."""
-
-
-@functools.cache
-def sql(name: str) -> sa.TextClause:
-    return sa.text((SQL_DIR / f"{name}.sql").read_text())
 
 
 @dataclass(frozen=True)
@@ -87,20 +82,15 @@ class ReportData:
             return False
         cohorts = self.tables.get("user_cohorts")
         for row in cohorts.records() if cohorts else ():
-            month = _add_months(row["cohort_month"], row["month_number"])
-            if row["retained_users"] and month <= self.period.end and _add_months(month, 1) > self.period.start:
+            month = add_months(row["cohort_month"], row["month_number"])
+            if row["retained_users"] and month <= self.period.end and add_months(month, 1) > self.period.start:
                 return False
         return True
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
 def _run(conn: Connection, query: str, params: dict):
     try:
-        return conn.execute(sql(query), params)
+        return conn.execute(sa.text(load(query)), params)
     except sa.exc.DBAPIError as exc:
         reason = " ".join(str(exc.orig).split()) if exc.orig else type(exc).__name__
         raise BrokenReport(f"query {query} failed: {reason}") from exc
@@ -155,7 +145,7 @@ def read_report(conn: Connection, tenant_id: str, organization: str, report: Rep
             data.missing.append("revenue")
     if "users" in data.sections:
         signups, _ = _figures(conn, "signups", params)
-        first_cohort = _first_cohort(period.end, report.parameters.cohorts)
+        first_cohort = add_months(period.end, -(report.parameters.cohorts - 1))
         cohorts = _table(conn, "user_cohorts", "cohort_rows", {**params, "first_cohort": first_cohort})
         data.figures["users"] = signups
         data.tables["user_cohorts"] = cohorts
@@ -168,11 +158,6 @@ def read_report(conn: Connection, tenant_id: str, organization: str, report: Rep
         if not found:
             data.missing.append("tournaments")
     return data
-
-
-def _first_cohort(end: dt.date, cohorts: int) -> dt.date:
-    index = end.year * 12 + end.month - 1 - (cohorts - 1)
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def organization_name(conn: Connection, tenant_id: str) -> str:

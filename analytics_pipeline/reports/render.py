@@ -31,9 +31,9 @@ from urllib.parse import urlencode
 import jinja2
 
 from . import charts
-from .config import CONTROL_CHARACTERS, ReportConfig
 from .queries import BrokenReport, Figure, ReportData
 from .settings import attachment_max_bytes, dashboard_url
+from .validation import CONTROL_CHARACTERS, ReportConfig
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADER_POLICY = email.policy.default.clone(max_line_length=998)

@@ -18,7 +18,8 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from .config import ReportParameters
+from ..core.months import add_months, month_start
+from .validation import ReportParameters
 
 UTC = dt.UTC
 
@@ -67,13 +68,9 @@ def _at(day: dt.date, anchor: Anchor) -> dt.datetime:
     return to_utc(dt.datetime.combine(day, anchor.send_time, tzinfo=anchor.zone))
 
 
-def _month_day(year: int, month: int, day_of_month: int) -> dt.date:
-    return dt.date(year, month, min(day_of_month, calendar.monthrange(year, month)[1]))
-
-
-def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
-    index = year * 12 + month - 1 + months
-    return index // 12, index % 12 + 1
+def _month_day(month: dt.date, day_of_month: int) -> dt.date:
+    """`day_of_month` in `month`, or the month's last day if it is shorter."""
+    return month.replace(day=min(day_of_month, calendar.monthrange(month.year, month.month)[1]))
 
 
 def next_occurrence(after: dt.datetime, anchor: Anchor) -> dt.datetime:
@@ -86,10 +83,7 @@ def next_occurrence(after: dt.datetime, anchor: Anchor) -> dt.datetime:
         first = monday + dt.timedelta(days=anchor.day_of_week - 1)
         candidates = (first + dt.timedelta(days=7 * k) for k in range(0, 3))
     elif anchor.frequency == "monthly":
-        candidates = (
-            _month_day(*_add_months(local_day.year, local_day.month, k), anchor.day_of_month)
-            for k in range(0, 3)
-        )
+        candidates = (_month_day(add_months(local_day, k), anchor.day_of_month) for k in range(0, 3))
     else:
         raise ValueError(f"unknown frequency {anchor.frequency!r}")
     for day in candidates:
@@ -150,10 +144,10 @@ def report_period(scheduled_for: dt.datetime, frequency: str, parameters: Report
         previous_start, previous_end = start - dt.timedelta(weeks=n), start - dt.timedelta(days=1)
         period_type = "week"
     elif frequency == "monthly":
-        first = day.replace(day=1)
-        start = dt.date(*_add_months(first.year, first.month, -n), 1)
+        first = month_start(day)
+        start = add_months(first, -n)
         end = first - dt.timedelta(days=1)
-        previous_start = dt.date(*_add_months(start.year, start.month, -n), 1)
+        previous_start = add_months(start, -n)
         previous_end = start - dt.timedelta(days=1)
         period_type = "month"
     else:

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 import sqlalchemy as sa
 
 from ..core.resources import AnalyticsDatabase
-from ..core.settings import ConfigError
+from ..core.settings import env_int
 from .assets import ReportDeliveryConfig, due_at_text, report_delivery_job
 from .delivery import due_deliveries, utc_now
 
 DEFAULT_INTERVAL_SECONDS = 15 * 60
+MINIMUM_INTERVAL_SECONDS = 30
 
 
 def sensor_interval_seconds() -> int:
     """`REPORTS_SENSOR_INTERVAL_SECONDS` (default 900): how often due reports are looked for."""
-    raw = os.environ.get("REPORTS_SENSOR_INTERVAL_SECONDS", str(DEFAULT_INTERVAL_SECONDS))
-    try:
-        seconds = int(raw)
-    except ValueError:
-        seconds = 0
-    if seconds < 30:
-        raise ConfigError(f"REPORTS_SENSOR_INTERVAL_SECONDS must be a whole number >= 30, got {raw!r}")
-    return seconds
+    return env_int("REPORTS_SENSOR_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS, minimum=MINIMUM_INTERVAL_SECONDS)
 
 
 @dg.sensor(

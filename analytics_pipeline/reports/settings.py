@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..core.settings import ConfigError, analytics_home, local_secret
+from ..core.settings import ConfigError, analytics_home, env_int, local_secret
 
 # With no SMTP server (the outbox of `make dev`), links point at a Dashboard API on this machine.
 LOCAL_DASHBOARD_URL = "http://localhost:8000"
@@ -36,14 +36,7 @@ def dashboard_url(*, required: bool) -> str:
 def attachment_max_bytes() -> int:
     """`REPORT_ATTACHMENT_MAX_BYTES` (default 5,000,000): a larger attachment is replaced by a
     note with a link."""
-    raw = os.environ.get("REPORT_ATTACHMENT_MAX_BYTES", str(DEFAULT_ATTACHMENT_MAX_BYTES))
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if limit < 1:
-        raise ConfigError(f"REPORT_ATTACHMENT_MAX_BYTES must be a whole number >= 1, got {raw!r}")
-    return limit
+    return env_int("REPORT_ATTACHMENT_MAX_BYTES", DEFAULT_ATTACHMENT_MAX_BYTES)
 
 
 def local_unsubscribe_secret_path() -> Path:

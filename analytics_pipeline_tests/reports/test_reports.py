@@ -21,11 +21,11 @@ from aiosmtpd.controller import Controller
 
 from analytics_pipeline.core.resources import MailResource
 from analytics_pipeline.reports.assets import report_deliveries
-from analytics_pipeline.reports.config import validate_report
 from analytics_pipeline.reports.delivery import MAX_ATTEMPTS, deliver_scheduled, due_deliveries
 from analytics_pipeline.reports.queries import read_report
 from analytics_pipeline.reports.schedule import report_period
 from analytics_pipeline.reports.sensors import scheduled_reports_sensor
+from analytics_pipeline.reports.validation import validate_report
 
 DUE = dt.datetime(2025, 11, 10, 8, 0)  # a Monday; weekly reports cover 3-9 Nov 2025 (ISO week 45)
 NOW = DUE + dt.timedelta(minutes=5)

@@ -15,10 +15,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.reports.config import validate_report
 from analytics_pipeline.reports.delivery import deliver_scheduled
 from analytics_pipeline.reports.queries import read_report
 from analytics_pipeline.reports.schedule import report_period
+from analytics_pipeline.reports.validation import validate_report
 
 from .test_reports import (
     RECIPIENTS,

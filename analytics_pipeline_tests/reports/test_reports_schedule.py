@@ -11,8 +11,8 @@ import datetime as dt
 
 import pytest
 
-from analytics_pipeline.reports.config import InvalidReport, validate_parameters, validate_report
 from analytics_pipeline.reports.schedule import anchor_for, latest_due, next_occurrence, report_period
+from analytics_pipeline.reports.validation import InvalidReport, validate_parameters, validate_report
 
 
 def T(text: str) -> dt.datetime:
