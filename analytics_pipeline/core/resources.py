@@ -1,13 +1,11 @@
-"""Dagster resources: the analytics database (and its embedded default), outgoing mail."""
+"""Dagster resources: the analytics database (and its embedded default), outgoing mail (the
+client is in mail.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
-import smtplib
-import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -19,7 +17,29 @@ from sqlalchemy.engine import Connection, Engine
 
 from .cache_versions import CacheInvalidation
 from .db import check_migrated, engine_for, resolve_url, tenant_scope
-from .settings import ConfigError, analytics_home
+from .mail import (
+    SMTP_DEFAULT_PORTS,
+    SMTP_SECURITY_MODES,
+    MailError,
+    MailReceipt,
+    Outbox,
+    PermanentMailError,
+    Send,
+    SmtpServer,
+    TemporaryMailError,
+)
+from .settings import ConfigError, analytics_home, env_int
+
+# Importable from here as well, where the mail resource's callers catch them.
+__all__ = [
+    "AnalyticsDatabase",
+    "MailError",
+    "MailReceipt",
+    "MailResource",
+    "PermanentMailError",
+    "TemporaryMailError",
+    "pipeline_resources",
+]
 
 
 class AnalyticsDatabase(dg.ConfigurableResource):
@@ -60,34 +80,13 @@ class AnalyticsDatabase(dg.ConfigurableResource):
             yield conn
 
 
-SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
-DEFAULT_MAIL_FROM = "Analytics reports <reports@localhost>"
-
-
-class MailError(RuntimeError):
-    def __init__(self, message: str, refused: dict[str, str] | None = None):
-        super().__init__(message)
-        self.refused = refused or {}  # recipient -> reply, when the recipients were what was refused
-
-
-class TemporaryMailError(MailError):
-    """The server could not take the message now (unreachable, timeout, 4xx): try again later."""
-
-
-class PermanentMailError(MailError):
-    """The server refused the message for good (5xx, every recipient refused, bad TLS or login)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class MailReceipt:
-    refused: dict[str, str]  # recipient -> the server's reply, for recipients refused while others got it
-    outbox_path: Path | None = None  # set when written to the outbox instead of sent
-
-
 def pipeline_resources(url: str | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources the pipeline's assets use: the database at `url` (default as
     AnalyticsDatabase's) and the cache invalidation of the aggregates' runs."""
     return {"database": AnalyticsDatabase(url=url), "cache": CacheInvalidation()}
+
+
+DEFAULT_MAIL_FROM = "Analytics reports <reports@localhost>"
 
 
 class MailResource(dg.ConfigurableResource):
@@ -123,16 +122,14 @@ class MailResource(dg.ConfigurableResource):
 
     @property
     def resolved_port(self) -> int:
-        raw = self._setting(self.port, "SMTP_PORT")
-        if raw is None:
-            return {"ssl": 465, "starttls": 587}.get(self.resolved_security, 25)
-        try:
-            port = int(raw)
-        except (TypeError, ValueError):
-            port = 0
-        if not 0 < port < 65536:
-            raise ConfigError(f"SMTP_PORT must be a port number (1-65535), got {raw!r}")
-        return port
+        if self.port is not None:
+            if not 0 < self.port < 65536:
+                raise ConfigError(f"SMTP_PORT must be a port number (1-65535), got {self.port!r}")
+            return self.port
+        # Unset or empty (as every mail setting): the security mode's port, read only then.
+        if not os.environ.get("SMTP_PORT"):
+            return SMTP_DEFAULT_PORTS[self.resolved_security]
+        return env_int("SMTP_PORT", SMTP_DEFAULT_PORTS["none"], minimum=1, maximum=65535)
 
     @property
     def sender(self) -> Address:
@@ -151,6 +148,21 @@ class MailResource(dg.ConfigurableResource):
     def outbox(self) -> Path:
         return Path(self.outbox_dir) if self.outbox_dir else analytics_home() / "outbox"
 
+    def server(self) -> SmtpServer | None:
+        """The SMTP server to send through; None with no host (the outbox)."""
+        host = self.resolved_host
+        if not host:
+            return None
+        security, port = self.resolved_security, self.resolved_port
+        return SmtpServer(
+            host,
+            port,
+            security,
+            username=self._setting(self.username, "SMTP_USERNAME"),
+            password=self._setting(self.password, "SMTP_PASSWORD"),
+            timeout_seconds=self.timeout_seconds,
+        )
+
     def describe(self) -> str:
         host = self.resolved_host
         if not host:
@@ -167,81 +179,9 @@ class MailResource(dg.ConfigurableResource):
             return send(message, outbox_name)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Callable[[EmailMessage, str], MailReceipt]]:
+    def session(self) -> Iterator[Send]:
         """A `send` function for several messages: one SMTP connection, opened at the first
         message, and opened again after a failure (with no host, each goes to the outbox)."""
-        host = self.resolved_host
-        if not host:
-            yield lambda message, name: MailReceipt(refused={}, outbox_path=self._write_outbox(message, name))
-            return
-        security, port = self.resolved_security, self.resolved_port
-        connection: list[smtplib.SMTP] = []
-
-        def send(message: EmailMessage, outbox_name: str) -> MailReceipt:
-            try:
-                if not connection:
-                    connection.append(self._connect(host, port, security))
-                refused = connection[0].send_message(message)
-            except smtplib.SMTPRecipientsRefused as exc:
-                replies = {rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()}
-                temporary = not all(code >= 500 for code, _ in exc.recipients.values())
-                error = TemporaryMailError if temporary else PermanentMailError
-                raise error(f"every recipient was refused: {replies}", replies) from None
-            except smtplib.SMTPResponseException as exc:
-                self._drop(connection)
-                error = TemporaryMailError if 400 <= exc.smtp_code < 500 else PermanentMailError
-                raise error(f"{host}:{port} replied {_reply(exc.smtp_code, exc.smtp_error)}") from None
-            except (ssl.SSLCertVerificationError, smtplib.SMTPNotSupportedError) as exc:
-                self._drop(connection)
-                raise PermanentMailError(f"{host}:{port}: {exc}") from None
-            except (OSError, smtplib.SMTPException) as exc:
-                self._drop(connection)
-                # Connection refused or reset, DNS, timeouts, a server that hung up: worth another try.
-                raise TemporaryMailError(f"{host}:{port}: {type(exc).__name__}: {exc}") from None
-            return MailReceipt(refused={rcpt: _reply(code, text) for rcpt, (code, text) in refused.items()})
-
-        try:
+        server = self.server()
+        with (server or Outbox(self.outbox)).session() as send:
             yield send
-        finally:
-            if connection:
-                try:
-                    connection[0].quit()
-                except (OSError, smtplib.SMTPException):
-                    connection[0].close()
-
-    def _connect(self, host: str, port: int, security: str) -> smtplib.SMTP:
-        username = self._setting(self.username, "SMTP_USERNAME")
-        password = self._setting(self.password, "SMTP_PASSWORD")
-        if security == "ssl":
-            smtp = smtplib.SMTP_SSL(host, port, timeout=self.timeout_seconds, context=ssl.create_default_context())
-        else:
-            smtp = smtplib.SMTP(host, port, timeout=self.timeout_seconds)
-        try:
-            if security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-            if username:
-                smtp.login(username, password or "")
-        except BaseException:
-            smtp.close()
-            raise
-        return smtp
-
-    @staticmethod
-    def _drop(connection: list) -> None:
-        # After a failure the session's state is unknown: the next message opens a new one.
-        if connection:
-            connection.pop().close()
-
-    def _write_outbox(self, message: EmailMessage, name: str) -> Path:
-        self.outbox.mkdir(parents=True, exist_ok=True)
-        path = self.outbox / name
-        # Written whole, then renamed: a reader never sees half a message, and a retry replaces it.
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(message.as_bytes())
-        os.replace(partial, path)
-        return path
-
-
-def _reply(code: int, text: bytes | str) -> str:
-    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    return f"{code} {' '.join(text.split())}"
