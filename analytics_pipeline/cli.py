@@ -162,10 +162,8 @@ def retention_run(
     """Delete the events older than the retention cutoff that every derived state has absorbed."""
     import datetime as dt
 
-    from .core.settings import retention_cutoff
-
     # Imported here: it loads Dagster, which the other commands do not need.
-    from .retention import MAX_WAL_MB_PER_SECOND, RetentionRefused, purge_expired_events
+    from .retention import MAX_WAL_MB_PER_SECOND, RetentionRefused, purge_expired_events, retention_cutoff
 
     url = database_url()
     engine = db.engine_for(url)

@@ -39,7 +39,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from analytics_pipeline.core import db, migrate
-from analytics_pipeline.core.settings import retention_cutoff
 from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.retention import (
     BATCH_SIZE,
@@ -48,6 +47,7 @@ from analytics_pipeline.retention import (
     absorbed_horizon,
     expired_events_exist,
     purge_expired_events,
+    retention_cutoff,
 )
 from bench import retention_trace
 from bench.scratch import scratch_database, server_url

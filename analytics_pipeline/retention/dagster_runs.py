@@ -36,6 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
+
+# Dagster 1.13 exports no public name for a backfill's status (`instance.get_backfill` returns its
+# internal PartitionBackfill): this is the list its backfill daemon itself treats as ended. A run
+# of a backfill not in one of these statuses is kept.
 from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES
 
 from ..core.settings import env_int

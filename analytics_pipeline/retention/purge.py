@@ -1,4 +1,5 @@
-"""Retention of raw events: `analytics_events` keeps 13 months (rolling deletion).
+"""Retention of raw events: `analytics_events` keeps 13 months (rolling deletion). The purge
+itself; the Dagster job and sensor that run it are in definitions.py, its SQL in sql/.
 
 The aggregates and the derived state tables are the long-term history and are never purged; only
 raw events go, and only those that every declared derived state has already absorbed
@@ -7,7 +8,7 @@ keeps their watermarks). Every aggregate is computed from those states, so recom
 partition, and any state, gives the same rows after a purge as before it.
 
 - Cutoff: the start of the UTC day `ANALYTICS_RETENTION_MONTHS` calendar months ago
-  (settings.retention_cutoff). Events with `timestamp` before it go; one exactly at it stays.
+  (policy.retention_cutoff). Events with `timestamp` before it go; one exactly at it stays.
 - Absorbed horizon: the oldest xmin of the snapshots of every declared state's last absorb
   (state.absorbed_horizon, docs/ingestion.md#retention): every event inserted by a transaction
   below it is in every state. Only those events are deleted (and those inserted before revision
@@ -38,13 +39,14 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import sqlalchemy as sa
-from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
 from ..aggregation import state
-from ..core.resources import AnalyticsDatabase
-from ..core.settings import ConfigError, retention_cutoff
+from ..core.settings import ConfigError
+from ..core.sql import sql_loader
 from ..domains import declared_state_names
+
+load = sql_loader(__package__)
 
 BATCH_SIZE = 1_000
 TIME_BUDGET_MINUTES = 10.0
@@ -54,108 +56,25 @@ TIME_BUDGET_MINUTES = 10.0
 # (docs/operations.md#retention-of-raw-events).
 MAX_WAL_MB_PER_SECOND = 16.0
 
-# Every query below starts from organizations and looks into analytics_events one tenant at a
-# time (LATERAL ... LIMIT), so that it walks the specification's (tenant_id, "timestamp" DESC)
-# index instead of scanning the table: no index on "timestamp" alone is needed
-# (docs/operations.md#retention-of-raw-events has the measurements).
+# The statements in sql/ that look at every tenant start from organizations and look into
+# analytics_events one tenant at a time (LATERAL ... LIMIT), so that they walk the specification's
+# (tenant_id, "timestamp" DESC) index instead of scanning the table: no index on "timestamp" alone
+# is needed (docs/operations.md#retention-of-raw-events has the measurements).
 
-# Deletable: expired, and inserted below the absorbed horizon (NULL: no state to wait for), or
-# before revision 0018 (ingest_xid NULL: in every state that has a snapshot).
-_BELOW_HORIZON = "coalesce(e.ingest_xid < CAST(:horizon AS xid8), true)"
-_DELETABLE = f"""
-    e.tenant_id = o.id
-    AND e."timestamp" < :cutoff
-    AND {_BELOW_HORIZON}
-"""
-
-EXPIRED_EXIST_SQL = sa.text("""
-SELECT EXISTS (
-    SELECT 1
-    FROM organizations AS o
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM analytics_events AS e
-        WHERE e.tenant_id = o.id AND e."timestamp" < :cutoff
-        LIMIT 1
-    ) AS expired
-)
-""")
-
-# An expired event committed since a state's last absorb is not in that state yet (through the
-# ingest_xid index: the events committed since).
-UNABSORBED_EXPIRED_EXIST = """
-SELECT EXISTS (
-    SELECT 1 FROM analytics_events AS e
-    WHERE e."timestamp" < :cutoff AND {committed}
-)
-"""
-
-# The expired events the purge leaves: inserted at or after the horizon (through the ingest_xid
-# index; normally none or a few).
-HELD_BACK_SQL = sa.text("""
-SELECT count(*) AS held_back, min(e.id) AS first_id, max(e.id) AS last_id
-FROM analytics_events AS e
-WHERE e."timestamp" < :cutoff AND e.ingest_xid >= CAST(:horizon AS xid8)
-""")
+# The {deletable} of those statements: expired, and inserted below the absorbed horizon (NULL: no
+# state to wait for), or before revision 0018 (ingest_xid NULL: in every state that has a
+# snapshot).
+DELETABLE = 'e."timestamp" < :cutoff AND coalesce(e.ingest_xid < CAST(:horizon AS xid8), true)'
 
 HELD_BACK_UNABSORBED = (
     "inserted at or above the states' absorbed horizon, the oldest transaction still running at a "
     "state's last absorb: deleted by a cleanup after the states' next absorbs"
 )
 
-DELETABLE_BY_TENANT_SQL = sa.text(f"""
-SELECT o.id AS tenant_id, deletable.n
-FROM organizations AS o
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n FROM analytics_events AS e WHERE {_DELETABLE}
-) AS deletable
-WHERE deletable.n > 0
-ORDER BY o.id
-""")
 
-TENANTS_WITH_DELETABLE_SQL = sa.text(f"""
-SELECT o.id AS tenant_id
-FROM organizations AS o
-CROSS JOIN LATERAL (
-    SELECT 1 FROM analytics_events AS e WHERE {_DELETABLE} LIMIT 1
-) AS deletable
-ORDER BY o.id
-""")
-
-# One batch. SKIP LOCKED: a second cleanup running at the same time takes other rows instead of
-# waiting; oldest first, so a run stopped midway still advances the oldest remaining timestamp.
-DELETE_BATCH_SQL = sa.text(f"""
-WITH batch AS (
-    SELECT e.id
-    FROM analytics_events AS e
-    WHERE e.tenant_id = :tenant_id
-      AND e."timestamp" < :cutoff
-      AND {_BELOW_HORIZON}
-    ORDER BY e."timestamp"
-    LIMIT :batch_size
-    FOR UPDATE SKIP LOCKED
-)
-DELETE FROM analytics_events AS e
-USING batch
-WHERE e.id = batch.id
-""")
-
-# The WAL position, for the bytes of WAL a batch wrote (with whatever other sessions wrote
-# meanwhile: the platform's commits wait for those too).
-WAL_POSITION_SQL = sa.text("SELECT pg_current_wal_insert_lsn()")
-WAL_BYTES_SINCE_SQL = sa.text(
-    "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), CAST(:since AS pg_lsn))::bigint"
-)
-
-OLDEST_REMAINING_SQL = sa.text("""
-SELECT min(oldest."timestamp")
-FROM organizations AS o
-CROSS JOIN LATERAL (
-    SELECT e."timestamp" FROM analytics_events AS e
-    WHERE e.tenant_id = o.id
-    ORDER BY e."timestamp"
-    LIMIT 1
-) AS oldest
-""")
+def _statement(name: str) -> sa.TextClause:
+    """The statement in sql/<name>.sql, with the deletable events' predicate in place."""
+    return sa.text(load(name).replace("{deletable}", DELETABLE))
 
 
 class RetentionRefused(RuntimeError):
@@ -228,7 +147,7 @@ class PurgeReport:
 
 def expired_events_exist(conn: Connection, cutoff: dt.datetime) -> bool:
     """Whether any event has a `timestamp` before `cutoff`: one index probe per tenant."""
-    return bool(conn.execute(EXPIRED_EXIST_SQL, {"cutoff": cutoff}).scalar())
+    return bool(conn.execute(_statement("expired_exist"), {"cutoff": cutoff}).scalar())
 
 
 def states_to_wait_for() -> tuple[str, ...]:
@@ -251,7 +170,7 @@ def absorbed_horizon(conn: Connection, cutoff: dt.datetime, states: Iterable[str
 
     def lags(name: str) -> bool:
         committed = state.Committed((snapshots[name],), now)
-        statement = sa.text(committed.render(UNABSORBED_EXPIRED_EXIST))
+        statement = sa.text(committed.render(load("unabsorbed_expired_exist")))
         return bool(conn.execute(statement, {**committed.params, "cutoff": cutoff}).scalar())
 
     behind = sorted(n for n in names if n not in never and lags(n))
@@ -271,7 +190,7 @@ def held_back_events(conn: Connection, cutoff: dt.datetime, horizon: int | None)
     """The expired events inserted at or after the horizon, which the purge leaves."""
     if horizon is None:
         return HeldBack()
-    rows, first_id, last_id = conn.execute(HELD_BACK_SQL, {"cutoff": cutoff, "horizon": str(horizon)}).one()
+    rows, first_id, last_id = conn.execute(_statement("held_back"), {"cutoff": cutoff, "horizon": str(horizon)}).one()
     return HeldBack(rows, {HELD_BACK_UNABSORBED: rows} if rows else {}, first_id, last_id)
 
 
@@ -306,11 +225,11 @@ def purge_expired_events(
         params = {"cutoff": cutoff, "horizon": None if horizon is None else str(horizon)}
         held_back = held_back_events(conn, cutoff, horizon)
         if dry_run:
-            counts = dict(conn.execute(DELETABLE_BY_TENANT_SQL, params).all())
+            counts = dict(conn.execute(_statement("deletable_by_tenant"), params).all())
             tenants = []
         else:
             counts = {}
-            tenants = conn.execute(TENANTS_WITH_DELETABLE_SQL, params).scalars().all()
+            tenants = conn.execute(_statement("tenants_with_deletable"), params).scalars().all()
 
     batches = -(-sum(counts.values()) // batch_size) if dry_run else 0
     complete = True
@@ -322,11 +241,11 @@ def purge_expired_events(
                 break
             batch_started = time.monotonic()
             with engine.begin() as conn:
-                wal_at = conn.execute(WAL_POSITION_SQL).scalar()
+                wal_at = conn.execute(_statement("wal_position")).scalar()
                 rows = conn.execute(
-                    DELETE_BATCH_SQL, {**params, "tenant_id": tenant_id, "batch_size": batch_size}
+                    _statement("delete_batch"), {**params, "tenant_id": tenant_id, "batch_size": batch_size}
                 ).rowcount
-                written = conn.execute(WAL_BYTES_SINCE_SQL, {"since": wal_at}).scalar()
+                written = conn.execute(_statement("wal_bytes_since"), {"since": wal_at}).scalar()
             batch_seconds = time.monotonic() - batch_started
             wal_bytes += written
             if rows:
@@ -346,7 +265,7 @@ def purge_expired_events(
             break
 
     with engine.connect() as conn:
-        oldest = conn.execute(OLDEST_REMAINING_SQL).scalar()
+        oldest = conn.execute(_statement("oldest_remaining")).scalar()
     return PurgeReport(
         cutoff=cutoff,
         absorbed_horizon=horizon,
@@ -361,129 +280,3 @@ def purge_expired_events(
         held_back=held_back,
     )
 
-
-# --- Dagster: one cleanup run per cutoff day, requested by a sensor ------------------------------
-
-ANALYTICS_EVENTS = dg.AssetKey("analytics_events")
-
-
-class RetentionCleanupConfig(dg.Config):
-    cutoff: str | None = Field(
-        default=None,
-        description=(
-            "ISO date: events with a timestamp before its start are deleted. Default: "
-            "ANALYTICS_RETENTION_MONTHS (13) months before today; a later date is refused."
-        ),
-    )
-    dry_run: bool = Field(default=False, description="Only count what would be deleted.")
-    batch_size: int = Field(default=BATCH_SIZE, description="Rows per batch (one transaction).")
-    time_budget_minutes: float = Field(
-        default=TIME_BUDGET_MINUTES,
-        description="No new batch starts after this; the next run continues.",
-    )
-    max_wal_mb_per_second: float = Field(
-        default=MAX_WAL_MB_PER_SECOND,
-        description=(
-            "After each batch, pause until the WAL written during it averages at most this many "
-            "MB per second over the batch and the pause: the platform's commits wait for that WAL."
-        ),
-    )
-
-    def resolved_cutoff(self) -> dt.datetime:
-        policy = retention_cutoff()
-        if self.cutoff is None:
-            return policy
-        try:
-            cutoff = dt.datetime.combine(dt.date.fromisoformat(self.cutoff), dt.time())
-        except ValueError:
-            raise ConfigError(f"cutoff must be a date like 2024-01-31, got {self.cutoff!r}") from None
-        if cutoff > policy:
-            raise ConfigError(
-                f"cutoff {cutoff:%Y-%m-%d} is later than the retention policy allows "
-                f"({policy:%Y-%m-%d}, ANALYTICS_RETENTION_MONTHS months ago)"
-            )
-        return cutoff
-
-
-@dg.op(description="Delete raw events older than the retention cutoff, in short batches.")
-def delete_expired_events(
-    context: dg.OpExecutionContext, config: RetentionCleanupConfig, database: AnalyticsDatabase
-) -> None:
-    try:
-        cutoff = config.resolved_cutoff()
-        if config.time_budget_minutes <= 0:
-            raise ConfigError(f"time_budget_minutes must be > 0, got {config.time_budget_minutes}")
-        report = purge_expired_events(
-            database.engine,
-            cutoff,
-            dry_run=config.dry_run,
-            batch_size=config.batch_size,
-            time_budget=dt.timedelta(minutes=config.time_budget_minutes),
-            max_wal_mb_per_second=config.max_wal_mb_per_second,
-            on_batch=lambda tenant_id, rows: context.log.debug(
-                f"deleted {rows} events of {tenant_id}"
-            ),
-        )
-    except RetentionRefused as exc:
-        raise dg.Failure(
-            description=str(exc),
-            metadata={"assets_to_materialize_first": dg.MetadataValue.json(exc.assets)},
-            allow_retries=False,
-        ) from None
-    except ConfigError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
-    # On analytics_events' own page, purges and the oldest remaining event over time.
-    context.log_event(dg.AssetObservation(asset_key=ANALYTICS_EVENTS, metadata=report.metadata()))
-    verb = "would delete" if report.dry_run else "deleted"
-    context.log.info(
-        f"{verb} {report.rows} events before {cutoff:%Y-%m-%d} in {report.batches} batches "
-        f"({report.duration_seconds:.1f} s, of which {report.paused_seconds:.1f} s of pauses to keep "
-        f"the WAL under {config.max_wal_mb_per_second:g} MB/s)"
-    )
-    if report.held_back.rows:
-        context.log.warning(report.held_back.describe())
-    if not report.complete:
-        context.log.warning(
-            "the time budget ran out with expired events left; the next run continues"
-        )
-
-
-@dg.job(
-    description=(
-        "Rolling deletion of raw events older than the retention window (13 months); "
-        "aggregates and derived state are never purged."
-    ),
-    tags={"analytics/maintenance": "retention"},
-)
-def retention_cleanup_job():
-    delete_expired_events()
-
-
-@dg.sensor(
-    job=retention_cleanup_job,
-    minimum_interval_seconds=3600,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Requests one retention cleanup per cutoff day (run key: the cutoff date) when an event "
-        "older than the cutoff exists and every derived state has absorbed the expired events."
-    ),
-)
-def retention_cleanup_sensor(context: dg.SensorEvaluationContext, database: AnalyticsDatabase):
-    cutoff = retention_cutoff()
-    with database.engine.connect() as conn:
-        if not expired_events_exist(conn, cutoff):
-            return dg.SkipReason(f"no event older than the cutoff {cutoff:%Y-%m-%d}")
-        # A run now would be refused and would use up the day's run key; waiting instead lets
-        # the cleanup start on the first tick after the states have caught up. The tick shows why.
-        try:
-            absorbed_horizon(conn, cutoff)
-        except RetentionRefused as refused:
-            return dg.SkipReason(f"cleanup waits: {refused}")
-    day = cutoff.date().isoformat()
-    return dg.RunRequest(
-        run_key=day,
-        run_config=dg.RunConfig(ops={"delete_expired_events": RetentionCleanupConfig(cutoff=day)}),
-    )
-
-
-defs = dg.Definitions(jobs=[retention_cleanup_job], sensors=[retention_cleanup_sensor])

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline.core import schema
-from analytics_pipeline.core.settings import ConfigError, retention_cutoff
-from analytics_pipeline.retention import RetentionRefused, purge_expired_events
+from analytics_pipeline.core.settings import ConfigError
+from analytics_pipeline.retention import RetentionRefused, purge_expired_events, retention_cutoff
 from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED, HeldBack
 
 from ..helpers import absorb_everything, no_older_transaction_in_flight, set_watermark

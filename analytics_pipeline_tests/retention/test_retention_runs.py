@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from analytics_pipeline.cli import main
-from analytics_pipeline.core.settings import retention_cutoff
 from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.retention import (
     RetentionCleanupConfig,
     retention_cleanup_job,
     retention_cleanup_sensor,
+    retention_cutoff,
 )
 from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED
 
@@ -217,7 +217,7 @@ def test_command_refusal_is_one_clear_line(engine, db_url, monkeypatch):
 
 
 def test_job_passes_its_wal_limit_to_the_purge_and_refuses_a_non_positive_one(engine, database, monkeypatch):
-    from analytics_pipeline.retention import purge as retention
+    from analytics_pipeline.retention import definitions as retention
 
     cutoff = retention_cutoff()
     _events(engine, cutoff - SECOND)
