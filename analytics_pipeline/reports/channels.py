@@ -3,7 +3,7 @@ incoming webhook (the same content, formatted as a Slack message).
 
 Each channel of a report is a row of `report_channels`; its deliveries are rows of
 `report_deliveries` with `channel` = the channel's id, delivered once per occurrence and retried
-with backoff exactly like the email (delivery.py).
+with backoff exactly like the email (delivery.py, claims.py).
 
 A webhook request is a POST of `application/json` with these headers:
 
@@ -32,9 +32,13 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from ..core.settings import ConfigError
+from .labels import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, format_change, format_value
 from .queries import ReportData
-from .render import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, Rendered, format_change, format_value
+from .render import Rendered
 from .validation import ReportConfig
 
 KINDS = ("webhook", "slack")
@@ -57,6 +61,15 @@ class Channel:
     kind: str
     url: str
     secret: str | None
+
+
+def active_channels(conn: Connection, report_id: str) -> dict[str, Channel]:
+    rows = conn.execute(
+        sa.text("SELECT id, kind, url, secret FROM report_channels WHERE report_id = :id AND is_active "
+                "ORDER BY created_at, id"),
+        {"id": report_id},
+    )
+    return {r.id: Channel(r.id, r.kind, r.url, r.secret) for r in rows}
 
 
 def new_channel_id() -> str:

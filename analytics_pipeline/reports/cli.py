@@ -277,7 +277,7 @@ def send_now(report_id) -> None:
 def preview_command(report_id, out, recipient) -> None:
     """Write the email REPORT_ID's next occurrence would send, without sending or logging it."""
     from ..core.resources import MailResource
-    from .delivery import preview
+    from .preview import preview
 
     database = _database()
     try:

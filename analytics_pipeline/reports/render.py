@@ -1,92 +1,29 @@
-"""The report as an email: HTML with inline PNG charts, a plain-text alternative, CSV attachments
-and, when the report asks for it, a PDF of the HTML. One message per recipient.
-
-MIME structure, as common mail clients expect it:
-
-    multipart/mixed
-      multipart/alternative
-        text/plain
-        multipart/related
-          text/html            (images referenced as cid:...)
-          image/png ...
-      text/csv ...             (attachments: the rows the report read)
-      application/pdf          (parameters.pdf: the HTML with its charts)
+"""The report's content, rendered once per delivery: its figures and KPI block, the charts, the
+cohort triangle, the HTML and plain-text bodies (templates/), the CSV attachments (above the size
+limit, a link to the Dashboard API instead) and, when the report asks for it, the PDF. mime.py
+makes each recipient's message of it.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
-import email.policy
 import datetime as dt
 import io
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
 from urllib.parse import urlencode
 
 import jinja2
 
 from . import charts
+from .labels import METRIC_LABELS, NOT_APPLICABLE, REPORT_TITLES, SECTION_TITLES, format_change, format_value
+from .pdf import pdf_document
 from .queries import BrokenReport, Figure, ReportData
 from .settings import attachment_max_bytes, dashboard_url
 from .validation import CONTROL_CHARACTERS, ReportConfig
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HEADER_POLICY = email.policy.default.clone(max_line_length=998)
-
-# Message-IDs of scheduled deliveries are derived from report and scheduled time, so that a
-# receiver that sees the same delivery twice can drop the second copy.
-MESSAGE_ID_NAMESPACE = uuid.UUID("6f0f3c8e-4d7e-4b8a-9a51-2f1f8d0c7a11")
-
-SECTION_TITLES = {"revenue": "Revenue", "users": "Users", "tournaments": "Tournaments"}
-REPORT_TITLES = {
-    "revenue_summary": "Revenue summary",
-    "user_analytics": "User analytics",
-    "tournament_performance": "Tournament performance",
-    "comprehensive": "Comprehensive report",
-}
-METRIC_LABELS = {
-    "mrr": "MRR (end of period)",
-    "arr": "ARR (end of period)",
-    "new_revenue": "New MRR",
-    "expansion_revenue": "Expansion MRR",
-    "reactivation_revenue": "Reactivation MRR",
-    "contraction_revenue": "Contraction MRR",
-    "churned_revenue": "Churned MRR",
-    "total_revenue": "Revenue",
-    "payment_count": "Payments",
-    "payment_success_count": "Successful payments",
-    "refund_count": "Refunds",
-    "refund_amount": "Refunded amount",
-    "active_customers": "Paying customers (end of period)",
-    "new_customers": "New customers",
-    "reactivated_customers": "Reactivated customers",
-    "churned_customers": "Churned customers",
-    "signups": "Signups",
-    "tournament_count": "Tournaments",
-    "completed_count": "Completed tournaments",
-    "completion_rate": "Completion rate",
-    "total_players": "Player registrations",
-    "avg_players": "Players per tournament",
-    "avg_duration_minutes": "Average duration (minutes)",
-    "revenue": "Tournament revenue",
-    # The KPI block (docs/metrics.md#kpis).
-    "arpa": "ARPA (MRR per paying customer)",
-    "logo_churn_rate": "Logo churn rate",
-    "gross_mrr_churn_rate": "Gross MRR churn rate",
-    "net_mrr_churn_rate": "Net MRR churn rate",
-    "grr": "Gross revenue retention (GRR)",
-    "nrr": "Net revenue retention (NRR)",
-    "quick_ratio": "Quick ratio",
-    "ttm_nrr": "NRR, trailing twelve months",
-    "ttm_grr": "GRR, trailing twelve months",
-}
-# A KPI without a value has a denominator of 0 (or no row): not applicable, never 0.
-NOT_APPLICABLE = "n/a"
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("analytics_pipeline.reports", "templates"),
@@ -97,41 +34,9 @@ _templates = jinja2.Environment(
 )
 
 
-def delivery_key(report_id: str, scheduled_for: dt.datetime) -> str:
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{report_id}\n{scheduled_for.isoformat()}"))
-
-
-def message_id_for(report_id: str, scheduled_for: dt.datetime, domain: str, recipient: str) -> str:
-    """Each recipient gets a message of their own (their own unsubscribe link), so the Message-ID
-    names the recipient too."""
-    token = uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{report_id}\n{scheduled_for.isoformat()}\n{recipient.casefold()}")
-    return f"<report.{token}@{domain}>"
-
-
 def single_line(text: str) -> str:
     """Organisation names come from the platform unchecked; no control character may reach a header."""
     return " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
-
-
-def format_value(value, unit: str, missing: str = "–") -> str:
-    if value is None:
-        return missing
-    if unit == "count":
-        return f"{int(value):,}"
-    if unit == "percent":
-        return f"{Decimal(value):,.1f} %"
-    if unit == "ratio":
-        return f"{Decimal(value) * 100:,.1f} %"
-    if unit == "number":
-        return f"{Decimal(value):,.1f}"
-    return f"{Decimal(value):,.2f}"
-
-
-def format_change(change: Decimal | None, unit: str = "") -> str:
-    """A change in percent; of a ratio, in percentage points."""
-    if change is None:
-        return "–"
-    return f"{'+' if change > 0 else ''}{change:,.1f} {'pp' if unit == 'ratio' else '%'}"
 
 
 @dataclass(frozen=True)
@@ -377,58 +282,3 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
         context["attachments"] = [a.filename for a in attachments if a.subtype == "csv"]
         rendered = Rendered(subject, context, charts_drawn, tuple(attachments))
     return rendered
-
-
-def pdf_document(html: str) -> bytes:
-    """The report as PDF, by WeasyPrint (HTML and CSS layout through Pango; charts are the same
-    PNGs). Imported here: it loads the system's Pango, which only reports with a PDF need."""
-    try:
-        import weasyprint
-    except OSError as exc:  # the library is there, the system's Pango is not
-        raise BrokenReport(f"the PDF cannot be made: WeasyPrint needs the system's Pango ({exc})") from exc
-    try:
-        return weasyprint.HTML(string=html).write_pdf()
-    except Exception as exc:
-        raise BrokenReport(f"the PDF could not be made: {type(exc).__name__}: {exc}") from exc
-
-
-def build_message(
-    rendered: Rendered,
-    *,
-    mail_from: Address,
-    recipient: str,
-    message_id: str,
-    date: dt.datetime,
-    unsubscribe_url: str,
-) -> EmailMessage:
-    """One recipient's message: the link and the headers to unsubscribe are that recipient's."""
-    message = EmailMessage()
-    message["Subject"] = rendered.subject
-    message["From"] = mail_from
-    message["To"] = recipient
-    message["Date"] = format_datetime(date.replace(tzinfo=dt.UTC))
-    message["Message-ID"] = message_id
-    # RFC 3834: tells vacation responders not to answer a scheduled report.
-    message["Auto-Submitted"] = "auto-generated"
-    # RFC 2369 and RFC 8058: the mail client's own unsubscribe button, one POST, no login.
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(rendered.text(unsubscribe_url))
-    message.add_alternative(rendered.html(unsubscribe_url), subtype="html")
-    html_part = message.get_payload()[1]
-    for chart in rendered.charts:
-        filename = chart.title.lower().replace(" ", "_") + ".png"
-        html_part.add_related(
-            chart.png, maintype="image", subtype="png", cid=f"<{chart.cid}>", filename=filename,
-            disposition="inline",
-        )
-    for attachment in rendered.attachments:
-        if attachment.maintype == "text":
-            message.add_attachment(attachment.content.decode(), subtype=attachment.subtype, filename=attachment.filename)
-        else:
-            message.add_attachment(attachment.content, maintype=attachment.maintype, subtype=attachment.subtype,
-                                   filename=attachment.filename)
-    # The unsubscribe URL has no place to fold at 78 characters, and an RFC 2047 encoded word is
-    # not a URL to a mail client: headers may run to RFC 5322's limit of 998 instead.
-    message.policy = HEADER_POLICY
-    return message

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from ..core.resources import AnalyticsDatabase
 from ..core.settings import env_int
 from .assets import ReportDeliveryConfig, due_at_text, report_delivery_job
-from .delivery import due_deliveries, utc_now
+from .claims import due_deliveries, utc_now
 
 DEFAULT_INTERVAL_SECONDS = 15 * 60
 MINIMUM_INTERVAL_SECONDS = 30

@@ -21,7 +21,8 @@ from aiosmtpd.controller import Controller
 
 from analytics_pipeline.core.resources import MailResource
 from analytics_pipeline.reports.assets import report_deliveries
-from analytics_pipeline.reports.delivery import MAX_ATTEMPTS, deliver_scheduled, due_deliveries
+from analytics_pipeline.reports.claims import MAX_ATTEMPTS, due_deliveries
+from analytics_pipeline.reports.delivery import deliver_scheduled
 from analytics_pipeline.reports.queries import read_report
 from analytics_pipeline.reports.schedule import report_period
 from analytics_pipeline.reports.sensors import scheduled_reports_sensor

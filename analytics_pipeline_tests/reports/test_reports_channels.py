@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from analytics_pipeline.cli import main
-from analytics_pipeline.reports.delivery import deliver_scheduled, due_deliveries
+from analytics_pipeline.reports.claims import due_deliveries
+from analytics_pipeline.reports.delivery import deliver_scheduled
 
 from .test_reports import (
     DUE,

@@ -21,7 +21,8 @@ from analytics_pipeline.cli import main
 from analytics_pipeline.core.resources import MailResource
 from analytics_pipeline.reports import charts
 from analytics_pipeline.reports.assets import report_deliveries
-from analytics_pipeline.reports.delivery import deliver_scheduled, due_deliveries
+from analytics_pipeline.reports.claims import due_deliveries
+from analytics_pipeline.reports.delivery import deliver_scheduled
 
 from ..loopback_smtp import loopback_inbox
 from .test_reports import (

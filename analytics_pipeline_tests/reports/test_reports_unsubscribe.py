@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from analytics_pipeline.cli import main
-from analytics_pipeline.reports.delivery import deliver_scheduled, preview
+from analytics_pipeline.reports.delivery import deliver_scheduled
+from analytics_pipeline.reports.preview import preview
 from analytics_pipeline.reports.unsubscribe import InvalidToken, describe, make_token, unsubscribe
 
 from ..api_support import api_env, client, redis_prefix, redis_server_url
