@@ -5,7 +5,6 @@ serves it with uvicorn. Endpoints and behaviour: docs/api.md."""
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 from importlib.resources import files
 from pathlib import Path
@@ -15,7 +14,7 @@ import swagger_ui_bundle
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +24,7 @@ from ..core.cache_versions import cache_prefix
 from ..core.redis_server import resolve_redis_url
 from ..core.resources import AnalyticsDatabase
 from ..core.settings import ConfigError
-from ..reports import unsubscribe
+from ..reports.unsubscribe_routes import unsubscribe_router
 from . import params, queries
 from .auth import TokenVerifier, Unauthorized
 from .cache import BYPASS, ResponseCache
@@ -45,24 +44,6 @@ bearer = HTTPBearer(auto_error=False, description="A JWT with the claims tenant_
 def _error(status: int, detail: str, **extra) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
-
-
-_UNSUBSCRIBE_OUTCOMES = {
-    "unsubscribed": "{r.recipient} no longer receives the report {r.report_name!r}.",
-    "already_unsubscribed": "{r.recipient} does not receive the report {r.report_name!r}.",
-    "report_not_found": "That report no longer exists.",
-}
-
-
-def _unsubscribe_html(message: str, form: str | None = None) -> str:
-    button = (
-        f'<form method="post" action="{html.escape(form)}"><button type="submit">Unsubscribe</button></form>'
-        if form else ""
-    )
-    return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Unsubscribe</title></head>"
-        f"<body style=\"font-family: sans-serif; margin: 3rem\"><p>{html.escape(message)}</p>{button}</body></html>"
-    )
 
 
 async def require_tenant(request: Request, _=Depends(bearer)) -> str:
@@ -243,30 +224,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     # Unsubscribing from a report email's link (RFC 8058): the signed token is the authorisation,
     # no bearer token; analytics_pipeline/reports/unsubscribe.py says what each step does.
-    @app.get(unsubscribe.ROUTE, tags=["reports"], response_class=HTMLResponse)
-    async def unsubscribe_page(token: str = Query(..., description="The token of the email's link.")) -> HTMLResponse:
-        """The page a recipient following the link sees: names the report and offers a button that
-        unsubscribes. Changes nothing by itself, because mail scanners fetch links."""
-        try:
-            found = await run_in_threadpool(unsubscribe.describe, database, token)
-        except unsubscribe.InvalidToken as exc:
-            return HTMLResponse(_unsubscribe_html(str(exc)), status_code=400)
-        if found.status != "unsubscribed":
-            return HTMLResponse(_unsubscribe_html(_UNSUBSCRIBE_OUTCOMES[found.status].format(r=found)))
-        return HTMLResponse(_unsubscribe_html(
-            f"Stop sending the report {found.report_name!r} to {found.recipient}?",
-            form=f"{unsubscribe.ROUTE}?token={token}",
-        ))
-
-    @app.post(unsubscribe.ROUTE, tags=["reports"], response_class=PlainTextResponse)
-    async def unsubscribe_one_click(token: str = Query(..., description="The token of the email's link.")) -> PlainTextResponse:
-        """One-click unsubscribe (the mail client's POST with `List-Unsubscribe=One-Click`, or the
-        page's button): removes that recipient from that report only, and logs it."""
-        try:
-            result = await run_in_threadpool(unsubscribe.unsubscribe, database, token)
-        except unsubscribe.InvalidToken as exc:
-            return PlainTextResponse(str(exc), status_code=400)
-        return PlainTextResponse(_UNSUBSCRIBE_OUTCOMES[result.status].format(r=result))
+    app.include_router(unsubscribe_router(database))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict:

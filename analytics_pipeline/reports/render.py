@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import jinja2
 
+from ..core.routes import TABLE_ENDPOINTS
 from . import charts
 from .labels import METRIC_LABELS, NOT_APPLICABLE, REPORT_TITLES, SECTION_TITLES, format_change, format_value
 from .pdf import pdf_document
@@ -212,9 +213,7 @@ def csv_url(name: str, data: ReportData) -> str:
     else:
         query = {"format": "csv", "period_type": period.period_type,
                  "from": period.previous_start.isoformat(), "to": period.end.isoformat()}
-    path = {"revenue_aggregates": "/v1/revenue", "tournament_aggregates": "/v1/tournaments",
-            "user_cohorts": "/v1/cohorts"}[name]
-    return f"{path}?{urlencode(query)}"
+    return f"{TABLE_ENDPOINTS[name]}?{urlencode(query)}"
 
 
 def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf: bool = False) -> Rendered:

@@ -7,7 +7,8 @@ a preview and the delivery carry the same one. The link and the `List-Unsubscrib
 
     {DASHBOARD_URL}/v1/unsubscribe?token=TOKEN
 
-The Dashboard API mounts that route (this module has no web framework):
+unsubscribe_routes.py serves that path as a router that the Dashboard API mounts (this module has
+no web framework):
 
 - ``POST /v1/unsubscribe?token=TOKEN`` is the one-click request that mail clients send with the
   form body ``List-Unsubscribe=One-Click`` (RFC 8058 section 3.2); it calls
@@ -31,12 +32,12 @@ from dataclasses import dataclass
 import jwt
 import sqlalchemy as sa
 
+from ..core.routes import UNSUBSCRIBE
 from .settings import dashboard_url, unsubscribe_secret
 
 TOKEN_LIFETIME = dt.timedelta(days=90)
 AUDIENCE = "analytics-report-unsubscribe"
 ALGORITHM = "HS256"
-ROUTE = "/v1/unsubscribe"
 
 
 class InvalidToken(ValueError):
@@ -75,7 +76,7 @@ def make_token(report_id: str, tenant_id: str, recipient: str, scheduled_for: dt
 
 
 def unsubscribe_url(token: str, *, required: bool) -> str:
-    return f"{dashboard_url(required=required)}{ROUTE}?token={token}"
+    return f"{dashboard_url(required=required)}{UNSUBSCRIBE}?token={token}"
 
 
 def read_token(token: str) -> Subscription:
