@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from ..core.schema import analytics_events as analytics_events_table
-from .runs import column_schema
+from ..core import schema
+from ..core.table_metadata import table_metadata
 
 PLATFORM_GROUP = "platform"
 
@@ -12,7 +12,8 @@ organizations = dg.AssetSpec(
     description="The platform's tenants. Deleting one cascades to all of its analytics rows.",
     group_name=PLATFORM_GROUP,
     kinds={"postgres"},
-    metadata={"dagster/table_name": "public.organizations"},
+    # schema.py does not describe the platform's own columns.
+    metadata=table_metadata(schema.organizations, columns=False),
 )
 
 users = dg.AssetSpec(
@@ -21,7 +22,7 @@ users = dg.AssetSpec(
     deps=[organizations],
     group_name=PLATFORM_GROUP,
     kinds={"postgres"},
-    metadata={"dagster/table_name": "public.users"},
+    metadata=table_metadata(schema.users, columns=False),
 )
 
 analytics_events = dg.AssetSpec(
@@ -33,10 +34,7 @@ analytics_events = dg.AssetSpec(
     deps=[organizations, users],
     group_name=PLATFORM_GROUP,
     kinds={"postgres"},
-    metadata={
-        "dagster/table_name": "public.analytics_events",
-        "dagster/column_schema": column_schema(analytics_events_table),
-    },
+    metadata=table_metadata(schema.analytics_events),
 )
 
 defs = dg.Definitions(assets=[organizations, users, analytics_events])
