@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from analytics_pipeline.cli import main
 from analytics_pipeline.core import db
 
-from .reports.test_reports import add_org
+from .reports.support import add_org
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "analytics-pipeline"
 REPORT = ["reports", "add", "--tenant", "org-a", "--name", "Weekly", "--type", "comprehensive",

@@ -10,14 +10,11 @@ import csv
 import datetime as dt
 import email
 import io
-import json
-import socket
 from email import policy
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from analytics_pipeline.core.resources import MailResource
 from analytics_pipeline.reports.assets import report_deliveries
@@ -28,216 +25,21 @@ from analytics_pipeline.reports.schedule import report_period
 from analytics_pipeline.reports.sensors import scheduled_reports_sensor
 from analytics_pipeline.reports.validation import validate_report
 
-DUE = dt.datetime(2025, 11, 10, 8, 0)  # a Monday; weekly reports cover 3-9 Nov 2025 (ISO week 45)
-NOW = DUE + dt.timedelta(minutes=5)
-RECIPIENTS = ["ann@example.com", "bob@example.org"]
+from .support import (
+    DUE,
+    NOW,
+    RECIPIENTS,
+    REVENUE_COLUMNS,
+    add_org,
+    add_report,
+    delivery_rows,
+    free_port,
+    report_row,
+    smtp,
+    text_parts,
+)
 
-
-# --- A mail server on loopback -------------------------------------------------------------------
-
-
-class Inbox:
-    """aiosmtpd handler keeping what it receives; `refuse` maps an address to the reply refusing it."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[list[str], bytes]] = []
-        self.refuse: dict[str, str] = {}
-        self.port = 0
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
-        return "250 Message accepted for delivery"
-
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(raw, policy=policy.default) for _, raw in self.received]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def inbox():
-    handler = Inbox()
-    handler.port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    yield handler
-    controller.stop()
-
-
-@pytest.fixture(autouse=True)
-def delivery_settings(monkeypatch):
-    """Report emails link the Dashboard API (unsubscribe, large CSVs): the address recipients use."""
-    monkeypatch.setenv("DASHBOARD_URL", "https://analytics.example.com")
-    monkeypatch.setenv("UNSUBSCRIBE_SECRET", "unsubscribe-secret-of-the-tests-0123456789")
-    monkeypatch.delenv("REPORT_ATTACHMENT_MAX_BYTES", raising=False)
-
-
-def smtp(port: int) -> MailResource:
-    return MailResource(host="127.0.0.1", port=port, security="none",
-                        mail_from="Analytics <reports@example.com>", timeout_seconds=5)
-
-
-@pytest.fixture
-def mail(inbox) -> MailResource:
-    return smtp(inbox.port)
-
-
-# --- Data ----------------------------------------------------------------------------------------
-
-
-def add_org(conn, tenant: str, name: str) -> None:
-    conn.execute(sa.text("INSERT INTO organizations (id, name) VALUES (:t, :n)"), {"t": tenant, "n": name})
-
-
-def add_report(conn, report_id: str, tenant: str = "org-a", *, name: str = "Weekly KPIs",
-               report_type: str = "comprehensive", frequency: str = "weekly", recipients=None,
-               parameters=None, next_run_at: dt.datetime = DUE, is_active: bool = True) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO scheduled_reports (id, tenant_id, name, report_type, frequency, recipients, "
-            "parameters, next_run_at, is_active) VALUES (:id, :t, :name, :type, :freq, :rcpt, "
-            "CAST(:params AS jsonb), :next, :active)"
-        ),
-        {"id": report_id, "t": tenant, "name": name, "type": report_type, "freq": frequency,
-         "rcpt": recipients or RECIPIENTS, "params": json.dumps(parameters) if parameters is not None else None,
-         "next": next_run_at, "active": is_active},
-    )
-
-
-REVENUE_COLUMNS = ("mrr", "arr", "new_revenue", "expansion_revenue", "contraction_revenue",
-                   "reactivation_revenue", "churned_revenue", "total_revenue", "payment_count",
-                   "payment_success_count", "refund_count", "refund_amount")
-
-
-def add_revenue(conn, tenant, period_type, start, end, *values) -> None:
-    row = dict(zip(REVENUE_COLUMNS, values))
-    conn.execute(
-        sa.text(
-            f"INSERT INTO revenue_aggregates (id, tenant_id, period_type, period_start, period_end, "
-            f"{', '.join(REVENUE_COLUMNS)}) VALUES (:id, :t, :pt, :s, :e, "
-            f"{', '.join(':' + c for c in REVENUE_COLUMNS)})"
-        ),
-        {"id": f"{tenant}-{period_type}-{start}", "t": tenant, "pt": period_type, "s": start, "e": end, **row},
-    )
-
-
-def add_tournaments(conn, tenant, start, end, count, completed, rate, players, avg_players, duration, fmt, revenue):
-    conn.execute(
-        sa.text(
-            "INSERT INTO tournament_aggregates (id, tenant_id, period_type, period_start, period_end, "
-            "tournament_count, completed_count, completion_rate, total_players, avg_players, "
-            "avg_duration_minutes, most_popular_format, revenue) VALUES (:id, :t, 'week', :s, :e, :c, "
-            ":done, :rate, :p, :ap, :d, :f, :r)"
-        ),
-        {"id": f"{tenant}-t-{start}", "t": tenant, "s": start, "e": end, "c": count, "done": completed,
-         "rate": rate, "p": players, "ap": avg_players, "d": duration, "f": fmt, "r": revenue},
-    )
-
-
-def add_cohort(conn, tenant, month, number, size, retained, rate, revenue, ltv):
-    conn.execute(
-        sa.text(
-            "INSERT INTO user_cohorts (id, tenant_id, cohort_month, month_number, cohort_size, "
-            "retained_users, retention_rate, revenue, ltv) VALUES (:id, :t, :m, :n, :s, :r, :rate, :rev, :ltv)"
-        ),
-        {"id": f"{tenant}-{month}-{number}", "t": tenant, "m": month, "n": number, "s": size, "r": retained,
-         "rate": rate, "rev": revenue, "ltv": ltv},
-    )
-
-
-def add_event(conn, event_id, tenant, event_type, data, user_id, timestamp):
-    conn.execute(
-        sa.text(
-            "INSERT INTO analytics_events (id, tenant_id, event_type, event_data, user_id, timestamp) "
-            "VALUES (:id, :t, :type, CAST(:data AS jsonb), :u, :ts)"
-        ),
-        {"id": event_id, "t": tenant, "type": event_type, "data": json.dumps(data), "u": user_id, "ts": timestamp},
-    )
-
-
-@pytest.fixture
-def tenants(engine):
-    """Two organizations. org-a's numbers are the ones worked out below; org-b's are made
-    conspicuous (777,777.77 ...) so that their appearance anywhere in org-a's email shows."""
-    with engine.begin() as conn:
-        add_org(conn, "org-a", "Acme Esports")
-        add_org(conn, "org-b", "Bravo Gaming")
-        # Week 45 against week 44: MRR 10,000 -> 12,500 is +25.0 %, revenue 8,000 -> 14,000 +75.0 %,
-        # payments 20 -> 40 +100.0 %, refunds 0 -> 2 has no percentage.
-        add_revenue(conn, "org-a", "week", "2025-11-03", "2025-11-09",
-                    12500, 150000, 3000, 500, 200, 0, 800, 14000, 40, 38, 2, 150)
-        add_revenue(conn, "org-a", "week", "2025-10-27", "2025-11-02",
-                    10000, 120000, 1000, 0, 0, 0, 500, 8000, 20, 20, 0, 0)
-        for i in range(7):
-            day = dt.date(2025, 11, 3) + dt.timedelta(days=i)
-            add_revenue(conn, "org-a", "day", day, day, 10000 + 400 * i, 12 * (10000 + 400 * i),
-                        0, 0, 0, 0, 0, 2000, 6, 5, 0, 0)
-        # Outside every window the report reads: must be in no CSV.
-        add_revenue(conn, "org-a", "week", "2025-10-13", "2025-10-19", 9000, 108000, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0)
-        add_revenue(conn, "org-b", "week", "2025-11-03", "2025-11-09",
-                    777777.77, 9333333.24, 0, 0, 0, 0, 0, 654321.09, 1, 1, 0, 0)
-        add_tournaments(conn, "org-a", "2025-11-03", "2025-11-09", 10, 8, 80, 120, 12, 95.5, "single_elimination", 500)
-        add_tournaments(conn, "org-a", "2025-10-27", "2025-11-02", 5, 5, 100, 50, 10, 90, "swiss", 250)
-        add_tournaments(conn, "org-b", "2025-11-03", "2025-11-09", 99, 98, 98.99, 7777, 78.56, 1, "bravo_format", 7777)
-        for month, number, size, retained, rate, ltv in [
-            ("2025-09-01", 0, 100, 100, 100, 10), ("2025-09-01", 1, 100, 40, 40, 14),
-            ("2025-09-01", 2, 100, 30, 30, 17), ("2025-09-01", 3, 100, 25, 25, 19),  # Dec: after the period
-            ("2025-10-01", 0, 50, 50, 100, 8), ("2025-10-01", 1, 50, 25, 50, 11),
-            ("2025-11-01", 0, 20, 20, 100, 9),
-        ]:
-            add_cohort(conn, "org-a", month, number, size, retained, rate, 0, ltv)
-        add_cohort(conn, "org-b", "2025-10-01", 0, 7777, 7777, 100, 0, 7777.77)
-        users = [f"u{i}" for i in range(6)]
-        for u in users:
-            conn.execute(sa.text("INSERT INTO users (id, tenant_id) VALUES (:u, 'org-a')"), {"u": u})
-        conn.execute(sa.text("INSERT INTO users (id, tenant_id) VALUES ('b1', 'org-b')"))
-        # Signups: 4 in week 45, 2 in week 44 (+100.0 %).
-        for i, u in enumerate(users):
-            add_event(conn, f"s{i}", "org-a", "user_signup", {}, u,
-                      dt.datetime(2025, 11, 4 + i % 4, 12) if i < 4 else dt.datetime(2025, 10, 30, 12))
-        # Tournaments created in week 45: 3 single elimination, 1 swiss (t1 sent twice: counted once).
-        for i, (tid, fmt) in enumerate([("t1", "single_elimination"), ("t1", "single_elimination"),
-                                        ("t2", "single_elimination"), ("t3", "single_elimination"),
-                                        ("t4", "swiss")]):
-            add_event(conn, f"t{i}", "org-a", "tournament_created", {"tournament_id": tid, "format": fmt},
-                      None, dt.datetime(2025, 11, 5, 10))
-        add_event(conn, "b-t", "org-b", "tournament_created", {"tournament_id": "bt", "format": "bravo_format"},
-                  None, dt.datetime(2025, 11, 5, 10))
-    return engine
-
-
-@pytest.fixture
-def org_a(engine):
-    """One organization and no aggregates: for tests about delivery, not content (renders fast)."""
-    with engine.begin() as conn:
-        add_org(conn, "org-a", "Acme")
-    return engine
-
-
-def delivery_rows(engine, report_id):
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.text("SELECT * FROM report_deliveries WHERE report_id = :id ORDER BY scheduled_for"), {"id": report_id}
-        ).mappings().all()
-
-
-def report_row(engine, report_id):
-    with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT * FROM scheduled_reports WHERE id = :id"), {"id": report_id}).mappings().one()
-
-
-def text_parts(message) -> str:
-    return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
+pytestmark = pytest.mark.usefixtures("delivery_settings")
 
 
 # --- The email ---------------------------------------------------------------------------------------

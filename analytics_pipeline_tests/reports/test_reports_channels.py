@@ -23,19 +23,9 @@ from analytics_pipeline.cli import main
 from analytics_pipeline.reports.claims import due_deliveries
 from analytics_pipeline.reports.delivery import deliver_scheduled
 
-from .test_reports import (
-    DUE,
-    NOW,
-    RECIPIENTS,
-    add_report,
-    delivery_rows,
-    delivery_settings,
-    inbox,
-    mail,
-    org_a,
-    report_row,
-    tenants,
-)
+from .support import DUE, NOW, RECIPIENTS, add_report, delivery_rows, report_row
+
+pytestmark = pytest.mark.usefixtures("delivery_settings")
 
 SECRET = "9f1c2b7a4d0e6f3859a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607"
 

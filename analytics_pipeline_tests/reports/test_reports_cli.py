@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from analytics_pipeline.cli import main
 from analytics_pipeline.core import migrate
 
-from .test_reports import add_org, add_report, report_row
+from .support import add_org, add_report, report_row
 
 
 @pytest.fixture
@@ -28,13 +28,6 @@ def run(db_url, org_a, tmp_path, monkeypatch):
         return result.exit_code, result.output
 
     return invoke
-
-
-@pytest.fixture
-def org_a(engine):
-    with engine.begin() as conn:
-        add_org(conn, "org-a", "Acme")
-    return engine
 
 
 def _only_report(engine):

@@ -25,22 +25,9 @@ from analytics_pipeline.reports.claims import due_deliveries
 from analytics_pipeline.reports.delivery import deliver_scheduled
 
 from ..loopback_smtp import loopback_inbox
-from .test_reports import (
-    DUE,
-    NOW,
-    RECIPIENTS,
-    add_org,
-    add_report,
-    add_revenue,
-    delivery_rows,
-    delivery_settings,
-    inbox,
-    mail,
-    org_a,
-    report_row,
-    tenants,
-    text_parts,
-)
+from .support import DUE, NOW, RECIPIENTS, add_org, add_report, add_revenue, delivery_rows, report_row, text_parts
+
+pytestmark = pytest.mark.usefixtures("delivery_settings")
 
 
 def _break_line_charts(monkeypatch) -> None:

@@ -20,15 +20,9 @@ from analytics_pipeline.reports.queries import read_report
 from analytics_pipeline.reports.schedule import report_period
 from analytics_pipeline.reports.validation import validate_report
 
-from .test_reports import (
-    RECIPIENTS,
-    add_org,
-    add_report,
-    delivery_settings,
-    inbox,
-    mail,
-    text_parts,
-)
+from .support import RECIPIENTS, add_org, add_report, text_parts
+
+pytestmark = pytest.mark.usefixtures("delivery_settings")
 
 DUE = dt.datetime(2025, 12, 1, 8, 0)  # monthly reports due now cover November 2025
 NOW = DUE + dt.timedelta(minutes=5)

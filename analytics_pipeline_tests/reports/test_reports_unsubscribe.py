@@ -19,20 +19,9 @@ from analytics_pipeline.reports.delivery import deliver_scheduled
 from analytics_pipeline.reports.preview import preview
 from analytics_pipeline.reports.unsubscribe import InvalidToken, describe, make_token, unsubscribe
 
-from ..api_support import api_env, client, redis_prefix, redis_server_url
-from .test_reports import (
-    DUE,
-    NOW,
-    RECIPIENTS,
-    add_report,
-    delivery_rows,
-    delivery_settings,
-    inbox,
-    mail,
-    org_a,
-    report_row,
-    tenants,
-)
+from .support import DUE, NOW, RECIPIENTS, add_report, delivery_rows, report_row
+
+pytestmark = pytest.mark.usefixtures("delivery_settings")
 
 
 def _token(message) -> str:
