@@ -190,7 +190,7 @@ def run(ctx=None) -> list[dict]:
         try:
             endpoints = {
                 "90-day daily revenue series": (
-                    "revenue_series", lambda t, k: _revenue_request(t, LAST_DAY - dt.timedelta(days=k)), 900),
+                    "revenue_aggregates", lambda t, k: _revenue_request(t, LAST_DAY - dt.timedelta(days=k)), 900),
                 "24-month cohort triangle": (
                     "cohorts", lambda t, k: _cohort_request(t, dt.date(2025 - k // 12, 12 - k % 12, 1)), 12),
             }

@@ -1,6 +1,7 @@
-"""The Dashboard API (FastAPI): read-only /v1 endpoints per tenant, health, OpenAPI docs served
-from local files, and the dashboard page. `create_app()` builds it; `analytics-pipeline api`
-serves it with uvicorn. Endpoints and behaviour: docs/api.md."""
+"""The Dashboard API (FastAPI) assembled: its settings, cache and freshness reader, its error
+answers, the read-only /v1 endpoints per tenant (endpoints.py), health, OpenAPI docs served from
+local files, and the dashboard page. `create_app()` builds it; `analytics-pipeline api` serves it
+with uvicorn. Endpoints and behaviour: docs/api.md."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import swagger_ui_bundle
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -25,11 +25,12 @@ from ..core.redis_server import resolve_redis_url
 from ..core.resources import AnalyticsDatabase
 from ..core.settings import ConfigError
 from ..reports.unsubscribe_routes import unsubscribe_router
-from . import params, queries
+from . import params
 from .auth import TokenVerifier, Unauthorized
-from .cache import BYPASS, ResponseCache
-from .settings import cache_max_entry_bytes, cache_ttl_seconds, jwt_settings
+from .cache import ResponseCache
+from .endpoints import v1_router
 from .freshness import FreshnessReader
+from .settings import cache_max_entry_bytes, cache_ttl_seconds, jwt_settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +38,10 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
 
-# Shown in Swagger UI's "Authorize" dialog; the token itself is read by `require_tenant`.
-bearer = HTTPBearer(auto_error=False, description="A JWT with the claims tenant_id and exp (docs/api.md).")
-
 
 def _error(status: int, detail: str, **extra) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
-
-
-async def require_tenant(request: Request, _=Depends(bearer)) -> str:
-    # async: checking a token takes microseconds, less than a hop to the thread pool would.
-    return request.app.state.tokens.tenant_of(request.headers.get("authorization"))
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -100,127 +93,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         logger.warning("answering 503: %s", str(exc).splitlines()[0])
         return _error(503, "the analytics database is not available")
 
-    async def answer(request: Request, aggregate: str | None, tenant_id: str, compute, fmt: str = "json",
-                     filename: str | None = None) -> Response:
-        """The body from the cache (keyed by the aggregate's versions and the request), or from
-        `compute` in a worker thread (it blocks on PostgreSQL), with the aggregate's freshness
-        (freshness.py) in headers and, for JSON, in the body."""
-        async def run() -> bytes:
-            return await run_in_threadpool(compute)
-
-        headers = {"Cache-Control": "private, no-cache"}
-        if aggregate is None:
-            body, outcome = await run(), BYPASS
-        else:
-            # Read before the body, so that the time is never later than the data's.
-            freshness = await request.app.state.freshness.of(aggregate, tenant_id)
-            request_key = f"{request.url.path}?{sorted(request.query_params.multi_items())}"
-            body, outcome = await request.app.state.cache.get_or_compute(aggregate, tenant_id, request_key, run)
-            headers.update(freshness.headers)
-            if fmt == "json":
-                body = freshness.add_to(body)
-        headers["X-Cache"] = outcome
-        if fmt == "csv":
-            headers["Content-Disposition"] = f'attachment; filename="{filename or "rows"}.csv"'
-            return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-        return Response(body, media_type="application/json", headers=headers)
-
-    @app.get("/v1/revenue", tags=["revenue"])
-    async def revenue_series(
-        request: Request,
-        tenant_id: str = Depends(require_tenant),
-        period_type: str | None = Query(None, description="day, week, month, quarter or year (default day)"),
-        date_from: str | None = Query(None, alias="from", description="First day, YYYY-MM-DD (default: 90 days, 26 weeks, 24 months, 12 quarters or 5 years before `to`)"),
-        date_to: str | None = Query(None, alias="to", description="Last day, YYYY-MM-DD (default today, UTC)"),
-        format: str | None = Query(None, description="json (default) or csv"),
-    ) -> Response:
-        """Every column of revenue_aggregates for the periods overlapping [from, to]."""
-        span = params.series_range(period_type, date_from, date_to)
-        fmt = params.output_format(format)
-        meta = {"period_type": span.period_type, "from": span.date_from, "to": span.date_to}
-        return await answer(
-            request, "revenue_aggregates", tenant_id,
-            lambda: queries.table(database, tenant_id, "revenue_series", fmt, meta, period_type=span.period_type,
-                                  date_from=span.date_from, date_to=span.date_to),
-            fmt, f"revenue_{span.period_type}_{span.date_from}_{span.date_to}",
-        )
-
-    @app.get("/v1/revenue/bridge", tags=["revenue"])
-    async def mrr_bridge(
-        request: Request,
-        tenant_id: str = Depends(require_tenant),
-        date_from: str | None = Query(None, alias="from", description="First day, YYYY-MM-DD (default: 89 days before `to`)"),
-        date_to: str | None = Query(None, alias="to", description="Last day, YYYY-MM-DD, at most today (default today, UTC)"),
-    ) -> Response:
-        """The MRR bridge of the days [from, to]: opening MRR, each movement, closing MRR, and
-        whether closing - opening = new + reactivation + expansion - contraction - churned."""
-        span = params.series_range("day", date_from, date_to)
-        if span.date_to > params.today():
-            raise params.BadParameter("to", f"{span.date_to} is after today ({params.today()} UTC)")
-        return await answer(
-            request, "revenue_aggregates", tenant_id,
-            lambda: queries.mrr_bridge(database, tenant_id, span.date_from, span.date_to),
-        )
-
-    @app.get("/v1/kpis", tags=["revenue"])
-    async def kpis(
-        request: Request,
-        tenant_id: str = Depends(require_tenant),
-        period_type: str | None = Query(None, description="day, week, month, quarter or year (default month)"),
-        day: str | None = Query(None, description="A day of the period, YYYY-MM-DD (default today, UTC)"),
-    ) -> Response:
-        """KPIs of the period holding `day`, against the period before: MRR, ARR, the MRR
-        movements, net new MRR and revenue."""
-        kind = params.period_type(period_type, "month")
-        when = params.date("day", day, params.today())
-        return await answer(
-            request, "revenue_aggregates", tenant_id, lambda: queries.kpis(database, tenant_id, kind, when)
-        )
-
-    @app.get("/v1/cohorts", tags=["cohorts"])
-    async def cohorts(
-        request: Request,
-        tenant_id: str = Depends(require_tenant),
-        date_from: str | None = Query(None, alias="from", description="First cohort month, YYYY-MM (default 23 months before `to`)"),
-        date_to: str | None = Query(None, alias="to", description="Last cohort month, YYYY-MM (default this month)"),
-        format: str | None = Query(None, description="json (default) or csv"),
-    ) -> Response:
-        """The retention triangle of the cohorts [from, to]: size, retained users, retention
-        rate, revenue and ltv for every month of each cohort."""
-        first, last = params.cohort_range(date_from, date_to)
-        fmt = params.output_format(format)
-        meta = {"from": first, "to": last}
-        return await answer(
-            request, "user_cohorts", tenant_id,
-            lambda: queries.table(database, tenant_id, "cohorts", fmt, meta, date_from=first, date_to=last),
-            fmt, f"cohorts_{first:%Y-%m}_{last:%Y-%m}",
-        )
-
-    @app.get("/v1/tournaments", tags=["tournaments"])
-    async def tournaments(
-        request: Request,
-        tenant_id: str = Depends(require_tenant),
-        period_type: str | None = Query(None, description="day, week, month, quarter or year (default day)"),
-        date_from: str | None = Query(None, alias="from", description="First day, YYYY-MM-DD"),
-        date_to: str | None = Query(None, alias="to", description="Last day, YYYY-MM-DD (default today, UTC)"),
-        format: str | None = Query(None, description="json (default) or csv"),
-    ) -> Response:
-        """Every column of tournament_aggregates for the periods overlapping [from, to]."""
-        span = params.series_range(period_type, date_from, date_to)
-        fmt = params.output_format(format)
-        meta = {"period_type": span.period_type, "from": span.date_from, "to": span.date_to}
-        return await answer(
-            request, "tournament_aggregates", tenant_id,
-            lambda: queries.table(database, tenant_id, "tournament_series", fmt, meta, period_type=span.period_type,
-                                  date_from=span.date_from, date_to=span.date_to),
-            fmt, f"tournaments_{span.period_type}_{span.date_from}_{span.date_to}",
-        )
-
-    @app.get("/v1/reports", tags=["reports"])
-    async def reports(request: Request, tenant_id: str = Depends(require_tenant)) -> Response:
-        """The tenant's scheduled reports with their most recent deliveries (not cached: the
-        delivery log changes outside the aggregates' runs)."""
-        return await answer(request, None, tenant_id, lambda: queries.reports(database, tenant_id))
+    # The tenant's data, each request with a bearer token (endpoints.py).
+    app.include_router(v1_router(database))
 
     # Unsubscribing from a report email's link (RFC 8058): the signed token is the authorisation,
     # no bearer token; analytics_pipeline/reports/unsubscribe.py says what each step does.

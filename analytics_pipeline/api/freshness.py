@@ -2,7 +2,7 @@
 (docs/api.md#freshness).
 
 The pipeline writes `aggregate_freshness` inside each run's transaction (one row per aggregate);
-the API reads it as `analytics_app`. Each worker process keeps the table (three rows) for
+the API reads it as `analytics_app`. Each worker process keeps the table (a row per aggregate) for
 `MAX_AGE_SECONDS` and reads it again on the first request after that, one read at a time, so a
 cached request still costs one Redis round trip and no PostgreSQL query, and the time it returns
 is never more than `MAX_AGE_SECONDS` behind the database. The time is added to the response as it
@@ -23,8 +23,8 @@ import orjson
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
-from ..domains import aggregate_freshness
 from ..core.resources import AnalyticsDatabase
+from ..domains import aggregate_freshness
 from .queries import load
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ def _iso(value: dt.datetime | None) -> str | None:
 @dataclass(frozen=True)
 class Freshness:
     """`updated_at`: when the aggregate's last committed run began computing (UTC; None: never
-    materialized). `stale_after`: `updated_at` plus the aggregate's warn window
-    (analytics_pipeline/aggregation/freshness.py), the time after which its data is older than the pipeline
+    materialized). `stale_after`: `updated_at` plus the warn window its domain declares for it
+    (domains.aggregate_freshness), the time after which its data is older than the pipeline
     promises. Rendered once per read of the table, not per request."""
 
     updated_at: dt.datetime | None
@@ -79,6 +79,8 @@ class FreshnessReader:
     def __init__(self, database: AnalyticsDatabase, max_age_seconds: float = MAX_AGE_SECONDS):
         self.database = database
         self.max_age_seconds = max_age_seconds
+        # The aggregates the domains publish, with their windows; a row of any other is ignored.
+        self.windows = aggregate_freshness()
         self._freshness: dict[str, Freshness] = {}
         self._read_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -95,12 +97,11 @@ class FreshnessReader:
 
     async def _read(self, tenant_id: str) -> None:
         def read() -> dict[str, Freshness]:
-            windows = aggregate_freshness()
             with self.database.tenant_transaction(tenant_id) as conn:
                 return {
-                    aggregate: Freshness(updated_at, updated_at + windows[aggregate].warn)
+                    aggregate: Freshness(updated_at, updated_at + self.windows[aggregate].warn)
                     for aggregate, updated_at in conn.execute(load("freshness"))
-                    if aggregate in windows
+                    if aggregate in self.windows
                 }
 
         try:

@@ -15,6 +15,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..core.resources import AnalyticsDatabase
+from .params import Range
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
@@ -69,6 +70,14 @@ def table(database: AnalyticsDatabase, tenant_id: str, name: str, fmt: str, meta
     if fmt == "csv":
         return to_csv(columns, rows)
     return to_json({"tenant_id": tenant_id, **meta, "rows": rows})
+
+
+def periodic_table(database: AnalyticsDatabase, tenant_id: str, aggregate: str, fmt: str, span: Range) -> bytes:
+    """The body of a periodic aggregate table's endpoint: sql/<aggregate>.sql, the table's rows of
+    one period type overlapping the span, after the span itself."""
+    meta = {"period_type": span.period_type, "from": span.date_from, "to": span.date_to}
+    return table(database, tenant_id, aggregate, fmt, meta, period_type=span.period_type,
+                 date_from=span.date_from, date_to=span.date_to)
 
 
 def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, date_to: dt.date) -> bytes:

@@ -5,9 +5,14 @@ tournament rows and a scheduled report, ending today."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
 import sqlalchemy as sa
 
 from ..helpers import add_tenant
+
+TODAY = dt.datetime.now(dt.UTC).date()
 
 REVENUE_DAYS = """
 WITH days AS (
@@ -121,3 +126,10 @@ def add_dashboard_tenant(engine, tenant_id: str, today, scale: int = 1, opening_
         add_tenant(conn, tenant_id)
         for statement in (REVENUE_DAYS, REVENUE_PERIODS, COHORTS, TOURNAMENTS, REPORTS):
             conn.execute(sa.text(statement), params)
+
+
+@pytest.fixture
+def two_tenants(engine):
+    """acme and globex, with rows of different sizes."""
+    add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
+    add_dashboard_tenant(engine, "globex", TODAY, scale=5, opening_mrr=9000)

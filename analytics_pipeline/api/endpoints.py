@@ -1,0 +1,130 @@
+"""The /v1 endpoints that read one tenant's data, as the router create_app() includes: each
+parses its parameters (params.py), names the aggregate its answer depends on (the cache's key and
+the freshness it reports, answer.py) and leaves the reading to queries.py. Endpoints and
+behaviour: docs/api.md."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPBearer
+
+from ..core import routes
+from ..core.resources import AnalyticsDatabase
+from ..domains import DOMAINS
+from . import params, queries
+from .answer import answer
+
+# Shown in Swagger UI's "Authorize" dialog; the token itself is read by `require_tenant`.
+bearer = HTTPBearer(auto_error=False, description="A JWT with the claims tenant_id and exp (docs/api.md).")
+
+
+async def require_tenant(request: Request, _=Depends(bearer)) -> str:
+    # async: checking a token takes microseconds, less than a hop to the thread pool would.
+    return request.app.state.tokens.tenant_of(request.headers.get("authorization"))
+
+
+def published(domain_name: str) -> str:
+    """The aggregate table the domain `domain_name` declares it publishes (domains.DOMAINS)."""
+    [domain] = [domain for domain in DOMAINS if domain.name == domain_name]
+    [aggregate] = domain.aggregates
+    return aggregate
+
+
+# The aggregate tables the endpoints read; an answer is cached under its table's versions.
+REVENUE_TABLE = published("revenue")
+TOURNAMENT_TABLE = published("tournaments")
+COHORT_TABLE = published("cohorts")
+
+
+def v1_router(database: AnalyticsDatabase) -> APIRouter:
+    """The /v1 endpoints reading `database`, in the order the OpenAPI document lists them."""
+    router = APIRouter()
+
+    def serve_periodic_table(path: str, aggregate: str, name: str) -> None:
+        """GET `path`: the rows of the periodic aggregate table `aggregate` (one per tenant, period
+        type and period; its columns are those of sql/<aggregate>.sql) of the periods overlapping
+        [from, to], as JSON or CSV. The path's last segment is the endpoint's tag and begins its CSV
+        file's name; `name` is the operation's, which generated clients know it by."""
+        resource = path.rsplit("/", 1)[-1]
+
+        async def periodic_table(
+            request: Request,
+            tenant_id: str = Depends(require_tenant),
+            period_type: str | None = Query(None, description="day, week, month, quarter or year (default day)"),
+            date_from: str | None = Query(None, alias="from", description="First day, YYYY-MM-DD (default: 90 days, 26 weeks, 24 months, 12 quarters or 5 years before `to`)"),
+            date_to: str | None = Query(None, alias="to", description="Last day, YYYY-MM-DD (default today, UTC)"),
+            format: str | None = Query(None, description="json (default) or csv"),
+        ) -> Response:
+            span = params.series_range(period_type, date_from, date_to)
+            fmt = params.output_format(format)
+            return await answer(
+                request, aggregate, tenant_id, lambda: queries.periodic_table(database, tenant_id, aggregate, fmt, span),
+                fmt, f"{resource}_{span.period_type}_{span.date_from}_{span.date_to}",
+            )
+
+        router.add_api_route(path, periodic_table, methods=["GET"], tags=[resource], name=name,
+                             description=f"Every column of {aggregate} for the periods overlapping [from, to].")
+
+    serve_periodic_table(routes.REVENUE, REVENUE_TABLE, "revenue_series")
+
+    @router.get(f"{routes.REVENUE}/bridge", tags=["revenue"])
+    async def mrr_bridge(
+        request: Request,
+        tenant_id: str = Depends(require_tenant),
+        date_from: str | None = Query(None, alias="from", description="First day, YYYY-MM-DD (default: 89 days before `to`)"),
+        date_to: str | None = Query(None, alias="to", description="Last day, YYYY-MM-DD, at most today (default today, UTC)"),
+    ) -> Response:
+        """The MRR bridge of the days [from, to]: opening MRR, each movement, closing MRR, and
+        whether closing - opening = new + reactivation + expansion - contraction - churned."""
+        span = params.series_range("day", date_from, date_to)
+        if span.date_to > params.today():
+            raise params.BadParameter("to", f"{span.date_to} is after today ({params.today()} UTC)")
+        return await answer(
+            request, REVENUE_TABLE, tenant_id,
+            lambda: queries.mrr_bridge(database, tenant_id, span.date_from, span.date_to),
+        )
+
+    @router.get("/v1/kpis", tags=["revenue"])
+    async def kpis(
+        request: Request,
+        tenant_id: str = Depends(require_tenant),
+        period_type: str | None = Query(None, description="day, week, month, quarter or year (default month)"),
+        day: str | None = Query(None, description="A day of the period, YYYY-MM-DD (default today, UTC)"),
+    ) -> Response:
+        """KPIs of the period holding `day`, against the period before: MRR, ARR, the MRR
+        movements, net new MRR and revenue."""
+        kind = params.period_type(period_type, "month")
+        when = params.date("day", day, params.today())
+        return await answer(
+            request, REVENUE_TABLE, tenant_id, lambda: queries.kpis(database, tenant_id, kind, when)
+        )
+
+    @router.get(routes.COHORTS, tags=["cohorts"])
+    async def cohorts(
+        request: Request,
+        tenant_id: str = Depends(require_tenant),
+        date_from: str | None = Query(None, alias="from", description="First cohort month, YYYY-MM (default 23 months before `to`)"),
+        date_to: str | None = Query(None, alias="to", description="Last cohort month, YYYY-MM (default this month)"),
+        format: str | None = Query(None, description="json (default) or csv"),
+    ) -> Response:
+        """The retention triangle of the cohorts [from, to]: size, retained users, retention
+        rate, revenue and ltv for every month of each cohort."""
+        first, last = params.cohort_range(date_from, date_to)
+        fmt = params.output_format(format)
+        meta = {"from": first, "to": last}
+        return await answer(
+            request, COHORT_TABLE, tenant_id,
+            lambda: queries.table(database, tenant_id, "cohorts", fmt, meta, date_from=first, date_to=last),
+            fmt, f"cohorts_{first:%Y-%m}_{last:%Y-%m}",
+        )
+
+    serve_periodic_table(routes.TOURNAMENTS, TOURNAMENT_TABLE, "tournaments")
+
+    @router.get("/v1/reports", tags=["reports"])
+    async def reports(request: Request, tenant_id: str = Depends(require_tenant)) -> Response:
+        """The tenant's scheduled reports with their most recent deliveries (not cached: the
+        delivery log changes outside the aggregates' runs)."""
+        return await answer(request, None, tenant_id, lambda: queries.reports(database, tenant_id))
+
+    return router
