@@ -1,13 +1,7 @@
-"""What every time-partitioned aggregate shares: the period types, the periods a window of days
-touches, the window of a run, and the lock that serialises writers of one aggregate."""
+"""What every time-partitioned aggregate shares: the period types and the periods a window of days
+touches."""
 
 from __future__ import annotations
-
-import datetime as dt
-
-import dagster as dg
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 PERIOD_TYPES = ("day", "week", "month", "quarter", "year")
 
@@ -26,15 +20,3 @@ CROSS JOIN (
 ) AS p(period_type, length)
 """
 
-
-def window_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    """The run's partition window as dates: [start, end). A single-run backfill of a range gets
-    the whole range here."""
-    window = context.partition_time_window
-    return window.start.date(), window.end.date()
-
-
-def lock_aggregate(conn: Connection, name: str) -> None:
-    """Serialise writers of one aggregate for the rest of the transaction, so that two
-    overlapping runs leave the same rows as one run (the second waits, then replaces)."""
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

@@ -19,8 +19,8 @@ from ..core.resources import AnalyticsDatabase
 from . import state
 from .declarations import DerivedState
 
-CHECK_NAME = "absorbs_every_committed_event"
-CHECK_DESCRIPTION = (
+ABSORBS_EVERY_COMMITTED_EVENT_CHECK = "absorbs_every_committed_event"
+ABSORBS_EVERY_COMMITTED_EVENT_DESCRIPTION = (
     "Every event the state has absorbed that is still in analytics_events is in the state: per tenant and "
     "day, the raw events committed before its last absorb against those it holds. Fails naming each tenant "
     "and day where they differ (docs/ingestion.md#reconciliation)."
@@ -46,7 +46,7 @@ def reconcile(conn: Connection, derived: DerivedState) -> dg.AssetCheckResult:
     missing = sum(raw - held for _, _, raw, held in differences)
     return dg.AssetCheckResult(
         asset_key=dg.AssetKey(derived.name),
-        check_name=CHECK_NAME,
+        check_name=ABSORBS_EVERY_COMMITTED_EVENT_CHECK,
         passed=not differences,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
@@ -73,7 +73,12 @@ def reconciliation(states: Sequence[DerivedState]) -> dg.Definitions:
     by_name = {s.name: s for s in states}
 
     @dg.multi_asset_check(
-        specs=[dg.AssetCheckSpec(CHECK_NAME, asset=s.name, description=CHECK_DESCRIPTION) for s in states],
+        specs=[
+            dg.AssetCheckSpec(
+                ABSORBS_EVERY_COMMITTED_EVENT_CHECK, asset=s.name, description=ABSORBS_EVERY_COMMITTED_EVENT_DESCRIPTION
+            )
+            for s in states
+        ],
         can_subset=True,
         name="reconcile_derived_states",
     )

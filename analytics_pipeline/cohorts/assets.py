@@ -1,6 +1,6 @@
 """Retention and revenue of signup cohorts: `user_signups` and `user_activity_months` (derived
-state) and `user_cohorts` (monthly partitions by the month a row describes), with the daily
-schedule that keeps the recent months current.
+state) and `user_cohorts` (monthly partitions by the month a row describes). The daily schedule
+that keeps the recent months current is in schedules.py.
 
 Definitions: docs/metrics.md#user_cohorts. The SQL is in sql/.
 """
@@ -13,29 +13,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..aggregation import state
+from ..aggregation.assets import aggregate_asset, state_asset
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, RATE_BOUND, ComputedRows
 from ..aggregation.declarations import ALL_EVENT_TYPES, DerivedState
 from ..aggregation.freshness import DAILY_SCHEDULE
-from ..aggregation.partitions import monthly_partitions, partition_range_tags
-from ..aggregation.runs import (
-    COUNT_BOUND,
-    MONEY_BOUND,
-    RATE_BOUND,
-    Aggregate,
-    ComputedRows,
-    StateAbsorb,
-    check_specs,
-    collect_window,
-    column_schema,
-    rule_checks,
-    run_aggregate,
-    tune_for_aggregation,
-)
-from ..aggregation.sources import analytics_events
+from ..aggregation.partitions import monthly_partitions
+from ..aggregation.runs import Aggregate, collect_window, run_aggregate, tune_for_aggregation
 from ..core import schema
 from ..core.cache_versions import CacheInvalidation
-from ..core.months import add_months, month_start
+from ..core.months import add_months
 from ..core.resources import AnalyticsDatabase
 from ..core.sql import sql_loader
+from .checks import CHECK_SPECS, RULE_CHECKS, malformed_events, prepare_checks
 
 load = sql_loader(__package__)
 
@@ -44,15 +33,6 @@ AGGREGATE = "user_cohorts"
 FRESHNESS = DAILY_SCHEDULE
 SIGNUPS_STATE = "user_signups"
 ACTIVITY_STATE = "user_activity_months"
-
-RATES_IN_RANGE_CHECK = "retention_rate_between_0_and_100"
-RETAINED_AT_MOST_SIZE_CHECK = "retained_users_at_most_cohort_size"
-LTV_NEVER_DECREASES_CHECK = "ltv_never_decreases"
-MATCHES_STATE_CHECK = "rows_match_user_state"
-MALFORMED_EVENTS_CHECK = "no_malformed_events"
-
-# The daily schedule recalculates the running month and the two before it.
-SCHEDULED_MONTHS = 3
 
 USER_SIGNUPS = DerivedState(SIGNUPS_STATE, "user_signups", ("user_signup",), load("reconcile_user_signups"))
 # Any valid event is a user's activity; malformed events of any type are copied.
@@ -99,41 +79,28 @@ def absorb_user_activity_months(conn: Connection) -> int:
     return added
 
 
-_STATE_ASSET_ARGS = dict(
-    deps=[analytics_events],
-    pool="analytics_db",
-    group_name="state",
-    kinds={"postgres"},
-    owners=["team:analytics"],
-)
+def signup_counts(conn: Connection) -> dict[str, int]:
+    """absorb_user_signups with its counts (analytics_pipeline/aggregation/metadata.py)."""
+    return {"users_added_or_moved": absorb_user_signups(conn)}
 
 
-@dg.asset(
-    **_STATE_ASSET_ARGS,
-    metadata={
-        "dagster/table_name": "public.user_signups",
-        "dagster/column_schema": column_schema(schema.user_signups),
-    },
-)
+def activity_counts(conn: Connection) -> dict[str, int]:
+    """absorb_user_activity_months with its counts (analytics_pipeline/aggregation/metadata.py)."""
+    return {"user_months_added": absorb_user_activity_months(conn)}
+
+
+@state_asset(schema.user_signups)
 def user_signups(database: AnalyticsDatabase) -> dg.MaterializeResult:
     """One row per user who signed up in a tenant: the time of their first `user_signup` and so
     their cohort month. Absorbs new analytics_events incrementally and outlives their purge, so
     old cohorts keep their size. Definitions: docs/metrics.md#cohort-state."""
     started = time.monotonic()
     with database.transaction() as conn:
-        changed = absorb_user_signups(conn)
-    return dg.MaterializeResult(
-        metadata={"users_added_or_moved": changed, "duration_seconds": round(time.monotonic() - started, 3)}
-    )
+        counts = signup_counts(conn)
+    return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
 
-@dg.asset(
-    **_STATE_ASSET_ARGS,
-    metadata={
-        "dagster/table_name": "public.user_activity_months",
-        "dagster/column_schema": column_schema(schema.user_activity_months),
-    },
-)
+@state_asset(schema.user_activity_months)
 def user_activity_months(database: AnalyticsDatabase) -> dg.MaterializeResult:
     """One row per user and calendar month with any valid event of that user (activity), with the
     user's `payment_completed` amounts of the month (revenue). Absorbs new analytics_events
@@ -142,31 +109,11 @@ def user_activity_months(database: AnalyticsDatabase) -> dg.MaterializeResult:
     Definitions: docs/metrics.md#cohort-state."""
     started = time.monotonic()
     with database.transaction() as conn:
-        added = absorb_user_activity_months(conn)
-    return dg.MaterializeResult(
-        metadata={"user_months_added": added, "duration_seconds": round(time.monotonic() - started, 3)}
-    )
+        counts = activity_counts(conn)
+    return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
 
 # --- the aggregate ------------------------------------------------------------------------------
-
-RULE_CHECKS = rule_checks(
-    load,
-    {
-        RATES_IN_RANGE_CHECK: "retention_rate is within 0..100 and no size, count or amount is negative.",
-        RETAINED_AT_MOST_SIZE_CHECK: "retained_users never exceeds cohort_size.",
-        LTV_NEVER_DECREASES_CHECK: "Within a cohort, ltv never decreases from one month_number to the next.",
-        MATCHES_STATE_CHECK: (
-            "Size, retained users, revenue and ltv of every written row equal those recomputed from "
-            "user_signups and user_activity_months, with no row missing or extra."
-        ),
-    },
-)
-MALFORMED_CHECK = (
-    MALFORMED_EVENTS_CHECK,
-    "No malformed event happened in the window's months (WARN; counts by tenant and type). "
-    "Malformed events are neither activity, signups nor revenue.",
-)
 
 # The rows describing a month of the window.
 _WINDOW_ROWS = """
@@ -204,21 +151,11 @@ def write_user_cohorts(conn: Connection, params: dict) -> dict[str, object]:
     return {"rows_written": written, "tenants": tenants}
 
 
-def malformed_events(conn: Connection, params: dict) -> list:
-    """(tenant_id, event_type, problem, events) of malformed events in the window."""
-    return conn.execute(sa.text(load("malformed")), params).all()
-
-
-def _prepare_checks(conn: Connection, params: dict) -> None:
-    conn.execute(sa.text("DROP TABLE IF EXISTS cohort_touched_rows"))
-    conn.execute(sa.text(load("touched_rows")), params)
-
-
 USER_COHORTS_AGGREGATE = Aggregate(
     name=AGGREGATE,
     absorbs=(
-        StateAbsorb(SIGNUPS_STATE, lambda c: {"state_users_added_or_moved": absorb_user_signups(c)}),
-        StateAbsorb(ACTIVITY_STATE, lambda c: {"state_user_months_added": absorb_user_activity_months(c)}),
+        lambda conn: {SIGNUPS_STATE: signup_counts(conn)},
+        lambda conn: {ACTIVITY_STATE: activity_counts(conn)},
     ),
     compute=compute_cohort_rows,
     computed=(COHORT_ROWS,),
@@ -232,27 +169,18 @@ USER_COHORTS_AGGREGATE = Aggregate(
     ),
     malformed=malformed_events,
     checks=RULE_CHECKS,
-    malformed_check=MALFORMED_EVENTS_CHECK,
-    prepare_checks=_prepare_checks,
+    prepare_checks=prepare_checks,
     describe_window=lambda start, end: f"{start:%Y-%m}..{add_months(end, -1):%Y-%m}",
     inputs="signups",
 )
 
 
-@dg.asset(
+@aggregate_asset(
+    schema.user_cohorts,
     partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[user_signups, user_activity_months],
-    pool="analytics_db",
-    group_name="aggregates",
-    kinds={"postgres"},
-    owners=["team:analytics"],
-    metadata={
-        "dagster/table_name": "public.user_cohorts",
-        "dagster/column_schema": column_schema(schema.user_cohorts),
-    },
-    check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
-    freshness_policy=FRESHNESS.policy,
+    check_specs=CHECK_SPECS,
+    freshness=FRESHNESS,
 )
 def user_cohorts(
     context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation
@@ -271,33 +199,6 @@ def user_cohorts(
     can be recomputed at any time, whatever raw events have been purged.
     """
     return run_aggregate(context, database, cache, USER_COHORTS_AGGREGATE)
-
-
-user_cohorts_job = dg.define_asset_job(
-    "user_cohorts_job",
-    selection=[user_cohorts],
-    description="user_cohorts for a range of months, in one run.",
-)
-
-
-def first_scheduled_month(today: dt.date) -> dt.date:
-    """The oldest month the daily schedule recalculates on `today`."""
-    return max(add_months(month_start(today), 1 - SCHEDULED_MONTHS), month_start(monthly_partitions.start.date()))
-
-
-@dg.schedule(
-    job=user_cohorts_job,
-    cron_schedule="30 2 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def user_cohorts_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Every day at 02:30 UTC, recalculate the running month and the two before it in one run."""
-    today = context.scheduled_execution_time.astimezone(dt.UTC).date()
-    return dg.RunRequest(
-        run_key=context.scheduled_execution_time.isoformat(),
-        tags=partition_range_tags(first_scheduled_month(today), month_start(today)),
-    )
 
 
 def touched_cohort_months(conn: Connection, committed: state.Committed, before: dt.date) -> set[dt.date]:
@@ -327,9 +228,3 @@ def touched_cohort_months(conn: Connection, committed: state.Committed, before: 
         earliest = add_months(earliest, 1)
     return months
 
-
-defs = dg.Definitions(
-    assets=[user_signups, user_activity_months, user_cohorts],
-    jobs=[user_cohorts_job],
-    schedules=[user_cohorts_daily],
-)

@@ -1,15 +1,25 @@
 """What the cohorts domain declares: its assets and schedule, the states it absorbs, its
 touched-month finder, the aggregate it publishes."""
 
+import dagster as dg
+
 from ..aggregation.declarations import Domain, TouchedPartitions
 from .assets import (
     AGGREGATE,
     FRESHNESS,
     USER_ACTIVITY_MONTHS,
     USER_SIGNUPS,
-    defs,
     touched_cohort_months,
-    user_cohorts_job,
+    user_activity_months,
+    user_cohorts,
+    user_signups,
+)
+from .schedules import user_cohorts_daily, user_cohorts_job
+
+defs = dg.Definitions(
+    assets=[user_signups, user_activity_months, user_cohorts],
+    jobs=[user_cohorts_job],
+    schedules=[user_cohorts_daily],
 )
 
 DOMAIN = Domain(

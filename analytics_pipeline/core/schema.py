@@ -572,7 +572,7 @@ revenue_kpis = sa.Table(
 # One line per column of every table (and view) an asset writes or shows: what a value means,
 # ending with the docs section that defines it. They are the columns' COMMENTs in the database (revision
 # 0016_column_comments; test_migrations.py compares them) and the assets' `dagster/column_schema`
-# (aggregate_runs.column_schema), so the UI, psql's \d+ and the docs say the same.
+# (core/table_metadata.py), so the UI, psql's \d+ and the docs say the same.
 
 
 _PERIOD_DESCRIPTIONS = {

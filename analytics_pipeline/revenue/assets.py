@@ -9,32 +9,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..aggregation import state
+from ..aggregation.assets import AGGREGATES_GROUP, KINDS, OWNERS, aggregate_asset, state_asset
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows
 from ..aggregation.declarations import DerivedState
 from ..aggregation.freshness import HOURLY_SCHEDULE
-from ..aggregation.schedules import HOURLY
 from ..aggregation.partitions import daily_partitions
 from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
-from ..aggregation.runs import (
-    COUNT_BOUND,
-    MONEY_BOUND,
-    Aggregate,
-    ComputedRows,
-    StateAbsorb,
-    check_specs,
-    collect_window,
-    column_schema,
-    empty_day_partitions_sql,
-    rule_checks,
-    run_aggregate,
-)
-from ..aggregation.sources import analytics_events
+from ..aggregation.runs import Aggregate, collect_window, empty_day_partitions_sql, run_aggregate
+from ..aggregation.schedules import HOURLY
+from ..core import schema
 from ..core.cache_versions import CacheInvalidation
 from ..core.resources import AnalyticsDatabase
-from ..core.schema import payment_events as payment_events_table
-from ..core.schema import revenue_aggregates as revenue_aggregates_table
-from ..core.schema import revenue_kpis as revenue_kpis_view
-from ..core.schema import subscription_events as subscription_events_table
 from ..core.sql import sql_loader
+from ..core.table_metadata import table_metadata
+from .checks import CHECK_SPECS, RULE_CHECKS, malformed_revenue_events, prepare_checks
 
 load = sql_loader(__package__)
 
@@ -50,33 +38,6 @@ SUBSCRIPTION_HISTORY = DerivedState(
 )
 PAYMENT_HISTORY = DerivedState(
     "payment_history", "payment_events", PAYMENT_EVENT_TYPES, load("reconcile_payment_history")
-)
-
-MRR_BRIDGE = "mrr_bridge"
-CUSTOMER_BRIDGE = "customer_bridge"
-NON_NEGATIVE = "non_negative"
-PAYMENT_SUCCESS_WITHIN_ATTEMPTS = "payment_success_within_attempts"
-ARR_IS_TWELVE_TIMES_MRR = "arr_is_twelve_times_mrr"
-PERIODS_SUM_THEIR_DAYS = "periods_sum_their_days"
-NO_MALFORMED_EVENTS = "no_malformed_events"
-
-RULE_CHECKS = rule_checks(
-    load,
-    {
-        MRR_BRIDGE: "MRR at the end minus MRR before the period equals new + reactivation + expansion - contraction - churned.",
-        CUSTOMER_BRIDGE: "Active customers at the end minus those before the period equal new + reactivated - churned customers.",
-        NON_NEGATIVE: "No negative amount or count.",
-        PAYMENT_SUCCESS_WITHIN_ATTEMPTS: "Successful payments never exceed payment attempts.",
-        ARR_IS_TWELVE_TIMES_MRR: "arr = mrr * 12.",
-        PERIODS_SUM_THEIR_DAYS: (
-            "Week, month, quarter and year rows equal the sums of their day rows; mrr and active_customers "
-            "are their last day's."
-        ),
-    },
-)
-MALFORMED_CHECK = (
-    NO_MALFORMED_EVENTS,
-    "Malformed payment and subscription events in the window (skipped; WARN with counts by tenant and type).",
 )
 
 
@@ -147,30 +108,19 @@ def absorb_payment_events(conn: Connection) -> int:
     return absorb_histories(conn, PAYMENT_HISTORY)[PAYMENT_HISTORY.name]
 
 
-def _absorb_both(conn: Connection) -> dict[str, int]:
+def history_counts(added: int) -> dict[str, int]:
+    """What a history's absorb reports (analytics_pipeline/aggregation/metadata.py)."""
+    return {"events_added": added}
+
+
+def absorb_both_histories(conn: Connection) -> dict[str, dict[str, int]]:
+    """Both histories from one read of the raw events, as revenue_aggregates' runs absorb them;
+    their counts by state name."""
     added = absorb_histories(conn, SUBSCRIPTION_HISTORY, PAYMENT_HISTORY)
-    return {
-        "subscription_events_absorbed": added[SUBSCRIPTION_HISTORY.name],
-        "payment_events_absorbed": added[PAYMENT_HISTORY.name],
-    }
+    return {name: history_counts(rows) for name, rows in added.items()}
 
 
-_STATE_ASSET_ARGS = dict(
-    deps=[analytics_events],
-    group_name="state",
-    kinds={"postgres"},
-    owners=["team:analytics"],
-    pool="analytics_db",
-)
-
-
-@dg.asset(
-    **_STATE_ASSET_ARGS,
-    metadata={
-        "dagster/table_name": "public.subscription_events",
-        "dagster/column_schema": column_schema(subscription_events_table),
-    },
-)
+@state_asset(schema.subscription_events)
 def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Every valid subscription start, price change and cancellation, with its monthly value
     (docs/metrics.md#monthly-value): the history MRR is computed from.
@@ -184,16 +134,10 @@ def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsD
     with database.transaction() as conn:
         added = absorb_subscription_events(conn)
         total = conn.execute(sa.text("SELECT count(*) FROM subscription_events")).scalar_one()
-    return dg.MaterializeResult(metadata={"events_added": added, "dagster/row_count": total})
+    return dg.MaterializeResult(metadata={**history_counts(added), "dagster/row_count": total})
 
 
-@dg.asset(
-    **_STATE_ASSET_ARGS,
-    metadata={
-        "dagster/table_name": "public.payment_events",
-        "dagster/column_schema": column_schema(payment_events_table),
-    },
-)
+@state_asset(schema.payment_events)
 def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     """Every valid completed payment, failed payment and refund: its tenant, type, time and
     amount, the history the payment and refund columns of revenue_aggregates are computed from
@@ -206,7 +150,7 @@ def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDataba
     with database.transaction() as conn:
         added = absorb_payment_events(conn)
         total = conn.execute(sa.text("SELECT count(*) FROM payment_events")).scalar_one()
-    return dg.MaterializeResult(metadata={"events_added": added, "dagster/row_count": total})
+    return dg.MaterializeResult(metadata={**history_counts(added), "dagster/row_count": total})
 
 
 # --- the aggregate ------------------------------------------------------------------------------
@@ -277,23 +221,13 @@ def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object
     }
 
 
-def malformed_revenue_events(conn: Connection, params: dict) -> list:
-    """(tenant_id, event_type, problem, events) of malformed events revenue_aggregates reads."""
-    return conn.execute(sa.text(load("malformed")), params).all()
-
-
-def _prepare_checks(conn: Connection, params: dict) -> None:
-    conn.execute(sa.text(_sql("check_rows")), params)
-
-
 REVENUE_AGGREGATE = Aggregate(
     name=AGGREGATE,
-    # Both histories from one read of the raw events.
-    absorbs=(StateAbsorb(f"{SUBSCRIPTION_HISTORY.name}+{PAYMENT_HISTORY.name}", _absorb_both),),
+    absorbs=(absorb_both_histories,),
     compute=compute_revenue_rows,
     computed=REVENUE_ROWS,
     write=write_revenue_aggregates,
-    table=revenue_aggregates_table,
+    table=schema.revenue_aggregates,
     window_rows_sql=(
         f"FROM revenue_aggregates AS r WHERE (r.period_type, r.period_start) IN "
         f"(SELECT period_type, period_start FROM ({TOUCHED_PERIODS_SQL}) AS t)"
@@ -301,28 +235,19 @@ REVENUE_AGGREGATE = Aggregate(
     empty_partitions_sql=empty_day_partitions_sql("revenue_aggregates"),
     malformed=malformed_revenue_events,
     checks=RULE_CHECKS,
-    malformed_check=NO_MALFORMED_EVENTS,
-    prepare_checks=_prepare_checks,
+    prepare_checks=prepare_checks,
     describe_window=lambda start, end: f"{start}..{end}",
     inputs="subscriptions, payments or refunds",
 )
 
 
-@dg.asset(
+@aggregate_asset(
+    schema.revenue_aggregates,
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[subscription_history, payment_history],
-    group_name="aggregates",
-    kinds={"postgres"},
-    owners=["team:analytics"],
-    pool="analytics_db",
-    check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
-    freshness_policy=FRESHNESS.policy,
+    check_specs=CHECK_SPECS,
+    freshness=FRESHNESS,
     tags=HOURLY,
-    metadata={
-        "dagster/table_name": "public.revenue_aggregates",
-        "dagster/column_schema": column_schema(revenue_aggregates_table),
-    },
 )
 def revenue_aggregates(
     context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation
@@ -372,13 +297,8 @@ revenue_kpis = dg.AssetSpec(
         "are fractions, NULL where their denominator is 0."
     ),
     deps=[revenue_aggregates, subscription_history],
-    group_name="aggregates",
-    kinds={"postgres"},
-    owners=["team:analytics"],
-    metadata={
-        "dagster/table_name": "public.revenue_kpis",
-        "dagster/column_schema": column_schema(revenue_kpis_view),
-    },
+    group_name=AGGREGATES_GROUP,
+    kinds=set(KINDS),
+    owners=list(OWNERS),
+    metadata=table_metadata(schema.revenue_kpis),
 )
-
-defs = dg.Definitions(assets=[subscription_history, payment_history, revenue_aggregates, revenue_kpis])

@@ -1,9 +1,23 @@
 """What the revenue domain declares: its assets, the states it absorbs, its touched-day finder,
 the aggregate it publishes."""
 
+import dagster as dg
+
 from ..aggregation.declarations import Domain, TouchedPartitions
 from ..aggregation.schedules import hourly_aggregates_job
-from .assets import AGGREGATE, FRESHNESS, PAYMENT_HISTORY, SUBSCRIPTION_HISTORY, defs, touched_revenue_days
+from .assets import (
+    AGGREGATE,
+    FRESHNESS,
+    PAYMENT_HISTORY,
+    SUBSCRIPTION_HISTORY,
+    payment_history,
+    revenue_aggregates,
+    revenue_kpis,
+    subscription_history,
+    touched_revenue_days,
+)
+
+defs = dg.Definitions(assets=[subscription_history, payment_history, revenue_aggregates, revenue_kpis])
 
 DOMAIN = Domain(
     name="revenue",

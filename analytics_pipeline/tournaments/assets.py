@@ -12,32 +12,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..aggregation import state
+from ..aggregation.assets import aggregate_asset, state_asset
+from ..aggregation.bounds import AVERAGE_BOUND, COUNT_BOUND, MONEY_BOUND, RATE_BOUND, ComputedRows
 from ..aggregation.declarations import DerivedState
 from ..aggregation.freshness import HOURLY_SCHEDULE
-from ..aggregation.schedules import HOURLY
 from ..aggregation.partitions import daily_partitions
 from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
-from ..aggregation.runs import (
-    AVERAGE_BOUND,
-    COUNT_BOUND,
-    MONEY_BOUND,
-    RATE_BOUND,
-    Aggregate,
-    ComputedRows,
-    StateAbsorb,
-    check_specs,
-    collect_window,
-    column_schema,
-    empty_day_partitions_sql,
-    rule_checks,
-    run_aggregate,
-    tune_for_aggregation,
-)
-from ..aggregation.sources import analytics_events
+from ..aggregation.runs import Aggregate, collect_window, empty_day_partitions_sql, run_aggregate, tune_for_aggregation
+from ..aggregation.schedules import HOURLY
 from ..core import schema
 from ..core.cache_versions import CacheInvalidation
 from ..core.resources import AnalyticsDatabase
 from ..core.sql import sql_loader
+from .checks import CHECK_SPECS, RULE_CHECKS, malformed_tournament_events
 
 load = sql_loader(__package__)
 
@@ -55,11 +42,6 @@ TOURNAMENT_HISTORY = DerivedState(
     load("reconcile_tournament_history"),
 )
 
-RATES_IN_RANGE_CHECK = "completion_rate_between_0_and_100"
-COMPLETED_AT_MOST_COUNT_CHECK = "completed_count_at_most_tournament_count"
-MATCHES_HISTORY_CHECK = "rows_match_tournament_history"
-MALFORMED_EVENTS_CHECK = "no_malformed_tournament_events"
-
 _TOUCHED_PERIODS_TABLE = (
     "CREATE TEMP TABLE tournament_touched_periods ON COMMIT DROP AS " + TOUCHED_PERIODS_SQL
 )
@@ -71,7 +53,8 @@ _TOUCHED_PERIODS_TABLE = (
 def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     """Bring tournament_history (and the copies of malformed tournament events in
     malformed_events) up to date with the events committed since the state's last absorb, in the
-    caller's transaction (analytics_pipeline/aggregation/state.py). Idempotent."""
+    caller's transaction (analytics_pipeline/aggregation/state.py). Idempotent. Returns its counts
+    (analytics_pipeline/aggregation/metadata.py)."""
     tune_for_aggregation(conn)
     window = state.begin_absorb(conn, STATE)
     committed = window.committed
@@ -86,17 +69,7 @@ def absorb_tournament_history(conn: Connection) -> dict[str, int]:
     return {"events_read": events, "tournaments_updated": tournaments}
 
 
-@dg.asset(
-    deps=[analytics_events],
-    pool="analytics_db",
-    group_name="state",
-    kinds={"postgres"},
-    owners=["team:analytics"],
-    metadata={
-        "dagster/table_name": "public.tournament_history",
-        "dagster/column_schema": column_schema(schema.tournament_history),
-    },
-)
+@state_asset(schema.tournament_history)
 def tournament_history(database: AnalyticsDatabase) -> dg.MaterializeResult:
     """One row per tournament a tenant ran: the day it belongs to (its `tournament_created` event,
     else its earliest event), its format, when it started and completed, its completion's
@@ -131,25 +104,10 @@ def touched_tournament_days(conn: Connection, committed: state.Committed, before
 
 # --- the aggregate ------------------------------------------------------------------------------
 
-RULE_CHECKS = rule_checks(
-    load,
-    {
-        RATES_IN_RANGE_CHECK: "completion_rate is within 0..100 and no count, average or revenue is negative.",
-        COMPLETED_AT_MOST_COUNT_CHECK: "completed_count never exceeds tournament_count.",
-        MATCHES_HISTORY_CHECK: (
-            "Counts, players and revenue of every written row equal those of the period's tournaments "
-            "in tournament_history, with no row missing or extra."
-        ),
-    },
-)
-MALFORMED_CHECK = (
-    MALFORMED_EVENTS_CHECK,
-    "No malformed tournament, registration or tournament payment event happened in the window "
-    "(WARN; counts by tenant and type). Malformed events are left out of every metric.",
-)
-
 
 def _create_touched_periods(conn: Connection, params: dict) -> None:
+    """The periods touching the window, in `tournament_touched_periods`: those the computation
+    replaces and the checks read."""
     conn.execute(sa.text("DROP TABLE IF EXISTS tournament_touched_periods"))
     conn.execute(sa.text(_TOUCHED_PERIODS_TABLE), params)
 
@@ -190,16 +148,9 @@ def write_tournament_aggregates(conn: Connection, params: dict) -> dict[str, obj
     }
 
 
-def malformed_tournament_events(conn: Connection, params: dict) -> list:
-    """(tenant_id, event_type, problem, events) of malformed events tournament_aggregates reads."""
-    return conn.execute(sa.text(load("malformed")), params).all()
-
-
 TOURNAMENT_AGGREGATE = Aggregate(
     name=AGGREGATE,
-    absorbs=(
-        StateAbsorb(STATE, lambda c: {"state_events_absorbed": absorb_tournament_history(c)["events_read"]}),
-    ),
+    absorbs=(lambda conn: {STATE: absorb_tournament_history(conn)},),
     compute=compute_tournament_rows,
     computed=(TOURNAMENT_ROWS,),
     write=write_tournament_aggregates,
@@ -211,27 +162,18 @@ TOURNAMENT_AGGREGATE = Aggregate(
     empty_partitions_sql=empty_day_partitions_sql("tournament_aggregates"),
     malformed=malformed_tournament_events,
     checks=RULE_CHECKS,
-    malformed_check=MALFORMED_EVENTS_CHECK,
     prepare_checks=_create_touched_periods,
     describe_window=lambda start, end: f"{start}..{end - dt.timedelta(days=1)}",
     inputs="tournaments",
 )
 
 
-@dg.asset(
+@aggregate_asset(
+    schema.tournament_aggregates,
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[tournament_history],
-    pool="analytics_db",
-    group_name="aggregates",
-    kinds={"postgres"},
-    owners=["team:analytics"],
-    metadata={
-        "dagster/table_name": "public.tournament_aggregates",
-        "dagster/column_schema": column_schema(schema.tournament_aggregates),
-    },
-    check_specs=check_specs(AGGREGATE, RULE_CHECKS, MALFORMED_CHECK),
-    freshness_policy=FRESHNESS.policy,
+    check_specs=CHECK_SPECS,
+    freshness=FRESHNESS,
     tags=HOURLY,
 )
 def tournament_aggregates(
@@ -251,6 +193,3 @@ def tournament_aggregates(
     transaction. Any day can be recomputed at any time, whatever raw events have been purged.
     """
     return run_aggregate(context, database, cache, TOURNAMENT_AGGREGATE)
-
-
-defs = dg.Definitions(assets=[tournament_history, tournament_aggregates])

@@ -1,9 +1,20 @@
 """What the tournaments domain declares: its assets, the state it absorbs, its touched-day finder,
 the aggregate it publishes."""
 
+import dagster as dg
+
 from ..aggregation.declarations import Domain, TouchedPartitions
 from ..aggregation.schedules import hourly_aggregates_job
-from .assets import AGGREGATE, FRESHNESS, TOURNAMENT_HISTORY, defs, touched_tournament_days
+from .assets import (
+    AGGREGATE,
+    FRESHNESS,
+    TOURNAMENT_HISTORY,
+    touched_tournament_days,
+    tournament_aggregates,
+    tournament_history,
+)
+
+defs = dg.Definitions(assets=[tournament_history, tournament_aggregates])
 
 DOMAIN = Domain(
     name="tournaments",

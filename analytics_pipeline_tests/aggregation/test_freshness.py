@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline.aggregation.schedules import hourly_aggregates_schedule
 from analytics_pipeline.api.freshness import MAX_AGE_SECONDS
-from analytics_pipeline.cohorts.assets import user_cohorts_daily
+from analytics_pipeline.cohorts.schedules import user_cohorts_daily
 from analytics_pipeline.core.cache_versions import CacheInvalidation
 from analytics_pipeline.definitions import defs
 from analytics_pipeline.domains import aggregate_freshness

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import definitions
-from analytics_pipeline.aggregation.reconciliation import CHECK_NAME
+from analytics_pipeline.aggregation.reconciliation import ABSORBS_EVERY_COMMITTED_EVENT_CHECK
 from analytics_pipeline.alerts import asset_check_failure_alert_sensor
 from analytics_pipeline.cohorts.assets import user_activity_months, user_signups
 from analytics_pipeline.core.resources import MailResource, pipeline_resources
@@ -62,7 +62,10 @@ def test_every_state_holds_what_it_absorbed(absorbed):
     evaluations, _ = reconcile()
     assert set(evaluations) == set(STATES)
     assert all(e.passed for e in evaluations.values()), {k: e.metadata for k, e in evaluations.items()}
-    assert all(e.check_name == CHECK_NAME and e.severity == dg.AssetCheckSeverity.ERROR for e in evaluations.values())
+    assert all(
+        e.check_name == ABSORBS_EVERY_COMMITTED_EVENT_CHECK and e.severity == dg.AssetCheckSeverity.ERROR
+        for e in evaluations.values()
+    )
 
 
 @pytest.mark.parametrize("state_name", STATES)
@@ -121,5 +124,5 @@ def test_the_failed_reconciliation_is_alerted(absorbed, monkeypatch):
         tick(cursor)
         assert len(inbox.messages) == 1
         body = inbox.messages[0].get_content()
-    assert f"Check {CHECK_NAME} on payment_history failed (severity ERROR):" in body
+    assert f"Check {ABSORBS_EVERY_COMMITTED_EVENT_CHECK} on payment_history failed (severity ERROR):" in body
     assert "tenant t2, 2025-03-04: 1 events absorbed, 0 in payment_events" in body

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.aggregation import runs as aggregate_runs
+from analytics_pipeline.aggregation import checks
 from analytics_pipeline.aggregation import state
 from analytics_pipeline.aggregation.new_events import new_events_sensor, partitions_end
 from analytics_pipeline.domains import touched_partitions
@@ -217,7 +217,7 @@ def test_the_cache_hears_of_the_tenants_whose_rows_changed_once_they_are_visible
 def test_a_check_without_its_sql_file_fails_at_import():
     load = sql_loader("analytics_pipeline.revenue")
     with pytest.raises(FileNotFoundError, match="no_such_check.sql"):
-        aggregate_runs.rule_checks(load, {"no_such_check": "renamed on one side only"})
+        checks.rule_checks(load, {"no_such_check": "renamed on one side only"})
 
 
 # --- late data reaches user_cohorts ---------------------------------------------------------------

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.aggregation.runs import VALUES_FIT_COLUMNS
+from analytics_pipeline.aggregation.checks import VALUES_FIT_COLUMNS_CHECK
 from analytics_pipeline.cohorts.assets import user_cohorts
 from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
@@ -74,7 +74,7 @@ def _count(engine, table: str, tenant: str) -> int:
 
 def _check(result, asset: str):
     (found,) = [c for c in result.get_asset_check_evaluations()
-                if c.check_name == VALUES_FIT_COLUMNS and c.asset_key == dg.AssetKey(asset)]
+                if c.check_name == VALUES_FIT_COLUMNS_CHECK and c.asset_key == dg.AssetKey(asset)]
     return found
 
 
@@ -185,7 +185,7 @@ def test_the_largest_storable_amount_is_written_and_one_cent_more_holds_only_its
     }
     for result in (daily, monthly):
         # The old rows of "over" are left out of the rule checks: the run wrote none of them.
-        assert {c.check_name for c in result.get_asset_check_evaluations() if not c.passed} == {VALUES_FIT_COLUMNS}
+        assert {c.check_name for c in result.get_asset_check_evaluations() if not c.passed} == {VALUES_FIT_COLUMNS_CHECK}
     for result, asset in ((daily, "tournament_aggregates"), (daily, "revenue_aggregates"), (monthly, "user_cohorts")):
         check = _check(result, asset)
         assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
@@ -241,8 +241,8 @@ def test_an_arr_past_the_columns_holds_its_tenant_back_until_the_data_is_correct
     assert _differ(engine, "revenue_aggregates", "old_revenue_aggregates", ["big"], with_updated_at=True) == 0
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     # The rows of "big" are old, the others written as in a clean run: every rule check passes.
-    assert [name for name, c in checks.items() if not c.passed] == [VALUES_FIT_COLUMNS]
-    check = checks[VALUES_FIT_COLUMNS]
+    assert [name for name, c in checks.items() if not c.passed] == [VALUES_FIT_COLUMNS_CHECK]
+    check = checks[VALUES_FIT_COLUMNS_CHECK]
     # Every row of the window of "big" carries that ARR: both days, and the periods containing them.
     assert check.metadata["examples"].value == [
         f"tenant big, {p}: arr = {arr}" for p in (

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline import definitions
-from analytics_pipeline.aggregation.runs import VALUES_FIT_COLUMNS
+from analytics_pipeline.aggregation.checks import NO_MALFORMED_EVENTS_CHECK, VALUES_FIT_COLUMNS_CHECK
 from analytics_pipeline.alerts import (
     alert_recipients,
     asset_check_failure_alert_sensor,
@@ -21,7 +21,8 @@ from analytics_pipeline.alerts import (
     run_failure_alert_sensor,
     send_with_retries,
 )
-from analytics_pipeline.cohorts.assets import LTV_NEVER_DECREASES_CHECK, MALFORMED_EVENTS_CHECK, user_cohorts
+from analytics_pipeline.cohorts.assets import user_cohorts
+from analytics_pipeline.cohorts.checks import LTV_NEVER_DECREASES_CHECK
 from analytics_pipeline.core.resources import MailResource, TemporaryMailError, pipeline_resources
 from analytics_pipeline.core.settings import ConfigError
 from analytics_pipeline.revenue.assets import revenue_aggregates
@@ -212,13 +213,13 @@ def test_a_failed_error_check_is_alerted_once(inbox, cohorts_db, engine):
     with dg.DagsterInstance.ephemeral() as instance:
         cursor, _ = _check_tick(instance, None)  # the first tick only places the cursor
         passing = _materialize_cohorts(instance, cohorts_db, tags=range_tags("2025-01-01", "2025-05-01"))
-        assert _failed(passing) == {MALFORMED_EVENTS_CHECK: "WARN"}
+        assert _failed(passing) == {NO_MALFORMED_EVENTS_CHECK: "WARN"}
         cursor, _ = _check_tick(instance, cursor)
         assert inbox.messages == [], "passing checks and a WARN failure send nothing"
 
         _break_ltv(engine)
         failing = _materialize_cohorts(instance, cohorts_db, partition="2025-05-01")
-        assert _failed(failing) == {LTV_NEVER_DECREASES_CHECK: "ERROR", MALFORMED_EVENTS_CHECK: "WARN"}
+        assert _failed(failing) == {LTV_NEVER_DECREASES_CHECK: "ERROR", NO_MALFORMED_EVENTS_CHECK: "WARN"}
         cursor, _ = _check_tick(instance, cursor)
         assert len(inbox.messages) == 1
         # A later tick, from the stored cursor as after a restart of the daemon, sends nothing.
@@ -240,7 +241,7 @@ def test_a_failed_error_check_is_alerted_once(inbox, cohorts_db, engine):
     assert "Within a cohort, ltv never decreases from one month_number to the next." in body
     assert "offending_rows: 1" in body
     assert "t1:2025-01-01:4: ltv 15.00 < 99.00 of month 3" in body  # May's row, against April's
-    assert MALFORMED_EVENTS_CHECK not in body
+    assert NO_MALFORMED_EVENTS_CHECK not in body
 
 
 def test_the_alert_names_the_partition_range_of_the_run(inbox, cohorts_db, engine):
@@ -382,10 +383,10 @@ def test_a_value_no_column_holds_is_alerted_naming_tenant_period_and_value(inbox
             resources=pipeline_resources(db_url),
         )
         assert result.success
-        assert _failed(result) == {VALUES_FIT_COLUMNS: "ERROR"}
+        assert _failed(result) == {VALUES_FIT_COLUMNS_CHECK: "ERROR"}
         _check_tick(instance, cursor)
     (message,) = inbox.messages
-    assert f"revenue_aggregates:{VALUES_FIT_COLUMNS}" in message["Subject"]
+    assert f"revenue_aggregates:{VALUES_FIT_COLUMNS_CHECK}" in message["Subject"]
     body = message.get_content()
     assert "tenant big, day 2025-03-03: arr = 10399999999998960.00" in body
     assert 'tenants_not_written: ["big"]' in body

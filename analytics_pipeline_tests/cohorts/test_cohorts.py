@@ -10,18 +10,15 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.cohorts.assets import (
+from analytics_pipeline.aggregation.checks import NO_MALFORMED_EVENTS_CHECK
+from analytics_pipeline.cohorts.assets import USER_COHORTS_AGGREGATE, user_activity_months, user_cohorts, user_signups
+from analytics_pipeline.cohorts.checks import (
     LTV_NEVER_DECREASES_CHECK,
-    MALFORMED_EVENTS_CHECK,
-    MATCHES_STATE_CHECK,
-    RATES_IN_RANGE_CHECK,
-    RETAINED_AT_MOST_SIZE_CHECK,
-    USER_COHORTS_AGGREGATE,
-    user_activity_months,
-    user_cohorts,
-    user_cohorts_daily,
-    user_signups,
+    RETAINED_USERS_AT_MOST_COHORT_SIZE_CHECK,
+    RETENTION_RATE_BETWEEN_0_AND_100_CHECK,
+    ROWS_MATCH_USER_STATE_CHECK,
 )
+from analytics_pipeline.cohorts.schedules import user_cohorts_daily
 from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.domains import declared_state_names
 
@@ -100,8 +97,8 @@ def test_hand_worked_triangle(db_url, engine):
     assert metadata["malformed_events"].value == 2
     assert metadata["malformed_events_by_type"].data == {"payment_completed": 1, "user_signup": 1}
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert [name for name, c in checks.items() if not c.passed] == [MALFORMED_EVENTS_CHECK]
-    assert checks[MALFORMED_EVENTS_CHECK].severity == dg.AssetCheckSeverity.WARN
+    assert [name for name, c in checks.items() if not c.passed] == [NO_MALFORMED_EVENTS_CHECK]
+    assert checks[NO_MALFORMED_EVENTS_CHECK].severity == dg.AssetCheckSeverity.WARN
 
 
 def test_a_partition_writes_the_rows_of_its_month(db_url, engine):
@@ -113,14 +110,18 @@ def test_a_partition_writes_the_rows_of_its_month(db_url, engine):
 @pytest.mark.parametrize(
     "corruption, row_id, failing",
     [
-        ("retained_users = cohort_size + 1", "t1:2025-01-01:3", {RETAINED_AT_MOST_SIZE_CHECK, MATCHES_STATE_CHECK}),
-        ("retention_rate = -1", "t1:2025-01-01:3", {RATES_IN_RANGE_CHECK}),
-        ("ltv = 1", "t1:2025-01-01:4", {LTV_NEVER_DECREASES_CHECK, MATCHES_STATE_CHECK}),
+        (
+            "retained_users = cohort_size + 1",
+            "t1:2025-01-01:3",
+            {RETAINED_USERS_AT_MOST_COHORT_SIZE_CHECK, ROWS_MATCH_USER_STATE_CHECK},
+        ),
+        ("retention_rate = -1", "t1:2025-01-01:3", {RETENTION_RATE_BETWEEN_0_AND_100_CHECK}),
+        ("ltv = 1", "t1:2025-01-01:4", {LTV_NEVER_DECREASES_CHECK, ROWS_MATCH_USER_STATE_CHECK}),
         # Within every other rule, but not what the state says.
-        ("revenue = 0.01", "t1:2025-01-01:4", {MATCHES_STATE_CHECK}),
-        ("cohort_size = 3", "t1:2025-01-01:4", {MATCHES_STATE_CHECK}),
-        ("ltv = 15.01", "t1:2025-01-01:5", {MATCHES_STATE_CHECK}),
-        ("retained_users = 0, retention_rate = 0", "t1:2025-01-01:3", {MATCHES_STATE_CHECK}),
+        ("revenue = 0.01", "t1:2025-01-01:4", {ROWS_MATCH_USER_STATE_CHECK}),
+        ("cohort_size = 3", "t1:2025-01-01:4", {ROWS_MATCH_USER_STATE_CHECK}),
+        ("ltv = 15.01", "t1:2025-01-01:5", {ROWS_MATCH_USER_STATE_CHECK}),
+        ("retained_users = 0, retention_rate = 0", "t1:2025-01-01:3", {ROWS_MATCH_USER_STATE_CHECK}),
     ],
 )
 def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, row_id, failing):
@@ -129,7 +130,7 @@ def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, row_id, fail
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE user_cohorts SET {corruption} WHERE id = :id"), {"id": row_id})
         results = USER_COHORTS_AGGREGATE.check_stored_rows(conn, dt.date(2025, 4, 1), dt.date(2025, 7, 1))
-    assert {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK} == failing
+    assert {r.check_name for r in results if not r.passed} - {NO_MALFORMED_EVENTS_CHECK} == failing
 
 
 @pytest.mark.parametrize(
@@ -149,7 +150,8 @@ def test_state_check_fails_on_a_missing_or_extra_row(db_url, engine, change):
     with engine.begin() as conn:
         conn.execute(sa.text(change))
         results = USER_COHORTS_AGGREGATE.check_stored_rows(conn, dt.date(2025, 4, 1), dt.date(2025, 6, 1))
-    assert {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK} == {MATCHES_STATE_CHECK}
+    failed = {r.check_name for r in results if not r.passed} - {NO_MALFORMED_EVENTS_CHECK}
+    assert failed == {ROWS_MATCH_USER_STATE_CHECK}
 
 
 def test_a_run_of_the_last_months_counts_late_revenue_of_earlier_months_in_ltv(db_url, engine):
@@ -165,7 +167,7 @@ def test_a_run_of_the_last_months_counts_late_revenue_of_earlier_months_in_ltv(d
     # The daily run's shape: only the last months. Their ltv includes all the January cohort's
     # revenue so far, (10 + 30 + 5) / 2; the earlier months' rows wait for their own run.
     result = _materialize(db_url, "2025-05-01", "2025-06-01")
-    assert all(c.passed for c in result.get_asset_check_evaluations() if c.check_name != MALFORMED_EVENTS_CHECK)
+    assert all(c.passed for c in result.get_asset_check_evaluations() if c.check_name != NO_MALFORMED_EVENTS_CHECK)
     late = {
         (JAN, 4): (2, 0, D("0.00"), D("0.00"), D("22.50")),
         (JAN, 5): (2, 1, D("50.00"), D("0.00"), D("22.50")),
@@ -180,7 +182,7 @@ def test_a_run_of_the_last_months_counts_late_revenue_of_earlier_months_in_ltv(d
 
     # All months: February now has u1 active and paying, April 35.
     result = _materialize(db_url, "2025-01-01", "2025-06-01")
-    assert all(c.passed for c in result.get_asset_check_evaluations() if c.check_name != MALFORMED_EVENTS_CHECK)
+    assert all(c.passed for c in result.get_asset_check_evaluations() if c.check_name != NO_MALFORMED_EVENTS_CHECK)
     assert _rows(engine) == {
         **EXPECTED,
         **late,

@@ -13,13 +13,9 @@ import sqlalchemy as sa
 
 from analytics_pipeline.core import db, migrate
 from analytics_pipeline.core.resources import AnalyticsDatabase
-from analytics_pipeline.revenue.assets import (
-    CUSTOMER_BRIDGE,
-    NO_MALFORMED_EVENTS,
-    REVENUE_AGGREGATE,
-    revenue_aggregates,
-    subscription_history,
-)
+from analytics_pipeline.aggregation.checks import NO_MALFORMED_EVENTS_CHECK
+from analytics_pipeline.revenue.assets import REVENUE_AGGREGATE, revenue_aggregates, subscription_history
+from analytics_pipeline.revenue.checks import CUSTOMER_BRIDGE_CHECK
 
 from ..helpers import add_event, materialize_range, rows
 
@@ -162,14 +158,14 @@ def test_same_day_start_and_cancel_leaves_no_customer_day(worked):
 def test_customer_bridge_fails_on_a_corrupted_row(worked):
     with worked.begin() as conn:
         results = {r.check_name: r for r in REVENUE_AGGREGATE.check_stored_rows(conn, dt.date(2025, 2, 1), dt.date(2025, 3, 1))}
-        assert all(r.passed for name, r in results.items() if name != NO_MALFORMED_EVENTS)
+        assert all(r.passed for name, r in results.items() if name != NO_MALFORMED_EVENTS_CHECK)
     with worked.begin() as conn:
         conn.execute(sa.text("UPDATE revenue_aggregates SET active_customers = active_customers + 1 "
                              "WHERE id = 't1:month:2025-02-01'"))
         results = {r.check_name: r for r in REVENUE_AGGREGATE.check_stored_rows(conn, dt.date(2025, 2, 1), dt.date(2025, 3, 1))}
-    assert not results[CUSTOMER_BRIDGE].passed
-    assert results[CUSTOMER_BRIDGE].metadata["offending_rows"].value == 1
-    assert "t1:month:2025-02-01" in str(results[CUSTOMER_BRIDGE].metadata["examples"].data)
+    assert not results[CUSTOMER_BRIDGE_CHECK].passed
+    assert results[CUSTOMER_BRIDGE_CHECK].metadata["offending_rows"].value == 1
+    assert "t1:month:2025-02-01" in str(results[CUSTOMER_BRIDGE_CHECK].metadata["examples"].data)
 
 
 def test_a_tenant_sees_only_its_own_kpis_through_the_view(worked, db_url):

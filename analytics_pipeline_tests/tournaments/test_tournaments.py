@@ -10,18 +10,19 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.aggregation.runs import VALUES_FIT_COLUMNS
+from analytics_pipeline.aggregation.checks import NO_MALFORMED_EVENTS_CHECK, VALUES_FIT_COLUMNS_CHECK
 from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.domains import declared_state_names
 from analytics_pipeline.tournaments.assets import (
-    COMPLETED_AT_MOST_COUNT_CHECK,
-    MALFORMED_EVENTS_CHECK,
-    MATCHES_HISTORY_CHECK,
-    RATES_IN_RANGE_CHECK,
     TOURNAMENT_AGGREGATE,
     touched_tournament_days,
     tournament_aggregates,
     tournament_history,
+)
+from analytics_pipeline.tournaments.checks import (
+    COMPLETED_COUNT_AT_MOST_TOURNAMENT_COUNT_CHECK,
+    COMPLETION_RATE_BETWEEN_0_AND_100_CHECK,
+    ROWS_MATCH_TOURNAMENT_HISTORY_CHECK,
 )
 
 from ..helpers import committed_since, db_snapshot, event, insert_events, range_tags, run_concurrently, table_rows
@@ -163,23 +164,29 @@ def test_run_metadata_and_checks(db_url, engine):
     assert metadata["malformed_events_by_type"].data == {"payment_completed": 1, "tournament_created": 1}
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert set(checks) == {
-        RATES_IN_RANGE_CHECK, COMPLETED_AT_MOST_COUNT_CHECK, MATCHES_HISTORY_CHECK, MALFORMED_EVENTS_CHECK,
-        VALUES_FIT_COLUMNS,
+        COMPLETION_RATE_BETWEEN_0_AND_100_CHECK,
+        COMPLETED_COUNT_AT_MOST_TOURNAMENT_COUNT_CHECK,
+        ROWS_MATCH_TOURNAMENT_HISTORY_CHECK,
+        NO_MALFORMED_EVENTS_CHECK,
+        VALUES_FIT_COLUMNS_CHECK,
     }
-    assert checks[VALUES_FIT_COLUMNS].passed
-    assert checks[RATES_IN_RANGE_CHECK].passed
-    assert checks[COMPLETED_AT_MOST_COUNT_CHECK].passed
-    assert checks[MATCHES_HISTORY_CHECK].passed
-    assert not checks[MALFORMED_EVENTS_CHECK].passed
-    assert checks[MALFORMED_EVENTS_CHECK].severity == dg.AssetCheckSeverity.WARN
+    assert checks[VALUES_FIT_COLUMNS_CHECK].passed
+    assert checks[COMPLETION_RATE_BETWEEN_0_AND_100_CHECK].passed
+    assert checks[COMPLETED_COUNT_AT_MOST_TOURNAMENT_COUNT_CHECK].passed
+    assert checks[ROWS_MATCH_TOURNAMENT_HISTORY_CHECK].passed
+    assert not checks[NO_MALFORMED_EVENTS_CHECK].passed
+    assert checks[NO_MALFORMED_EVENTS_CHECK].severity == dg.AssetCheckSeverity.WARN
 
 
 @pytest.mark.parametrize(
     "corruption, failing",
     [
-        ("completed_count = tournament_count + 1", {COMPLETED_AT_MOST_COUNT_CHECK, MATCHES_HISTORY_CHECK}),
-        ("completion_rate = 150", {RATES_IN_RANGE_CHECK}),
-        ("revenue = revenue + 1", {MATCHES_HISTORY_CHECK}),
+        (
+            "completed_count = tournament_count + 1",
+            {COMPLETED_COUNT_AT_MOST_TOURNAMENT_COUNT_CHECK, ROWS_MATCH_TOURNAMENT_HISTORY_CHECK},
+        ),
+        ("completion_rate = 150", {COMPLETION_RATE_BETWEEN_0_AND_100_CHECK}),
+        ("revenue = revenue + 1", {ROWS_MATCH_TOURNAMENT_HISTORY_CHECK}),
     ],
 )
 def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, failing):
@@ -188,7 +195,7 @@ def test_checks_fail_on_a_corrupted_row(db_url, engine, corruption, failing):
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE tournament_aggregates SET {corruption} WHERE id = 't1:week:2025-03-03'"))
         results = TOURNAMENT_AGGREGATE.check_stored_rows(conn, dt.date(2025, 3, 4), dt.date(2025, 3, 5))
-    failed = {r.check_name for r in results if not r.passed} - {MALFORMED_EVENTS_CHECK}
+    failed = {r.check_name for r in results if not r.passed} - {NO_MALFORMED_EVENTS_CHECK}
     assert failed == failing
 
 
@@ -198,8 +205,8 @@ def test_deleted_row_is_reported_missing(db_url, engine):
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM tournament_aggregates WHERE id = 't1:day:2025-03-04'"))
         results = {r.check_name: r for r in TOURNAMENT_AGGREGATE.check_stored_rows(conn, dt.date(2025, 3, 4), dt.date(2025, 3, 5))}
-    assert not results[MATCHES_HISTORY_CHECK].passed
-    assert "missing row" in str(results[MATCHES_HISTORY_CHECK].metadata["examples"].data)
+    assert not results[ROWS_MATCH_TOURNAMENT_HISTORY_CHECK].passed
+    assert "missing row" in str(results[ROWS_MATCH_TOURNAMENT_HISTORY_CHECK].metadata["examples"].data)
 
 
 def test_rerun_and_reabsorbing_change_nothing(db_url, engine):
