@@ -86,6 +86,8 @@ def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, 
 
 
 def kpis(database: AnalyticsDatabase, tenant_id: str, period_type: str, day: dt.date) -> bytes:
+    """Each KPI of the period with its change against the one before, as sql/kpis.sql computes it
+    with the reports' rule (the SQL functions of migration 0020)."""
     _, rows = fetch(database, tenant_id, "kpis", period_type=period_type, day=day)
     payload = {
         "tenant_id": tenant_id,
@@ -93,21 +95,10 @@ def kpis(database: AnalyticsDatabase, tenant_id: str, period_type: str, day: dt.
         "day": day,
         "period_start": rows[0]["current_start"],
         "previous_period_start": rows[0]["previous_start"],
-        "kpis": [{"kpi": r["kpi"], "unit": r["unit"], "current": r["current"], "previous": r["previous"],
-                  **_changes(r["unit"], r["current"], r["previous"])} for r in rows],
+        "kpis": [{k: r[k] for k in ("kpi", "unit", "current", "previous", "change_pct", "change_points")}
+                 for r in rows],
     }
     return to_json(payload)
-
-
-def _changes(unit: str, current, previous) -> dict:
-    """`change_pct`, the change in percent of the previous value (null against zero or null), and
-    `change_points`, of a ratio only, the change in percentage points: a retention of 90 % after
-    80 % is +10 points, which a percent change (+12.5 %) would misstate."""
-    known = current is not None and previous is not None
-    return {
-        "change_pct": round(float(100 * (current - previous) / abs(previous)), 1) if known and previous else None,
-        "change_points": round(float(100 * (current - previous)), 1) if known and unit == "ratio" else None,
-    }
 
 
 def reports(database: AnalyticsDatabase, tenant_id: str) -> bytes:

@@ -1,5 +1,5 @@
-"""The Dashboard API's figures on hand-worked rows: the tables as CSV, the MRR bridge, the KPIs,
-and the periodic tables answering alike."""
+"""The Dashboard API's figures on hand-worked rows: the tables as CSV, the MRR bridge, the KPIs and
+their change against the previous period, and the periodic tables answering alike."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+
+from analytics_pipeline.core.sql import load_sql
 
 from .api_data import TODAY, two_tenants
 from ..api_support import api_env, auth, client, redis_prefix, redis_server_url
@@ -175,6 +177,42 @@ def test_kpi_change_in_points_for_ratios(client, engine):
     assert kpis["nrr"]["change_pct"] == 12.5
     # Logo churn 1 of 5 opening customers = 20 % in March, 1 of 4 = 25 % in April: +5 points, +25 %.
     assert (kpis["logo_churn_rate"]["change_points"], kpis["logo_churn_rate"]["change_pct"]) == (5.0, 25.0)
+
+
+def test_a_kpis_change_is_the_one_the_reports_show(client, engine):
+    """One rule for the change against the previous period (migration 0020), in numeric: rounded
+    half away from zero and never -0.0, the same numbers as the reports' KPI block."""
+    with engine.begin() as conn:
+        add_tenant(conn, "acme")
+        _month_row(conn, "acme", "2025-02-01", "2025-02-28", mrr=10000, new_revenue=10000, active_customers=400,
+                   new_customers=400)
+        # March: 1 of 400 customers and 20 of 10,000 MRR lost, as much won: logo churn 0.25 %, GRR 99.8 %.
+        _month_row(conn, "acme", "2025-03-01", "2025-03-31", mrr=10000, new_revenue=20, churned_revenue=20,
+                   active_customers=400, new_customers=1, churned_customers=1)
+        # April: 2 of 400 lost, 3 won: 401 customers (+0.25 %), MRR 9,996 (-0.04 %), logo churn 0.5 %
+        # (+0.25 points), GRR 99.9 % (+0.1 points), ARPA 24.93 against 25.00 (-0.28 %).
+        _month_row(conn, "acme", "2025-04-01", "2025-04-30", mrr=9996, new_revenue=6, churned_revenue=10,
+                   active_customers=401, new_customers=3, churned_customers=2)
+    response = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme"))
+    kpis = {k["kpi"]: k for k in response.json()["kpis"]}
+    assert kpis["active_customers"]["change_pct"] == 0.3  # a half rounds away from zero
+    assert kpis["mrr"]["change_pct"] == 0.0 and '"change_pct":-0.0' not in response.text
+    assert kpis["arpa"]["change_pct"] == -0.3
+    assert (kpis["logo_churn_rate"]["change_points"], kpis["logo_churn_rate"]["change_pct"]) == (0.3, 100.0)
+    assert (kpis["grr"]["change_points"], kpis["grr"]["change_pct"]) == (0.1, 0.1)
+    assert kpis["net_new_mrr"]["change_pct"] is None  # against 0
+
+    # The reports' KPI block: the change in points for a ratio, in percent for the others.
+    report_sql = load_sql("analytics_pipeline.reports", "revenue_kpis")
+    with engine.connect() as conn:
+        block = conn.execute(sa.text(report_sql), {
+            "tenant_id": "acme", "period_type": "month", "start": dt.date(2025, 4, 1),
+            "end": dt.date(2025, 4, 30), "previous_start": dt.date(2025, 3, 1)}).mappings().all()
+    assert len(block) == 9
+    for figure in block:
+        api = kpis[figure["metric"]]
+        shown = api["change_points"] if figure["unit"] == "ratio" else api["change_pct"]
+        assert (None if figure["change_pct"] is None else float(figure["change_pct"])) == shown, figure["metric"]
 
 
 def test_the_periodic_tables_answer_alike(client, two_tenants):

@@ -5,7 +5,9 @@
 -- revenue_kpis's for the period's row. A period without a row has no MRR, no movement and no
 -- customer (docs/metrics.md#which-rows-exist): those are 0 then (`if_no_row`), while a KPI whose
 -- denominator is 0 stays NULL. Units: amount (currency), count, ratio (a fraction, 1 = 100 %),
--- number (the quick ratio). One row per KPI: a new KPI is one more line of the VALUES list.
+-- number (the quick ratio). One row per KPI: a new KPI is one more line of the VALUES list. Each
+-- KPI's change against the period before is the reports' (migration 0020): change_pct in percent
+-- of the previous value, and for a ratio also change_points, in percentage points.
 WITH bounds AS (
     SELECT date_trunc(:period_type, CAST(:day AS date))::date AS current_start,
            date_trunc(:period_type, date_trunc(:period_type, CAST(:day AS date)) - interval '1 day')::date AS previous_start
@@ -21,7 +23,8 @@ periods AS (
       AND r.period_type = :period_type
       AND r.period_start IN (b.current_start, b.previous_start)
 )
-SELECT f.kpi, f.unit, coalesce(f.current, f.if_no_row) AS current, coalesce(f.previous, f.if_no_row) AS previous,
+SELECT f.kpi, f.unit, v.current, v.previous, analytics_change_pct(v.current, v.previous) AS change_pct,
+       CASE WHEN f.unit = 'ratio' THEN analytics_change_points(v.current, v.previous) END AS change_points,
        b.current_start, b.previous_start
 FROM bounds AS b
 LEFT JOIN periods AS c ON c.side = 'current'
@@ -52,4 +55,7 @@ CROSS JOIN LATERAL (VALUES
     (21, 'ttm_nrr', 'ratio', c.ttm_nrr, p.ttm_nrr, NULL),
     (22, 'ttm_grr', 'ratio', c.ttm_grr, p.ttm_grr, NULL)
 ) AS f(position, kpi, unit, current, previous, if_no_row)
+CROSS JOIN LATERAL (
+    SELECT coalesce(f.current, f.if_no_row) AS current, coalesce(f.previous, f.if_no_row) AS previous
+) AS v
 ORDER BY f.position

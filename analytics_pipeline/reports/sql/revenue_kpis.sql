@@ -3,7 +3,8 @@
 -- (docs/metrics.md#kpis). With one period per side (the default) these are the KPIs of the
 -- report's period and of the one before; over several, the last one's, as MRR is the last day's.
 -- Rates and retention are fractions, NULL where their denominator is 0; their change is in
--- percentage points, the change of the others in percent. TTM NRR and GRR exist for months only.
+-- percentage points, the change of the others in percent (analytics_kpi_change, migration 0020,
+-- which the Dashboard API's /v1/kpis follows too). TTM NRR and GRR exist for months only.
 -- The customer counts are figures of the revenue section (revenue_summary.sql), not repeated here.
 WITH side_rows AS (
     SELECT CASE WHEN period_start >= :start THEN 'current' ELSE 'previous' END AS side,
@@ -17,9 +18,7 @@ sides AS (
     SELECT * FROM side_rows WHERE nth = 1
 )
 SELECT f.metric, f.unit, f.current, f.previous,
-       CASE WHEN f.unit = 'ratio' THEN round(100 * (f.current - f.previous), 1)
-            ELSE round(100 * (f.current - f.previous) / nullif(abs(f.previous), 0), 1)
-       END AS change_pct,
+       analytics_kpi_change(f.unit, f.current, f.previous) AS change_pct,
        c.period_start AS current_start, c.period_end AS current_end
 FROM (SELECT 1) AS one
 LEFT JOIN sides AS c ON c.side = 'current'
