@@ -59,7 +59,7 @@ def test_same_rows_in_another_process_with_another_hash_seed():
     """Nothing depends on Python's per-process string hashing (set or dict order of strings)."""
     script = (
         "import datetime as dt, hashlib;"
-        "from analytics_pipeline import generator as g;"
+        "from analytics_pipeline.dev import generator as g;"
         "o = g.SeedOptions(tenants=1, users_per_tenant=30, start=dt.date(2025, 1, 1), end=dt.date(2025, 3, 1), seed=7);"
         "print(hashlib.sha256(repr(list(g.generate(o))).encode()).hexdigest())"
     )
