@@ -27,7 +27,7 @@ WITH totals AS (
     GROUP BY 1
 )
 SELECT f.metric, f.unit, f.current, f.previous,
-       round(100 * (f.current - f.previous) / nullif(abs(f.previous), 0), 1) AS change_pct,
+       analytics_change_pct(f.current, f.previous) AS change_pct,
        coalesce(c.row_count, 0) AS current_rows
 FROM (SELECT 1) AS one
 LEFT JOIN totals AS c ON c.side = 'current'

@@ -10,5 +10,5 @@ WITH counts AS (
       AND analytics_event_problem(e.event_type, e.event_data, e.user_id, e."timestamp", e.created_at) IS NULL
 )
 SELECT 'signups' AS metric, 'count' AS unit, current, previous,
-       round(100.0 * (current - previous) / nullif(previous, 0), 1) AS change_pct
+       analytics_change_pct(current, previous) AS change_pct
 FROM counts
