@@ -1,4 +1,4 @@
-"""What finding the tenants a run changed costs (aggregate_runs.digest_window and changed_tenants),
+"""What finding the tenants a run changed costs (aggregation/runs.py: digest_window and changed_tenants),
 against the probe it replaced (the distinct tenant_id of the window's rows, read before and after
 the write), at 1000 tenants x 3 years of aggregates.
 
@@ -20,7 +20,7 @@ import time
 
 import sqlalchemy as sa
 
-from analytics_pipeline.aggregation import runs as aggregate_runs
+from analytics_pipeline.aggregation import runs
 from analytics_pipeline.aggregation.periods import TOUCHED_PERIODS_SQL
 from analytics_pipeline.cohorts.assets import USER_COHORTS_AGGREGATE
 from analytics_pipeline.revenue.assets import REVENUE_AGGREGATE
@@ -72,11 +72,11 @@ def run(ctx=None) -> list[dict]:
             params = {"window_start": start, "window_end": end}
             probe = sa.text(PROBES[aggregate.name])
             with engine.begin() as conn:
-                aggregate_runs.tune_for_aggregation(conn)
+                runs.tune_for_aggregation(conn)
                 window_rows = conn.execute(sa.text("SELECT count(*) " + aggregate.window_rows_sql), params).scalar()
                 before = _median_seconds(lambda: conn.execute(probe, params).all())
-                digest = _median_seconds(lambda: aggregate_runs.digest_window(conn, aggregate, params))
-                compare = _median_seconds(lambda: aggregate_runs.changed_tenants(conn, aggregate, params))
+                digest = _median_seconds(lambda: runs.digest_window(conn, aggregate, params))
+                compare = _median_seconds(lambda: runs.changed_tenants(conn, aggregate, params))
             figure, baseline = (digest + compare) * 1000, 2 * before * 1000
             rows.append({
                 "name": f"changed tenants: {aggregate.name} {label}, digest before + compare after",

@@ -265,7 +265,7 @@ state_watermarks = sa.Table(
 )
 
 # Revision 0019: when each aggregate was last materialized, written by its runs inside their
-# transaction (aggregate_runs.record_freshness) and read by the Dashboard API as analytics_app
+# transaction (aggregation/runs.py, record_freshness) and read by the Dashboard API as analytics_app
 # (SELECT only). No tenant_id: a run covers every tenant.
 aggregate_freshness = sa.Table(
     "aggregate_freshness",

@@ -87,7 +87,7 @@ class RetentionRefused(RuntimeError):
 
 
 @dataclass(frozen=True)
-class HeldBack:
+class HeldBackEvents:
     """Expired events the cleanup leaves because no derived state holds them yet."""
 
     rows: int = 0
@@ -114,7 +114,7 @@ class PurgeReport:
     complete: bool = True  # False: the time budget ran out with deletable events left
     wal_bytes: int = 0  # WAL written during the batches
     paused_seconds: float = 0.0  # pauses after batches to keep to max_wal_mb_per_second
-    held_back: HeldBack = field(default_factory=HeldBack)
+    held_back: HeldBackEvents = field(default_factory=HeldBackEvents)
 
     @property
     def rows(self) -> int:
@@ -186,12 +186,12 @@ def absorbed_horizon(conn: Connection, cutoff: dt.datetime, states: Iterable[str
     return state.absorbed_horizon(conn, names)
 
 
-def held_back_events(conn: Connection, cutoff: dt.datetime, horizon: int | None) -> HeldBack:
+def held_back_events(conn: Connection, cutoff: dt.datetime, horizon: int | None) -> HeldBackEvents:
     """The expired events inserted at or after the horizon, which the purge leaves."""
     if horizon is None:
-        return HeldBack()
+        return HeldBackEvents()
     rows, first_id, last_id = conn.execute(_statement("held_back"), {"cutoff": cutoff, "horizon": str(horizon)}).one()
-    return HeldBack(rows, {HELD_BACK_UNABSORBED: rows} if rows else {}, first_id, last_id)
+    return HeldBackEvents(rows, {HELD_BACK_UNABSORBED: rows} if rows else {}, first_id, last_id)
 
 
 def purge_expired_events(

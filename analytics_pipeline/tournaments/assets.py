@@ -75,7 +75,7 @@ def tournament_history(database: AnalyticsDatabase) -> dg.MaterializeResult:
     else its earliest event), its format, when it started and completed, its completion's
     duration_minutes, its distinct registered players and the payments naming it.
 
-    Absorbs new analytics_events incrementally (by created_at) and keeps what the metrics need
+    Absorbs new analytics_events incrementally (in commit order) and keeps what the metrics need
     after raw events are purged, so old periods keep their numbers. Definitions:
     docs/metrics.md#tournament-state.
     """

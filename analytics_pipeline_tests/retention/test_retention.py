@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from analytics_pipeline.core import schema
 from analytics_pipeline.core.settings import ConfigError
 from analytics_pipeline.retention import RetentionRefused, purge_expired_events, retention_cutoff
-from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED, HeldBack
+from analytics_pipeline.retention.purge import HELD_BACK_UNABSORBED, HeldBackEvents
 
 from ..helpers import absorb_everything, no_older_transaction_in_flight, set_watermark
 
@@ -207,7 +207,7 @@ def test_refuses_while_a_state_has_not_absorbed_every_expired_event(two_tenants)
     absorb_everything(two_tenants, "user_activity")
     report = purge(two_tenants, CUTOFF, states)
     assert report.rows_by_tenant == {"acme": 2, "globex": 2}
-    assert report.held_back == HeldBack()
+    assert report.held_back == HeldBackEvents()
     assert report.absorbed_horizon == _snapshot_xmin(two_tenants, "subscription_history")
     assert report.absorbed_horizon <= _snapshot_xmin(two_tenants, "user_activity")
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
@@ -222,7 +222,7 @@ def test_events_committed_since_the_last_absorb_that_have_not_expired_do_not_hol
     report = purge(two_tenants, CUTOFF, states)
 
     assert report.rows_by_tenant == {"acme": 2, "globex": 1}
-    assert report.held_back == HeldBack()
+    assert report.held_back == HeldBackEvents()
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new", "fresh", "fresh-2"}
 
 
@@ -256,7 +256,7 @@ def test_an_expired_event_in_flight_at_the_last_absorb_stays_until_the_state_abs
     absorb_everything(two_tenants, *states)
     report = purge(two_tenants, CUTOFF, states)
     assert report.rows_by_tenant == {"acme": 2, "globex": 2}
-    assert report.held_back == HeldBack()
+    assert report.held_back == HeldBackEvents()
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
 
 
@@ -275,7 +275,7 @@ def test_an_expired_event_above_the_horizon_is_held_back_and_deleted_after_the_n
     dry = purge(two_tenants, CUTOFF, states, dry_run=True)
     report = purge(two_tenants, CUTOFF, states)
 
-    held = HeldBack(2, {HELD_BACK_UNABSORBED: 2}, "late-a", "late-b")
+    held = HeldBackEvents(2, {HELD_BACK_UNABSORBED: 2}, "late-a", "late-b")
     assert dry.rows_by_tenant == report.rows_by_tenant == {"acme": 2, "globex": 1}
     assert dry.held_back == report.held_back == held
     assert report.absorbed_horizon <= older_xid
@@ -287,7 +287,7 @@ def test_an_expired_event_above_the_horizon_is_held_back_and_deleted_after_the_n
     absorb_everything(two_tenants, *states)
     again = purge(two_tenants, CUTOFF, states)
     assert again.rows_by_tenant == {"acme": 1, "globex": 1}
-    assert again.held_back == HeldBack()
+    assert again.held_back == HeldBackEvents()
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
 
 
@@ -311,7 +311,7 @@ def test_events_inserted_before_commit_order_ingestion_go_only_once_every_state_
     absorb_everything(two_tenants, "user_activity")
     report = purge(two_tenants, CUTOFF, states)
     assert report.rows_by_tenant == {"acme": 2, "globex": 1}
-    assert report.held_back == HeldBack()
+    assert report.held_back == HeldBackEvents()
     assert _event_ids(two_tenants) == {"a-at", "a-new", "g-new"}
 
 

@@ -1,6 +1,6 @@
 """When each aggregate was last materialized: `aggregate_freshness`.
 
-Every run of an aggregate (aggregate_runs.run_aggregate) writes its row inside the run's
+Every run of an aggregate (aggregation/runs.py, run_aggregate) writes its row inside the run's
 transaction, so the time commits with the rows; the Dashboard API reads it as `analytics_app` and
 returns it with the aggregate's data (docs/api.md#freshness). The table has no tenant_id and holds
 no tenant's data, so it has no row-level security: `analytics_app` gets SELECT on it only.
