@@ -80,10 +80,21 @@ class AnalyticsDatabase(dg.ConfigurableResource):
             yield conn
 
 
+def _from_environment(variable: str) -> dg.EnvVar | None:
+    """`EnvVar(variable)` where the variable is set, so that the UI's resource page shows where the
+    value comes from without showing it; None where it is unset, for the resource's own default
+    (the embedded server)."""
+    return dg.EnvVar(variable) if os.environ.get(variable) else None
+
+
 def pipeline_resources(url: str | None = None) -> dict[str, dg.ConfigurableResource]:
-    """The resources the pipeline's assets use: the database at `url` (default as
-    AnalyticsDatabase's) and the cache invalidation of the aggregates' runs."""
-    return {"database": AnalyticsDatabase(url=url), "cache": CacheInvalidation()}
+    """The resources the pipeline's assets use: the database at `url` (default `DATABASE_URL`, as
+    AnalyticsDatabase's) and the cache invalidation of the aggregates' runs (`REDIS_URL`,
+    `API_CACHE_PREFIX`)."""
+    return {
+        "database": AnalyticsDatabase(url=url or _from_environment("DATABASE_URL")),
+        "cache": CacheInvalidation(redis_url=_from_environment("REDIS_URL"), prefix=_from_environment("API_CACHE_PREFIX")),
+    }
 
 
 DEFAULT_MAIL_FROM = "Analytics reports <reports@localhost>"
