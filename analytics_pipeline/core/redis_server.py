@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .settings import ConfigError, analytics_home
 
@@ -95,14 +97,29 @@ def embedded_redis_running(home: Path | None = None) -> bool:
     return _answers(_socket(home))
 
 
-def stop_embedded_redis(home: Path | None = None) -> bool:
-    """Stop the embedded server if it runs. Returns whether it was running."""
+def stop_embedded_redis(home: Path | None = None, timeout: float = 10) -> bool:
+    """Stop the embedded server if it runs, and wait until it has exited. Returns whether it was
+    running."""
+    import psutil
+
     socket_path = _socket(home)
     if not _answers(socket_path):
         return False
+    server = None
+    with contextlib.suppress(OSError, ValueError, psutil.Error):
+        server = psutil.Process(int((redis_dir(home) / "redis.pid").read_text().split()[0]))
+    # No retries: the server closes the connection as it exits, which is the answer.
     with contextlib.suppress(redis.RedisError, OSError):
-        with redis.Redis(unix_socket_path=str(socket_path), socket_timeout=5) as client:
+        with redis.Redis(unix_socket_path=str(socket_path), socket_timeout=5, retry=Retry(NoBackoff(), 0)) as client:
             client.shutdown(nosave=True)
+    deadline = time.monotonic() + timeout
+    while server is not None and time.monotonic() < deadline:
+        try:
+            if not server.is_running() or server.status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
     return True
 
 
