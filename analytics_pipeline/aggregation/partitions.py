@@ -8,8 +8,10 @@ import dagster as dg
 
 from ..core.settings import start_date
 
-# end_offset=1: today's partial day (and the running month) is a partition of its own, so the
-# hourly schedule can keep it current.
+# From ANALYTICS_START_DATE, the first day of the data, read when the code location loads: a
+# partition before it would only ever show as missing. end_offset=1: today's partial day (and the
+# running month) is a partition of its own, so the hourly schedule can keep it current. Keys are
+# each partition's first day, YYYY-MM-DD.
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=start_date().isoformat(), timezone="UTC", end_offset=1
 )

@@ -29,7 +29,9 @@ def analytics_home() -> Path:
 
 
 def start_date() -> dt.date:
-    """First day of the daily partitions (`ANALYTICS_START_DATE`, default 2024-01-01)."""
+    """First day of the aggregates' partitions (`ANALYTICS_START_DATE`, default 2024-01-01): where
+    the deployment's data starts, so that no partition before it shows as missing
+    (docs/deployment.md). `analytics-pipeline dev` sets it from the data it runs on."""
     raw = os.environ.get("ANALYTICS_START_DATE", "2024-01-01")
     try:
         return dt.date.fromisoformat(raw)

@@ -1,7 +1,8 @@
 """The first start of `analytics-pipeline dev` on an empty database: after the demo data set is
 loaded, one backfill of every aggregate (and the state it absorbs) over the demo's range, which
 the user watches in the UI, and one demo scheduled report per frequency, delivered to the outbox
-once the aggregates they read are there.
+once the aggregates they read are there. The aggregates' partitions start on the demo's first
+day, so that none shows as missing once the backfill is done.
 
 Dagster is imported inside the functions: the rest of the command line does not need it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -78,6 +80,63 @@ def resume_demo_reports(url: str, report_ids: list[str]) -> None:
             sa.text("UPDATE scheduled_reports SET is_active = true, updated_at = now() WHERE id = ANY(:ids)"),
             {"ids": report_ids},
         )
+
+
+# Where `dev` remembers the first day of the demo it loaded: a setting of the database itself
+# (ALTER DATABASE ... SET), so that it stays with the data whatever the URL or ANALYTICS_HOME.
+DEMO_FIRST_DAY_SETTING = "analytics.demo_first_day"
+
+
+def partitions_start_env(url: str, loaded=None) -> dict[str, str]:
+    """`ANALYTICS_START_DATE` for the processes of `dev`, so that the aggregates' partitions start
+    where the data does (docs/deployment.md): the first day of the demo just loaded (`loaded`, its
+    options; remembered for the later starts), else that of the demo loaded before, else of the
+    events in the database. Nothing when the environment sets it already, or without events (the
+    default start then)."""
+    if os.environ.get("ANALYTICS_START_DATE"):
+        return {}
+    if loaded is not None:
+        remember_demo_first_day(url, loaded.start)
+        first = loaded.start
+    else:
+        first = demo_first_day(url) or first_event_day(url)
+    return {"ANALYTICS_START_DATE": first.isoformat()} if first else {}
+
+
+def remember_demo_first_day(url: str, day: dt.date) -> bool:
+    """Keep `day` as the demo's first day in the database's settings; False where the role may
+    not alter the database (the later starts then go by the first event)."""
+    with db.engine_for(url).connect() as conn:
+        name = conn.execute(sa.text("SELECT current_database()")).scalar()
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        try:
+            conn.execute(sa.text(f"ALTER DATABASE {quoted} SET {DEMO_FIRST_DAY_SETTING} = '{day.isoformat()}'"))
+            conn.commit()
+        except sa.exc.DBAPIError:
+            conn.rollback()
+            return False
+    return True
+
+
+def demo_first_day(url: str) -> dt.date | None:
+    """The first day of the demo loaded into this database, if `dev` loaded one."""
+    with db.engine_for(url).connect() as conn:
+        raw = conn.execute(sa.text("SELECT current_setting(:name, true)"), {"name": DEMO_FIRST_DAY_SETTING}).scalar()
+    try:
+        return dt.date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def first_event_day(url: str) -> dt.date | None:
+    """The UTC day of the earliest event, None without events. Per organization, so that each
+    minimum is read from the end of the (tenant_id, timestamp) index."""
+    with db.engine_for(url).connect() as conn:
+        first = conn.execute(sa.text(
+            'SELECT min(e.first) FROM organizations AS o CROSS JOIN LATERAL '
+            '(SELECT min("timestamp") AS first FROM analytics_events WHERE tenant_id = o.id) AS e'
+        )).scalar()
+    return first.date() if first is not None else None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ def _start(no_demo: bool, port: int, api_port: int, stack: _Stack) -> None:
     clearly(db.check_reachable, db.engine_for(url))
     migrate.upgrade(url)
     demo_options = None if no_demo else clearly(_load_demo_if_empty, url)
+    from . import demo
+
+    # The aggregates' partitions start where the data does, in this process and those it starts.
+    os.environ.update(demo.partitions_start_env(url, demo_options))
     dagster_home = analytics_home() / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     _write_dev_instance(dagster_home / "dagster.yaml")

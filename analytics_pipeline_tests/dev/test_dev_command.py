@@ -2,28 +2,40 @@
 `dagster` of the analytics database, and stops everything it started when it is interrupted, even
 when the shell that started it ignores SIGINT (a backgrounded job). Its output has no warnings of
 Dagster's that the project triggers; on an empty database it loads the demo, materializes every
-aggregate over the demo's range in one backfill, and delivers one demo report per frequency."""
+aggregate over the demo's range in one backfill, which leaves no partition of an aggregate missing
+in the UI (their partitions start where the data does), and delivers one demo report per
+frequency."""
 
 import calendar
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import psutil
 import pytest
 import requests
 import sqlalchemy as sa
 
+from analytics_pipeline.core import db
+from analytics_pipeline.core.schema import analytics_events, organizations
 from analytics_pipeline.core.settings import PROJECT_DIR
+from analytics_pipeline.dev import demo
 
 from ..helpers import free_port
 
 STARTUP_SECONDS = 120
 SHUTDOWN_SECONDS = 60
 FIRST_START_SECONDS = 420  # a deadline for a loaded machine; about 2 minutes on a quiet one
+# What the UI shows of each asset's partitions: a partitioned asset with some missing is grey.
+PARTITION_STATS = """{ assetNodes { assetKey { path } isMaterializable
+    partitionStats { numMaterialized numPartitions numFailed numMaterializing } } }"""
+# A log line at DEBUG, plain (run workers) or coloured (the daemon, the webserver).
+DEBUG_LINE = re.compile(r" - (?:\x1b\[\d+m)?DEBUG(?:\x1b\[0m)? - .*")
 # What a start printed before: Dagster's beta notices for parameters the project uses, the notice
 # that `dagster dev` is superseded, and any traceback.
 NOISE = ("BetaWarning", "PreviewWarning", "SupersessionWarning", "Use 'dg dev' instead", "is currently in beta",
@@ -139,11 +151,15 @@ def test_first_start_materializes_every_aggregate_and_delivers_the_demo_reports(
         output = log_path.read_text(errors="replace")
         assert len(delivered) == 3, output[-4000:]
 
-        # Where things are, said before Dagster's own lines.
+        # Where things are, said before Dagster's own lines, and the backfill, launched before
+        # Dagster starts so that its daemon's first backfill iteration starts the runs.
         assert f"Dagster UI: http://127.0.0.1:{port}" in output
         assert f"report emails: outbox {tmp_path / 'outbox'}" in output
+        assert 0 <= output.find("launched the backfill") < output.find("Launching Dagster services")
         assert "every partition of the backfill is materialized" in output
         assert [noise for noise in NOISE if noise in output] == [], output[-3000:]
+        # Dagster's logs at INFO and above: not one line per event of the backfill's runs.
+        assert DEBUG_LINE.findall(output)[:5] == []
 
         # The demo covers the 14 months before today: every day and month partition from its
         # first day to today has a materialization, and every state asset one.
@@ -167,6 +183,17 @@ def test_first_start_materializes_every_aggregate_and_delivers_the_demo_reports(
         for state in ("subscription_history", "tournament_history", "user_signups", "user_activity_months"):
             assert f'["{state}"]' in partitions
         assert backfills == 1
+
+        # A green first look in the UI: the partitions of every aggregate start on the demo's first
+        # day, and none in their range is missing.
+        nodes = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": PARTITION_STATS},
+                              timeout=60).json()["data"]["assetNodes"]
+        stats = {"/".join(node["assetKey"]["path"]): node["partitionStats"] for node in nodes
+                 if node["isMaterializable"] and node["partitionStats"]}
+        assert {"revenue_aggregates", "tournament_aggregates", "user_cohorts"} <= set(stats), stats
+        assert {key: s for key, s in stats.items() if s["numMaterialized"] != s["numPartitions"]} == {}
+        assert stats["revenue_aggregates"]["numPartitions"] == days
+        assert stats["user_cohorts"]["numPartitions"] == _months_between(first_day, today)
         assert reports == [("daily", "sent"), ("monthly", "sent"), ("weekly", "sent")]
         assert all(rows.values()), rows
 
@@ -187,3 +214,26 @@ def test_first_start_materializes_every_aggregate_and_delivers_the_demo_reports(
                 except psutil.NoSuchProcess:
                     pass
         command.wait(timeout=30)
+
+
+def test_dev_starts_the_partitions_where_the_data_does(db_url, engine, monkeypatch):
+    """ANALYTICS_START_DATE for dev's processes: the demo's first day on the first start, kept
+    with the database for the later ones; without a demo, the first event's day; none without
+    events, nor over a value of the environment."""
+    monkeypatch.delenv("ANALYTICS_START_DATE", raising=False)
+    assert demo.partitions_start_env(db_url) == {}
+    with engine.begin() as conn:
+        conn.execute(organizations.insert(), [{"id": "org_a", "name": "A"}])
+        conn.execute(analytics_events.insert(), [
+            {"id": f"e{i}", "tenant_id": "org_a", "event_type": "page_view", "event_data": {}, "timestamp": ts}
+            for i, ts in enumerate([dt.datetime(2025, 3, 9, 23, 59), dt.datetime(2025, 3, 8, 0, 1)])
+        ])
+    assert demo.partitions_start_env(db_url) == {"ANALYTICS_START_DATE": "2025-03-08"}
+
+    loaded = SimpleNamespace(start=dt.date(2025, 3, 1))
+    assert demo.partitions_start_env(db_url, loaded) == {"ANALYTICS_START_DATE": "2025-03-01"}
+    db.dispose(db_url)  # a later start: new sessions, which read the database's settings
+    assert demo.partitions_start_env(db_url) == {"ANALYTICS_START_DATE": "2025-03-01"}
+
+    monkeypatch.setenv("ANALYTICS_START_DATE", "2024-06-01")
+    assert demo.partitions_start_env(db_url, loaded) == {}
