@@ -4,14 +4,21 @@ the user watches in the UI, and one demo scheduled report per frequency, deliver
 once the aggregates they read are there. The aggregates' partitions start on the demo's first
 day, so that none shows as missing once the backfill is done.
 
-Dagster is imported inside the functions: the rest of the command line does not need it.
+The backfill is launched through Dagster's GraphQL API (the UI's) before Dagster starts, its
+progress read from the instance's public methods and the webserver. Dagster is imported inside the
+functions: the rest of the command line does not need it.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -141,106 +148,187 @@ def first_event_day(url: str) -> dt.date | None:
 
 @dataclass(frozen=True)
 class DemoBackfill:
-    backfill_id: str
-    targets: dict  # AssetKey -> the partition keys requested, or None for an unpartitioned asset
+    """What the first start materializes: each partitioned asset's partitions from the demo's first
+    day (one backfill), and once the unpartitioned assets upstream of them (the state run)."""
+
+    partitions: dict  # AssetKey -> (its PartitionsDefinition, the partition keys requested)
+    states: list  # AssetKeys
 
     @property
-    def partitions(self) -> int:
-        return sum(len(keys) if keys is not None else 1 for keys in self.targets.values())
+    def size(self) -> int:
+        return sum(len(keys) for _, keys in self.partitions.values()) + len(self.states)
+
+    @property
+    def assets(self) -> int:
+        return len(self.partitions) + len(self.states)
 
 
-def submit_demo_backfill(instance, first_day: dt.date) -> DemoBackfill:
-    """Add to `instance` one asset backfill of every partitioned asset from `first_day` (or the
-    first partition, if later) to the last partition. With single-run backfill policies the
-    daily aggregates are one run and the monthly one another.
+def demo_backfill(first_day: dt.date) -> DemoBackfill:
+    """Every partitioned asset from the partition holding `first_day` (or its first partition, if
+    later) to its last, and the unpartitioned assets upstream of them. With single-run backfill
+    policies the daily aggregates are one run and the monthly one another.
 
     The aggregates bring the state they read up to date themselves, so the backfill does not
-    wait for the state assets: `materialize_states` runs those beside it. The backfill is added
-    before the daemon starts, whose first backfill iteration then launches it.
+    wait for the state assets: `materialize_states` runs those beside it.
     """
     import dagster as dg
-    from dagster._core.definitions.selector import (
-        PartitionRangeSelector,
-        PartitionsByAssetSelector,
-        PartitionsSelector,
-    )
-    from dagster._core.execution.backfill import PartitionBackfill
-    from dagster._core.utils import make_new_backfill_id
 
     from ..definitions import defs
 
-    graph = defs.resolve_asset_graph()
-    partitioned = sorted(k for k in graph.materializable_asset_keys if graph.get(k).partitions_def)
-    selectors, targets = [], {}
-    for key in partitioned:
-        partitions_def = graph.get(key).partitions_def
-        chosen = [
-            k for k in partitions_def.get_partition_keys()
-            if partitions_def.time_window_for_partition_key(k).end.date() > first_day
-        ]
-        selectors.append(PartitionsByAssetSelector(
-            asset_key=key,
-            partitions=PartitionsSelector(ranges=[PartitionRangeSelector(start=chosen[0], end=chosen[-1])]),
-        ))
-        targets[key] = chosen
-    upstream = dg.AssetSelection.assets(*partitioned).upstream().resolve(graph)
-    for key in sorted(upstream - set(partitioned)):
-        if key in graph.materializable_asset_keys:
-            targets[key] = None
-    backfill = PartitionBackfill.from_partitions_by_assets(
-        backfill_id=make_new_backfill_id(),
-        asset_graph=graph,
-        backfill_timestamp=time.time(),
-        tags={},
-        dynamic_partitions_store=instance,
-        partitions_by_assets=selectors,
-        title=BACKFILL_TITLE,
-        description="Launched by `analytics-pipeline dev` after loading the demo data.",
-        run_config=None,
-    )
-    instance.add_backfill(backfill)
-    return DemoBackfill(backfill.backfill_id, targets)
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    materializable = {key for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) for key in a.keys}
+    partitions = {}
+    for key in sorted(k for k in materializable if specs[k].partitions_def):
+        partitions_def = specs[key].partitions_def
+        keys = partitions_def.get_partition_keys()
+        # The project's time partitions are keyed by their first day (aggregation/partitions.py).
+        holding = bisect.bisect_right([dt.date.fromisoformat(k) for k in keys], first_day) - 1
+        partitions[key] = (partitions_def, keys[max(holding, 0):])
+    upstream, todo = set(), list(partitions)
+    while todo:
+        spec = specs.get(todo.pop())
+        for dep in spec.deps if spec else ():
+            if dep.asset_key not in upstream:
+                upstream.add(dep.asset_key)
+                todo.append(dep.asset_key)
+    states = sorted(k for k in upstream & materializable if k not in partitions)
+    return DemoBackfill(partitions, states)
+
+
+# Dagster's GraphQL API, the one the UI uses: Dagster 1.13 has no command and its Python client
+# (dagster_graphql.DagsterGraphQLClient) no method for a partition backfill.
+LAUNCH_BACKFILL = """mutation ($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
+BACKFILL_STATUS = """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+    __typename ... on PartitionBackfill { status } ... on Error { message } } }"""
+# dagster-graphql, the command line that executes a GraphQL document against the instance and a
+# workspace without a webserver.
+DAGSTER_GRAPHQL = "import sys; from dagster_graphql.cli import main; sys.exit(main())"
+
+
+def graphql(document: str, **variables) -> dict:
+    """The data of `document` executed by dagster-graphql on the instance of DAGSTER_HOME and the
+    project's workspace, whose code location it loads in a code server of its own (a few
+    seconds): before `dagster dev` starts, so that its daemon's first backfill iteration finds
+    what the document launches."""
+    from ..core.settings import PROJECT_DIR
+
+    command = [sys.executable, "-c", DAGSTER_GRAPHQL, "-w", "workspace.yaml", "-t", document,
+               "-v", json.dumps(variables)]
+    # A process group of its own, its code server's too: an interrupt here stops both, which would
+    # otherwise leave the code server behind for a minute.
+    with subprocess.Popen(command, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as cli:
+        try:
+            out, err = cli.communicate(timeout=300)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(cli.pid, signal.SIGINT)
+                try:
+                    cli.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+                os.killpg(cli.pid, signal.SIGKILL)
+            raise
+    answers = [line for line in out.splitlines() if line.startswith("{")]
+    if cli.returncode != 0 or not answers:
+        raise RuntimeError(f"dagster-graphql exited with {cli.returncode}: {err.strip()[-2000:]}")
+    return _data(json.loads(answers[-1]))
+
+
+def _data(body: dict) -> dict:
+    if body.get("errors"):
+        raise RuntimeError("; ".join(error.get("message", str(error)) for error in body["errors"]))
+    return body["data"]
+
+
+def launch_backfill(backfill: DemoBackfill) -> str:
+    """Launch the asset backfill of `backfill.partitions` as the UI's "Materialize" over a range
+    does (`launchPartitionBackfill`); returns its id."""
+    params = {
+        "partitionsByAssets": [
+            {"assetKey": {"path": list(key.path)}, "partitions": {"ranges": [{"start": keys[0], "end": keys[-1]}]}}
+            for key, (_, keys) in backfill.partitions.items()
+        ],
+        "title": BACKFILL_TITLE,
+        "description": "Launched by `analytics-pipeline dev` after loading the demo data.",
+    }
+    launched = graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"{launched['__typename']}: {launched.get('message')}")
+    return launched["backfillId"]
+
+
+class DagsterUI:
+    """The GraphQL API of the Dagster webserver at `url` (http://host:port)."""
+
+    def __init__(self, url: str, timeout: float = 60) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def query(self, document: str, **variables) -> dict:
+        import requests
+
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": document, "variables": variables}, timeout=self.timeout
+        )
+        response.raise_for_status()
+        return _data(response.json())
+
+    def backfill_status(self, backfill_id: str) -> str | None:
+        """REQUESTED while it runs, then COMPLETED_SUCCESS, COMPLETED_FAILED, FAILED, CANCELED,
+        ...; None while the webserver does not answer yet."""
+        import requests
+
+        try:
+            backfill = self.query(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]
+        except requests.ConnectionError:
+            return None
+        if backfill["__typename"] != "PartitionBackfill":
+            raise RuntimeError(f"{backfill['__typename']}: {backfill.get('message')}")
+        return backfill["status"]
 
 
 def materialize_states(instance, backfill: DemoBackfill) -> bool:
     """One run, in this process, of the unpartitioned assets upstream of the backfill's (the
-    state the aggregates absorb), so that every asset of the lineage has a materialization."""
+    state the aggregates absorb), so that every asset of the lineage has a materialization. Its
+    log goes to the terminal from INFO up, as the daemon's does."""
     import dagster as dg
 
     from ..core.resources import AnalyticsDatabase
     from ..definitions import defs
 
-    keys = [key for key, partitions in backfill.targets.items() if partitions is None]
-    assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & set(keys)]
+    keys = set(backfill.states)
+    assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
     result = dg.materialize(
-        assets, instance=instance, resources={"database": AnalyticsDatabase()}, selection=keys,
+        assets, instance=instance, resources={"database": AnalyticsDatabase()}, selection=sorted(keys),
         tags={"analytics/demo": "state"}, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     return result.success
 
 
 def missing_partitions(instance, backfill: DemoBackfill) -> int:
-    """How many of the backfill's partitions have no materialization yet."""
-    missing = 0
-    for key, partition_keys in backfill.targets.items():
-        if partition_keys is None:
-            missing += instance.get_latest_materialization_event(key) is None
-        else:
-            missing += len(set(partition_keys) - instance.get_materialized_partitions(key))
+    """How many of the backfill's partitions, and of the states, have no materialization yet."""
+    import dagster as dg
+
+    missing = sum(instance.get_latest_materialization_event(key) is None for key in backfill.states)
+    for key, (partitions_def, keys) in backfill.partitions.items():
+        statuses = instance.get_status_by_partition(key, keys, partitions_def) or {}
+        missing += sum(statuses.get(k) != dg.AssetPartitionStatus.MATERIALIZED for k in keys)
     return missing
 
 
 def wait_for_backfill(
-    instance, backfill: DemoBackfill, stop: Callable[[], bool], poll_seconds: float = 1.0
+    instance, ui: DagsterUI, backfill_id: str, backfill: DemoBackfill, stop: Callable[[], bool],
+    poll_seconds: float = 1.0,
 ) -> bool:
-    """Wait until every partition of the backfill is materialized (True), or until the
-    backfill has ended without that, or `stop()` says so (False)."""
-    from dagster._core.execution.backfill import BulkActionStatus
-
+    """Wait until every partition of the backfill and every state is materialized (True), or
+    until the backfill has ended without that, or `stop()` says so (False)."""
     while not stop():
         if missing_partitions(instance, backfill) == 0:
             return True
-        if instance.get_backfill(backfill.backfill_id).status != BulkActionStatus.REQUESTED:
+        if ui.backfill_status(backfill_id) not in ("REQUESTED", None):
             # Ended: its last materializations may have landed since the count above.
             return missing_partitions(instance, backfill) == 0
         time.sleep(poll_seconds)

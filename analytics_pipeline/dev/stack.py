@@ -87,7 +87,7 @@ def _start(no_demo: bool, port: int, api_port: int, stack: _Stack) -> None:
     demo_run = None
     if demo_options is not None:
         os.environ.update(instance_env)  # the instance below reads its storage URL from there
-        demo_run = _start_demo_backfill(url, dagster_home, demo_options)
+        demo_run = _start_demo_backfill(url, demo_options, port)
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
     click.echo(f"report emails: {_mail_destination()}")
@@ -465,37 +465,49 @@ def _mail_destination() -> str:
         return f"not deliverable: {exc}"
 
 
-def _start_demo_backfill(url: str, dagster_home, options):
+def _start_demo_backfill(url: str, options, port: int):
+    """Add the demo reports and launch the demo's backfill, before Dagster starts: its daemon's
+    first backfill iteration starts the runs. None if the backfill could not be launched."""
+    from . import demo
+
+    report_ids = demo.add_demo_reports(url)
+    try:
+        backfill = demo.demo_backfill(options.start)
+        backfill_id = demo.launch_backfill(backfill)
+    except Exception as exc:  # the stack starts all the same
+        click.echo(f"could not launch the demo's backfill: {type(exc).__name__}: {exc}; the demo reports stay "
+                   "paused: `analytics-pipeline reports resume ID`", err=True)
+        return None
+    click.echo(
+        f"launched the backfill {backfill_id} of every aggregate over the demo's range (Overview > Backfills in "
+        f"the UI) and a run of the state they absorb: {backfill.size} partitions of {backfill.assets} assets; "
+        f"{len(report_ids)} demo reports go out when they are done"
+    )
+    return demo.DagsterUI(f"http://127.0.0.1:{port}"), backfill_id, backfill, report_ids
+
+
+def _finish_demo(
+    url: str, ui, backfill_id: str, backfill, report_ids: list[str], process, started_at: float
+) -> None:
     from dagster import DagsterInstance
 
     from . import demo
 
-    report_ids = demo.add_demo_reports(url)
-    instance = DagsterInstance.from_config(str(dagster_home))
-    backfill = demo.submit_demo_backfill(instance, options.start)
-    click.echo(
-        f"launched the backfill {backfill.backfill_id} of every aggregate over the demo's range "
-        f"(Overview > Backfills in the UI) and a run of the state they absorb: {backfill.partitions} "
-        f"partitions of {len(backfill.targets)} assets; {len(report_ids)} demo reports go out when "
-        "they are done"
-    )
-    return instance, backfill, report_ids
-
-
-def _finish_demo(url: str, instance, backfill, report_ids: list[str], process, started_at: float) -> None:
-    from . import demo
+    def stopped() -> bool:
+        return process.poll() is not None
 
     try:
+        instance = DagsterInstance.get()  # dev's, from DAGSTER_HOME
         demo.materialize_states(instance, backfill)
-        done = demo.wait_for_backfill(instance, backfill, stop=lambda: process.poll() is not None)
+        done = demo.wait_for_backfill(instance, ui, backfill_id, backfill, stop=stopped)
     except Exception as exc:  # the stack goes on; this only follows the demo's first runs
         done = False
-        if process.poll() is None:
+        if not stopped():
             click.echo(f"could not follow the demo's first runs: {type(exc).__name__}: {exc}", err=True)
     if not done:
-        if process.poll() is None:
-            click.echo(f"the backfill {backfill.backfill_id} or the state run ended with partitions missing "
-                       "(see the UI); the demo reports stay paused: `analytics-pipeline reports resume ID`")
+        if not stopped():
+            click.echo(f"the backfill {backfill_id} or the state run ended with partitions missing (see the UI); "
+                       "the demo reports stay paused: `analytics-pipeline reports resume ID`")
         return
     demo.resume_demo_reports(url, report_ids)
     click.echo(
