@@ -126,3 +126,36 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path / "analytics_pipeline")
     with pytest.raises(AssertionError, match="aggregation.runs .layer 1. imports analytics_pipeline.domains"):
         test_every_import_points_down()
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def package_edges() -> set[tuple[str, str]]:
+    """(importer, imported) between the packages of the layers, e.g. ("api", "reports")."""
+    edges = set()
+    for module, path in _project_modules():
+        here = place(module)
+        if here is None:
+            continue
+        for name in imported(path):
+            there = place(name)
+            if there is not None and there[1] != here[1]:
+                edges.add((here[1].rpartition(".")[2], there[1].rpartition(".")[2]))
+    return edges
+
+
+def drawn_edges() -> set[tuple[str, str]]:
+    block = ARCHITECTURE.read_text(encoding="utf-8").split("```mermaid", 1)[1].split("```", 1)[0]
+    edges = set()
+    for line in block.splitlines():
+        if "-->" in line:
+            importer, _, imported_ = (part.strip() for part in line.partition("-->"))
+            edges.add((importer, imported_))
+    return edges
+
+
+def test_the_drawn_import_graph_is_the_code_s():
+    actual = package_edges()
+    mermaid = "\n".join(f"    {a} --> {b}" for a, b in sorted(actual))
+    assert drawn_edges() == actual, f"docs/architecture.md's graph differs from the code; the code's edges:\n{mermaid}"
