@@ -61,6 +61,9 @@ import psycopg
 import redis
 from sqlalchemy.engine import make_url
 
+from analytics_pipeline.aggregation.new_events import NEW_EVENTS_TAG
+
+from .run_all import setting
 from .scratch import server_url
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -75,15 +78,6 @@ SETTLE_SECONDS = 180  # after the last event, how long to wait for it
 P95_TARGET_SECONDS = 60
 HIT_RATIO_TARGET = 90
 AGGREGATES = ("revenue_aggregates", "tournament_aggregates", "user_cohorts")
-NEW_EVENTS_TAG = "analytics/new_events"
-
-
-def _setting(ctx, name, default):
-    if ctx is None:
-        return default
-    if isinstance(ctx, dict):
-        return ctx.get(name, default)
-    return getattr(ctx, name, default)
 
 
 def _free_port() -> int:
@@ -752,13 +746,13 @@ def _rows(m: dict, events: int, rps: float) -> list[dict]:
 
 
 def run(ctx=None) -> list[dict]:
-    quick = bool(_setting(ctx, "quick", False))
-    events = int(_setting(ctx, "events", 12 if quick else 50))
-    interval = tuple(float(x) for x in str(_setting(ctx, "interval", "5,10")).split(","))
-    rps = float(_setting(ctx, "dashboard_rps", 20))
-    out_dir = Path(_setting(ctx, "out_dir", Path(__file__).resolve().parent / "out"))
+    quick = bool(setting(ctx, "quick", False))
+    events = int(setting(ctx, "events", 12 if quick else 50))
+    interval = tuple(float(x) for x in str(setting(ctx, "interval", "5,10")).split(","))
+    rps = float(setting(ctx, "dashboard_rps", 20))
+    out_dir = Path(setting(ctx, "out_dir", Path(__file__).resolve().parent / "out"))
     out_dir.mkdir(exist_ok=True)
-    redis_base = _setting(ctx, "redis_url", None) or os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+    redis_base = setting(ctx, "redis_url", None) or os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
     m = measure(events, interval, rps, out_dir, redis_base)
     (out_dir / "freshness_bench.json").write_text(json.dumps(m, indent=1, default=str))
     return _rows(m, events, rps)

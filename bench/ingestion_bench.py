@@ -54,6 +54,7 @@ from pathlib import Path
 import psycopg
 
 from .datasets import dataset_clone, event_count
+from .run_all import setting
 
 SCHEMA = "ingest_bench"
 WITH, WITHOUT, REV_0017 = "with_xid", "without_xid", "rev_0017"
@@ -61,14 +62,6 @@ VARIANTS = (WITH, WITHOUT, REV_0017)
 INSERT_COLUMNS = ("id", "tenant_id", "event_type", "event_data", "user_id", "session_id", "timestamp")
 COLUMN_LIST = ", ".join(f'"{c}"' for c in INSERT_COLUMNS)
 TARGET_RATIO = 0.9
-
-
-def _setting(ctx, name, default):
-    if ctx is None:
-        return default
-    if isinstance(ctx, dict):
-        return ctx.get(name, default)
-    return getattr(ctx, name, default)
 
 
 def _psycopg_url(url: str) -> str:
@@ -475,17 +468,17 @@ def _index_rows(label: str, m: dict) -> list[dict]:
 
 
 def run(ctx=None) -> list[dict]:
-    quick = bool(_setting(ctx, "quick", False))
-    sizes = _setting(ctx, "sizes", None) or os.environ.get("BENCH_SIZES", "1m" if quick else "1m,10m").split(",")
-    rounds = int(_setting(ctx, "rounds", 3 if quick else 5))
-    seconds = float(_setting(ctx, "seconds", 5 if quick else 15))
-    clients = int(_setting(ctx, "clients", 4))
-    copy_rows = int(_setting(ctx, "copy_rows", 20_000 if quick else 100_000))
-    prefill = int(_setting(ctx, "prefill", 200_000 if quick else 1_000_000))
+    quick = bool(setting(ctx, "quick", False))
+    sizes = setting(ctx, "sizes", None) or os.environ.get("BENCH_SIZES", "1m" if quick else "1m,10m").split(",")
+    rounds = int(setting(ctx, "rounds", 3 if quick else 5))
+    seconds = float(setting(ctx, "seconds", 5 if quick else 15))
+    clients = int(setting(ctx, "clients", 4))
+    copy_rows = int(setting(ctx, "copy_rows", 20_000 if quick else 100_000))
+    prefill = int(setting(ctx, "prefill", 200_000 if quick else 1_000_000))
     rows: list[dict] = []
-    if not _setting(ctx, "skip_inserts", False):
+    if not setting(ctx, "skip_inserts", False):
         rows += _insert_rows(measure_inserts(rounds, seconds, clients, copy_rows, prefill), clients, seconds, copy_rows)
-    if not _setting(ctx, "skip_index", False):
+    if not setting(ctx, "skip_index", False):
         for label in sizes:
             rows += _index_rows(label, measure_index_size(label))
     return rows

@@ -34,6 +34,16 @@ SUFFIX = "_bench"
 HELPERS = {"__init__", "run_all", "scratch", "datasets", "retention_trace"}
 
 
+def setting(ctx, name: str, default=None):
+    """`ctx.name` for a benchmark's `run(ctx)`: ctx may be a BenchContext, a mapping, or None
+    (run standalone), and `default` stands for what it lacks."""
+    if ctx is None:
+        return default
+    if isinstance(ctx, dict):
+        return ctx.get(name, default)
+    return getattr(ctx, name, default)
+
+
 @dataclasses.dataclass(frozen=True)
 class BenchContext:
     """What `run(ctx)` receives. Benchmarks may ignore it (`run(ctx=None)` works standalone)."""

@@ -36,6 +36,8 @@ import sqlalchemy as sa
 
 from analytics_pipeline.core import db
 
+from .run_all import setting
+
 SIZES = ("1m", "10m")
 
 # Per aggregate: its state tables, its states' watermarks, its own table.
@@ -57,14 +59,6 @@ FROM analytics_events
 WHERE analytics_event_problem(event_type, event_data, user_id, "timestamp", created_at) IS NULL
 GROUP BY 1, 2, 3
 """
-
-
-def _setting(ctx, name, default=None):
-    if ctx is None:
-        return default
-    if isinstance(ctx, dict):
-        return ctx.get(name, default)
-    return getattr(ctx, name, default)
 
 
 # --- measurements (each in its own process) --------------------------------------------------------
@@ -136,8 +130,6 @@ def _measure(kind: str, url: str) -> dict:
     """One measurement in this (fresh) process: seconds, peak RSS, database temp bytes. The
     modules are imported before the clock starts: a run's time, not its code's import."""
     from analytics_pipeline.aggregation.partitions import daily_partitions, monthly_partitions
-    from analytics_pipeline.cohorts import assets as cohorts
-    from analytics_pipeline.core import cache_versions
     from analytics_pipeline.tournaments import assets as tournaments  # noqa: F401
 
     today = dt.date.today()
@@ -188,7 +180,7 @@ def run(ctx=None) -> list[dict]:
     from .datasets import dataset_clone, event_count
 
     rows = []
-    for size in _setting(ctx, "sizes", SIZES):
+    for size in setting(ctx, "sizes", SIZES):
         with dataset_clone(size) as url:
             rows += _run_on(url, event_count(url))
     return rows
