@@ -45,7 +45,7 @@ def _csv_cell(value) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, (dict, list)):
-        return safe_cell(orjson.dumps(value).decode())
+        return orjson.dumps(value).decode()  # starts with { or [: never a formula
     return str(safe_cell(value))
 
 

@@ -10,7 +10,6 @@ the Dashboard API and the reports write goes through `safe_cell`.
 
 from __future__ import annotations
 
-import decimal
 import re
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -19,7 +18,7 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 def safe_cell(value: object) -> object:
     """`value` as a CSV cell: text that a spreadsheet would take for a formula is neutralised."""
-    if isinstance(value, (int, float, decimal.Decimal)) or not isinstance(value, str):
+    if not isinstance(value, str):  # numbers, days, None: as they are
         return value
     if value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
