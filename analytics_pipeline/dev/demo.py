@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 
 from ..core import db
 from ..reports.schedule import anchor_for, latest_due, next_occurrence
+from ..reports.store import insert_report
 from ..reports.validation import validate_report
 
 DEMO_RECIPIENT = "analytics@demo.example"
@@ -64,17 +64,7 @@ def add_demo_reports(url: str, now: dt.datetime | None = None) -> list[str]:
             anchor = anchor_for(frequency, report.parameters, now)
             # An occurrence a little over a month back, then the latest one up to now.
             due, _ = latest_due(next_occurrence(now - dt.timedelta(days=40), anchor), now, anchor)
-            report_id = f"rpt_{uuid.uuid4().hex[:16]}"
-            conn.execute(
-                sa.text(
-                    "INSERT INTO scheduled_reports (id, tenant_id, name, report_type, frequency, recipients, "
-                    "parameters, next_run_at, is_active) VALUES (:id, :tenant, :name, :type, :frequency, "
-                    ":recipients, CAST(:parameters AS jsonb), :next_run_at, false)"
-                ),
-                {"id": report_id, "tenant": tenant, "name": report.name, "type": report.report_type,
-                 "frequency": report.frequency, "recipients": list(report.recipients),
-                 "parameters": json.dumps(report.parameters.as_json()), "next_run_at": due},
-            )
+            report_id = insert_report(conn, tenant, report, due, active=False)
             ids.append(report_id)
     return ids
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -15,6 +14,7 @@ from ..core.options import NonEmptyText, WallClock
 from ..core.schema import FREQUENCIES, REPORT_TYPES
 from ..core.settings import ConfigError
 from .schedule import anchor_for, next_occurrence, to_local
+from .store import insert_report
 from .validation import (
     MAX_LOOKBACK_PERIODS,
     MAX_RECIPIENTS,
@@ -148,21 +148,11 @@ def add(tenant, name, report_type, frequency, recipients, timezone, send_time, d
         raise click.BadParameter(str(exc), param_hint="'--parameters'") from None
     now = utc_now()
     next_run_at = next_occurrence(now, anchor_for(frequency, report.parameters, now))
-    report_id = f"rpt_{uuid.uuid4().hex[:16]}"
     database = _database()
     with database.transaction() as conn:
         if conn.execute(sa.text("SELECT 1 FROM organizations WHERE id = :t"), {"t": tenant}).first() is None:
             raise click.ClickException(f"--tenant: no organization with id {tenant!r}")
-        conn.execute(
-            sa.text(
-                "INSERT INTO scheduled_reports (id, tenant_id, name, report_type, frequency, recipients, "
-                "parameters, next_run_at, is_active) VALUES (:id, :tenant, :name, :type, :frequency, "
-                ":recipients, CAST(:parameters AS jsonb), :next_run_at, true)"
-            ),
-            {"id": report_id, "tenant": tenant, "name": report.name, "type": report.report_type,
-             "frequency": report.frequency, "recipients": list(report.recipients),
-             "parameters": json.dumps(report.parameters.as_json()), "next_run_at": next_run_at},
-        )
+        report_id = insert_report(conn, tenant, report, next_run_at, active=True)
     click.echo(f"added {report_id}: first delivery {_when(next_run_at, report.parameters.timezone)}")
 
 
