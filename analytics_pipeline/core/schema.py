@@ -78,6 +78,17 @@ users = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False, server_default=NOW),
 )
 
+# Revision 0022: an organization's settings, written by the platform; without a row, the
+# defaults (docs/reports.md#currency). No grant to analytics_app, like organizations.
+organization_settings = sa.Table(
+    "organization_settings",
+    metadata,
+    sa.Column("organization_id", sa.Text, sa.ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="organization_settings_currency_check"),
+)
+
 # --- Revision 20251106_add_analytics_tables: the specification's five tables -----------------
 
 analytics_events = sa.Table(

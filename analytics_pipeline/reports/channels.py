@@ -36,7 +36,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..core.settings import ConfigError
-from .labels import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, format_change, format_value
+from ..core.polarity import polarity
+from .labels import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, change_unit, empty_text, figure_view
 from .queries import ReportData
 from .render import Rendered
 from .validation import ReportConfig
@@ -101,8 +102,11 @@ def _number(value: Any) -> Any:
 
 
 def _figure(f) -> dict:
+    view = figure_view(f.metric, f.unit, f.current, f.previous, f.change_pct)
     return {"metric": f.metric, "label": METRIC_LABELS.get(f.metric, f.metric), "unit": f.unit,
-            "current": _number(f.current), "previous": _number(f.previous), "change_pct": _number(f.change_pct)}
+            "current": _number(f.current), "previous": _number(f.previous), "change_pct": _number(f.change_pct),
+            # change_pct is in percentage points for a ratio: change_unit says which.
+            "change_unit": change_unit(f.unit), "polarity": polarity(f.metric), "tone": view["tone"]}
 
 
 def payload(
@@ -121,6 +125,7 @@ def payload(
         "report": {"id": report_id, "tenant_id": tenant_id, "name": report.name, "type": report.report_type,
                    "frequency": report.frequency},
         "organization": rendered.context["organization"],
+        "currency": data.currency,  # of every amount, figures and tables alike
         "subject": rendered.subject,
         "scheduled_for": scheduled_for.isoformat() + "Z",
         "period": {"label": data.period.label, "start": data.period.start.isoformat(),
@@ -130,6 +135,8 @@ def payload(
         "sections": {
             section: {
                 "missing": section in data.missing,
+                "not_computed": section in data.pending,
+                "empty_text": empty_text(section, section in data.pending) if section in data.missing else None,
                 "figures": [_figure(f) for f in data.figures.get(section, [])],
                 # The KPI block (docs/metrics.md#kpis): ratios as fractions, null where not applicable.
                 **({"kpis": [_figure(f) for f in data.kpis]} if section == "revenue" else {}),
@@ -152,17 +159,23 @@ def slack_message(body: dict) -> dict:
     for section, content in body["sections"].items():
         lines = [f"*{SECTION_TITLES[section]}*"]
         if content["missing"]:
-            lines.append("_No figures have been computed for this period yet._")
+            lines.append(f"_{content['empty_text']}_")
         for f in content["figures"]:
-            change = format_change(Decimal(f["change_pct"]) if f["change_pct"] is not None else None)
-            lines.append(f"{f['label']}: *{format_value(f['current'], f['unit'])}* "
-                         f"(previous {format_value(f['previous'], f['unit'])}, {change})")
+            lines.append(_slack_line(f, body["currency"], "–"))
         for f in content.get("kpis", []):
-            change = format_change(Decimal(f["change_pct"]) if f["change_pct"] is not None else None, f["unit"])
-            lines.append(f"{f['label']}: *{format_value(f['current'], f['unit'], NOT_APPLICABLE)}* "
-                         f"(previous {format_value(f['previous'], f['unit'], NOT_APPLICABLE)}, {change})")
+            lines.append(_slack_line(f, body["currency"], NOT_APPLICABLE))
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
     return {"text": body["subject"], "blocks": blocks}
+
+
+def _slack_line(f: dict, currency: str, missing: str) -> str:
+    """A figure as a Slack line: the change with its arrow and, where the metric's polarity says,
+    whether it is better or worse (Slack text has no colour)."""
+    values = [None if f[k] is None else Decimal(str(f[k])) for k in ("current", "previous", "change_pct")]
+    view = figure_view(f["metric"], f["unit"], *values, missing=missing, currency=currency)
+    change = " ".join(part for part in (view["arrow"], view["change"]) if part)
+    judged = f" {':large_green_circle:' if view['tone'] == 'good' else ':red_circle:'} {view['tone_word']}" if view["tone_word"] else ""
+    return f"{view['label']}: *{view['current']}* (previous {view['previous']}, {change}{judged})"
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -10,7 +10,6 @@ import io
 from collections.abc import Sequence
 from decimal import Decimal
 
-import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -54,39 +53,20 @@ def line_chart(title: str, labels: Sequence[str], values: Sequence[Decimal | flo
 
 
 def bar_chart(
-    title: str, labels: Sequence[str], values: Sequence[Decimal | float | int | None], horizontal: bool = False
+    title: str, labels: Sequence[str], values: Sequence[Decimal | float | int | None], horizontal: bool = False,
+    highlight: Sequence[bool] | None = None,
 ) -> bytes:
+    """Bars in the accent colour; with `highlight`, only the bars it marks, the others muted."""
     figure = _figure(2.4 if not horizontal else max(1.4, 0.35 * len(labels) + 0.6))
     axes = figure.add_subplot()
     numbers = [float(v or 0) for v in values]
+    colours = [ACCENT if marked else MUTED for marked in highlight] if highlight is not None else ACCENT
     if horizontal:
-        axes.barh(list(labels)[::-1], numbers[::-1], color=ACCENT)
+        axes.barh(list(labels)[::-1], numbers[::-1], color=colours[::-1] if highlight is not None else colours)
     else:
-        axes.bar(range(len(labels)), numbers, color=ACCENT)
+        axes.bar(range(len(labels)), numbers, color=colours)
         step = max(1, len(labels) // 8)
         axes.set_xticks(range(0, len(labels), step), [labels[i] for i in range(0, len(labels), step)])
     _style(axes)
-    axes.set_title(title, fontsize=10, loc="left")
-    return _png(figure)
-
-
-def heat_table(title: str, cohorts: Sequence[str], months: int, rates: dict[tuple[str, int], Decimal]) -> bytes:
-    """Retention heat table: one row per cohort, one column per month since signup."""
-    figure = _figure(max(1.6, 0.32 * len(cohorts) + 0.9))
-    axes = figure.add_subplot()
-    grid = [[float(rates[(c, m)]) if (c, m) in rates else float("nan") for m in range(months)] for c in cohorts]
-    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#ffffff")
-    axes.imshow(grid, cmap=cmap, vmin=0, vmax=100, aspect="auto")
-    for i, row in enumerate(grid):
-        for j, value in enumerate(row):
-            if value == value:  # not NaN
-                axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
-                          color="white" if value > 60 else "#0f172a")
-    axes.set_xticks(range(months), [str(m) for m in range(months)])
-    axes.set_yticks(range(len(cohorts)), list(cohorts))
-    axes.tick_params(labelsize=8, length=0)
-    axes.set_xlabel("months since signup", fontsize=8)
-    for spine in axes.spines.values():
-        spine.set_visible(False)
     axes.set_title(title, fontsize=10, loc="left")
     return _png(figure)

@@ -43,7 +43,7 @@ from .channels import PermanentChannelError, TemporaryChannelError
 from .claims import EMAIL, Claim, ClaimedRow, Outcome, RowResult, claim_manual, claim_scheduled, finish, utc_now
 from .email_channel import send_email
 from .mime import delivery_key
-from .queries import BrokenReport, ReportData, organization_name, read_report
+from .queries import BrokenReport, ReportData, organization_name, read_report, tenant_currency
 from .render import Rendered, render
 from .schedule import Period, report_period
 from .validation import InvalidReport, ReportConfig, validate_report
@@ -78,8 +78,9 @@ def validated_report(row: dict) -> ReportConfig:
 def read_data(database: AnalyticsDatabase, row: dict, report: ReportConfig, period: Period) -> ReportData:
     with database.transaction() as conn:
         organization = organization_name(conn, row["tenant_id"])
+        currency = tenant_currency(conn, row["tenant_id"])
     with database.tenant_transaction(row["tenant_id"]) as conn:
-        return read_report(conn, row["tenant_id"], organization, report, period)
+        return read_report(conn, row["tenant_id"], organization, report, period, currency)
 
 
 def render_delivery(data: ReportData, report: ReportConfig, row: dict, scheduled_for: dt.datetime,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ..core.polarity import direction, tone
+
 SECTION_TITLES = {"revenue": "Revenue", "users": "Users", "tournaments": "Tournaments"}
 REPORT_TITLES = {
     "revenue_summary": "Revenue summary",
@@ -48,26 +50,76 @@ METRIC_LABELS = {
     "ttm_nrr": "NRR, trailing twelve months",
     "ttm_grr": "GRR, trailing twelve months",
 }
+# A section without aggregate rows for the period: either its aggregate has not run since the
+# period ended, or the tenant had nothing of it (docs/metrics.md#which-rows-exist).
+NOT_COMPUTED = "No {noun} figures have been computed for this period yet."
+SECTION_NOUNS = {"revenue": "revenue", "users": "user", "tournaments": "tournament"}
+NO_ACTIVITY = {
+    "revenue": "No revenue activity in this period: no recurring revenue, no payments and no refunds.",
+    "users": "No user activity in this period: nobody signed up in the months the cohorts cover.",
+    "tournaments": "No tournament activity in this period: no tournament was played.",
+}
+
+
+def empty_text(section: str, pending: bool) -> str:
+    return NOT_COMPUTED.format(noun=SECTION_NOUNS[section]) if pending else NO_ACTIVITY[section]
+
+
 # A KPI without a value has a denominator of 0 (or no row): not applicable, never 0.
 NOT_APPLICABLE = "n/a"
 
 
-def format_value(value, unit: str, missing: str = "–") -> str:
+def format_value(value, unit: str, missing: str = "–", currency: str | None = None) -> str:
+    """A figure as the report writes it, locale-free: amounts to the cent with the tenant's
+    currency code after them, counts whole, ratios (fractions) in percent."""
     if value is None:
         return missing
     if unit == "count":
         return f"{int(value):,}"
-    if unit == "percent":
-        return f"{Decimal(value):,.1f} %"
     if unit == "ratio":
         return f"{Decimal(value) * 100:,.1f} %"
     if unit == "number":
         return f"{Decimal(value):,.1f}"
-    return f"{Decimal(value):,.2f}"
+    text = f"{Decimal(value):,.2f}"
+    return f"{text} {currency}" if currency else text
+
+
+def change_unit(unit: str) -> str:
+    """What a change is measured in: percentage points for a ratio, percent for anything else
+    (docs/metrics.md#change-against-the-previous-period)."""
+    return "pp" if unit == "ratio" else "%"
 
 
 def format_change(change: Decimal | None, unit: str = "") -> str:
     """A change in percent; of a ratio, in percentage points."""
     if change is None:
         return "–"
-    return f"{'+' if change > 0 else ''}{change:,.1f} {'pp' if unit == 'ratio' else '%'}"
+    return f"{'+' if change > 0 else ''}{change:,.1f} {change_unit(unit)}"
+
+
+ARROWS = {"up": "▲", "down": "▼", "flat": ""}
+TONE_WORDS = {"good": "better", "bad": "worse", "neutral": ""}
+TONE_COLOURS = {"good": "#15803d", "bad": "#b91c1c", "neutral": "#64748b"}
+
+
+def figure_view(metric: str, unit: str, current, previous, change, *, missing: str = "–",
+                currency: str | None = None) -> dict:
+    """One figure as every channel shows it: its label, values, change, the arrow of its direction
+    and the tone (good, bad, neutral) its polarity gives the move (core/polarity.py). The move is
+    current − previous, so a rise from 0 (no percent change) is judged too."""
+    if current is not None and previous is not None:
+        moved = Decimal(current) - Decimal(previous)
+    else:
+        moved = Decimal(change) if change is not None else None
+    way, judged = direction(moved), tone(metric, moved)
+    return {
+        "label": METRIC_LABELS.get(metric, metric),
+        "current": format_value(current, unit, missing, currency),
+        "previous": format_value(previous, unit, missing, currency),
+        "change": format_change(Decimal(change) if change is not None else None, unit),
+        "direction": way,
+        "arrow": ARROWS[way],
+        "tone": judged,
+        "tone_word": TONE_WORDS[judged],
+        "colour": TONE_COLOURS[judged],
+    }

@@ -21,7 +21,8 @@ from .schedule import Period, to_utc
 from .validation import ReportConfig
 
 load = sql_loader(__package__)
-TREND_DAYS = 30  # the MRR trend covers at least the last 30 days
+TREND_DAYS = 30  # the MRR trend and the daily report's revenue chart cover the last 30 days
+DEFAULT_CURRENCY = "USD"  # an organization without a row in organization_settings
 
 SECTIONS = {
     "revenue_summary": ("revenue",),
@@ -41,10 +42,10 @@ class Figure:
     """A key figure of the period against the period before."""
 
     metric: str
-    unit: str  # amount, count, number, percent, ratio (a fraction: 1 = 100 %)
+    unit: str  # amount, count, number, ratio (a fraction: 1 = 100 %)
     current: Decimal | int | None
     previous: Decimal | int | None
-    change_pct: Decimal | None  # of a ratio: the change in percentage points
+    change_pct: Decimal | None  # in percent; of a ratio, in percentage points
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,14 @@ class ReportData:
     figures: dict[str, list[Figure]] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     formats: list[tuple[str, int]] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # sections with no aggregate rows yet
+    missing: list[str] = field(default_factory=list)  # sections with no aggregate rows for the period
+    # Of those, the sections whose aggregate has not run since the period ended: "not computed
+    # yet"; the others had no activity in the period.
+    pending: list[str] = field(default_factory=list)
     # The revenue section's KPI block (docs/metrics.md#kpis) and the period its current side is of.
     kpis: list[Figure] = field(default_factory=list)
     kpi_period: tuple[dt.date, dt.date] | None = None
+    currency: str = DEFAULT_CURRENCY  # of every amount (docs/reports.md#currency)
 
     def is_empty(self) -> bool:
         """Nothing happened in the period: every figure of it is zero or absent, no tournament was
@@ -114,11 +119,22 @@ def _kpis(conn: Connection, params: dict) -> tuple[list[Figure], tuple[dt.date, 
     return figures, (start, rows[0]["current_end"]) if start else None
 
 
+def _missing(conn: Connection, data: ReportData, section: str, aggregate: str) -> None:
+    """A section without rows: no activity when its aggregate has run since the period's last
+    (UTC) day ended (aggregate_freshness), else not computed yet (docs/operations.md#never-a-broken-report)."""
+    data.missing.append(section)
+    ran = conn.execute(sa.text("SELECT materialized_at FROM aggregate_freshness WHERE aggregate = :a"),
+                       {"a": aggregate}).scalar()
+    if ran is None or ran < dt.datetime.combine(data.period.end + dt.timedelta(days=1), dt.time(0)):
+        data.pending.append(section)
+
+
 def local_midnight_utc(day: dt.date, report: ReportConfig) -> dt.datetime:
     return to_utc(dt.datetime.combine(day, dt.time(0), tzinfo=report.parameters.zone))
 
 
-def read_report(conn: Connection, tenant_id: str, organization: str, report: ReportConfig, period: Period) -> ReportData:
+def read_report(conn: Connection, tenant_id: str, organization: str, report: ReportConfig, period: Period,
+                currency: str = DEFAULT_CURRENCY) -> ReportData:
     """Everything the report shows. `conn` must be a tenant transaction of `tenant_id`.
 
     The aggregates are per UTC calendar date, so a period of local dates reads the aggregate rows
@@ -136,13 +152,14 @@ def read_report(conn: Connection, tenant_id: str, organization: str, report: Rep
         "end_at": local_midnight_utc(period.end + one_day, report),
         "previous_start_at": local_midnight_utc(period.previous_start, report),
     }
-    data = ReportData(organization=organization, period=period, sections=SECTIONS[report.report_type])
+    data = ReportData(organization=organization, period=period, sections=SECTIONS[report.report_type],
+                      currency=currency)
     if "revenue" in data.sections:
         data.figures["revenue"], found = _figures(conn, "revenue_summary", params)
         data.tables["revenue_aggregates"] = _table(conn, "revenue_aggregates", "revenue_rows", params)
         data.kpis, data.kpi_period = _kpis(conn, params)
         if not found:
-            data.missing.append("revenue")
+            _missing(conn, data, "revenue", "revenue_aggregates")
     if "users" in data.sections:
         signups, _ = _figures(conn, "signups", params)
         first_cohort = add_months(period.end, -(report.parameters.cohorts - 1))
@@ -150,13 +167,13 @@ def read_report(conn: Connection, tenant_id: str, organization: str, report: Rep
         data.figures["users"] = signups
         data.tables["user_cohorts"] = cohorts
         if not cohorts.rows:
-            data.missing.append("users")
+            _missing(conn, data, "users", "user_cohorts")
     if "tournaments" in data.sections:
         data.figures["tournaments"], found = _figures(conn, "tournament_summary", params)
         data.tables["tournament_aggregates"] = _table(conn, "tournament_aggregates", "tournament_rows", params)
         data.formats = [(f, n) for f, n in _run(conn, "tournaments_by_format", params)]
         if not found:
-            data.missing.append("tournaments")
+            _missing(conn, data, "tournaments", "tournament_aggregates")
     return data
 
 
@@ -165,3 +182,12 @@ def organization_name(conn: Connection, tenant_id: str) -> str:
     it one would show every tenant all organizations' names."""
     name = conn.execute(sa.text("SELECT name FROM organizations WHERE id = :t"), {"t": tenant_id}).scalar()
     return name if name is not None else tenant_id
+
+
+def tenant_currency(conn: Connection, tenant_id: str) -> str:
+    """The organization's currency (organization_settings, migration 0022), else DEFAULT_CURRENCY.
+    Read with the pipeline's own role, like the name."""
+    currency = conn.execute(
+        sa.text("SELECT currency FROM organization_settings WHERE organization_id = :t"), {"t": tenant_id}
+    ).scalar()
+    return currency or DEFAULT_CURRENCY

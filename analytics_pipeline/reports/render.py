@@ -19,9 +19,9 @@ import jinja2
 from ..core.routes import TABLE_ENDPOINTS
 from ..core.spreadsheet import safe_cell
 from . import charts
-from .labels import METRIC_LABELS, NOT_APPLICABLE, REPORT_TITLES, SECTION_TITLES, format_change, format_value
+from .labels import NOT_APPLICABLE, REPORT_TITLES, SECTION_TITLES, empty_text, figure_view, format_value
 from .pdf import pdf_document
-from .queries import BrokenReport, Figure, ReportData
+from .queries import TREND_DAYS, BrokenReport, Figure, ReportData
 from .settings import attachment_max_bytes, dashboard_url
 from .validation import CONTROL_CHARACTERS, ReportConfig
 
@@ -91,26 +91,46 @@ class Rendered:
             self.context, image_src=sources, unsubscribe_url=None)
 
 
+CENT = Decimal("0.01")
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A decimal as a spreadsheet reads it: fixed-point, never exponent notation (0E-20), and no
+    zeros past the cents (1.00000000000000000000 is 1.00); the digits that count are kept."""
+    if not value.is_finite():
+        return str(value)
+    if value.as_tuple().exponent < -2:
+        value = value.normalize()
+        if value.as_tuple().exponent > -2:
+            value = value.quantize(CENT)
+    return format(value, "f")
+
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
+    return safe_cell(value)
+
+
 def csv_text(columns, rows) -> str:
+    """A CSV attachment: plain decimals, ISO dates, empty for NULL, text that cannot become a
+    formula. Rates are fractions (1 = 100 %) in every report CSV (their SQL makes them so)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date) else safe_cell(v) for v in row])
+        writer.writerow([_cell(v) for v in row])
     return buffer.getvalue()
 
 
-def _figure_rows(figures: list[Figure], missing: str = "–") -> list[dict]:
-    return [
-        {
-            "label": METRIC_LABELS.get(f.metric, f.metric),
-            "current": format_value(f.current, f.unit, missing),
-            "previous": format_value(f.previous, f.unit, missing),
-            "change": format_change(f.change_pct, f.unit),
-            "direction": "flat" if not f.change_pct else ("up" if f.change_pct > 0 else "down"),
-        }
-        for f in figures
-    ]
+def _figure_rows(figures: list[Figure], currency: str, missing: str = "–") -> list[dict]:
+    return [figure_view(f.metric, f.unit, f.current, f.previous, f.change_pct, missing=missing, currency=currency)
+            for f in figures]
 
 
 def _kpi_title(data: ReportData) -> str | None:
@@ -145,19 +165,17 @@ def _charts(data: ReportData, key: str, domain: str) -> dict[str, list[Chart]]:
         if days:
             out["revenue"].append(chart("MRR trend", charts.line_chart,
                 "MRR trend (daily)", [f"{r['period_start']:%d %b}" for r in days], [r["mrr"] for r in days]))
-        in_period = [r for r in days if data.period.start <= r["period_start"] <= data.period.end]
-        if in_period:
+        # The trailing 30 days (or the whole period, if longer), the period's days highlighted: a
+        # daily report's one day reads against the month before it.
+        first = min(data.period.start, data.period.end - dt.timedelta(days=TREND_DAYS - 1))
+        by_day = {r["period_start"]: r["total_revenue"] for r in days}
+        shown = [first + dt.timedelta(days=i) for i in range((data.period.end - first).days + 1)]
+        if any(by_day.get(day) is not None for day in shown):
+            title = ("Revenue by day, the period highlighted" if len(shown) > (data.period.end - data.period.start).days + 1
+                     else "Revenue by day")
             out["revenue"].append(chart("Revenue by day", charts.bar_chart,
-                "Revenue by day", [f"{r['period_start']:%d %b}" for r in in_period],
-                [r["total_revenue"] for r in in_period]))
-    if "users" in data.sections:
-        rows = data.tables["user_cohorts"].records()
-        if rows:
-            cohorts = sorted({f"{r['cohort_month']:%Y-%m}" for r in rows})
-            months = max(r["month_number"] for r in rows) + 1
-            rates = {(f"{r['cohort_month']:%Y-%m}", r["month_number"]): r["retention_rate"] for r in rows}
-            out["users"].append(chart("Retention by cohort", charts.heat_table,
-                "Retention by signup cohort (% of cohort active)", cohorts, months, rates))
+                f"{title} ({data.currency})", [f"{day:%d %b}" for day in shown], [by_day.get(day) for day in shown],
+                highlight=[data.period.start <= day <= data.period.end for day in shown]))
     if "tournaments" in data.sections and data.formats:
         out["tournaments"].append(chart("Tournaments by format", charts.bar_chart,
             "Tournaments created by format", [f for f, _ in data.formats], [n for _, n in data.formats],
@@ -181,10 +199,10 @@ def _triangle(data: ReportData) -> dict | None:
             {
                 "label": f"{month:%b %Y}",
                 "size": f"{entry['size']:,}",
-                "ltv": format_value(entry["ltv"], "amount"),
+                "ltv": format_value(entry["ltv"], "amount", currency=data.currency),
                 "cells": [
                     None if m not in entry["cells"] else
-                    {"text": f"{entry['cells'][m]:.0f}", "shade": _shade(entry["cells"][m])}
+                    {"text": f"{entry['cells'][m] * 100:.0f}", "shade": _shade(entry["cells"][m])}
                     for m in range(months)
                 ],
             }
@@ -194,8 +212,8 @@ def _triangle(data: ReportData) -> dict | None:
 
 
 def _shade(rate: Decimal) -> str:
-    # White to the chart's blue, so the HTML table reads like the heat chart.
-    t = max(0.0, min(1.0, float(rate) / 100))
+    # White to the charts' blue: a rate (a fraction) of 1 is the full colour.
+    t = max(0.0, min(1.0, float(rate)))
     r, g, b = (int(255 + (c - 255) * t) for c in (37, 99, 235))
     return f"#{r:02x}{g:02x}{b:02x}"
 
@@ -231,10 +249,12 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
         {
             "key": section,
             "title": SECTION_TITLES[section],
-            "figures": _figure_rows(data.figures.get(section, [])),
+            "figures": _figure_rows(data.figures.get(section, []), data.currency),
             "charts": chart_map[section],
             "missing": section in data.missing,
-            "kpis": _figure_rows(data.kpis, NOT_APPLICABLE) if section == "revenue" else [],
+            "pending": section in data.pending,
+            "empty_text": empty_text(section, section in data.pending),
+            "kpis": _figure_rows(data.kpis, data.currency, NOT_APPLICABLE) if section == "revenue" else [],
             "kpi_title": _kpi_title(data) if section == "revenue" else None,
         }
         for section in data.sections
@@ -248,7 +268,8 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
             empty.append(name)
             continue
         filename = f"{name}_{data.period.start}_{data.period.end}.csv"
-        content = csv_text(table.columns, table.rows).encode()
+        # Every table has amounts: the currency they are in is a column of each row.
+        content = csv_text((*table.columns, "currency"), [(*row, data.currency) for row in table.rows]).encode()
         if len(content) > limit:
             url = dashboard_url(required=True) + csv_url(name, data)
             left_out.append(LeftOut(filename, _size(len(content)), url, name))
@@ -260,6 +281,7 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
         "report_title": REPORT_TITLES[report.report_type],
         "period": data.period,
         "timezone": report.parameters.timezone,
+        "currency": data.currency,
         "sections": sections,
         "triangle": _triangle(data),
         "formats": data.formats,

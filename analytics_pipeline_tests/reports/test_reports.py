@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import email
 import io
+from decimal import Decimal
 from email import policy
 
 import dagster as dg
@@ -70,7 +71,8 @@ def test_comprehensive_report_email(tenants, database, mail, inbox):
     assert "single_elimination 3, swiss 1" in plain
 
     images = [p for p in message.walk() if p.get_content_type() == "image/png"]
-    assert len(images) == 4  # MRR trend, revenue by day, retention heat table, tournaments by format
+    # MRR trend, revenue by day, tournaments by format; the cohorts are a table only, not an image too.
+    assert len(images) == 3
     for image in images:
         assert image.get_content().startswith(b"\x89PNG")
         assert f"cid:{image['Content-ID'].strip('<>')}" in html
@@ -86,16 +88,19 @@ def test_comprehensive_report_email(tenants, database, mail, inbox):
             f"SELECT period_type, period_start, period_end, {', '.join(REVENUE_COLUMNS)} FROM revenue_aggregates "
             "WHERE tenant_id = 'org-a' AND period_start >= '2025-10-27'")).all()
         expected_cohorts = conn.execute(sa.text(
-            "SELECT cohort_month, month_number, retention_rate, ltv FROM user_cohorts "
+            "SELECT cohort_month, month_number, retained_users, cohort_size, ltv FROM user_cohorts "
             "WHERE tenant_id = 'org-a' AND NOT (cohort_month = '2025-09-01' AND month_number = 3)")).all()
     revenue_csv = list(csv.DictReader(io.StringIO(attachments["revenue_aggregates_2025-11-03_2025-11-09.csv"])))
     assert {(r["period_type"], r["period_start"], r["mrr"], r["total_revenue"], r["refund_amount"]) for r in revenue_csv} == {
         (r.period_type, r.period_start.isoformat(), str(r.mrr), str(r.total_revenue), str(r.refund_amount))
         for r in expected_revenue}
+    assert {r["currency"] for r in revenue_csv} == {"USD"}  # no organization_settings row: the default
     assert len(revenue_csv) == len(expected_revenue) == 9  # 2 weeks + 7 days
     cohort_csv = list(csv.DictReader(io.StringIO(attachments["user_cohorts_2025-11-03_2025-11-09.csv"])))
-    assert {(r["cohort_month"], int(r["month_number"]), r["retention_rate"], r["ltv"]) for r in cohort_csv} == {
-        (r.cohort_month.isoformat(), r.month_number, str(r.retention_rate), str(r.ltv)) for r in expected_cohorts}
+    # Rates are fractions in every CSV: retained / size (40 of 100 is 0.4), not the table's percent.
+    assert {(r["cohort_month"], int(r["month_number"]), Decimal(r["retention_rate"]), r["ltv"]) for r in cohort_csv} == {
+        (r.cohort_month.isoformat(), r.month_number, Decimal(r.retained_users) / r.cohort_size, str(r.ltv))
+        for r in expected_cohorts}
 
     # Nothing of org-b: not its name, numbers or formats, in any part.
     content = text_parts(message)

@@ -145,7 +145,9 @@ def test_slack_gets_the_same_numbers_as_a_message(tenants, database, mail, inbox
     message = json.loads(body)
     assert message["text"] == "Acme Esports: Weekly KPIs – week 45 of 2025 (3 Nov – 9 Nov 2025)"
     text = json.dumps(message["blocks"], ensure_ascii=False)
-    assert "MRR (end of period): *12,500.00* (previous 10,000.00, +25.0 %)" in text
+    # MRR 10,000 -> 12,500 is up 25.0 % and good; refunds 0 -> 2 are up (no percent of 0) and bad.
+    assert "MRR (end of period): *12,500.00 USD* (previous 10,000.00 USD, ▲ +25.0 % :large_green_circle: better)" in text
+    assert "Refunds: *2* (previous 0, ▲ – :red_circle: worse)" in text
     assert "x-report-signature" not in headers
 
 
@@ -180,9 +182,9 @@ def test_pdf_attachment_has_the_numbers_and_the_charts(tenants, database, mail, 
     text = " ".join(page.extract_text() for page in document.pages)
     for figure in ("Acme Esports", "Weekly KPIs", "12,500.00", "+25.0 %", "14,000.00", "80.0 %"):
         assert figure in text, figure
-    # The four charts of the email, as images in the PDF (the retention table is HTML, not an image).
+    # The three charts of the email, as images in the PDF (the retention table is HTML, not an image).
     # (Pages may share one resource dictionary, so images are told apart by name.)
-    assert len({image.name for page in document.pages for image in page.images}) == 4
+    assert len({image.name for page in document.pages for image in page.images}) == 3
     assert "attached as PDF: report_2025-11-03_2025-11-09.pdf" in message.get_body(("plain",)).get_content()
 
 

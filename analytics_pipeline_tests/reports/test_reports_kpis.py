@@ -89,16 +89,16 @@ def _report(conn, report_id, report_type):
 
 
 EXPECTED_KPIS = [
-    # label, this period, previous, change
-    ("ARPA (MRR per paying customer)", "305.00", "285.71", "+6.8 %"),
+    # label, this period, previous, change (arrow of the direction; better or worse by the KPI's polarity)
+    ("ARPA (MRR per paying customer)", "305.00 USD", "285.71 USD", "▲ +6.8 % (better)"),
     ("Logo churn rate", "14.3 %", "n/a", "–"),
     ("Gross MRR churn rate", "15.0 %", "n/a", "–"),
     ("Net MRR churn rate", "-2.0 %", "n/a", "–"),
     ("Gross revenue retention (GRR)", "85.0 %", "n/a", "–"),
     ("Net revenue retention (NRR)", "95.0 %", "n/a", "–"),
     ("Quick ratio", "2.5", "n/a", "–"),
-    ("NRR, trailing twelve months", "50.0 %", "0.0 %", "+50.0 pp"),
-    ("GRR, trailing twelve months", "33.3 %", "0.0 %", "+33.3 pp"),
+    ("NRR, trailing twelve months", "50.0 %", "0.0 %", "▲ +50.0 pp (better)"),
+    ("GRR, trailing twelve months", "33.3 %", "0.0 %", "▲ +33.3 pp (better)"),
 ]
 
 
@@ -115,7 +115,7 @@ def test_the_kpi_block_shows_the_hand_worked_kpis_and_nothing_of_another_tenant(
     html = message.get_body(("html",)).get_content()
 
     # The customer counts are figures of the revenue section, above the block.
-    assert f"{'Paying customers (end of period)':<30} {'40':>16}   previous 35, change +14.3 %" in plain
+    assert f"{'Paying customers (end of period)':<30} {'40':>16}   previous 35, change ▲ +14.3 % (better)" in plain
     assert "KPIs of the month 1 Nov – 30 Nov 2025" in plain and "KPIs of the month 1 Nov – 30 Nov 2025" in html
     block = plain[plain.index("KPIs of the month"):]
     lines = [line.strip() for line in block.splitlines()[1:len(EXPECTED_KPIS) + 1]]
@@ -155,7 +155,7 @@ def test_the_revenue_csv_carries_each_rows_kpis_as_the_view_has_them(kpi_tenants
     assert Decimal(october["ttm_nrr"]) == Decimal(october["ttm_grr"]) == 0  # a denominator of 200: 0, not NULL
     assert rows[("day", "2025-11-30")]["ttm_nrr"] == ""  # TTM exists for months only
 
-    # Every KPI cell is the view's value for the row, as written by str() of the Decimal.
+    # Every KPI cell is the view's value for the row, in plain decimal notation (never 0E-20).
     kpi_columns = [c for c in next(iter(rows.values())) if c not in {"period_type", "period_start", "period_end"}]
     with kpi_tenants.connect() as conn:
         view = conn.execute(sa.text(
@@ -164,7 +164,9 @@ def test_the_revenue_csv_carries_each_rows_kpis_as_the_view_has_them(kpi_tenants
         key = (row["period_type"], row["period_start"].isoformat())
         for column in kpi_columns:
             if column in row:
-                assert rows[key][column] == ("" if row[column] is None else str(row[column])), (key, column)
+                cell = rows[key][column]
+                assert "E" not in cell, (key, column, cell)
+                assert (cell == "") if row[column] is None else (Decimal(cell) == row[column]), (key, column)
 
 
 def test_kpis_are_read_under_the_tenants_row_level_security(kpi_tenants, database):

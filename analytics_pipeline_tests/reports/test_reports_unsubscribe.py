@@ -122,7 +122,7 @@ def test_preview_is_the_message_the_delivery_sends(tenants, database, mail, inbo
     for header in ("Subject", "From", "To", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "Date"):
         assert shown.message[header] == sent[header], header
     assert _parts(shown.message) == _parts(sent)
-    assert len([p for p in _parts(sent) if p[0] == "image/png"]) == 4
+    assert len([p for p in _parts(sent) if p[0] == "image/png"]) == 3  # MRR trend, revenue by day, tournaments by format
 
 
 def test_preview_command_writes_the_file_and_logs_nothing(tenants, db_url, tmp_path, monkeypatch):

@@ -1,8 +1,19 @@
-"""The currency each tenant's amounts are in (#23).
+"""organization_settings: the currency each organization's amounts are in.
+
+The platform writes one row per organization that bills in something other than the default
+(docs/reports.md#currency); an organization without a row is in `USD`. Like `organizations`,
+the table belongs to the platform's side: the pipeline reads it with its own role (reports name
+the currency beside every amount), and `analytics_app`, the tenant-scoped role, has no grant on
+it, so no tenant can read another's settings.
+
+`currency` is an ISO 4217 alphabetic code: three capital letters, checked by the database.
 
 Revision ID: 0022_tenant_currency
 Revises: 0021_revenue_segments
 """
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0022_tenant_currency"
 down_revision = "0021_revenue_segments"
@@ -11,8 +22,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "organization_settings",
+        sa.Column("organization_id", sa.Text, nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.text("timezone('utc', now())")),
+        sa.PrimaryKeyConstraint("organization_id", name="organization_settings_pkey"),
+        sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"], ondelete="CASCADE",
+                                name="organization_settings_organization_id_fkey"),
+        sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="organization_settings_currency_check"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("organization_settings")
