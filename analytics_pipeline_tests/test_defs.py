@@ -17,7 +17,10 @@ from analytics_pipeline.domains import DOMAINS, declared_state_names
 # Tables the platform owns (AssetSpecs: lineage starts at them).
 PLATFORM = {"organizations", "users", "analytics_events"}
 # Derived states, absorbed from analytics_events in commit order.
-STATES = {"subscription_history", "payment_history", "tournament_history", "user_signups", "user_activity_months"}
+STATES = {
+    "subscription_history", "payment_history", "customer_sources", "tournament_history", "user_signups",
+    "user_activity_months",
+}
 # asset -> its upstream assets.
 LINEAGE = {
     "organizations": set(),
@@ -26,14 +29,18 @@ LINEAGE = {
     **{state: {"analytics_events"} for state in STATES},
     "revenue_aggregates": {"subscription_history", "payment_history"},
     "revenue_kpis": {"revenue_aggregates", "subscription_history"},
+    "revenue_segments": {"revenue_aggregates", "subscription_history", "customer_sources"},
     "tournament_aggregates": {"tournament_history"},
     "user_cohorts": {"user_signups", "user_activity_months"},
     "report_deliveries": {"revenue_aggregates", "revenue_kpis", "tournament_aggregates", "user_cohorts"},
 }
-PARTITIONED = {"revenue_aggregates": "daily", "tournament_aggregates": "daily", "user_cohorts": "monthly"}
+PARTITIONED = {
+    "revenue_aggregates": "daily", "revenue_segments": "daily", "tournament_aggregates": "daily",
+    "user_cohorts": "monthly",
+}
 # job -> the assets it materializes.
 JOBS = {
-    "hourly_aggregates_job": {"revenue_aggregates", "tournament_aggregates"},
+    "hourly_aggregates_job": {"revenue_aggregates", "revenue_segments", "tournament_aggregates"},
     "user_cohorts_job": {"user_cohorts"},
     "report_delivery_job": {"report_deliveries"},
 }

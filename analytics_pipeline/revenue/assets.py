@@ -39,6 +39,10 @@ SUBSCRIPTION_HISTORY = DerivedState(
 PAYMENT_HISTORY = DerivedState(
     "payment_history", "payment_events", PAYMENT_EVENT_TYPES, load("reconcile_payment_history")
 )
+# Each customer's acquisition source, for the segments (docs/metrics.md#segment-state).
+CUSTOMER_SOURCES = DerivedState(
+    "customer_sources", "customer_sources", ("user_signup",), load("segments/reconcile_customer_sources")
+)
 
 
 def _sql(name: str, rows: str = "") -> str:
@@ -56,6 +60,16 @@ def _in_list(values: tuple[str, ...]) -> str:
 _ABSORB_STATEMENTS = {
     SUBSCRIPTION_HISTORY.name: "absorb_subscription_events",
     PAYMENT_HISTORY.name: "absorb_payment_events",
+    CUSTOMER_SOURCES.name: "segments/absorb_customer_sources",
+}
+
+# What the segment state's refresh reads of an absorb that did not read the state concerned: no
+# customer whose MRR state changed, no signup.
+_NOTHING_CHANGED = {
+    "revenue_changed_customers": "tenant_id text, user_id text, from_day date",
+    "revenue_window_signups": (
+        "tenant_id text, user_id text, event_id text, signed_up_at timestamp, source text, source_changed boolean"
+    ),
 }
 
 
@@ -64,7 +78,8 @@ def absorb_histories(conn: Connection, *histories: DerivedState) -> dict[str, in
     one read of the raw events committed since the oldest of their snapshots (one snapshot for
     all, analytics_pipeline/aggregation/state.py), from which each copies the valid events it has not seen and
     the malformed ones go to malformed_events. The subscription history's absorb also maintains
-    the MRR state. Returns the rows each history gained, by state name."""
+    the MRR state, and it and the source state's the segment state. Returns the rows each history
+    gained, by state name."""
     windows = state.begin_absorbs(conn, *(h.name for h in histories))
     committed = state.read(windows)
     event_types = [t for h in histories for t in h.event_types]
@@ -74,15 +89,29 @@ def absorb_histories(conn: Connection, *histories: DerivedState) -> dict[str, in
     )
     conn.execute(sa.text(load("absorb_malformed")))
     added = {}
+    collected = set()
     for window in windows:
+        if window.state_name == CUSTOMER_SOURCES.name:
+            # Before the absorb: which customers' source it changes.
+            collect_window(
+                conn, "revenue_window_signups", window.render(load("segments/window_signups")), window.unseen_params
+            )
+            collected.add("revenue_window_signups")
         statement = window.render(load(_ABSORB_STATEMENTS[window.state_name]))
         added[window.state_name] = conn.execute(sa.text(statement), window.unseen_params).rowcount
         if window.state_name == SUBSCRIPTION_HISTORY.name:
             collect_window(
                 conn, "revenue_changed_customers", window.render(load("changed_customers")), window.unseen_params
             )
+            collected.add("revenue_changed_customers")
             refresh_mrr_state(conn)
         state.finish_absorb(conn, window)
+    if collected:
+        for table, columns in _NOTHING_CHANGED.items():
+            if table not in collected:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+                conn.execute(sa.text(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP"))
+        refresh_segment_state(conn)
     return added
 
 
@@ -95,6 +124,18 @@ def refresh_mrr_state(conn: Connection) -> None:
     for statement in ("delete_customer_mrr_days", "insert_customer_mrr_days",
                       "delete_tenant_mrr_days", "insert_tenant_mrr_days"):
         conn.execute(sa.text(load(statement)))
+
+
+def refresh_segment_state(conn: Connection) -> None:
+    """Recompute the segment state (customer_segment_days, tenant_segment_days) of the customers
+    whose MRR state or source the absorb changed, from each one's first changed day on, and stamp
+    the tenants changed for the new-events sensor (docs/metrics.md#segment-state)."""
+    collect_window(conn, "revenue_segment_changed_customers", load("segments/changed_customers"), {})
+    conn.execute(sa.text("ANALYZE revenue_segment_changed_customers"))
+    for statement in ("delete_customer_segment_days", "insert_customer_segment_days",
+                      "delete_tenant_segment_days", "insert_tenant_segment_days",
+                      "record_changes", "prune_changes"):
+        conn.execute(sa.text(load(f"segments/{statement}")))
 
 
 def absorb_subscription_events(conn: Connection) -> int:
@@ -113,11 +154,20 @@ def history_counts(added: int) -> dict[str, int]:
     return {"events_added": added}
 
 
+def absorb_customer_sources(conn: Connection) -> int:
+    """Bring the customers' sources (and their segment state) up to date with analytics_events;
+    returns the customers added or moved to an earlier signup."""
+    return absorb_histories(conn, CUSTOMER_SOURCES)[CUSTOMER_SOURCES.name]
+
+
 def absorb_both_histories(conn: Connection) -> dict[str, dict[str, int]]:
-    """Both histories from one read of the raw events, as revenue_aggregates' runs absorb them;
-    their counts by state name."""
-    added = absorb_histories(conn, SUBSCRIPTION_HISTORY, PAYMENT_HISTORY)
-    return {name: history_counts(rows) for name, rows in added.items()}
+    """Both histories, and the customers' sources, from one read of the raw events, as
+    revenue_aggregates' runs absorb them; their counts by state name."""
+    added = absorb_histories(conn, SUBSCRIPTION_HISTORY, PAYMENT_HISTORY, CUSTOMER_SOURCES)
+    return {
+        name: ({"customers_added_or_moved": rows} if name == CUSTOMER_SOURCES.name else history_counts(rows))
+        for name, rows in added.items()
+    }
 
 
 @state_asset(schema.subscription_events)
@@ -128,8 +178,9 @@ def subscription_history(context: dg.AssetExecutionContext, database: AnalyticsD
     Raw events are purged after 13 months but a subscription can be older, so this compact copy
     is kept for good. It absorbs newly committed events (docs/ingestion.md); revenue_aggregates also
     brings it up to date at the start of each of its runs. The same absorb maintains the MRR state
-    (customer_mrr_days, tenant_mrr_days; docs/metrics.md#mrr-state) for the customers with new
-    events, from the first day those events change.
+    (customer_mrr_days, tenant_mrr_days; docs/metrics.md#mrr-state) and the segment state
+    (customer_segment_days, tenant_segment_days; docs/metrics.md#segment-state) for the customers
+    with new events, from the first day those events change.
     """
     with database.transaction() as conn:
         added = absorb_subscription_events(conn)
@@ -151,6 +202,22 @@ def payment_history(context: dg.AssetExecutionContext, database: AnalyticsDataba
         added = absorb_payment_events(conn)
         total = conn.execute(sa.text("SELECT count(*) FROM payment_events")).scalar_one()
     return dg.MaterializeResult(metadata={**history_counts(added), "dagster/row_count": total})
+
+
+@state_asset(schema.customer_sources)
+def customer_sources(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
+    """Each customer's acquisition source: the `source` of their first user_signup, or `(none)`
+    (docs/metrics.md#segments), which revenue_segments groups MRR and customers by.
+
+    Kept for good after raw events are purged. It absorbs newly committed events
+    (docs/ingestion.md); revenue_aggregates also brings it up to date at the start of each of its
+    runs. A customer whose source changes (their first signup arrives late) has their segment
+    state recomputed from their first subscription day (docs/metrics.md#segment-state).
+    """
+    with database.transaction() as conn:
+        added = absorb_customer_sources(conn)
+        total = conn.execute(sa.text("SELECT count(*) FROM customer_sources")).scalar_one()
+    return dg.MaterializeResult(metadata={"customers_added_or_moved": added, "dagster/row_count": total})
 
 
 # --- the aggregate ------------------------------------------------------------------------------

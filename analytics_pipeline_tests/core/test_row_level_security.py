@@ -28,7 +28,10 @@ STATE_TABLES = {
 }
 
 # Added by revisions after 0009, with their protection: a downgrade to 0008 drops them.
-LATER_TABLES = {"payment_events", "report_channels", "customer_mrr_days", "tenant_mrr_days"}
+LATER_TABLES = {
+    "payment_events", "report_channels", "customer_mrr_days", "tenant_mrr_days", "customer_sources",
+    "customer_segment_days", "tenant_segment_days", "segment_state_changes", "revenue_segments",
+}
 
 APP_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 # Views the application role reads; each is created with security_invoker, so the policies of the
@@ -93,6 +96,35 @@ ROWS = {
         "INSERT INTO tenant_mrr_days (tenant_id, day, mrr, new_revenue, reactivation_revenue, "
         "expansion_revenue, contraction_revenue, churned_revenue) "
         "VALUES (:t, CAST(:d AS date), 10, 10, 0, 0, 0, 0)"
+    ),
+    "customer_sources": (
+        "INSERT INTO customer_sources (tenant_id, user_id, source, signed_up_at, event_id) "
+        "VALUES (:t, :t || '-cs' || :k, 'ads', CAST(:d AS date), :t || '-e' || :k)"
+    ),
+    "customer_segment_days": (
+        "INSERT INTO customer_segment_days (tenant_id, user_id, dimension, value, day, mrr, new_revenue, "
+        "reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue, transfer_in_revenue, "
+        "transfer_out_revenue, active_customers, new_customers, reactivated_customers, churned_customers, "
+        "transferred_in_customers, transferred_out_customers) "
+        "VALUES (:t, :t || '-csd' || :k, 'plan', 'pro', CAST(:d AS date), 10, 10, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0)"
+    ),
+    "tenant_segment_days": (
+        "INSERT INTO tenant_segment_days (tenant_id, dimension, value, day, mrr, new_revenue, "
+        "reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue, transfer_in_revenue, "
+        "transfer_out_revenue, active_customers, new_customers, reactivated_customers, churned_customers, "
+        "transferred_in_customers, transferred_out_customers) "
+        "VALUES (:t, 'plan', 'pro', CAST(:d AS date), 10, 10, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0)"
+    ),
+    "segment_state_changes": (
+        "INSERT INTO segment_state_changes (tenant_id, from_day) VALUES (:t, CAST(:d AS date))"
+    ),
+    "revenue_segments": (
+        "INSERT INTO revenue_segments (id, tenant_id, period_start, period_end, period_type, dimension, value, "
+        "mrr, arr, new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue, "
+        "transfer_in_revenue, transfer_out_revenue, active_customers, new_customers, reactivated_customers, "
+        "churned_customers, transferred_in_customers, transferred_out_customers) "
+        "VALUES (:t || '-rs' || :k, :t, CAST(:d AS date), CAST(:d AS date), 'day', 'plan', 'pro', "
+        "10, 120, 10, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0)"
     ),
     "tournament_history": (
         "INSERT INTO tournament_history (tenant_id, tournament_id, tournament_day) "

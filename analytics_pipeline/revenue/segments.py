@@ -1,0 +1,149 @@
+"""`revenue_segments`: revenue_aggregates' MRR, movements and customers by plan, billing interval
+and acquisition source (docs/metrics.md#revenue_segments), from the segment state that the
+histories' absorb maintains. The SQL is in sql/segments/."""
+
+import datetime as dt
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..aggregation import state
+from ..aggregation.assets import aggregate_asset
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows
+from ..aggregation.partitions import daily_partitions
+from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
+from ..aggregation.runs import Aggregate, empty_day_partitions_sql, lock_aggregate, run_aggregate
+from ..aggregation.schedules import HOURLY
+from ..core import schema
+from ..core.cache_versions import CacheInvalidation
+from ..core.resources import AnalyticsDatabase
+from .assets import AGGREGATE as REVENUE_AGGREGATE_NAME
+from .assets import FRESHNESS, customer_sources, load, revenue_aggregates, subscription_history
+from .checks import SEGMENT_CHECK_SPECS, SEGMENT_RULE_CHECKS, prepare_segment_checks
+
+SEGMENTS = "revenue_segments"
+
+
+def _sql(name: str, rows: str = "") -> str:
+    return load(f"segments/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
+
+
+def compute_segment_rows(conn: Connection, params: dict) -> None:
+    """The day rows of the window and the rows of every period containing one of them, from the
+    segment state (the window's days and each value's opening), into segment_day_rows and
+    segment_period_rows.
+
+    The run reads the state as revenue_aggregates' last run left it and does not absorb: under
+    that aggregate's lock, so that a run of it in flight commits first and none starts meanwhile,
+    the rows it writes and revenue_aggregates' rows come from the same state (their identity is
+    the check `values_add_up_to_revenue_aggregates`). Events absorbed since reach it through the
+    new-events sensor (touched_segment_days)."""
+    lock_aggregate(conn, REVENUE_AGGREGATE_NAME)
+    for name in ("window_days", "opening", "day_rows"):
+        conn.execute(sa.text(_sql(name)), params)
+    conn.execute(sa.text("ANALYZE segment_day_rows"))
+    conn.execute(sa.text(_sql("period_rows")), params)
+
+
+_SEGMENT_VALUES = (
+    ("mrr", "r.mrr", MONEY_BOUND),
+    ("arr", "r.mrr * 12", MONEY_BOUND),
+    *((column, f"r.{column}", MONEY_BOUND) for column in schema.SEGMENT_MOVEMENTS),
+    *((column, f"r.{column}", COUNT_BOUND) for column in schema.SEGMENT_CUSTOMER_COUNTS),
+)
+SEGMENT_ROWS = tuple(
+    ComputedRows(
+        table, "r.period_type || ' ' || r.period_start || ' ' || r.dimension || ' ' || r.value", _SEGMENT_VALUES
+    )
+    for table in ("segment_day_rows", "segment_period_rows")
+)
+
+
+def write_revenue_segments(conn: Connection, params: dict) -> dict[str, object]:
+    """Replace the day rows of the window and every period containing one of them with the
+    computed ones."""
+    conn.execute(sa.text(_sql("delete_stale", "segment_day_rows")), {**params, "days": True})
+    conn.execute(sa.text(_sql("upsert_rows", "segment_day_rows")), params)
+    conn.execute(sa.text(_sql("delete_stale", "segment_period_rows")), {**params, "days": False})
+    conn.execute(sa.text(_sql("upsert_rows", "segment_period_rows")), params)
+    rows_by_type = dict(
+        conn.execute(
+            sa.text(
+                f"SELECT period_type, count(*) FROM ({TOUCHED_PERIODS_SQL}) AS t "
+                "JOIN revenue_segments AS r USING (period_type, period_start) GROUP BY period_type"
+            ),
+            params,
+        ).all()
+    )
+    tenants = conn.execute(sa.text("SELECT count(DISTINCT tenant_id) FROM segment_day_rows")).scalar_one()
+    return {
+        "rows_written": sum(rows_by_type.values()),
+        "tenants": tenants,
+        **{f"rows_{p}": rows_by_type.get(p, 0) for p in PERIOD_TYPES},
+    }
+
+
+def malformed_segment_events(conn: Connection, params: dict) -> list:
+    """(tenant_id, event_type, problem, events) of malformed events the segments read."""
+    return conn.execute(sa.text(load("segments/malformed")), params).all()
+
+
+REVENUE_SEGMENTS = Aggregate(
+    name=SEGMENTS,
+    absorbs=(),
+    compute=compute_segment_rows,
+    computed=SEGMENT_ROWS,
+    write=write_revenue_segments,
+    table=schema.revenue_segments,
+    window_rows_sql=(
+        f"FROM revenue_segments AS r WHERE (r.period_type, r.period_start) IN "
+        f"(SELECT period_type, period_start FROM ({TOUCHED_PERIODS_SQL}) AS t)"
+    ),
+    empty_partitions_sql=empty_day_partitions_sql(SEGMENTS),
+    malformed=malformed_segment_events,
+    checks=SEGMENT_RULE_CHECKS,
+    prepare_checks=prepare_segment_checks,
+    describe_window=lambda start, end: f"{start}..{end}",
+    inputs="subscriptions",
+)
+
+
+@aggregate_asset(
+    schema.revenue_segments,
+    partitions_def=daily_partitions,
+    deps=[revenue_aggregates, subscription_history, customer_sources],
+    check_specs=SEGMENT_CHECK_SPECS,
+    freshness=FRESHNESS,
+    tags=HOURLY,
+)
+def revenue_segments(
+    context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation
+) -> dg.MaterializeResult:
+    """Revenue per tenant, period, dimension and value: the MRR and ARR, the five MRR movements,
+    the transfers between values of one customer (a plan change: docs/metrics.md#segment-movements)
+    and the customer counts of revenue_aggregates, by plan, billing interval and acquisition
+    source; a customer without a source counts under `(none)`. For every dimension the values add
+    up to revenue_aggregates, column by column (the ERROR check values_add_up_to_revenue_aggregates).
+
+    One row per tenant, day, ISO week, month, quarter and year, dimension and value that has MRR > 0
+    or a change. A run over a range of day partitions recomputes those days and every period
+    containing them from the segment state (docs/metrics.md#segment-state), which the histories'
+    absorb maintains, inside one transaction: any day can be recomputed at any time, whatever raw
+    events have been purged. Definitions: docs/metrics.md#revenue_segments.
+    """
+    return run_aggregate(context, database, cache, REVENUE_SEGMENTS)
+
+
+def touched_segment_days(conn: Connection, committed: state.Committed, before: dt.date) -> set[dt.date]:
+    """Days before `before` whose segment rows changed: every day from the earliest day of the
+    segment state changes that the `committed` transactions stamped (segment_state_changes) on,
+    since MRR carries forward. The absorbs that change the state stamp it, so the segments follow
+    the state, not the raw events."""
+    first = conn.execute(
+        sa.text(f"SELECT min(c.from_day) FROM segment_state_changes AS c WHERE {committed.sql('c')}"),
+        committed.params,
+    ).scalar_one()
+    if first is None:
+        return set()
+    return {first + dt.timedelta(days=n) for n in range((before - first).days)}
