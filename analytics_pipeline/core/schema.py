@@ -306,6 +306,9 @@ subscription_events = sa.Table(
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("occurred_at", sa.DateTime, nullable=False),
     sa.Column("monthly_value", MONEY, nullable=True),
+    # Revision 0021: what the segments group by (docs/metrics.md#segment-state).
+    sa.Column("plan_id", sa.Text, nullable=True),
+    sa.Column("billing_interval", sa.Text, nullable=True),
     sa.Index(
         "subscription_events_subscription_idx",
         "tenant_id",
@@ -366,6 +369,98 @@ tenant_mrr_days = sa.Table(
     # Revision 0015: the customer counts of the day (docs/metrics.md#customers).
     *_customer_counts(),
     sa.PrimaryKeyConstraint("tenant_id", "day", name="tenant_mrr_days_pkey"),
+)
+
+# Revision 0021: the segment state (docs/metrics.md#segment-state). Each customer's acquisition
+# source, from their first user_signup; absorbed with the subscription and payment histories.
+customer_sources = sa.Table(
+    "customer_sources",
+    metadata,
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("signed_up_at", sa.DateTime, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id", name="customer_sources_pkey"),
+)
+
+SEGMENT_DIMENSIONS = ("plan", "interval", "source")
+SEGMENT_MOVEMENTS = (
+    "new_revenue", "reactivation_revenue", "expansion_revenue", "contraction_revenue", "churned_revenue",
+    "transfer_in_revenue", "transfer_out_revenue",
+)
+SEGMENT_CUSTOMER_COUNTS = (*CUSTOMER_COUNTS, "transferred_in_customers", "transferred_out_customers")
+
+
+def _segment_day_columns() -> list[sa.Column]:
+    """A value's MRR at the end of a day, the day's movements and transfers, its active customers
+    at the end of the day and the day's customer flows, in both segment state tables."""
+    return [
+        sa.Column("dimension", sa.Text, nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        *(sa.Column(c, sa.Numeric, nullable=False) for c in ("mrr", *SEGMENT_MOVEMENTS)),
+        *(sa.Column(c, sa.Integer, nullable=False) for c in SEGMENT_CUSTOMER_COUNTS),
+    ]
+
+
+# Per customer, dimension, value and day on which the customer's MRR in that value, or the value
+# they count in, changed; maintained with the MRR state, for the same changed customers.
+customer_segment_days = sa.Table(
+    "customer_segment_days",
+    metadata,
+    _tenant_fk(),
+    sa.Column("user_id", sa.Text, nullable=False),
+    *_segment_day_columns(),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id", "dimension", "value", "day", name="customer_segment_days_pkey"),
+    sa.Index("customer_segment_days_tenant_day_idx", "tenant_id", "day"),
+)
+
+# The tenant's sums of customer_segment_days per dimension, value and day, with the value's MRR and
+# active customers at the end of the day: a window's opening is one lookup per tenant and value.
+tenant_segment_days = sa.Table(
+    "tenant_segment_days",
+    metadata,
+    _tenant_fk(),
+    *_segment_day_columns(),
+    sa.PrimaryKeyConstraint("tenant_id", "dimension", "value", "day", name="tenant_segment_days_pkey"),
+    sa.Index("tenant_segment_days_day_idx", "day"),
+)
+
+# Which tenants' segment state each absorb changed, from which day: the new-events sensor asks
+# revenue_segments to recompute those days once the absorb has committed (docs/metrics.md#segment-state).
+segment_state_changes = sa.Table(
+    "segment_state_changes",
+    metadata,
+    _tenant_fk(),
+    sa.Column("from_day", sa.Date, nullable=False),
+    sa.Column("ingest_xid", Xid8(), nullable=False, server_default=sa.text("pg_current_xact_id()")),
+    sa.Column("recorded_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.Index("segment_state_changes_ingest_xid_idx", "ingest_xid"),
+    sa.Index("segment_state_changes_recorded_at_idx", "recorded_at"),
+)
+
+# Revision 0021: revenue by segment (docs/metrics.md#revenue_segments).
+revenue_segments = sa.Table(
+    "revenue_segments",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("period_type", sa.String(20), nullable=False),
+    sa.Column("dimension", sa.String(20), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("mrr", MONEY, nullable=False),
+    sa.Column("arr", MONEY, nullable=False),
+    *(sa.Column(c, MONEY, nullable=False) for c in SEGMENT_MOVEMENTS),
+    *(sa.Column(c, sa.Integer, nullable=False) for c in SEGMENT_CUSTOMER_COUNTS),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.UniqueConstraint(
+        "tenant_id", "period_type", "dimension", "period_start", "value",
+        name="revenue_segments_tenant_period_dimension_value_key",
+    ),
+    sa.Index("revenue_segments_period_start_idx", "period_start", "period_type"),
 )
 
 # Revision 0007: what the scheduled_reports columns may hold, and the log of report deliveries
@@ -548,6 +643,11 @@ TENANT_TABLES = (
     payment_events,
     customer_mrr_days,
     tenant_mrr_days,
+    customer_sources,
+    customer_segment_days,
+    tenant_segment_days,
+    segment_state_changes,
+    revenue_segments,
     report_deliveries,
     report_channels,
     tournament_history,
@@ -729,6 +829,77 @@ _describe(
     new_customers="The tenant's new customers of the day (docs/metrics.md#customers)",
     reactivated_customers="The tenant's reactivated customers of the day (docs/metrics.md#customers)",
     churned_customers="The tenant's churned customers of the day (docs/metrics.md#customers)",
+)
+
+_describe(
+    subscription_events,
+    plan_id="The plan the event names; NULL when it names none (docs/metrics.md#segment-state)",
+    billing_interval="The event's interval: week, month, quarter or year; NULL for cancellations (docs/metrics.md#segment-state)",
+)
+
+_describe(
+    customer_sources,
+    tenant_id="The organization of the customer (docs/metrics.md#segment-state)",
+    user_id="The customer (docs/metrics.md#segment-state)",
+    source="The source of the customer's first user_signup, or (none) (docs/metrics.md#segments)",
+    signed_up_at="Timestamp of that user_signup (docs/metrics.md#segment-state)",
+    event_id="id of that user_signup in analytics_events (docs/metrics.md#segment-state)",
+)
+
+_SEGMENT_DESCRIPTIONS = {
+    "dimension": "plan, interval or source (docs/metrics.md#segments)",
+    "value": "The plan_id, interval or source; (none) where there is none (docs/metrics.md#segments)",
+    "new_revenue": "New MRR, in the values the customer holds after the day (docs/metrics.md#segment-movements)",
+    "reactivation_revenue": "Reactivation MRR, in the values the customer holds after the day (docs/metrics.md#segment-movements)",
+    "expansion_revenue": "Expansion MRR, in the values that gained (docs/metrics.md#segment-movements)",
+    "contraction_revenue": "Contraction MRR, in the values that lost (docs/metrics.md#segment-movements)",
+    "churned_revenue": "Churned MRR, in the values the customer held before the day (docs/metrics.md#segment-movements)",
+    "transfer_in_revenue": "MRR moved into the value from another value of the same customer (docs/metrics.md#segment-movements)",
+    "transfer_out_revenue": "MRR moved out of the value to another value of the same customer (docs/metrics.md#segment-movements)",
+    "new_customers": "New customers who count in the value (docs/metrics.md#segment-customers)",
+    "reactivated_customers": "Reactivated customers who count in the value (docs/metrics.md#segment-customers)",
+    "churned_customers": "Churned customers who counted in the value (docs/metrics.md#segment-customers)",
+    "transferred_in_customers": "Active customers who came to count in the value from another (docs/metrics.md#segment-customers)",
+    "transferred_out_customers": "Active customers who came to count in another value (docs/metrics.md#segment-customers)",
+}
+
+_describe(
+    customer_segment_days,
+    tenant_id="The organization of the customer (docs/metrics.md#segment-state)",
+    user_id="The customer (docs/metrics.md#segment-state)",
+    day="A day (UTC) on which the customer's MRR in the value, or the value they count in, changed (docs/metrics.md#segment-state)",
+    mrr="The customer's MRR in the value at the end of the day (docs/metrics.md#segments)",
+    active_customers="1 when the customer counts in the value at the end of the day, else 0 (docs/metrics.md#segment-customers)",
+    **_SEGMENT_DESCRIPTIONS,
+)
+
+_describe(
+    tenant_segment_days,
+    tenant_id="The organization (docs/metrics.md#segment-state)",
+    day="A day (UTC) on which any customer's row of the value changed (docs/metrics.md#segment-state)",
+    mrr="The value's MRR at the end of the day (docs/metrics.md#segments)",
+    active_customers="Customers counting in the value at the end of the day (docs/metrics.md#segment-customers)",
+    **_SEGMENT_DESCRIPTIONS,
+)
+
+_describe(
+    segment_state_changes,
+    tenant_id="A tenant whose segment state an absorb changed (docs/metrics.md#segment-state)",
+    from_day="The first day it changed (docs/metrics.md#segment-state)",
+    ingest_xid="Id of the absorb's transaction, set by the database (docs/metrics.md#segment-state)",
+    recorded_at="When the absorb ran, UTC; rows older than a week are dropped (docs/metrics.md#segment-state)",
+)
+
+_describe(
+    revenue_segments,
+    id="Row key: tenant_id:period_type:period_start:dimension:value (docs/metrics.md#revenue_segments)",
+    tenant_id="The organization the row belongs to; row-level security filters on it (docs/metrics.md#revenue_segments)",
+    **_PERIOD_DESCRIPTIONS,
+    **_SEGMENT_DESCRIPTIONS,
+    mrr="The value's MRR at the end of the period's last computed day (docs/metrics.md#segments)",
+    arr="The value's ARR: mrr × 12 (docs/metrics.md#segments)",
+    active_customers="Customers counting in the value at the end of the period's last computed day (docs/metrics.md#segment-customers)",
+    updated_at="When the pipeline last wrote the row, UTC (docs/metrics.md#revenue_segments)",
 )
 
 _describe(
