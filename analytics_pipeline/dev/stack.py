@@ -61,6 +61,7 @@ def _start(no_demo: bool, port: int, api_port: int, stack: Stack) -> None:
         "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), DAGSTER_DEV_WARNING_FILTER])),
         # A developer sees a due report go out within half a minute, not a quarter of an hour.
         "REPORTS_SENSOR_INTERVAL_SECONDS": os.environ.get("REPORTS_SENSOR_INTERVAL_SECONDS") or "30",
+        **report_links_env(api_port),
         # A single-run backfill records one "planned" event per asset instead of one per partition
         # (Dagster's opt-in, dagster-io/dagster#32242): creating the demo backfill's run of 854
         # day partitions took a minute before. The price, acceptable here: partitions of a run
@@ -90,6 +91,12 @@ def _start(no_demo: bool, port: int, api_port: int, stack: Stack) -> None:
         threading.Thread(
             target=_finish_demo, args=(url, *demo_run, stack.until_stop(), started_at), daemon=True
         ).start()
+
+
+def report_links_env(api_port: int) -> dict[str, str]:
+    """Report emails link the Dashboard API that dev runs (unsubscribe, large CSVs), on --api-port,
+    unless DASHBOARD_URL is set."""
+    return {"DASHBOARD_URL": os.environ.get("DASHBOARD_URL") or f"http://127.0.0.1:{api_port}"}
 
 
 def _write_dev_instance(path) -> None:
