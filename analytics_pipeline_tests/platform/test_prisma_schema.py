@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline_tests.platform.conftest import PRISMA_DIR, SCHEMA, run_node, schema_dmmf
+from analytics_pipeline_tests.platform.conftest import PRISMA_DIR, SCHEMA, node_binary, run_node, schema_dmmf
 from analytics_pipeline_tests.platform.shapes import database_shape, differences, schema_shapes
 
 SPEC_TABLES = (
@@ -48,6 +48,16 @@ def _differences(conn, schema_text: str, dmmf: dict, table: str) -> list[str]:
 def test_the_schema_is_valid_and_maps_exactly_the_seven_tables(dmmf):
     tables = {model.get("dbName") or model["name"] for model in dmmf["datamodel"]["models"]}
     assert tables == set(SPEC_TABLES)
+
+
+def test_the_dmmf_comes_from_the_schema_engine_the_cli_generates_with():
+    """@prisma/prisma-schema-wasm is pinned apart from prisma: the check reads the schema as the
+    CLI does only while their WebAssembly engines are the same file; bump the two together."""
+    node_binary()  # fails saying what is missing where the packages are not installed
+    modules = PRISMA_DIR / "node_modules"
+    checked = modules / "@prisma" / "prisma-schema-wasm" / "src" / "prisma_schema_build_bg.wasm"
+    generating = modules / "prisma" / "build" / "prisma_schema_build_bg.wasm"
+    assert checked.read_bytes() == generating.read_bytes()
 
 
 def test_an_invalid_schema_is_refused_with_prisma_s_message(tmp_path):
