@@ -7,14 +7,18 @@ kept apart by a key prefix of their own, whose keys are deleted afterwards (neve
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
 import jwt
 import pytest
 import redis
+import uvicorn
 from fastapi.testclient import TestClient
 
 SECRET = "test-secret-" + "x" * 40
@@ -81,3 +85,23 @@ def client(api_env, db_url) -> Iterator[TestClient]:
 
     with TestClient(create_app(db_url)) as test_client:
         yield test_client
+
+
+@contextlib.contextmanager
+def served(app) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, in a thread; its base URL."""
+    from .helpers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -13,11 +13,12 @@ from .cache import BYPASS
 
 
 async def answer(request: Request, aggregate: str | None, tenant_id: str, compute: Callable[[], bytes],
-                 fmt: str = "json", filename: str | None = None) -> Response:
-    """The body from the cache (keyed by the aggregate's versions and the request), or from
-    `compute` in a worker thread (it blocks on PostgreSQL), with the aggregate's freshness in
-    headers and, for JSON, in the body. `aggregate` None: not cached, no freshness (the body does
-    not come from an aggregate)."""
+                 fmt: str = "json", filename: str | None = None, key: tuple = ()) -> Response:
+    """The body from the cache (keyed by the aggregate's versions, the path and `key`: the parsed
+    parameters the body depends on, defaults filled in, so that equivalent requests share one
+    entry and nothing else a client sends makes a new one), or from `compute` in a worker thread
+    (it blocks on PostgreSQL), with the aggregate's freshness in headers and, for JSON, in the
+    body. `aggregate` None: not cached, no freshness (the body does not come from an aggregate)."""
     async def run() -> bytes:
         return await run_in_threadpool(compute)
 
@@ -27,7 +28,7 @@ async def answer(request: Request, aggregate: str | None, tenant_id: str, comput
     else:
         # Read before the body, so that the time is never later than the data's.
         freshness = await request.app.state.freshness.of(aggregate, tenant_id)
-        request_key = f"{request.url.path}?{sorted(request.query_params.multi_items())}"
+        request_key = "|".join((request.url.path, fmt, *map(str, key)))
         body, outcome = await request.app.state.cache.get_or_compute(aggregate, tenant_id, request_key, run)
         headers.update(freshness.headers)
         if fmt == "json":

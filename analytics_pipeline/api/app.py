@@ -5,6 +5,7 @@ with uvicorn. Endpoints and behaviour: docs/api.md."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from importlib.resources import files
@@ -14,8 +15,8 @@ import sqlalchemy as sa
 import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -79,7 +80,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.exception_handler(params.BadParameter)
     async def bad_parameter(request: Request, exc: params.BadParameter):
-        return _error(400, str(exc), parameter=exc.parameter)
+        return _error(400, str(exc), parameter=exc.parameter, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
@@ -87,8 +88,17 @@ def create_app(database_url: str | None = None) -> FastAPI:
         name = str(first["loc"][-1]) if first.get("loc") else "request"
         return _error(400, f"{name}: {first.get('msg', 'invalid')}", parameter=name)
 
+    @app.exception_handler(sa.exc.DataError)
+    async def database_refused_a_value(request: Request, exc: sa.exc.DataError):
+        # The parameters are range-checked first (params.py): a value PostgreSQL still refuses
+        # (out of range, not representable) is the request's, not the server's.
+        logger.warning("answering 400 to %s: %s", request.url.path, str(exc.orig).splitlines()[0])
+        return _error(400, "request: a value is outside what the database can hold", parameter="request")
+
     @app.exception_handler(db.DatabaseNotReady)
     @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(sa.exc.InterfaceError)
+    @app.exception_handler(sa.exc.InternalError)
     async def database_not_ready(request: Request, exc: Exception):
         logger.warning("answering 503: %s", str(exc).splitlines()[0])
         return _error(503, "the analytics database is not available")
@@ -105,31 +115,21 @@ def create_app(database_url: str | None = None) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
+    readiness = Readiness(database)
+
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
         """ready: the database answers at the schema's head and Redis answers; degraded: Redis
-        does not (answers come from PostgreSQL); not ready (503): the database is not usable."""
-        try:
-            await run_in_threadpool(db.check_migrated, database.engine)
-            database_state = "ok"
-        except (db.DatabaseNotReady, ConfigError) as exc:
-            database_state = str(exc)
-        except Exception as exc:  # any failure to reach it means not ready, never a 500
-            database_state = f"{type(exc).__name__}: {exc}"
-        redis_problem = await request.app.state.cache.ping()
-        status = "not ready" if database_state != "ok" else ("degraded" if redis_problem else "ready")
-        body = {"status": status, "database": database_state, "redis": redis_problem or "ok"}
+        does not (answers come from PostgreSQL); not ready (503): the database is not usable.
+        Within a second whatever hangs; the body names the failing dependency only, the log
+        says what is wrong with it."""
+        status, failing = await readiness.check(request.app.state.cache)
+        body = {"status": status, **({"failing": failing} if failing else {})}
         return JSONResponse(body, status_code=503 if status == "not ready" else 200)
 
     @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> Response:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
-        )
+    async def swagger_ui() -> FileResponse:
+        return FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
@@ -141,4 +141,119 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_DIR), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.openapi = lambda: openapi_document(app)
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+# Every response, the page's and /docs' included: scripts and everything else from the API itself
+# (no inline script; styles may be set inline, as plotly.js and Swagger UI do), never framed, no
+# sniffed content types, no Referer leaving the page (docs/api.md#browser-security).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every HTTP response (pure ASGI: no per-request task or body copy,
+    unlike BaseHTTPMiddleware)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+ERROR_RESPONSES = {
+    "400": "A parameter is malformed, out of range or unknown; `parameter` names it.",
+    "401": "No usable bearer token.",
+    "503": "The analytics database is not available.",
+}
+
+
+def openapi_document(app: FastAPI) -> dict:
+    """FastAPI's document with the errors the API answers: 400 (with `parameter`), 401 and 503 on
+    every /v1 operation, instead of the 422 FastAPI lists but this API never sends; an optional
+    query parameter a string (FastAPI says string or null)."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        document.setdefault("components", {}).setdefault("schemas", {})["Error"] = {
+            "type": "object",
+            "required": ["detail"],
+            "properties": {"detail": {"type": "string"}, "parameter": {"type": "string"},
+                           "unknown": {"type": "array", "items": {"type": "string"}}},
+        }
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", ()):
+                    # A query parameter is a string or absent, never JSON's null.
+                    schema = parameter["schema"]
+                    kinds = schema.pop("anyOf", None)
+                    if kinds:
+                        schema.update(next(kind for kind in kinds if kind != {"type": "null"}))
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if "security" in operation:  # the /v1 reads, each with a bearer token
+                    for status, description in ERROR_RESPONSES.items():
+                        responses.setdefault(status, {"description": description, "content": error})
+                elif operation.get("parameters"):  # the unsubscribe link: its token is refused with 400
+                    responses.setdefault("400", {"description": "The parameter is not valid."})
+        for name in ("HTTPValidationError", "ValidationError"):
+            document["components"]["schemas"].pop(name, None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+class Readiness:
+    """/readyz's checks, run side by side and each bounded, so that the answer comes within a
+    second whatever hangs: the database (migrated to the head) within DATABASE_PROBE_SECONDS,
+    Redis through the cache's own circuit (ResponseCache.health). What is wrong is logged when it
+    changes, never sent: the probe is unauthenticated."""
+
+    DATABASE_PROBE_SECONDS = 0.8
+
+    def __init__(self, database: AnalyticsDatabase):
+        self.database = database
+        self._logged: dict[str, str | None] = {"database": None, "redis": None}
+
+    async def _database_problem(self) -> str | None:
+        try:
+            await asyncio.wait_for(run_in_threadpool(db.check_migrated, self.database.engine),
+                                   self.DATABASE_PROBE_SECONDS)
+        except TimeoutError:
+            return f"no answer within {self.DATABASE_PROBE_SECONDS} s"
+        except (db.DatabaseNotReady, ConfigError) as exc:
+            return str(exc)
+        except Exception as exc:  # any failure to reach it means not ready, never a 500
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def check(self, cache: ResponseCache) -> tuple[str, list[str]]:
+        problems = dict(zip(("database", "redis"), await asyncio.gather(self._database_problem(), cache.health())))
+        for dependency, problem in problems.items():
+            if problem != self._logged[dependency]:
+                if problem is None:
+                    logger.warning("readiness: %s answers again", dependency)
+                else:
+                    logger.warning("readiness: %s: %s", dependency, problem)
+                self._logged[dependency] = problem
+        failing = [dependency for dependency, problem in problems.items() if problem is not None]
+        status = "not ready" if problems["database"] else ("degraded" if failing else "ready")
+        return status, failing

@@ -9,6 +9,7 @@ import time
 
 import jwt
 
+from ..core.events import MAX_ID_LENGTH, is_id
 from .settings import JwtSettings, jwt_settings
 
 
@@ -112,6 +113,19 @@ def _verify(token: str, settings: JwtSettings) -> tuple[str, int]:
     except jwt.InvalidTokenError:
         raise Unauthorized("the token is not valid") from None
     tenant_id = claims.get("tenant_id")
-    if not isinstance(tenant_id, str) or not tenant_id:
-        raise Unauthorized("the token's tenant_id claim must be a non-empty string")
+    if not _holdable(tenant_id):
+        raise Unauthorized(f"the token's tenant_id claim must be a string of 1 to {MAX_ID_LENGTH} characters")
     return tenant_id, int(claims["exp"])  # PyJWT has checked that it is a number
+
+
+def _holdable(tenant_id) -> bool:
+    """An id as the event contract has them (core/events.is_id) that PostgreSQL's text can hold:
+    no NUL, nothing UTF-8 cannot encode (a lone surrogate from a JSON escape). A signed claim
+    outside it is refused here, before it reaches the database or a cache key."""
+    if not is_id(tenant_id) or "\x00" in tenant_id:
+        return False
+    try:
+        tenant_id.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -3,9 +3,12 @@ a size bound, and one computation per key at a time.
 
 A key is `<prefix>cache:<aggregate>:<tenant>:<tenant's version>.<all tenants' version>:<request
 digest>` (analytics_pipeline/core/cache_versions.py). On a miss, the first request takes a lock on the key and computes; the
-others wait for its entry instead of all querying PostgreSQL at once. Whenever Redis fails, the
-request is answered from PostgreSQL, the failure is logged once, and Redis is left alone for
-`RETRY_SECONDS` so that a down server costs no time per request; `/readyz` reports it.
+others wait for its entry instead of all querying PostgreSQL at once, and one that takes the lock
+reads the entry again before computing (the holder before it may just have stored it). Whenever
+Redis fails or does not answer within `SOCKET_TIMEOUT_SECONDS`, the request is answered from
+PostgreSQL, the failure is logged once, and Redis is left alone for `RETRY_SECONDS` (the circuit
+is open) so that a down or hung server costs no time per request. `/readyz` reads and sets the same
+circuit (`health()`): it says degraded exactly while requests bypass Redis.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ from ..core.cache_versions import ALL_TENANTS, new_token, version_key
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
+# Redis answers a lookup in well under a millisecond; a server that takes this long is treated as
+# down. Short enough that a hung server (SIGSTOP, a full network buffer) delays the requests in
+# flight and one /readyz probe by at most this much, long enough for a loaded event loop.
+CONNECT_TIMEOUT_SECONDS = 0.25
+SOCKET_TIMEOUT_SECONDS = 0.5
 LOCK_SECONDS = 10.0
 WAIT_STEP_SECONDS = 0.005
 
@@ -54,9 +62,9 @@ class ResponseCache:
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.max_entry_bytes = max_entry_bytes
-        # Generous enough for a busy server; a dead one refuses at once, and a hung one is skipped
-        # for RETRY_SECONDS after its first timeout.
-        self.client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.5)
+        self.client = aioredis.Redis.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=SOCKET_TIMEOUT_SECONDS
+        )
         self._lookup_script = self.client.register_script(LOOKUP_SCRIPT)
         self._skip_until = 0.0
         self.last_error: str | None = None
@@ -65,8 +73,9 @@ class ResponseCache:
         await self.client.aclose()
 
     @property
-    def degraded(self) -> bool:
-        return self.last_error is not None
+    def bypassing(self) -> bool:
+        """The circuit is open: requests go to PostgreSQL without trying Redis."""
+        return time.monotonic() < self._skip_until
 
     def _failed(self, exc: Exception) -> None:
         if self.last_error is None:
@@ -78,12 +87,17 @@ class ResponseCache:
         if self.last_error is not None:
             logger.warning("Redis at %s answers again: caching resumed", self.url)
         self.last_error = None
+        self._skip_until = 0.0
 
-    async def ping(self) -> str | None:
-        """None when Redis answers, else what is wrong (and the cache bypasses it for a while)."""
+    async def health(self) -> str | None:
+        """None when Redis is in use, else what is wrong. While the circuit is open, the error
+        that opened it, without trying Redis; else a PING, whose failure opens the circuit and
+        whose answer closes it, for requests too."""
+        if self.bypassing:
+            return self.last_error
         try:
-            await self.client.ping()
-        except (redis.RedisError, OSError) as exc:
+            await asyncio.wait_for(self.client.ping(), SOCKET_TIMEOUT_SECONDS)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
             return self.last_error
         self._recovered()
@@ -105,7 +119,7 @@ class ResponseCache:
     ) -> tuple[bytes, str]:
         """The cached body of the request, or `compute()`'s (cached when small enough), and
         whether it was a hit, a miss or a bypass (Redis unavailable)."""
-        if time.monotonic() < self._skip_until:
+        if self.bypassing:
             return await compute(), BYPASS
         try:
             # The versions are read before the query runs, so that rows read before a
@@ -116,25 +130,33 @@ class ResponseCache:
                 return body, HIT
             lock = self.client.lock(f"{key}:lock", timeout=LOCK_SECONDS)
             owner = await lock.acquire(blocking=False)
+            if owner:
+                # The request that held the lock before may have stored the entry and let go
+                # between the lookup and the lock: read it again, or it would be computed twice.
+                body = await self.client.get(key)
         except (redis.RedisError, OSError) as exc:
             self._failed(exc)
             return await compute(), BYPASS
-        if owner:
-            try:
-                body = await compute()
-                if len(body) <= self.max_entry_bytes:
+        if not owner:
+            return await self._wait_for(key, compute)
+        try:
+            if body is not None:
+                return body, HIT
+            body = await compute()
+            if len(body) <= self.max_entry_bytes:
+                try:
                     await self.client.set(key, body, ex=self.ttl_seconds)
-            except (redis.RedisError, OSError) as exc:
-                self._failed(exc)
-                return body, BYPASS
-            finally:
+                except (redis.RedisError, OSError) as exc:
+                    self._failed(exc)
+                    return body, BYPASS
+            self._recovered()
+            return body, MISS
+        finally:
+            if not self.bypassing:  # else Redis just failed: the lock's timeout frees it
                 try:
                     await lock.release()
                 except (LockError, redis.RedisError, OSError):
                     pass  # expired or unreachable: its timeout frees it
-            self._recovered()
-            return body, MISS
-        return await self._wait_for(key, compute)
 
     async def _wait_for(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> tuple[bytes, str]:
         """Another request computes this key: take its entry when it lands; compute it here
@@ -145,7 +167,9 @@ class ResponseCache:
             while time.monotonic() < deadline:
                 await asyncio.sleep(step)
                 step = min(step * 2, 0.1)
-                body, locked = await self.client.pipeline(transaction=False).get(key).exists(f"{key}:lock").execute()
+                # Both in one MULTI: the holder stores the entry before it lets go of the lock, so
+                # no lock means the entry is there, unless the holder gave up.
+                body, locked = await self.client.pipeline(transaction=True).get(key).exists(f"{key}:lock").execute()
                 if body is not None:
                     return body, HIT
                 if not locked:

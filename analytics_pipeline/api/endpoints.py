@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 
+from ..aggregation.periods import PERIOD_TYPES
 from ..core import routes
 from ..core.resources import AnalyticsDatabase
 from ..domains import DOMAINS
@@ -24,22 +25,61 @@ async def require_tenant(request: Request, _=Depends(bearer)) -> str:
     return request.app.state.tokens.tenant_of(request.headers.get("authorization"))
 
 
-def published(domain_name: str) -> str:
-    """The aggregate table the domain `domain_name` declares it publishes (domains.DOMAINS)."""
+async def known_parameters_only(request: Request) -> None:
+    """400 naming the query parameters the endpoint does not declare: a misspelt one is not
+    silently ignored, and no parameter outside the cache key changes the answer."""
+    # The endpoint function's own: no dependency of the /v1 endpoints takes a query parameter.
+    declared = {p.alias for p in request.scope["route"].dependant.query_params}
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "none"
+        also = f"; also unknown: {', '.join(unknown[1:])}" if len(unknown) > 1 else ""
+        raise params.BadParameter(unknown[0], f"unknown parameter (this endpoint takes {takes}){also}",
+                                  unknown=unknown)
+
+
+def published(domain_name: str, aggregate: str) -> str:
+    """`aggregate`, which the domain `domain_name` declares it publishes (domains.DOMAINS)."""
     [domain] = [domain for domain in DOMAINS if domain.name == domain_name]
-    [aggregate] = domain.aggregates
+    if aggregate not in domain.aggregates:
+        raise LookupError(f"the {domain_name} domain publishes no {aggregate}")
     return aggregate
 
 
 # The aggregate tables the endpoints read; an answer is cached under its table's versions.
-REVENUE_TABLE = published("revenue")
-TOURNAMENT_TABLE = published("tournaments")
-COHORT_TABLE = published("cohorts")
+REVENUE_TABLE = published("revenue", "revenue_aggregates")
+TOURNAMENT_TABLE = published("tournaments", "tournament_aggregates")
+COHORT_TABLE = published("cohorts", "user_cohorts")
+
+
+# The table endpoints answer format=csv with a CSV file.
+CSV_TOO = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+# An empty value is the parameter's default, as if it were absent.
+EMPTY = {"enum": [""]}
+
+
+def day_query(description: str, alias: str | None = None):
+    """A day parameter, declared in the OpenAPI document as a date (parsed by params.date)."""
+    return Query(None, alias=alias, description=description, json_schema_extra={
+        "oneOf": [{"format": "date", "pattern": f"^{params.DAY.pattern}$"}, EMPTY]})
+
+
+def month_query(description: str, alias: str | None = None):
+    """A month parameter, YYYY-MM or a day of it (parsed by params.month)."""
+    return Query(None, alias=alias, description=description, json_schema_extra={
+        "oneOf": [{"pattern": f"^{params.MONTH.pattern}$"}, EMPTY]})
+
+
+def choice_query(choices: tuple[str, ...], description: str):
+    """One of `choices` (parsed by params.py; an empty value is the default)."""
+    return Query(None, description=description, json_schema_extra={"enum": [*choices, ""]})
 
 
 def v1_router(database: AnalyticsDatabase) -> APIRouter:
     """The /v1 endpoints reading `database`, in the order the OpenAPI document lists them."""
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(known_parameters_only)])
 
     def serve_periodic_table(path: str, aggregate: str, name: str) -> None:
         """GET `path`: the rows of the periodic aggregate table `aggregate` (one per tenant, period
@@ -51,19 +91,20 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
         async def periodic_table(
             request: Request,
             tenant_id: str = Depends(require_tenant),
-            period_type: str | None = Query(None, description="day, week, month, quarter or year (default day)"),
-            date_from: str | None = Query(None, alias="from", description="First day, YYYY-MM-DD (default: 90 days, 26 weeks, 24 months, 12 quarters or 5 years before `to`)"),
-            date_to: str | None = Query(None, alias="to", description="Last day, YYYY-MM-DD (default today, UTC)"),
-            format: str | None = Query(None, description="json (default) or csv"),
+            period_type: str | None = choice_query(PERIOD_TYPES, "day, week, month, quarter or year (default day)"),
+            date_from: str | None = day_query("First day, YYYY-MM-DD (default: 90 days, 26 weeks, 24 months, 12 quarters or 5 years before `to`)", "from"),
+            date_to: str | None = day_query("Last day, YYYY-MM-DD (default today, UTC)", "to"),
+            format: str | None = choice_query(params.FORMATS, "json (default) or csv"),
         ) -> Response:
             span = params.series_range(period_type, date_from, date_to)
             fmt = params.output_format(format)
             return await answer(
                 request, aggregate, tenant_id, lambda: queries.periodic_table(database, tenant_id, aggregate, fmt, span),
                 fmt, f"{resource}_{span.period_type}_{span.date_from}_{span.date_to}",
+                key=(span.period_type, span.date_from, span.date_to),
             )
 
-        router.add_api_route(path, periodic_table, methods=["GET"], tags=[resource], name=name,
+        router.add_api_route(path, periodic_table, methods=["GET"], tags=[resource], name=name, responses=CSV_TOO,
                              description=f"Every column of {aggregate} for the periods overlapping [from, to].")
 
     serve_periodic_table(routes.REVENUE, REVENUE_TABLE, "revenue_series")
@@ -72,8 +113,8 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
     async def mrr_bridge(
         request: Request,
         tenant_id: str = Depends(require_tenant),
-        date_from: str | None = Query(None, alias="from", description="First day, YYYY-MM-DD (default: 89 days before `to`)"),
-        date_to: str | None = Query(None, alias="to", description="Last day, YYYY-MM-DD, at most today (default today, UTC)"),
+        date_from: str | None = day_query("First day, YYYY-MM-DD (default: 89 days before `to`)", "from"),
+        date_to: str | None = day_query("Last day, YYYY-MM-DD, at most today (default today, UTC)", "to"),
     ) -> Response:
         """The MRR bridge of the days [from, to]: opening MRR, each movement, closing MRR, and
         whether closing - opening = new + reactivation + expansion - contraction - churned."""
@@ -83,30 +124,35 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
         return await answer(
             request, REVENUE_TABLE, tenant_id,
             lambda: queries.mrr_bridge(database, tenant_id, span.date_from, span.date_to),
+            key=(span.date_from, span.date_to),
         )
 
     @router.get("/v1/kpis", tags=["revenue"])
     async def kpis(
         request: Request,
         tenant_id: str = Depends(require_tenant),
-        period_type: str | None = Query(None, description="day, week, month, quarter or year (default month)"),
-        day: str | None = Query(None, description="A day of the period, YYYY-MM-DD (default today, UTC)"),
+        period_type: str | None = choice_query(PERIOD_TYPES, "day, week, month, quarter or year (default month)"),
+        day: str | None = day_query("A day of the period, YYYY-MM-DD (default today, UTC)"),
+        compare: str | None = choice_query(
+            params.COMPARISONS, "to_date (default): the period holding `day`, up to `day`, against as many days "
+            "of the period before; complete: the last period complete on `day` against the one before it"),
     ) -> Response:
-        """KPIs of the period holding `day`, against the period before: MRR, ARR, the MRR
-        movements, net new MRR and revenue."""
-        kind = params.period_type(period_type, "month")
-        when = params.date("day", day, params.today())
+        """KPIs of a span against the span before (docs/api.md#kpis): MRR, ARR, the MRR movements,
+        net new MRR, revenue, the customer counts and the SaaS KPIs, with `label` saying which
+        days are compared ("1–4 Dec vs 1–4 Nov")."""
+        comparison = params.comparison(period_type, day, compare)
         return await answer(
-            request, REVENUE_TABLE, tenant_id, lambda: queries.kpis(database, tenant_id, kind, when)
+            request, REVENUE_TABLE, tenant_id, lambda: queries.kpis(database, tenant_id, comparison),
+            key=(comparison.period_type, comparison.day, comparison.compare),
         )
 
-    @router.get(routes.COHORTS, tags=["cohorts"])
+    @router.get(routes.COHORTS, tags=["cohorts"], responses=CSV_TOO)
     async def cohorts(
         request: Request,
         tenant_id: str = Depends(require_tenant),
-        date_from: str | None = Query(None, alias="from", description="First cohort month, YYYY-MM (default 23 months before `to`)"),
-        date_to: str | None = Query(None, alias="to", description="Last cohort month, YYYY-MM (default this month)"),
-        format: str | None = Query(None, description="json (default) or csv"),
+        date_from: str | None = month_query("First cohort month, YYYY-MM (default 23 months before `to`)", "from"),
+        date_to: str | None = month_query("Last cohort month, YYYY-MM (default this month)", "to"),
+        format: str | None = choice_query(params.FORMATS, "json (default) or csv"),
     ) -> Response:
         """The retention triangle of the cohorts [from, to]: size, retained users, retention
         rate, revenue and ltv for every month of each cohort."""
@@ -116,7 +162,7 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
         return await answer(
             request, COHORT_TABLE, tenant_id,
             lambda: queries.table(database, tenant_id, "cohorts", fmt, meta, date_from=first, date_to=last),
-            fmt, f"cohorts_{first:%Y-%m}_{last:%Y-%m}",
+            fmt, f"cohorts_{first:%Y-%m}_{last:%Y-%m}", key=(first, last),
         )
 
     serve_periodic_table(routes.TOURNAMENTS, TOURNAMENT_TABLE, "tournaments")

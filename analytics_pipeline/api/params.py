@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 from ..aggregation.periods import PERIOD_TYPES
+from ..core.events import EARLIEST_TIMESTAMP
+from ..core.months import add_months
 
 FORMATS = ("json", "csv")
+
+# Every day a parameter names lies in [FIRST_DAY, LAST_DAY]: no event before FIRST_DAY is accepted
+# (core/events.py), so no aggregate row precedes it; LAST_DAY keeps every period and range the API
+# works out from a day (the period holding it, the one before, a default range) far inside what
+# Python's dates and PostgreSQL's can hold.
+FIRST_DAY = EARLIEST_TIMESTAMP.date()
+LAST_DAY = dt.date(2999, 12, 31)
 
 # The longest range one request may cover, per period type, in days.
 MAX_RANGE_DAYS = {"day": 1096, "week": 3653, "month": 3653, "quarter": 3653, "year": 3653}
@@ -18,9 +28,10 @@ DEFAULT_PERIODS = {"day": 90, "week": 26, "month": 24, "quarter": 12, "year": 5}
 
 
 class BadParameter(ValueError):
-    def __init__(self, parameter: str, message: str):
+    def __init__(self, parameter: str, message: str, **extra):
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
+        self.extra = extra
 
 
 def today() -> dt.date:
@@ -35,7 +46,7 @@ def period_type(raw: str | None, default: str = "day") -> str:
 
 
 def output_format(raw: str | None) -> str:
-    value = "json" if raw in (None, "") else raw.lower()
+    value = "json" if raw in (None, "") else raw
     if value not in FORMATS:
         raise BadParameter("format", f"must be json or csv, got {raw!r}")
     return value
@@ -47,9 +58,23 @@ def date(name: str, raw: str | None, default: dt.date | None = None) -> dt.date:
             raise BadParameter(name, "is required (a date like 2025-01-31)")
         return default
     try:
-        return dt.date.fromisoformat(raw)
+        value = dt.date.fromisoformat(raw) if DAY.fullmatch(raw) else None
     except ValueError:
-        raise BadParameter(name, f"must be a date like 2025-01-31, got {raw!r}") from None
+        value = None
+    if value is None:
+        raise BadParameter(name, f"must be a date like 2025-01-31, got {raw!r}")
+    return in_range(name, value)
+
+
+# ISO 8601's calendar date only: fromisoformat alone also reads 20250131 and 2025-W05-1.
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+MONTH = re.compile(r"\d{4}-\d{2}(-\d{2})?", re.ASCII)
+
+
+def in_range(name: str, value: dt.date) -> dt.date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise BadParameter(name, f"{value} is outside {FIRST_DAY}..{LAST_DAY}")
+    return value
 
 
 def month(name: str, raw: str | None, default: dt.date) -> dt.date:
@@ -57,26 +82,38 @@ def month(name: str, raw: str | None, default: dt.date) -> dt.date:
     if raw in (None, ""):
         return default.replace(day=1)
     try:
-        value = dt.date.fromisoformat(raw + "-01" if len(raw) == 7 else raw)
+        value = dt.date.fromisoformat(raw + "-01" if len(raw) == 7 else raw) if MONTH.fullmatch(raw) else None
     except ValueError:
-        raise BadParameter(name, f"must be a month like 2025-01, got {raw!r}") from None
-    return value.replace(day=1)
+        value = None
+    if value is None:
+        raise BadParameter(name, f"must be a month like 2025-01, got {raw!r}")
+    return in_range(name, value.replace(day=1))
+
+
+MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def period_start(kind: str, day: dt.date) -> dt.date:
+    """The first day of the period of `kind` holding `day` (docs/metrics.md#periods)."""
+    if kind == "day":
+        return day
+    if kind == "week":
+        return day - dt.timedelta(days=day.weekday())
+    return day.replace(month=(day.month - 1) // MONTHS[kind] * MONTHS[kind] + 1, day=1)
+
+
+def periods_after(kind: str, start: dt.date, periods: int) -> dt.date:
+    """The first day of the period `periods` periods of `kind` after the one starting `start`
+    (negative: before)."""
+    if kind in ("day", "week"):
+        return start + dt.timedelta(days=periods * (7 if kind == "week" else 1))
+    return add_months(start, periods * MONTHS[kind])
 
 
 def _minus_periods(day: dt.date, kind: str, periods: int) -> dt.date:
-    """The first day of the range of `periods` periods of `kind` ending with the one holding `day`."""
-    if kind == "day":
-        return day - dt.timedelta(days=periods - 1)
-    if kind == "week":
-        return day - dt.timedelta(days=day.weekday() + 7 * (periods - 1))
-    months = {"month": 1, "quarter": 3, "year": 12}[kind] * (periods - 1)
-    first = day.replace(day=1)
-    if kind == "quarter":
-        first = first.replace(month=(first.month - 1) // 3 * 3 + 1)
-    elif kind == "year":
-        first = first.replace(month=1)
-    year, month_index = divmod(first.year * 12 + first.month - 1 - months, 12)
-    return dt.date(year, month_index + 1, 1)
+    """The first day of the range of `periods` periods of `kind` ending with the one holding `day`,
+    not before FIRST_DAY."""
+    return max(FIRST_DAY, periods_after(kind, period_start(kind, day), 1 - periods))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,3 +150,70 @@ def cohort_range(raw_from: str | None, raw_to: str | None) -> tuple[dt.date, dt.
     if cohorts > MAX_COHORTS:
         raise BadParameter("from", f"{cohorts} cohorts {date_from:%Y-%m}..{date_to:%Y-%m} is more than {MAX_COHORTS}")
     return date_from, date_to
+
+
+# /v1/kpis compares the period holding `day` up to `day` with as many days of the period before
+# (to_date), or the last period complete on `day` with the one before it (complete).
+COMPARISONS = ("to_date", "complete")
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """Days first..last of the period starting `period_start`; `whole`: all of its days."""
+
+    period_start: dt.date
+    first: dt.date
+    last: dt.date
+    whole: bool
+
+    @property
+    def label(self) -> str:
+        """`1–4 Dec`, `4 Dec`, `1 Oct – 4 Dec`, `29 Dec 2025 – 4 Jan 2026`."""
+        first, last = self.first, self.last
+        if first == last:
+            return f"{last.day} {last:%b}"
+        if (first.year, first.month) == (last.year, last.month):
+            return f"{first.day}–{last.day} {last:%b}"
+        if first.year == last.year:
+            return f"{first.day} {first:%b} – {last.day} {last:%b}"
+        return f"{first.day} {first:%b} {first.year} – {last.day} {last:%b} {last.year}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    period_type: str
+    compare: str
+    day: dt.date
+    current: Span
+    previous: Span
+
+    @property
+    def label(self) -> str:
+        return f"{self.current.label} vs {self.previous.label}"
+
+
+def comparison(raw_period_type: str | None, raw_day: str | None, raw_compare: str | None) -> Comparison:
+    """The two spans /v1/kpis compares for `day` (docs/api.md#kpis). to_date: the period holding
+    `day`, its days up to `day`, against the same number of first days of the period before
+    (fewer when that period is shorter: 30 March against all of February); on a period's last day
+    both are whole. complete: the period holding `day` when `day` is its last, else the one before
+    it, against the one before that."""
+    kind = period_type(raw_period_type, "month")
+    day = date("day", raw_day, today())
+    compare = "to_date" if raw_compare in (None, "") else raw_compare
+    if compare not in COMPARISONS:
+        raise BadParameter("compare", f"must be one of {', '.join(COMPARISONS)}, got {raw_compare!r}")
+    start = period_start(kind, day)
+    end = periods_after(kind, start, 1) - dt.timedelta(days=1)
+    if compare == "complete" and day < end:
+        start, end = periods_after(kind, start, -1), start - dt.timedelta(days=1)
+    last = end if compare == "complete" else day
+    previous_start = periods_after(kind, start, -1)
+    previous_last = min(previous_start + (last - start), start - dt.timedelta(days=1))
+    if last == end:
+        previous_last = start - dt.timedelta(days=1)
+    return Comparison(
+        kind, compare, day,
+        Span(start, start, last, last == end),
+        Span(previous_start, previous_start, previous_last, previous_last == start - dt.timedelta(days=1)),
+    )

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from ..core.resources import AnalyticsDatabase
 from ..core.spreadsheet import safe_cell
-from .params import Range
+from .params import Comparison, Range
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
@@ -86,18 +86,27 @@ def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, 
     return to_json({"tenant_id": tenant_id, "from": date_from, "to": date_to, **rows[0]})
 
 
-def kpis(database: AnalyticsDatabase, tenant_id: str, period_type: str, day: dt.date) -> bytes:
-    """Each KPI of the period with its change against the one before, as sql/kpis.sql computes it
-    with the reports' rule (the SQL functions of migration 0020)."""
-    _, rows = fetch(database, tenant_id, "kpis", period_type=period_type, day=day)
+def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) -> bytes:
+    """Each KPI of the comparison's current span with its change against the previous span, as
+    sql/kpis.sql computes it with the reports' rule (the SQL functions of migration 0020)."""
+    current, previous = comparison.current, comparison.previous
+    _, rows = fetch(
+        database, tenant_id, "kpis", period_type=comparison.period_type,
+        current_start=current.period_start, current_first=current.first, current_last=current.last,
+        current_whole=current.whole, previous_start=previous.period_start, previous_first=previous.first,
+        previous_last=previous.last, previous_whole=previous.whole,
+    )
     payload = {
         "tenant_id": tenant_id,
-        "period_type": period_type,
-        "day": day,
-        "period_start": rows[0]["current_start"],
-        "previous_period_start": rows[0]["previous_start"],
-        "kpis": [{k: r[k] for k in ("kpi", "unit", "current", "previous", "change_pct", "change_points")}
-                 for r in rows],
+        "period_type": comparison.period_type,
+        "day": comparison.day,
+        "compare": comparison.compare,
+        "period_start": current.period_start,
+        "previous_period_start": previous.period_start,
+        "current": {"from": current.first, "to": current.last, "whole_period": current.whole},
+        "previous": {"from": previous.first, "to": previous.last, "whole_period": previous.whole},
+        "label": comparison.label,
+        "kpis": rows,
     }
     return to_json(payload)
 

@@ -9,21 +9,18 @@ import datetime as dt
 import os
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from analytics_pipeline.api.app import create_app
 from analytics_pipeline.core.settings import PROJECT_DIR
 
 from .api_data import add_dashboard_tenant
-from ..api_support import api_env, redis_prefix, redis_server_url, token
-from ..helpers import free_port
+from ..api_support import api_env, redis_prefix, redis_server_url, served, token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,17 +50,8 @@ def base_url(api_env, db_url, engine) -> Iterator[str]:
     add_dashboard_tenant(engine, "globex", TODAY, scale=6, opening_mrr=9000)
     recently = dt.timedelta(seconds=40)
     _set_materialized(engine, revenue_aggregates=recently, tournament_aggregates=recently, user_cohorts=recently)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db_url), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(create_app(db_url)) as url:
+        yield url
 
 
 @pytest.fixture

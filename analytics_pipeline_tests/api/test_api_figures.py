@@ -79,7 +79,7 @@ def test_kpis_of_a_month_against_the_month_before(client, engine):
                 "total_revenue, payment_count, payment_success_count, refund_count, refund_amount) "
                 "VALUES (:id, 'acme', :s, :e, 'month', :mrr, :mrr * 12, :new, 0, 0, 0, :ch, 0, 0, 0, 0, 0)"
             ), {"id": f"acme:month:{start}", "s": start, "e": end, "mrr": mrr, "new": new, "ch": churned})
-    body = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme")).json()
+    body = client.get("/v1/kpis?period_type=month&day=2025-04-30", headers=auth("acme")).json()
     kpis = {k["kpi"]: k for k in body["kpis"]}
     assert body["period_start"] == "2025-04-01" and body["previous_period_start"] == "2025-03-01"
     assert (kpis["mrr"]["current"], kpis["mrr"]["previous"], kpis["mrr"]["change_pct"]) == (250, 200, 25.0)
@@ -118,7 +118,7 @@ def test_saas_kpis_are_the_views_for_the_tokens_tenant_and_null_stays_null(clien
         # globex: ARPA 9,999.99 and an NRR of 7.0 that must never reach acme.
         _month_row(conn, "globex", "2025-04-01", "2025-04-30", mrr=9999.99, expansion_revenue=8571.42,
                    active_customers=1)
-    body = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme")).json()
+    body = client.get("/v1/kpis?period_type=month&day=2025-04-30", headers=auth("acme")).json()
     kpis = {k["kpi"]: k for k in body["kpis"]}
     worked_out = {  # (April, March)
         "active_customers": (8, 5), "new_customers": (4, 5), "reactivated_customers": (1, 0),
@@ -150,14 +150,14 @@ def test_saas_kpis_are_the_views_for_the_tokens_tenant_and_null_stays_null(clien
             assert kpis[kpi][side] == expected, (kpi, side)
 
     # The other tenant's token sees its own KPIs, and acme's answer holds none of them.
-    other = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=month&day=2025-04-17",
+    other = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=month&day=2025-04-30",
                                               headers=auth("globex")).json()["kpis"]}
     assert other["arpa"]["current"] == 9999.99 and other["active_customers"]["current"] == 1
-    text = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme")).text
+    text = client.get("/v1/kpis?period_type=month&day=2025-04-30", headers=auth("acme")).text
     assert "9999.99" not in text and "globex" not in text
 
     # A ratio's change in points: a week with a retention after one with another.
-    week = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=week&day=2025-04-17",
+    week = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=week&day=2025-04-30",
                                              headers=auth("acme")).json()["kpis"]}
     assert week["nrr"]["current"] is None and week["active_customers"]["current"] == 0  # no week rows
 
@@ -170,7 +170,7 @@ def test_kpi_change_in_points_for_ratios(client, engine):
                    churned_customers=1)
         _month_row(conn, "acme", "2025-04-01", "2025-04-30", mrr=72, churned_revenue=8, active_customers=3,
                    churned_customers=1)
-    kpis = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=month&day=2025-04-17",
+    kpis = {k["kpi"]: k for k in client.get("/v1/kpis?period_type=month&day=2025-04-30",
                                              headers=auth("acme")).json()["kpis"]}
     assert (kpis["nrr"]["current"], kpis["nrr"]["previous"]) == (pytest.approx(0.9), pytest.approx(0.8))
     assert kpis["nrr"]["change_points"] == 10.0
@@ -193,7 +193,7 @@ def test_a_kpis_change_is_the_one_the_reports_show(client, engine):
         # (+0.25 points), GRR 99.9 % (+0.1 points), ARPA 24.93 against 25.00 (-0.28 %).
         _month_row(conn, "acme", "2025-04-01", "2025-04-30", mrr=9996, new_revenue=6, churned_revenue=10,
                    active_customers=401, new_customers=3, churned_customers=2)
-    response = client.get("/v1/kpis?period_type=month&day=2025-04-17", headers=auth("acme"))
+    response = client.get("/v1/kpis?period_type=month&day=2025-04-30", headers=auth("acme"))
     kpis = {k["kpi"]: k for k in response.json()["kpis"]}
     assert kpis["active_customers"]["change_pct"] == 0.3  # a half rounds away from zero
     assert kpis["mrr"]["change_pct"] == 0.0 and '"change_pct":-0.0' not in response.text
