@@ -12,7 +12,6 @@ from importlib.resources import files
 from pathlib import Path
 
 import sqlalchemy as sa
-import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -37,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
-SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
+# Swagger UI 5 (it reads OpenAPI 3.1, which FastAPI writes), as the fastapi-offline package ships it.
+SWAGGER_DIR = Path(str(files("fastapi_offline") / "static"))
 
 
 def _error(status: int, detail: str, **extra) -> JSONResponse:

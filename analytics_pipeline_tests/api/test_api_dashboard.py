@@ -54,14 +54,43 @@ def base_url(api_env, db_url, engine) -> Iterator[str]:
         yield url
 
 
+# Reports every Content-Security-Policy violation of a page to its console (Chromium also logs
+# them there itself); added by the browser, not by the page, so the policy does not apply to it.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) =>
+  console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
+class Browser:
+    """Chromium whose pages report Content-Security-Policy violations in `violations`."""
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.violations: list[str] = []
+
+    def new_page(self, **kwargs):
+        page = self.browser.new_page(**kwargs)
+        page.add_init_script(CSP_LISTENER)
+        page.on("console", self._console)
+        return page
+
+    def _console(self, message) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.violations.append(message.text)
+
+
 @pytest.fixture
 def browser():
+    """Every test in the browser fails on any Content-Security-Policy violation of its pages."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = Browser(chromium)
         yield browser
-        browser.close()
+        chromium.close()
+    assert browser.violations == [], browser.violations
 
 
 def _period_value(engine, tenant, period_type, column):
@@ -235,4 +264,48 @@ def test_without_a_token_the_page_asks_to_sign_in(browser, base_url):
     page.goto(base_url + "/")
     _wait_for(page, "signed-out")
     assert "Paste the access token" in page.inner_text("#sign-in-message")
+    page.close()
+
+
+def test_the_policy_is_enforced_and_docs_work_under_it(browser, base_url):
+    page = browser.new_page()
+    page.goto(base_url + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path", timeout=30_000)
+    shown = {page.inner_text(f".opblock-summary-path >> nth={i}") for i in range(page.locator(".opblock-summary-path").count())}
+    assert {"/v1/revenue", "/v1/kpis", "/v1/cohorts", "/readyz"} <= {p.replace("\u200b", "") for p in shown}
+    # An inline script, as an injection would add one, does not run, and is reported.
+    ran = page.evaluate("""() => {
+        const script = document.createElement("script");
+        script.textContent = "window.injected = true";
+        document.body.appendChild(script);
+        return window.injected === true;
+    }""")
+    page.wait_for_timeout(200)
+    assert ran is False
+    assert browser.violations and all("script-src" in v for v in browser.violations), browser.violations
+    browser.violations.clear()  # the one this test caused on purpose
+    page.close()
+
+
+MARKUP = '<b>bold</b><img src=x onerror="document.body.dataset.injected = 1">'
+
+
+def test_tenant_strings_are_text_in_charts_and_tables(browser, base_url, engine):
+    """A tenant's user names tournament formats and reports: markup in them is shown as text."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tournament_aggregates SET most_popular_format = :f WHERE tenant_id = 'acme'"),
+                     {"f": MARKUP})
+        conn.execute(sa.text("UPDATE scheduled_reports SET name = :f WHERE tenant_id = 'acme'"), {"f": MARKUP})
+    page = _open(browser, base_url, token("acme"), [])
+    _wait_ready(page)
+    page.wait_for_timeout(300)
+    # The pie's label is the whole string, as text: no bold run, no image, nothing ran.
+    labels = page.locator("#chart-formats text.slicetext").all_text_contents()
+    assert any(MARKUP in label.replace("\n", "") for label in labels), labels
+    assert page.locator("#chart-formats tspan[style*='bold']").count() == 0
+    assert page.locator("img").count() == 0
+    assert page.evaluate("() => document.body.dataset.injected") is None
+    # The reports table shows the name as written.
+    assert page.inner_text("#reports tbody td >> nth=0") == MARKUP
+    assert page.locator("#reports b").count() == 0
     page.close()

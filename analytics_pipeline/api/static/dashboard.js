@@ -1,5 +1,8 @@
 // The dashboard: reads the public /v1 API with the organization's token and draws it with
 // plotly.js (served by the API from the installed plotly package; nothing comes from elsewhere).
+// Under the API's Content-Security-Policy: no inline script, no HTML built from strings. Text from
+// the API (a tenant's tournament formats, report names) reaches the page as text nodes, and plotly,
+// which reads <b>, <a href> and the like in its labels, gets it with those characters escaped.
 "use strict";
 
 const TOKEN_KEY = "analytics.token";
@@ -100,21 +103,35 @@ function range() {
   return { period_type: $("period-type").value, from: $("date-from").value, to: $("date-to").value };
 }
 
+// An element with its class and children (strings become text nodes, never markup).
+function el(tag, className, ...children) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  element.append(...children);
+  return element;
+}
+
+// Text plotly shows as it is: plotly reads a subset of HTML in labels and decodes entities, so the
+// characters that would start a tag or an entity are given as entities.
+function plotlyText(text) {
+  return String(text).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c]));
+}
+
 function plot(id, traces, layout) {
   const element = $(id);
   if (!traces.length) {
     Plotly.purge(element);
-    element.innerHTML = '<div class="empty">No data in this range</div>';
+    element.replaceChildren(el("div", "empty", "No data in this range"));
     return;
   }
-  element.innerHTML = "";
+  element.replaceChildren();
   Plotly.react(element, traces, structuredClone({ ...LAYOUT, ...layout }), CONFIG);
 }
 
 function renderTiles(kpis) {
   const byName = Object.fromEntries(kpis.kpis.map((k) => [k.kpi, k]));
   const label = { day: "day", week: "week", month: "month", quarter: "quarter", year: "year" }[kpis.period_type];
-  $("tiles").innerHTML = "";
+  $("tiles").replaceChildren();
   for (const [name, title, onlyFor] of TILES) {
     const k = byName[name];
     if (!k || (onlyFor && onlyFor !== kpis.period_type)) continue;
@@ -130,10 +147,9 @@ function renderTiles(kpis) {
     const delta = change === null
       ? (k.previous === null && k.current !== null ? "n/a for the previous " + label : "no previous " + label)
       : arrow + Math.abs(change) + (points ? " pp" : "%") + " vs previous " + label;
-    tile.innerHTML =
-      `<div class="label">${title}</div>` +
-      `<div class="value" data-value="${k.current === null ? "" : k.current}">${formatKpi(k.current, k.unit)}</div>` +
-      `<div class="delta ${direction}">${delta}</div>`;
+    const value = el("div", "value", formatKpi(k.current, k.unit));
+    value.dataset.value = k.current === null ? "" : String(k.current);
+    tile.append(el("div", "label", title), value, el("div", `delta ${direction}`, delta));
     $("tiles").appendChild(tile);
   }
   $("tiles").dataset.periodStart = kpis.period_start;
@@ -232,7 +248,7 @@ function renderTournaments(series) {
   }
   const formats = Object.keys(counts).sort((a, b) => counts[b] - counts[a]);
   plot("chart-formats", formats.length ? [{
-    type: "pie", hole: 0.55, labels: formats, values: formats.map((f) => counts[f]), sort: false,
+    type: "pie", hole: 0.55, labels: formats.map(plotlyText), values: formats.map((f) => counts[f]), sort: false,
     marker: { colors: ["#3056d3", "#23a98a", "#f0a04b", "#8a63d2", "#d64545", "#5bc0de"] },
     textinfo: "label+percent", insidetextorientation: "horizontal",
   }] : [], { hovermode: "closest", showlegend: false, margin: { l: 20, r: 20, t: 10, b: 10 } });
@@ -240,18 +256,20 @@ function renderTournaments(series) {
 
 function renderReports(reports) {
   if (!reports.reports.length) {
-    $("reports").innerHTML = '<div class="empty">No scheduled reports</div>';
+    $("reports").replaceChildren(el("div", "empty", "No scheduled reports"));
     return;
   }
+  const when = (iso) => iso.slice(0, 16).replace("T", " ");
+  const header = ["Report", "Type", "Frequency", "State", "Next run (UTC)", "Last delivery"];
   const rows = reports.reports.map((r) => {
     const last = r.deliveries[0];
-    const status = last ? `<span class="badge ${last.status}">${last.status}</span> ${last.scheduled_for.slice(0, 16).replace("T", " ")}` : "none yet";
-    return `<tr><td>${escapeHtml(r.name)}</td><td>${r.report_type.replace("_", " ")}</td><td>${r.frequency}</td>` +
-      `<td>${r.is_active ? "active" : "paused"}</td><td>${r.next_run_at.slice(0, 16).replace("T", " ")}</td><td>${status}</td></tr>`;
+    const status = last ? [el("span", `badge ${last.status}`, last.status), " " + when(last.scheduled_for)] : ["none yet"];
+    const cells = [r.name, r.report_type.replace("_", " "), r.frequency, r.is_active ? "active" : "paused", when(r.next_run_at)];
+    return el("tr", "", ...cells.map((text) => el("td", "", text)), el("td", "", ...status));
   });
-  $("reports").innerHTML =
-    "<table><thead><tr><th>Report</th><th>Type</th><th>Frequency</th><th>State</th><th>Next run (UTC)</th><th>Last delivery</th></tr></thead>" +
-    `<tbody>${rows.join("")}</tbody></table>`;
+  $("reports").replaceChildren(el("table", "",
+    el("thead", "", el("tr", "", ...header.map((text) => el("th", "", text)))),
+    el("tbody", "", ...rows)));
 }
 
 // The freshness of the oldest of an aggregate's responses: what the page shows of it is at least
@@ -298,10 +316,6 @@ function renderFreshness() {
     items.push(item);
   }
   $("freshness").replaceChildren(...items);
-}
-
-function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
 async function load() {
