@@ -187,9 +187,9 @@ class Stack:
 
 
 class RunsInFlight:
-    """The runs in Dagster's storage that have not finished, cancelled as the UI's Terminate does
-    (the run coordinator's cancel_run): a queued run leaves the queue; a running one is terminated
-    by its code server, and its worker reports it cancelled. The backfills in progress are
+    """The runs in Dagster's storage that have not finished, cancelled as the UI's Terminate does:
+    a queued run leaves the queue, cancelled; a running one is terminated by its code server (the
+    run launcher's terminate), and its worker reports it cancelled. The backfills in progress are
     cancelled as the UI's Cancel does, so that they launch no more runs: the daemon, until it
     stops, or at the next start, marks them cancelled once their runs have ended.
 
@@ -226,13 +226,19 @@ class RunsInFlight:
         with contextlib.suppress(Exception):  # no storage: nothing to cancel
             self._cancel_backfills()
             for run in self._unfinished():
-                queued = run.status == DagsterRunStatus.QUEUED
-                # A run still STARTING is left until it has started: its worker, finding it
-                # cancelling, would exit at once and the run count as failed.
-                started = run.status == DagsterRunStatus.STARTED and GRPC_INFO_TAG in run.tags
-                if run.run_id not in self.asked and (queued or started):
+                if run.run_id in self.asked:
+                    pass
+                elif run.status == DagsterRunStatus.QUEUED:
+                    # Straight from the queue to cancelled. The daemon may dequeue it meanwhile: its
+                    # worker then finds it cancelled and does not start it. The coordinator's
+                    # cancel_run would read it again and, found starting, terminate it: a worker
+                    # starting on a run that is cancelling marks it failed.
+                    self.instance.report_run_canceled(run, message=STOPPED_MESSAGE)
+                    self.asked[run.run_id] = False
+                elif run.status == DagsterRunStatus.STARTED and GRPC_INFO_TAG in run.tags:
+                    # A run still STARTING is left until it has started, for the same reason.
                     try:
-                        self.asked[run.run_id] = bool(self.instance.run_coordinator.cancel_run(run.run_id))
+                        self.asked[run.run_id] = bool(self.instance.run_launcher.terminate(run.run_id))
                     except Exception:  # its code server is gone: marked cancelled in `finish`
                         self.asked[run.run_id] = False
                 starting = run.status in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING)

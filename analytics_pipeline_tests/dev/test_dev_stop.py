@@ -146,9 +146,9 @@ def _runs(home: Path) -> dict[str, int]:
             "AS t WHERE t.run_id = r.run_id AND t.key = 'dagster/backfill') GROUP BY r.status").fetchall())
 
 
-def _left_by_the_stop(home: Path, env: dict) -> tuple[dict[str, int], list[str]]:
-    """The runs by status, and the backfills' statuses, read on the embedded server started for
-    it alone (by `db current`) and stopped again."""
+def _left_by_the_stop(home: Path, env: dict) -> tuple[dict[str, int], list[str], str]:
+    """The runs by status, the backfills' statuses, and the events of runs that failed (to say
+    why), read on the embedded server started for it alone (by `db current`) and stopped again."""
     from analytics_pipeline.core.postgres_server import stop_embedded
 
     try:
@@ -157,9 +157,15 @@ def _left_by_the_stop(home: Path, env: dict) -> tuple[dict[str, int], list[str]]
         with psycopg.connect(_database(home)) as conn:
             runs = dict(conn.execute("SELECT status, count(*) FROM dagster.runs GROUP BY status").fetchall())
             backfills = [status for status, in conn.execute("SELECT status FROM dagster.bulk_actions")]
+            failed = conn.execute(
+                "SELECT e.run_id, to_char(e.timestamp, 'HH24:MI:SS.MS'), e.dagster_event_type, "
+                "left(concat_ws(' ', e.event::json->>'user_message', "
+                "                e.event::json->'dagster_event'->'event_specific_data'->'error'->>'message'), 900) "
+                "FROM dagster.event_logs AS e JOIN dagster.runs AS r USING (run_id) "
+                "WHERE r.status = 'FAILURE' ORDER BY e.id").fetchall()
     finally:
         stop_embedded(home)
-    return runs, backfills
+    return runs, backfills, "\n".join(" ".join(str(field) for field in event) for event in failed)
 
 
 @pytest.mark.slow
@@ -190,8 +196,8 @@ def test_ctrl_c_during_the_first_backfill_stops_everything_and_the_next_start_is
         # In Dagster's storage, the runs it stopped are cancelled, not failed (which would raise the
         # failure alert), none is left unfinished, and the backfill is cancelled (which the daemon
         # completes once the backfill's runs have ended, here at the next start).
-        runs, backfills = _left_by_the_stop(home, env)
-        assert runs.get("CANCELED") and set(runs) <= {"SUCCESS", "CANCELED"}, runs
+        runs, backfills, failures = _left_by_the_stop(home, env)
+        assert runs.get("CANCELED") and set(runs) <= {"SUCCESS", "CANCELED"}, f"{runs}\n{failures}\n{first.output()[-3000:]}"
         assert backfills in (["CANCELING"], ["CANCELED"])
 
         # The same home starts again: the embedded servers, Dagster and the API.
