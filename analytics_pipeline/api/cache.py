@@ -31,8 +31,12 @@ RETRY_SECONDS = 5.0
 # Redis answers a lookup in well under a millisecond; a server that takes this long is treated as
 # down. Short enough that a hung server (SIGSTOP, a full network buffer) delays the requests in
 # flight and one /readyz probe by at most this much, long enough for a loaded event loop.
-CONNECT_TIMEOUT_SECONDS = 0.25
+CONNECT_TIMEOUT_SECONDS = 0.5
 SOCKET_TIMEOUT_SECONDS = 0.5
+# Connections per worker process, and how long a request waits for one of them: a round trip
+# holds one for well under a millisecond, or SOCKET_TIMEOUT_SECONDS at most.
+MAX_CONNECTIONS = 32
+POOL_WAIT_SECONDS = 2.0
 LOCK_SECONDS = 10.0
 WAIT_STEP_SECONDS = 0.005
 
@@ -62,9 +66,12 @@ class ResponseCache:
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.max_entry_bytes = max_entry_bytes
-        self.client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=SOCKET_TIMEOUT_SECONDS
-        )
+        # A request waits for a free connection rather than failing when all are in use (200
+        # requests on one key at once): a busy pool is load, not a Redis failure.
+        self.client = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        ))
         self._lookup_script = self.client.register_script(LOOKUP_SCRIPT)
         self._skip_until = 0.0
         self.last_error: str | None = None

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import httpx
 import pytest
 import redis
 import sqlalchemy as sa
@@ -23,7 +24,8 @@ from analytics_pipeline.core.cache_versions import CacheInvalidation, version_ke
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates, tournament_history
 
-from ..api_support import api_env, auth, client, redis_prefix, redis_server_url
+from .api_data import two_tenants
+from ..api_support import api_env, auth, client, redis_prefix, redis_server_url, served
 from ..helpers import add_event, event, free_port, insert_events, materialize_range
 
 REVENUE = [subscription_history, revenue_aggregates]
@@ -355,3 +357,52 @@ def test_a_request_in_flight_when_redis_hangs_waits_under_a_second(api_env, db_u
                                    headers=auth("acme"))
         assert response.headers["x-cache"] == "bypass" and seconds < 1.0
         assert client.get("/readyz").json() == {"status": "degraded", "failing": ["redis"]}
+
+
+def test_a_request_that_takes_the_lock_reads_the_entry_again(redis_prefix, redis_server_url):
+    """The interleaving behind a second miss: a request's lookup misses, then the request holding
+    the lock stores the entry and lets go, then this request takes the free lock. It must answer
+    from the entry, not compute it again."""
+    computed = []
+
+    class HolderFinishesAfterTheLookup(ResponseCache):
+        async def _lookup(self, aggregate, tenant_id, request_key):
+            key, body = await super()._lookup(aggregate, tenant_id, request_key)
+            await self.client.set(key, b'{"rows": "stored by the holder"}')
+            return key, body
+
+    async def scenario():
+        cache = HolderFinishesAfterTheLookup(redis_server_url, redis_prefix, ttl_seconds=60, max_entry_bytes=1000)
+
+        async def compute():
+            computed.append(1)
+            return b'{"rows": "computed again"}'
+
+        try:
+            return await cache.get_or_compute("revenue_aggregates", "acme", "/v1/revenue?x", compute)
+        finally:
+            await cache.close()
+
+    assert asyncio.run(scenario()) == (b'{"rows": "stored by the holder"}', "hit")
+    assert computed == []
+
+
+CACHED_ENDPOINTS = ["/v1/revenue?period_type=week", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts",
+                    "/v1/tournaments?period_type=month"]
+
+
+def test_one_miss_per_key_under_200_concurrent_requests(api_env, db_url, two_tenants):
+    """For each cached endpoint, 200 requests at once on a cold key: one computes, 199 are
+    answered from its entry, all with the same body."""
+    async def burst(url, path):
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+            return await asyncio.gather(*(http.get(path, headers=auth("acme")) for _ in range(200)))
+
+    with served(create_app(db_url)) as url:
+        for path in CACHED_ENDPOINTS:
+            responses = asyncio.run(burst(url, path))
+            assert {r.status_code for r in responses} == {200}, path
+            outcomes = sorted(r.headers["x-cache"] for r in responses)
+            assert outcomes == ["hit"] * 199 + ["miss"], (path, outcomes.count("miss"))
+            assert len({r.content for r in responses}) == 1, path
