@@ -25,7 +25,7 @@ from analytics_pipeline.revenue.assets import revenue_aggregates
 from ..api_support import api_env, auth, client, redis_prefix, redis_server_url
 from ..helpers import add_event, db_now, materialize_range
 
-AGGREGATES = ("revenue_aggregates", "tournament_aggregates", "user_cohorts")
+AGGREGATES = ("revenue_aggregates", "revenue_segments", "tournament_aggregates", "user_cohorts")
 
 
 @pytest.fixture(autouse=True)
@@ -159,7 +159,7 @@ def test_the_aggregates_carry_freshness_policies_tied_to_their_schedules():
     # materialization, so no window may end before the schedule's next run could have landed.
     assert hourly_aggregates_schedule.cron_schedule == "5 * * * *"
     hourly = {key.to_user_string() for key in defs.resolve_job_def("hourly_aggregates_job").asset_layer.executable_asset_keys}
-    assert hourly == {"revenue_aggregates", "tournament_aggregates"}
+    assert hourly == {"revenue_aggregates", "revenue_segments", "tournament_aggregates"}
     assert set(aggregate_freshness()) == set(AGGREGATES)
     for aggregate in hourly:
         assert dt.timedelta(hours=1) < aggregate_freshness()[aggregate].warn < aggregate_freshness()[aggregate].fail
