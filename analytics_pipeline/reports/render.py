@@ -26,6 +26,7 @@ from .settings import attachment_max_bytes, dashboard_url
 from .validation import CONTROL_CHARACTERS, ReportConfig
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PDF_PAGE = "A4"  # the page size of the PDF attachment
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("analytics_pipeline.reports", "templates"),
@@ -79,16 +80,17 @@ class Rendered:
     def html(self, unsubscribe_url: str | None = None) -> str:
         sources = {c.cid: f"cid:{c.cid}" for c in self.charts}
         return _templates.get_template("report.html").render(
-            self.context, image_src=sources, unsubscribe_url=unsubscribe_url)
+            self.context, image_src=sources, unsubscribe_url=unsubscribe_url, pdf_page=None)
 
     def text(self, unsubscribe_url: str | None = None) -> str:
         return _templates.get_template("report.txt").render(self.context, unsubscribe_url=unsubscribe_url)
 
-    def pdf_html(self) -> str:
-        """The HTML with the charts embedded, for the PDF: the same content as the email."""
+    def pdf_html(self, page: str = PDF_PAGE) -> str:
+        """The HTML with the charts embedded, for the PDF: the same content as the email, on
+        pages of size `page` (a CSS page size: A4, letter)."""
         sources = {c.cid: "data:image/png;base64," + base64.b64encode(c.png).decode() for c in self.charts}
         return _templates.get_template("report.html").render(
-            self.context, image_src=sources, unsubscribe_url=None)
+            self.context, image_src=sources, unsubscribe_url=None, pdf_page=page)
 
 
 CENT = Decimal("0.01")

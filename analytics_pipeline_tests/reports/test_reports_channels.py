@@ -162,7 +162,7 @@ def test_add_channel_command_prints_the_secret_the_signature_uses(tenants, db_ur
         channel_id, secret = conn.execute(sa.text("SELECT id, secret FROM report_channels")).one()
     assert f"added {channel_id} (webhook) to r1" in result.output and secret in result.output
     bad = CliRunner().invoke(main, ["reports", "add-channel", "r1", "--kind", "slack", "--url", "http://x"], env=env)
-    assert bad.exit_code != 0 and "url: a Slack incoming webhook URL starts with https://" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--url': a Slack incoming webhook URL starts with https://" in bad.output
     assert CliRunner().invoke(main, ["reports", "remove-channel", channel_id], env=env).exit_code == 0
     with tenants.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM report_channels")).scalar() == 0

@@ -178,3 +178,44 @@ def test_a_tenant_without_activity_is_told_so_and_not_that_nothing_is_computed(e
     assert "No revenue figures have been computed" not in plain
     # The tournaments last ran a minute before the period's last day ended: not computed yet.
     assert "No tournament figures have been computed for this period yet." in plain
+
+
+def _bar_runs(png: bytes) -> list[tuple[str, int]]:
+    """The colours of the bars along the pixel row that crosses the most of them, left to right:
+    each run of the accent (highlighted) or the muted colour, with the x where it ends."""
+    from PIL import Image
+
+    from analytics_pipeline.reports.charts import ACCENT, MUTED
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)): name for c, name in ((ACCENT, "accent"), (MUTED, "muted"))}
+    best: list[tuple[str, int]] = []
+    for y in range(image.height - 1, image.height // 2, -1):  # the lowest row that crosses every bar
+        runs: list[tuple[str, int]] = []
+        for x in range(image.width):
+            name = colours.get(image.getpixel((x, y)))
+            if name is None:
+                continue
+            if runs and runs[-1][0] == name and runs[-1][1] == x - 1:
+                runs[-1] = (name, x)
+            else:
+                runs.append((name, x))
+        if len(runs) > len(best):
+            best = runs
+    return best
+
+
+def test_a_daily_report_charts_the_trailing_30_days_with_its_day_highlighted(engine, database, mail, inbox):
+    """A daily report due 10 Nov 2025 covers 9 Nov; the chart shows 11 Oct to 9 Nov, 30 bars, of
+    which the last, 9 Nov, in the accent colour and the 29 before it muted."""
+    with engine.begin() as conn:
+        add_org(conn, "org-a", "Acme Esports")
+        for i in range(30):
+            day = dt.date(2025, 10, 11) + dt.timedelta(days=i)
+            add_revenue(conn, "org-a", "day", day, day, 1000, 12000, 0, 0, 0, 0, 0, 500 + 10 * i, 1, 1, 0, 0)
+        add_report(conn, "r1", frequency="daily", report_type="revenue_summary", recipients=["ann@example.com"])
+    assert deliver_scheduled(database, mail, "r1", now=NOW).status == "sent"
+    [message] = inbox.messages()
+    [chart] = [p for p in message.walk() if p.get_filename() == "revenue_by_day.png"]
+    runs = _bar_runs(chart.get_content())
+    assert [name for name, _ in runs] == ["muted"] * 29 + ["accent"]
