@@ -103,8 +103,9 @@ def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) ->
         "compare": comparison.compare,
         "period_start": current.period_start,
         "previous_period_start": previous.period_start,
-        "current": {"from": current.first, "to": current.last, "whole_period": current.whole},
-        "previous": {"from": previous.first, "to": previous.last, "whole_period": previous.whole},
+        "current": {"from": current.first, "to": current.last, "whole_period": current.whole, "label": current.label},
+        "previous": {"from": previous.first, "to": previous.last, "whole_period": previous.whole,
+                     "label": previous.label},
         "label": comparison.label,
         "kpis": rows,
     }

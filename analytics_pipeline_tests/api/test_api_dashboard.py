@@ -309,3 +309,50 @@ def test_tenant_strings_are_text_in_charts_and_tables(browser, base_url, engine)
     assert page.inner_text("#reports tbody td >> nth=0") == MARKUP
     assert page.locator("#reports b").count() == 0
     page.close()
+
+
+def _month_label(first: dt.date, last: dt.date) -> str:
+    return f"{first.day} {first:%b}" if first == last else f"{first.day}–{last.day} {last:%b}"
+
+
+def _sum_of_days(engine, tenant, first, last, column):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            f"SELECT sum({column}) FROM revenue_aggregates WHERE tenant_id = :t AND period_type = 'day' "
+            "AND period_start BETWEEN :f AND :l"
+        ), {"t": tenant, "f": first, "l": last}).scalar_one()
+
+
+def test_the_tiles_say_which_days_they_compare(browser, base_url, engine):
+    """By default the running month to date against as many days of the month before, labelled;
+    the last complete months on request."""
+    start = TODAY.replace(day=1)
+    month_end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    previous_start = (start - dt.timedelta(days=1)).replace(day=1)
+    previous_end = start - dt.timedelta(days=1)
+    if TODAY == month_end:
+        previous_last, how = previous_end, "complete periods"
+    else:
+        previous_last, how = min(previous_start + (TODAY - start), previous_end), "period to date"
+    vs = _month_label(previous_start, previous_last)
+
+    page = _open(browser, base_url, token("acme"), [])
+    _wait_ready(page)
+    assert page.input_value("#compare") == "to_date"
+    assert page.inner_text("#comparison") == f"Key figures: {_month_label(start, TODAY)} vs {vs} ({how})"
+    assert page.inner_text('[data-kpi="new_revenue"] .delta').endswith(f" vs {vs}")
+    assert _tile(page, "new_revenue") == _sum_of_days(engine, "acme", start, TODAY, "new_revenue")
+    # The new MRR of the month before's first days, not of the whole month.
+    previous = _sum_of_days(engine, "acme", previous_start, previous_last, "new_revenue")
+    expected = (100 * (_tile(page, "new_revenue") - previous) / previous).quantize(Decimal("0.1"))
+    shown = re.fullmatch(r"[▲▼] ([\d.]+)% vs .*", page.inner_text('[data-kpi="new_revenue"] .delta'))
+    assert Decimal(shown.group(1)) == abs(expected)
+
+    page.select_option("#compare", "complete")
+    _wait_ready(page, renders=2)
+    complete = _month_label(start, month_end) if TODAY == month_end else _month_label(previous_start, previous_end)
+    assert page.inner_text("#comparison").startswith(f"Key figures: {complete} vs ")
+    assert page.inner_text("#comparison").endswith("(complete periods)")
+    last_complete = (start, month_end) if TODAY == month_end else (previous_start, previous_end)
+    assert _tile(page, "new_revenue") == _sum_of_days(engine, "acme", *last_complete, "new_revenue")
+    page.close()

@@ -100,7 +100,7 @@ function showDashboard() {
 }
 
 function range() {
-  return { period_type: $("period-type").value, from: $("date-from").value, to: $("date-to").value };
+  return { period_type: $("period-type").value, from: $("date-from").value, to: $("date-to").value, compare: $("compare").value };
 }
 
 // An element with its class and children (strings become text nodes, never markup).
@@ -130,7 +130,7 @@ function plot(id, traces, layout) {
 
 function renderTiles(kpis) {
   const byName = Object.fromEntries(kpis.kpis.map((k) => [k.kpi, k]));
-  const label = { day: "day", week: "week", month: "month", quarter: "quarter", year: "year" }[kpis.period_type];
+  const label = kpis.previous.label;
   $("tiles").replaceChildren();
   for (const [name, title, onlyFor] of TILES) {
     const k = byName[name];
@@ -145,14 +145,18 @@ function renderTiles(kpis) {
     const direction = !change ? "" : change * better > 0 ? "up" : "down";
     const arrow = change === null ? "" : change > 0 ? "▲ " : change < 0 ? "▼ " : "";
     const delta = change === null
-      ? (k.previous === null && k.current !== null ? "n/a for the previous " + label : "no previous " + label)
-      : arrow + Math.abs(change) + (points ? " pp" : "%") + " vs previous " + label;
+      ? (k.previous === null && k.current !== null ? "n/a for " + label : "nothing in " + label)
+      : arrow + Math.abs(change) + (points ? " pp" : "%") + " vs " + label;
     const value = el("div", "value", formatKpi(k.current, k.unit));
     value.dataset.value = k.current === null ? "" : String(k.current);
     tile.append(el("div", "label", title), value, el("div", `delta ${direction}`, delta));
     $("tiles").appendChild(tile);
   }
   $("tiles").dataset.periodStart = kpis.period_start;
+  // Which days the tiles compare: the period to date against as many days of the one before
+  // (the API's default), or two complete periods (docs/api.md#kpis).
+  const how = kpis.compare === "to_date" && !kpis.current.whole_period ? "period to date" : "complete periods";
+  $("comparison").textContent = `Key figures: ${kpis.label} (${how})`;
 }
 
 function renderRevenue(series) {
@@ -327,11 +331,11 @@ async function load() {
   document.body.dataset.state = "loading";
   $("status").className = "status";
   $("status").textContent = "Loading…";
-  const { period_type, from, to } = range();
+  const { period_type, from, to, compare } = range();
   const bridgeTo = minDay(to, todayUtc());
   try {
     const [kpis, series, bridge, months, cohorts, tournaments, reports] = await Promise.all([
-      api("/v1/kpis", { period_type, day: to }),
+      api("/v1/kpis", { period_type, day: to, compare }),
       api("/v1/revenue", { period_type, from, to }),
       api("/v1/revenue/bridge", { from: minDay(from, bridgeTo), to: bridgeTo }),
       api("/v1/revenue", { period_type: "month", from, to }),
@@ -353,7 +357,7 @@ async function load() {
       user_cohorts: oldestFreshness(cohorts),
     };
     renderFreshness();
-    $("status").textContent = `${period_type[0].toUpperCase() + period_type.slice(1)} figures, ${from} to ${to}. Tiles: the ${period_type} starting ${kpis.period_start}.`;
+    $("status").textContent = `${period_type[0].toUpperCase() + period_type.slice(1)} figures, ${from} to ${to}. Tiles: ${kpis.label}.`;
     renders += 1;
     document.body.dataset.renders = String(renders);
     document.body.dataset.state = "ready";
@@ -380,7 +384,7 @@ document.addEventListener("DOMContentLoaded", () => {
   takeTokenFromUrl();
   $("date-to").value = todayUtc();
   $("date-from").value = monthsBefore(todayUtc(), 12);
-  for (const id of ["period-type", "date-from", "date-to"]) $(id).addEventListener("change", load);
+  for (const id of ["period-type", "compare", "date-from", "date-to"]) $(id).addEventListener("change", load);
   for (const button of document.querySelectorAll(".presets button")) {
     button.addEventListener("click", () => setRange(Number(button.dataset.months)));
   }
