@@ -168,13 +168,16 @@ def slack_message(body: dict) -> dict:
     return {"text": body["subject"], "blocks": blocks}
 
 
+SLACK_TONES = {"good": ":large_green_circle:", "bad": ":red_circle:"}
+
+
 def _slack_line(f: dict, currency: str, missing: str) -> str:
     """A figure as a Slack line: the change with its arrow and, where the metric's polarity says,
     whether it is better or worse (Slack text has no colour)."""
     values = [None if f[k] is None else Decimal(str(f[k])) for k in ("current", "previous", "change_pct")]
     view = figure_view(f["metric"], f["unit"], *values, missing=missing, currency=currency)
     change = " ".join(part for part in (view["arrow"], view["change"]) if part)
-    judged = f" {':large_green_circle:' if view['tone'] == 'good' else ':red_circle:'} {view['tone_word']}" if view["tone_word"] else ""
+    judged = f" {SLACK_TONES[view['tone']]} {view['tone_word']}" if view["tone_word"] else ""
     return f"{view['label']}: *{view['current']}* (previous {view['previous']}, {change}{judged})"
 
 

@@ -173,8 +173,8 @@ def _charts(data: ReportData, key: str, domain: str) -> dict[str, list[Chart]]:
         by_day = {r["period_start"]: r["total_revenue"] for r in days}
         shown = [first + dt.timedelta(days=i) for i in range((data.period.end - first).days + 1)]
         if any(by_day.get(day) is not None for day in shown):
-            title = ("Revenue by day, the period highlighted" if len(shown) > (data.period.end - data.period.start).days + 1
-                     else "Revenue by day")
+            more = len(shown) > (data.period.end - data.period.start).days + 1
+            title = "Revenue by day, the period highlighted" if more else "Revenue by day"
             out["revenue"].append(chart("Revenue by day", charts.bar_chart,
                 f"{title} ({data.currency})", [f"{day:%d %b}" for day in shown], [by_day.get(day) for day in shown],
                 highlight=[data.period.start <= day <= data.period.end for day in shown]))

@@ -5,7 +5,6 @@ Japanese with an emoji is set in fonts that have those characters (docs/reports.
 from __future__ import annotations
 
 import io
-import re
 
 import pypdf
 import pytest
