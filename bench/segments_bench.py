@@ -11,8 +11,8 @@ revenue_segments (the data set's last two days); the sizes of the segment state 
 table.
 
 The generator names a dozen plans (three tiers, four intervals); here each plan_id of a
-subscription event is replaced by one of 50, chosen from the plan and the customer, so that a
-plan change still moves a customer to another plan, and every tenant has about 50.
+subscription event is replaced by one of 50, chosen from the event's id: every tenant has about
+50, and nearly every plan change moves the customer's MRR to another plan (a transfer).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ SPREAD_PLANS = f"""
 UPDATE analytics_events
 SET event_data = jsonb_set(
     event_data, '{{plan_id}}',
-    to_jsonb('plan_' || abs(hashtext((event_data ->> 'plan_id') || ':' || user_id)) % {PLANS_PER_TENANT})
+    to_jsonb('plan_' || abs(hashtext(id)) % {PLANS_PER_TENANT})
 )
 WHERE event_type IN ('subscription_started', 'subscription_changed')
   AND jsonb_typeof(event_data -> 'plan_id') = 'string'

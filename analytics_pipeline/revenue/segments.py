@@ -44,6 +44,8 @@ def compute_segment_rows(conn: Connection, params: dict) -> None:
         conn.execute(sa.text(_sql(name)), params)
     conn.execute(sa.text("ANALYZE segment_day_rows"))
     conn.execute(sa.text(_sql("period_rows")), params)
+    # Without statistics the write's anti-joins against the computed rows run as nested loops.
+    conn.execute(sa.text("ANALYZE segment_period_rows"))
 
 
 _SEGMENT_VALUES = (
@@ -97,8 +99,9 @@ REVENUE_SEGMENTS = Aggregate(
     write=write_revenue_segments,
     table=schema.revenue_segments,
     window_rows_sql=(
-        f"FROM revenue_segments AS r WHERE (r.period_type, r.period_start) IN "
-        f"(SELECT period_type, period_start FROM ({TOUCHED_PERIODS_SQL}) AS t)"
+        f"FROM revenue_segments AS r WHERE r.period_start = ANY (ARRAY(SELECT period_start FROM ({TOUCHED_PERIODS_SQL}) "
+        f"AS t)) AND (r.period_type, r.period_start) IN (SELECT period_type, period_start FROM ({TOUCHED_PERIODS_SQL}) "
+        "AS t)"
     ),
     empty_partitions_sql=empty_day_partitions_sql(SEGMENTS),
     malformed=malformed_segment_events,

@@ -13,4 +13,5 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) AS o ON true
 -- A tenant held back (a value no column can hold) kept its old rows: the run wrote none.
-WHERE r.tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)
+WHERE r.period_start = ANY (ARRAY(SELECT p.period_start FROM ({touched_periods}) AS p))
+  AND r.tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)

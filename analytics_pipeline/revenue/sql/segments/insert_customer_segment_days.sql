@@ -99,21 +99,18 @@ totals AS (
     FROM grid AS g
     WINDOW c AS (PARTITION BY g.tenant_id, g.user_id, g.day, g.dimension)
 ),
-history AS (
-    -- Whether the customer ended any earlier day with MRR > 0: decides new vs reactivation.
-    SELECT
-        tenant_id, user_id, day,
-        coalesce(bool_or(customer_after > 0) OVER (
-            PARTITION BY tenant_id, user_id ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ), false) AS had_mrr
-    FROM (SELECT DISTINCT tenant_id, user_id, day, customer_after FROM totals WHERE dimension = 'source') AS days
-),
 ranked AS (
     -- The customer's expansion fills the values that gained, largest gain first; their
-    -- contraction the values that lost, largest loss first. What is left is a transfer.
+    -- contraction the values that lost, largest loss first. What is left is a transfer. Whether
+    -- the customer ended any earlier day with MRR > 0 decides new vs reactivation: every value of
+    -- the grid has a row on each of the customer's days, so its own earlier rows tell.
     SELECT
-        t.*, h.had_mrr,
+        t.*,
         t.customer_after - t.customer_before AS net,
+        coalesce(bool_or(t.customer_after > 0) OVER (
+            PARTITION BY t.tenant_id, t.user_id, t.dimension, t.value ORDER BY t.day
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ), false) AS had_mrr,
         coalesce(sum(greatest(t.delta, 0)) OVER (
             PARTITION BY t.tenant_id, t.user_id, t.day, t.dimension ORDER BY t.delta DESC, t.value
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
@@ -123,7 +120,6 @@ ranked AS (
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ), 0) AS lost_before
     FROM totals AS t
-    JOIN history AS h ON h.tenant_id = t.tenant_id AND h.user_id = t.user_id AND h.day = t.day
 ),
 moved AS (
     SELECT
