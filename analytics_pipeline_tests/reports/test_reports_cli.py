@@ -64,7 +64,8 @@ def test_add_refuses_bad_configuration_with_a_clear_message(run, engine, args, m
     for i in range(0, len(args), 2):
         base.pop(args[i], None)
     code, out = run("add", *[x for kv in base.items() for x in kv], *args)
-    assert code != 0 and message in out
+    # A refused value exits 2; an organization that does not exist, like a report, exits 1 (README).
+    assert code == (1 if "--tenant" in args else 2) and message in out
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM scheduled_reports")).scalar() == 0
 
@@ -72,7 +73,7 @@ def test_add_refuses_bad_configuration_with_a_clear_message(run, engine, args, m
 def test_add_refuses_an_unknown_type_before_touching_the_database(run):
     code, out = run("add", "--tenant", "org-a", "--name", "x", "--type", "everything", "--frequency", "weekly",
                     "--to", "a@example.com")
-    assert code != 0 and "'everything' is not one of" in out
+    assert code == 2 and "'everything' is not one of" in out
 
 
 def test_list_pause_resume_delete(run, engine):
@@ -92,7 +93,7 @@ def test_list_pause_resume_delete(run, engine):
     assert run("delete", "r1", "--yes")[0] == 0
     assert run("list")[1].strip() == "no reports"
     code, out = run("pause", "r1")
-    assert code != 0 and "no report with id 'r1'" in out
+    assert code == 1 and "no report with id 'r1'" in out
 
 
 def test_send_now_delivers_once_without_moving_the_schedule(run, engine, tmp_path):
@@ -116,7 +117,7 @@ def test_send_now_of_an_invalid_report_fails_and_records_why(run, engine):
     with engine.begin() as conn:
         add_report(conn, "r1", recipients=["nobody"])
     code, out = run("send-now", "r1")
-    assert code != 0 and "recipients[0]: 'nobody' is not a valid email address" in out
+    assert code == 1 and "recipients[0]: 'nobody' is not a valid email address" in out
     with engine.connect() as conn:
         status, error = conn.execute(sa.text("SELECT status, last_error FROM report_deliveries")).one()
     assert status == "failed" and "recipients[0]" in error
