@@ -21,7 +21,9 @@ from analytics_pipeline.core import db, migrate
 from .scratch import server_url
 
 # label -> (tenants, users per tenant); about 120 events per user over 14 months.
-SIZES = {"1m": (50, 170), "10m": (50, 1700)}
+SIZES = {"1m": (50, 170), "10m": (50, 1700),
+         # Few tenants with many customers each: bench/segments_bench.py's 50 plans per tenant.
+         "1m_wide": (6, 1400)}
 # Bump when the generator changes, so that stale data sets are not reused. (Each clone is brought
 # to the newest schema revision, so a new migration alone needs no new data set.)
 VERSION = "v2"

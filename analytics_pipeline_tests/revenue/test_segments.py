@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics_pipeline.core import migrate
 from analytics_pipeline.core.db import tenant_scope
 from analytics_pipeline.revenue.assets import (
     customer_sources,
@@ -140,6 +141,31 @@ def test_plan_changes_interval_changes_reactivation_and_no_source_by_hand(engine
         month = segment_rows(conn, "month", "2025-01-01")
         assert month[("source", "partner")] == row(mrr=30, new=30, active=1, new_c=1)
         assert ("source", "(none)") not in month
+
+
+def test_revision_0021_builds_on_an_existing_history_the_state_the_absorbs_keep(engine, db_url):
+    with engine.begin() as conn:
+        add_event(conn, "t1", "user_signup", "2025-01-01 08:00", "c1", source="ads")
+        add_event(conn, "t1", "user_signup", "2025-01-03 08:00", "c1", source="later")
+        add_event(conn, "t1", "subscription_started", "2025-01-10 09:00", "c1",
+                  subscription_id="s1", plan_id="starter", amount=10, interval="month")
+        add_event(conn, "t1", "subscription_changed", "2025-01-15 09:00", "c1",
+                  subscription_id="s1", plan_id="pro", amount=90, interval="quarter")
+        add_event(conn, "t1", "subscription_started", "2025-01-12 09:00", "c2",
+                  subscription_id="s2", plan_id="pro", amount=30, interval="month")
+        add_event(conn, "t1", "subscription_cancelled", "2025-01-20 09:00", "c2", subscription_id="s2")
+    run(db_url, "2025-01-01", "2025-01-31")
+    tables = {"subscription_events": "event_id", "customer_sources": "user_id",
+              "customer_segment_days": "user_id, dimension, value, day",
+              "tenant_segment_days": "dimension, value, day"}
+    with engine.connect() as conn:
+        kept = {table: rows(conn, f"SELECT * FROM {table} ORDER BY tenant_id, {order}") for table, order in tables.items()}
+    assert len(kept["customer_segment_days"]) > 10
+    migrate.downgrade(db_url, "0020_kpi_change")
+    migrate.upgrade(db_url)
+    with engine.connect() as conn:
+        for table, order in tables.items():
+            assert rows(conn, f"SELECT * FROM {table} ORDER BY tenant_id, {order}") == kept[table], table
 
 
 def test_rows_are_seen_only_by_their_tenant(engine, db_url):

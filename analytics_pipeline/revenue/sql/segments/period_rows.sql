@@ -50,8 +50,12 @@ short_rows AS (
         sum(r.churned_customers) AS churned_customers,
         sum(r.transferred_in_customers) AS transferred_in_customers,
         sum(r.transferred_out_customers) AS transferred_out_customers
-    FROM short_periods AS t
-    JOIN day_rows AS r ON r.period_start BETWEEN t.period_start AND t.period_end
+    FROM day_rows AS r
+    -- Each day's week and month, matched by equality: a hash join, not a range join.
+    CROSS JOIN LATERAL (
+        VALUES ('week', date_trunc('week', r.period_start)::date), ('month', date_trunc('month', r.period_start)::date)
+    ) AS p(period_type, period_start)
+    JOIN short_periods AS t ON t.period_type = p.period_type AND t.period_start = p.period_start
     GROUP BY r.tenant_id, t.period_type, t.period_start, t.period_end, r.dimension, r.value
 ),
 long_periods AS (
@@ -94,8 +98,12 @@ long_rows AS (
         sum(r.churned_customers) AS churned_customers,
         sum(r.transferred_in_customers) AS transferred_in_customers,
         sum(r.transferred_out_customers) AS transferred_out_customers
-    FROM long_periods AS t
-    JOIN month_rows AS r ON r.period_start BETWEEN t.period_start AND t.period_end
+    FROM month_rows AS r
+    CROSS JOIN LATERAL (
+        VALUES ('quarter', date_trunc('quarter', r.period_start)::date),
+               ('year', date_trunc('year', r.period_start)::date)
+    ) AS p(period_type, period_start)
+    JOIN long_periods AS t ON t.period_type = p.period_type AND t.period_start = p.period_start
     GROUP BY r.tenant_id, t.period_type, t.period_start, t.period_end, r.dimension, r.value
 )
 SELECT * FROM short_rows
