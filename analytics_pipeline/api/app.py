@@ -117,7 +117,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     readiness = Readiness(database)
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready: the database is not usable"}})
     async def readyz(request: Request) -> JSONResponse:
         """ready: the database answers at the schema's head and Redis answers; degraded: Redis
         does not (answers come from PostgreSQL); not ready (503): the database is not usable.

@@ -168,6 +168,26 @@ def test_reports_and_their_deliveries_are_the_tenants_own(client, engine):
         ("/v1/cohorts?from=2015-01&to=2025-01", "from"),
         ("/v1/revenue/bridge?to=2999-01-01", "to"),
         ("/v1/kpis?day=01/02/2025", "day"),
+        # Near year 1: Python's date arithmetic overflowed, or PostgreSQL refused "date too small".
+        ("/v1/revenue?to=0001-01-05", "to"),
+        ("/v1/revenue?period_type=year&to=0001-06-01", "to"),
+        ("/v1/kpis?day=0001-01-01", "day"),
+        ("/v1/cohorts?to=0001-01", "to"),
+        ("/v1/revenue/bridge?from=0001-01-01&to=0001-01-01", "to"),
+        ("/v1/tournaments?from=0001-01-01&to=2025-01-02", "from"),
+        # Near year 9999: the period after, or the end of the period, is past Python's last date.
+        ("/v1/kpis?day=9999-12-31", "day"),
+        ("/v1/kpis?period_type=quarter&day=9999-11-30&compare=complete", "day"),
+        ("/v1/revenue?period_type=year&from=9999-01-01&to=9999-12-31", "to"),
+        ("/v1/cohorts?from=9999-01&to=9999-12", "to"),
+        # Just outside the range: the first day before 2000, the day after 2999.
+        ("/v1/revenue?from=1999-12-31&to=2000-01-01", "from"),
+        ("/v1/kpis?day=3000-01-01", "day"),
+        # ISO forms fromisoformat reads but a date parameter is not: basic, week date, signed year.
+        ("/v1/revenue?to=20250131", "to"),
+        ("/v1/kpis?day=2025-W05-1", "day"),
+        ("/v1/cohorts?from=%2B2025-01", "from"),
+        ("/v1/kpis?compare=whole", "compare"),
     ],
 )
 def test_bad_parameters_get_400_naming_them(client, path, parameter):
