@@ -3,6 +3,7 @@
 
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import sqlalchemy as sa
@@ -264,28 +265,37 @@ REVENUE_ROWS = tuple(
 )
 
 
-def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object]:
-    """Replace the day rows of the window and every period containing one of them with the
-    computed ones."""
-    conn.execute(sa.text(_sql("delete_stale", "revenue_day_rows")), {**params, "days": True})
-    conn.execute(sa.text(_sql("upsert_rows", "revenue_day_rows")), params)
-    conn.execute(sa.text(_sql("delete_stale", "revenue_period_rows")), {**params, "days": False})
-    conn.execute(sa.text(_sql("upsert_rows", "revenue_period_rows")), params)
+def write_window(
+    conn: Connection, params: dict, table: str, sql: Callable[[str, str], str], day_rows: str, period_rows: str
+) -> dict[str, object]:
+    """Replace the rows of `table` of the window's days and of every period containing one of
+    them with the computed ones (`day_rows`, `period_rows`), by the statements `sql(name, rows)`
+    delete_stale and upsert_rows; returns the write's metadata."""
+    conn.execute(sa.text(sql("delete_stale", day_rows)), {**params, "days": True})
+    conn.execute(sa.text(sql("upsert_rows", day_rows)), params)
+    conn.execute(sa.text(sql("delete_stale", period_rows)), {**params, "days": False})
+    conn.execute(sa.text(sql("upsert_rows", period_rows)), params)
     rows_by_type = dict(
         conn.execute(
             sa.text(
                 f"SELECT period_type, count(*) FROM ({TOUCHED_PERIODS_SQL}) AS t "
-                "JOIN revenue_aggregates AS r USING (period_type, period_start) GROUP BY period_type"
+                f"JOIN {table} AS r USING (period_type, period_start) GROUP BY period_type"
             ),
             params,
         ).all()
     )
-    tenants = conn.execute(sa.text("SELECT count(DISTINCT tenant_id) FROM revenue_day_rows")).scalar_one()
+    tenants = conn.execute(sa.text(f"SELECT count(DISTINCT tenant_id) FROM {day_rows}")).scalar_one()
     return {
         "rows_written": sum(rows_by_type.values()),
         "tenants": tenants,
         **{f"rows_{p}": rows_by_type.get(p, 0) for p in PERIOD_TYPES},
     }
+
+
+def write_revenue_aggregates(conn: Connection, params: dict) -> dict[str, object]:
+    """Replace the day rows of the window and every period containing one of them with the
+    computed ones."""
+    return write_window(conn, params, AGGREGATE, _sql, "revenue_day_rows", "revenue_period_rows")
 
 
 REVENUE_AGGREGATE = Aggregate(

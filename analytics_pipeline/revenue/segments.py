@@ -12,14 +12,14 @@ from ..aggregation import state
 from ..aggregation.assets import aggregate_asset
 from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows
 from ..aggregation.partitions import daily_partitions
-from ..aggregation.periods import PERIOD_TYPES, TOUCHED_PERIODS_SQL
+from ..aggregation.periods import TOUCHED_PERIODS_SQL
 from ..aggregation.runs import Aggregate, empty_day_partitions_sql, lock_aggregate, run_aggregate
 from ..aggregation.schedules import HOURLY
 from ..core import schema
 from ..core.cache_versions import CacheInvalidation
 from ..core.resources import AnalyticsDatabase
 from .assets import AGGREGATE as REVENUE_AGGREGATE_NAME
-from .assets import FRESHNESS, customer_sources, load, revenue_aggregates, subscription_history
+from .assets import FRESHNESS, customer_sources, load, revenue_aggregates, subscription_history, write_window
 from .checks import SEGMENT_CHECK_SPECS, SEGMENT_RULE_CHECKS, prepare_segment_checks
 
 SEGMENTS = "revenue_segments"
@@ -43,7 +43,15 @@ def compute_segment_rows(conn: Connection, params: dict) -> None:
     for name in ("window_days", "opening", "day_rows"):
         conn.execute(sa.text(_sql(name)), params)
     conn.execute(sa.text("ANALYZE segment_day_rows"))
-    conn.execute(sa.text(_sql("period_rows")), params)
+    # Weeks and months from their days, then quarters and years from their months.
+    conn.execute(
+        sa.text("CREATE TEMP TABLE segment_period_rows ON COMMIT DROP AS " + _sql("roll_up", _sql("period_days"))),
+        {**params, "levels": ["week", "month"]},
+    )
+    conn.execute(
+        sa.text("INSERT INTO segment_period_rows " + _sql("roll_up", _sql("period_months"))),
+        {**params, "levels": ["quarter", "year"]},
+    )
     # Without statistics the write's anti-joins against the computed rows run as nested loops.
     conn.execute(sa.text("ANALYZE segment_period_rows"))
 
@@ -65,25 +73,7 @@ SEGMENT_ROWS = tuple(
 def write_revenue_segments(conn: Connection, params: dict) -> dict[str, object]:
     """Replace the day rows of the window and every period containing one of them with the
     computed ones."""
-    conn.execute(sa.text(_sql("delete_stale", "segment_day_rows")), {**params, "days": True})
-    conn.execute(sa.text(_sql("upsert_rows", "segment_day_rows")), params)
-    conn.execute(sa.text(_sql("delete_stale", "segment_period_rows")), {**params, "days": False})
-    conn.execute(sa.text(_sql("upsert_rows", "segment_period_rows")), params)
-    rows_by_type = dict(
-        conn.execute(
-            sa.text(
-                f"SELECT period_type, count(*) FROM ({TOUCHED_PERIODS_SQL}) AS t "
-                "JOIN revenue_segments AS r USING (period_type, period_start) GROUP BY period_type"
-            ),
-            params,
-        ).all()
-    )
-    tenants = conn.execute(sa.text("SELECT count(DISTINCT tenant_id) FROM segment_day_rows")).scalar_one()
-    return {
-        "rows_written": sum(rows_by_type.values()),
-        "tenants": tenants,
-        **{f"rows_{p}": rows_by_type.get(p, 0) for p in PERIOD_TYPES},
-    }
+    return write_window(conn, params, SEGMENTS, _sql, "segment_day_rows", "segment_period_rows")
 
 
 def malformed_segment_events(conn: Connection, params: dict) -> list:
