@@ -25,7 +25,7 @@ from ..core.redis_server import resolve_redis_url
 from ..core.resources import AnalyticsDatabase
 from ..core.settings import ConfigError
 from ..reports.unsubscribe_routes import unsubscribe_router
-from . import params
+from . import bodies, params
 from .auth import TokenVerifier, Unauthorized
 from .cache import ResponseCache
 from .endpoints import v1_router
@@ -110,14 +110,18 @@ def create_app(database_url: str | None = None) -> FastAPI:
     # no bearer token; analytics_pipeline/reports/unsubscribe.py says what each step does.
     app.include_router(unsubscribe_router(database))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses=bodies.answers(bodies.HEALTH))
     async def healthz() -> dict:
         """The process is up."""
         return {"status": "ok"}
 
     readiness = Readiness(database)
 
-    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready: the database is not usable"}})
+    @app.get("/readyz", tags=["health"], responses={
+        **bodies.answers(bodies.READINESS),
+        503: {"description": "not ready: the database is not usable",
+              "content": {"application/json": {"schema": bodies.READINESS}}},
+    })
     async def readyz(request: Request) -> JSONResponse:
         """ready: the database answers at the schema's head and Redis answers; degraded: Redis
         does not (answers come from PostgreSQL); not ready (503): the database is not usable.

@@ -13,7 +13,7 @@ from ..aggregation.periods import PERIOD_TYPES
 from ..core import routes
 from ..core.resources import AnalyticsDatabase
 from ..domains import DOMAINS
-from . import params, queries
+from . import bodies, params, queries
 from .answer import answer
 
 # Shown in Swagger UI's "Authorize" dialog; the token itself is read by `require_tenant`.
@@ -52,10 +52,6 @@ TOURNAMENT_TABLE = published("tournaments", "tournament_aggregates")
 COHORT_TABLE = published("cohorts", "user_cohorts")
 
 
-# The table endpoints answer format=csv with a CSV file.
-CSV_TOO = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
-
-
 # An empty value is the parameter's default, as if it were absent.
 EMPTY = {"enum": [""]}
 
@@ -81,7 +77,7 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
     """The /v1 endpoints reading `database`, in the order the OpenAPI document lists them."""
     router = APIRouter(dependencies=[Depends(known_parameters_only)])
 
-    def serve_periodic_table(path: str, aggregate: str, name: str) -> None:
+    def serve_periodic_table(path: str, aggregate: str, name: str, body: dict) -> None:
         """GET `path`: the rows of the periodic aggregate table `aggregate` (one per tenant, period
         type and period; its columns are those of sql/<aggregate>.sql) of the periods overlapping
         [from, to], as JSON or CSV. The path's last segment is the endpoint's tag and begins its CSV
@@ -104,12 +100,13 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
                 key=(span.period_type, span.date_from, span.date_to),
             )
 
-        router.add_api_route(path, periodic_table, methods=["GET"], tags=[resource], name=name, responses=CSV_TOO,
+        router.add_api_route(path, periodic_table, methods=["GET"], tags=[resource], name=name,
+                             responses=bodies.answers(body, csv=True),
                              description=f"Every column of {aggregate} for the periods overlapping [from, to].")
 
-    serve_periodic_table(routes.REVENUE, REVENUE_TABLE, "revenue_series")
+    serve_periodic_table(routes.REVENUE, REVENUE_TABLE, "revenue_series", bodies.periodic_table(bodies.REVENUE_COLUMNS))
 
-    @router.get(f"{routes.REVENUE}/bridge", tags=["revenue"])
+    @router.get(f"{routes.REVENUE}/bridge", tags=["revenue"], responses=bodies.answers(bodies.BRIDGE))
     async def mrr_bridge(
         request: Request,
         tenant_id: str = Depends(require_tenant),
@@ -127,7 +124,7 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
             key=(span.date_from, span.date_to),
         )
 
-    @router.get("/v1/kpis", tags=["revenue"])
+    @router.get("/v1/kpis", tags=["revenue"], responses=bodies.answers(bodies.KPIS))
     async def kpis(
         request: Request,
         tenant_id: str = Depends(require_tenant),
@@ -146,7 +143,7 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
             key=(comparison.period_type, comparison.day, comparison.compare),
         )
 
-    @router.get(routes.COHORTS, tags=["cohorts"], responses=CSV_TOO)
+    @router.get(routes.COHORTS, tags=["cohorts"], responses=bodies.answers(bodies.COHORTS, csv=True))
     async def cohorts(
         request: Request,
         tenant_id: str = Depends(require_tenant),
@@ -165,9 +162,10 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
             fmt, f"cohorts_{first:%Y-%m}_{last:%Y-%m}", key=(first, last),
         )
 
-    serve_periodic_table(routes.TOURNAMENTS, TOURNAMENT_TABLE, "tournaments")
+    serve_periodic_table(routes.TOURNAMENTS, TOURNAMENT_TABLE, "tournaments",
+                         bodies.periodic_table(bodies.TOURNAMENT_COLUMNS))
 
-    @router.get("/v1/reports", tags=["reports"])
+    @router.get("/v1/reports", tags=["reports"], responses=bodies.answers(bodies.REPORTS))
     async def reports(request: Request, tenant_id: str = Depends(require_tenant)) -> Response:
         """The tenant's scheduled reports with their most recent deliveries (not cached: the
         delivery log changes outside the aggregates' runs)."""

@@ -1,0 +1,89 @@
+"""The JSON bodies of the /v1 endpoints as JSON Schemas, for the OpenAPI document: the endpoints
+return bytes rendered in queries.py (cached as they are), so no response model describes them.
+The API's fuzz test (analytics_pipeline_tests/api/test_api_fuzz.py) checks every answer against
+these. Columns: docs/api.md#endpoints; the metrics: docs/metrics.md."""
+
+from __future__ import annotations
+
+from ..aggregation.periods import PERIOD_TYPES
+from .params import COMPARISONS
+
+NUMBER = {"type": "number"}
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+DAY = {"type": "string", "format": "date"}
+TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _object(properties: dict, **extra) -> dict:
+    """An object with exactly these properties, each required."""
+    return {"type": "object", "required": list(properties), "properties": properties, **extra}
+
+
+# Added to every aggregate answer as it leaves (freshness.py).
+FRESHNESS = {"data_updated_at": TIME_OR_NULL, "data_stale_after": TIME_OR_NULL}
+
+
+def periodic_table(columns: tuple[str, ...]) -> dict:
+    """/v1/revenue and /v1/tournaments: the span, and the table's rows with at least `columns`."""
+    row = {"type": "object", "required": list(columns), "properties": {"tenant_id": {"type": "string"}}}
+    return _object({"tenant_id": {"type": "string"}, "period_type": {"enum": list(PERIOD_TYPES)}, "from": DAY,
+                    "to": DAY, "rows": {"type": "array", "items": row}, **FRESHNESS})
+
+
+REVENUE_COLUMNS = ("tenant_id", "period_type", "period_start", "period_end", "mrr", "arr", "new_revenue",
+                   "churned_revenue", "total_revenue", "active_customers")
+TOURNAMENT_COLUMNS = ("tenant_id", "period_type", "period_start", "period_end", "tournament_count",
+                      "completion_rate", "most_popular_format", "revenue")
+
+BRIDGE = _object({
+    "tenant_id": {"type": "string"}, "from": DAY, "to": DAY,
+    **{name: NUMBER for name in ("opening_mrr", "new_revenue", "reactivation_revenue", "expansion_revenue",
+                                 "contraction_revenue", "churned_revenue", "closing_mrr")},
+    "identity_holds": {"type": "boolean"}, **FRESHNESS,
+})
+
+_SPAN = _object({"from": DAY, "to": DAY, "whole_period": {"type": "boolean"}, "label": {"type": "string"}})
+KPIS = _object({
+    "tenant_id": {"type": "string"}, "period_type": {"enum": list(PERIOD_TYPES)}, "day": DAY,
+    "compare": {"enum": list(COMPARISONS)}, "period_start": DAY, "previous_period_start": DAY,
+    "current": _SPAN, "previous": _SPAN, "label": {"type": "string"},
+    "kpis": {"type": "array", "minItems": 1, "items": _object({
+        "kpi": {"type": "string"}, "unit": {"enum": ["amount", "count", "ratio", "number"]},
+        "current": NUMBER_OR_NULL, "previous": NUMBER_OR_NULL, "change_pct": NUMBER_OR_NULL,
+        "change_points": NUMBER_OR_NULL,
+    })},
+    **FRESHNESS,
+})
+
+COHORTS = _object({
+    "tenant_id": {"type": "string"}, "from": DAY, "to": DAY,
+    "rows": {"type": "array", "items": _object({
+        "cohort_month": DAY, "month_number": {"type": "integer", "minimum": 0},
+        "cohort_size": {"type": "integer"}, "retained_users": {"type": "integer"},
+        "retention_rate": NUMBER_OR_NULL, "revenue": NUMBER_OR_NULL, "ltv": NUMBER_OR_NULL,
+    })},
+    **FRESHNESS,
+})
+
+REPORTS = _object({
+    "tenant_id": {"type": "string"},
+    "reports": {"type": "array", "items": {
+        "type": "object", "required": ["id", "name", "report_type", "frequency", "is_active", "deliveries"],
+        "properties": {"deliveries": {"type": "array", "maxItems": 10}},
+    }},
+})
+
+
+def answers(schema: dict, csv: bool = False) -> dict:
+    """The `responses` of an endpoint answering `schema` as JSON (and a CSV file with `csv`)."""
+    content = {"application/json": {"schema": schema}}
+    if csv:
+        content["text/csv"] = {"schema": {"type": "string"}}
+    return {200: {"content": content}}
+
+HEALTH = _object({"status": {"const": "ok"}})
+READINESS = {
+    "type": "object", "required": ["status"],
+    "properties": {"status": {"enum": ["ready", "degraded", "not ready"]},
+                   "failing": {"type": "array", "minItems": 1, "items": {"enum": ["database", "redis"]}}},
+}
