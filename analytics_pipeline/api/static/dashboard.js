@@ -144,9 +144,9 @@ function renderTiles(kpis) {
     const better = LOWER_IS_BETTER.has(name) ? -1 : 1;
     const direction = !change ? "" : change * better > 0 ? "up" : "down";
     const arrow = change === null ? "" : change > 0 ? "▲ " : change < 0 ? "▼ " : "";
-    const delta = change === null
-      ? (k.previous === null && k.current !== null ? "n/a for " + label : "nothing in " + label)
-      : arrow + Math.abs(change) + (points ? " pp" : "%") + " vs " + label;
+    // No change: the KPI has no value now (n/a above), none for the days compared, or those were 0.
+    const delta = change !== null ? arrow + Math.abs(change) + (points ? " pp" : "%") + " vs " + label
+      : k.current === null ? "" : k.previous === null ? "n/a for " + label : "none in " + label;
     const value = el("div", "value", formatKpi(k.current, k.unit));
     value.dataset.value = k.current === null ? "" : String(k.current);
     tile.append(el("div", "label", title), value, el("div", `delta ${direction}`, delta));
