@@ -1,5 +1,6 @@
 """The Dashboard API under hostile input: parameters at the edges of the calendar, token claims
-the database cannot hold, unknown parameters and the cache key, the browser security headers.
+the database cannot hold, values it refuses, unknown parameters and the cache key, the browser
+security headers.
 The property-based fuzz of the whole OpenAPI document: test_api_fuzz.py."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import urllib.parse
 
 import pytest
 import redis
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from analytics_pipeline.api.app import create_app
@@ -165,3 +167,22 @@ def test_the_openapi_document_lists_the_errors_the_api_answers(api_env, db_url):
     for path in ("/v1/revenue", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts", "/v1/tournaments", "/v1/reports"):
         responses = paths[path]["get"]["responses"]
         assert {"200", "400", "401", "503"} <= set(responses) and "422" not in responses, path
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_500(api_env, db_url):
+    """Whatever a request makes PostgreSQL refuse as data (SQLSTATE class 22: out of range, not a
+    number, a date Python cannot hold) is the request's fault: 400, and the server goes on."""
+    app = create_app(db_url)
+
+    @app.get("/v1/refused")
+    def refused(value: str):
+        with app.state.database.tenant_transaction("acme") as conn:
+            return conn.execute(sa.text("SELECT CAST(:v AS date)"), {"v": value}).scalar_one()
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for value in ("0001-01-01 BC", "5874898-01-01", "not a date"):
+            response = client.get("/v1/refused", params={"value": value})
+            assert response.status_code == 400, (value, response.text)
+            assert response.json() == {"detail": "request: a value is outside what the database can hold",
+                                       "parameter": "request"}
+        assert client.get("/v1/refused", params={"value": "2025-01-31"}).json() == "2025-01-31"
