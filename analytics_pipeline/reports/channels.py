@@ -37,7 +37,17 @@ from sqlalchemy.engine import Connection
 
 from ..core.settings import ConfigError
 from ..core.polarity import polarity
-from .labels import METRIC_LABELS, NOT_APPLICABLE, SECTION_TITLES, change_unit, empty_text, figure_view
+from .labels import (
+    METRIC_LABELS,
+    NOT_APPLICABLE,
+    PLAN_DETAILS,
+    PLAN_TITLE,
+    SECTION_TITLES,
+    change_unit,
+    empty_text,
+    figure_view,
+    plan_label,
+)
 from .queries import ReportData
 from .render import Rendered
 from .validation import ReportConfig
@@ -109,6 +119,24 @@ def _figure(f) -> dict:
             "change_unit": change_unit(f.unit), "polarity": polarity(f.metric), "tone": view["tone"]}
 
 
+def _plans(data: ReportData) -> dict:
+    """Revenue by plan (docs/reports.md#revenue-by-plan): each row's MRR and its change as a figure
+    of MRR (in percent, with its polarity and tone), and the period's movements and customers."""
+    table = data.plans
+    rows = []
+    for row in table.rows:
+        view = figure_view("mrr", "amount", row["mrr"], row["previous_mrr"], row["change_pct"])
+        rows.append({
+            "kind": row["kind"], "plan": row["plan"], "label": plan_label(row["kind"], row["plan"], row["plan_count"]),
+            "plan_count": row["plan_count"], "mrr": _number(row["mrr"]), "previous_mrr": _number(row["previous_mrr"]),
+            "change_pct": _number(row["change_pct"]), "change_unit": change_unit("amount"),
+            "polarity": polarity("mrr"), "tone": view["tone"],
+            **{column: _number(row[column]) for column, _, _ in PLAN_DETAILS},
+        })
+    return {"top": table.top, "missing": not rows, "not_computed": table.pending,
+            "empty_text": None if rows else empty_text("plans", table.pending), "rows": rows}
+
+
 def payload(
     data: ReportData, report: ReportConfig, rendered: Rendered, *, report_id: str, tenant_id: str,
     scheduled_for: dt.datetime, csv_links: dict[str, str],
@@ -140,6 +168,8 @@ def payload(
                 "figures": [_figure(f) for f in data.figures.get(section, [])],
                 # The KPI block (docs/metrics.md#kpis): ratios as fractions, null where not applicable.
                 **({"kpis": [_figure(f) for f in data.kpis]} if section == "revenue" else {}),
+                # The comprehensive report's revenue by plan.
+                **({"plans": _plans(data)} if section == "revenue" and data.plans is not None else {}),
             }
             for section in data.sections
         },
@@ -165,20 +195,29 @@ def slack_message(body: dict) -> dict:
         for f in content.get("kpis", []):
             lines.append(_slack_line(f, body["currency"], NOT_APPLICABLE))
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
+        if "plans" in content:  # a block of its own: a section's text holds 3,000 characters
+            lines = [f"*{PLAN_TITLE}*"]
+            if content["plans"]["missing"]:
+                lines.append(f"_{content['plans']['empty_text']}_")
+            for row in content["plans"]["rows"]:
+                figure = {"metric": "mrr", "unit": "amount", "current": row["mrr"], "previous": row["previous_mrr"],
+                          "change_pct": row["change_pct"]}
+                lines.append(_slack_line(figure, body["currency"], "–", label=row["label"][:100]))
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
     return {"text": body["subject"], "blocks": blocks}
 
 
 SLACK_TONES = {"good": ":large_green_circle:", "bad": ":red_circle:"}
 
 
-def _slack_line(f: dict, currency: str, missing: str) -> str:
+def _slack_line(f: dict, currency: str, missing: str, label: str | None = None) -> str:
     """A figure as a Slack line: the change with its arrow and, where the metric's polarity says,
     whether it is better or worse (Slack text has no colour)."""
     values = [None if f[k] is None else Decimal(str(f[k])) for k in ("current", "previous", "change_pct")]
     view = figure_view(f["metric"], f["unit"], *values, missing=missing, currency=currency)
     change = " ".join(part for part in (view["arrow"], view["change"]) if part)
     judged = f" {SLACK_TONES[view['tone']]} {view['tone_word']}" if view["tone_word"] else ""
-    return f"{view['label']}: *{view['current']}* (previous {view['previous']}, {change}{judged})"
+    return f"{label or view['label']}: *{view['current']}* (previous {view['previous']}, {change}{judged})"
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -53,9 +53,11 @@ METRIC_LABELS = {
 # A section without aggregate rows for the period: either its aggregate has not run since the
 # period ended, or the tenant had nothing of it (docs/metrics.md#which-rows-exist).
 NOT_COMPUTED = "No {noun} figures have been computed for this period yet."
-SECTION_NOUNS = {"revenue": "revenue", "users": "user", "tournaments": "tournament"}
+# "plans": the comprehensive report's revenue by plan (revenue_segments), which says it in the same words.
+SECTION_NOUNS = {"revenue": "revenue", "users": "user", "tournaments": "tournament", "plans": "plan"}
 NO_ACTIVITY = {
     "revenue": "No revenue activity in this period: no recurring revenue, no payments and no refunds.",
+    "plans": "No plan activity in this period: no plan had recurring revenue or a change of it.",
     "users": "No user activity in this period: nobody signed up in the months the cohorts cover.",
     "tournaments": "No tournament activity in this period: no tournament was played.",
 }
@@ -123,3 +125,45 @@ def figure_view(metric: str, unit: str, current, previous, change, *, missing: s
         "tone_word": TONE_WORDS[judged],
         "colour": TONE_COLOURS[judged],
     }
+
+
+# Revenue by plan (docs/reports.md#revenue-by-plan): under each plan's MRR, its period's flows.
+PLAN_TITLE = "Revenue by plan"
+PLAN_DETAILS = (
+    ("new_revenue", "New", "amount"),
+    ("reactivation_revenue", "Reactivation", "amount"),
+    ("expansion_revenue", "Expansion", "amount"),
+    ("contraction_revenue", "Contraction", "amount"),
+    ("churned_revenue", "Churned", "amount"),
+    ("transfer_in_revenue", "Transfers in", "amount"),
+    ("transfer_out_revenue", "Transfers out", "amount"),
+    ("active_customers", "Paying customers", "count"),
+    ("churned_customers", "Churned customers", "count"),
+)
+
+
+def plan_label(kind: str, plan: str | None, plan_count: int) -> str:
+    if kind == "total":
+        return "All plans"
+    if kind == "other":
+        return f"Other {plan_count} plans"
+    return plan if plan is not None else "(none)"
+
+
+def plan_note(top: int, rows) -> str | None:
+    """What the table leaves out, when it sums plans into one row."""
+    other = [r for r in rows if r["kind"] == "other"]
+    if not other:
+        return None
+    return f"The {top} plans of the largest MRR, then the other {other[0]['plan_count']} summed."
+
+
+def plan_view(row, currency: str | None) -> dict:
+    """One row of revenue by plan: its MRR against the previous period as a figure (the change,
+    arrow and tone of MRR), and the period's movements, transfers and customers as details."""
+    view = figure_view("mrr", "amount", row["mrr"], row["previous_mrr"], row["change_pct"], currency=currency)
+    view["label"] = plan_label(row["kind"], row["plan"], row["plan_count"])
+    view["kind"] = row["kind"]
+    view["details"] = [(label, format_value(row[column], unit, currency=currency))
+                       for column, label, unit in PLAN_DETAILS]
+    return view

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..core.months import add_months
+from ..core.months import add_months, month_start
 from ..core.sql import sql_loader
 from .schedule import Period, to_utc
 from .validation import ReportConfig
@@ -23,6 +23,8 @@ from .validation import ReportConfig
 load = sql_loader(__package__)
 TREND_DAYS = 30  # the MRR trend and the daily report's revenue chart cover the last 30 days
 DEFAULT_CURRENCY = "USD"  # an organization without a row in organization_settings
+TOP_PLANS = 10  # the revenue-by-plan table's plans shown one by one; the rest are summed (docs/reports.md)
+PLAN_TABLE_REPORTS = ("comprehensive",)  # the report types with the revenue-by-plan table
 
 SECTIONS = {
     "revenue_summary": ("revenue",),
@@ -60,6 +62,17 @@ class Table:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
+@dataclass(frozen=True)
+class PlanTable:
+    """Revenue by plan (plan_table.sql): rows of kind `plan` (the TOP_PLANS largest by MRR),
+    `other` (the rest, summed) and `total`. No rows: `pending` says whether revenue_segments has
+    not been computed for the period yet, else no plan had MRR or a change in it."""
+
+    rows: tuple[dict[str, Any], ...]
+    pending: bool = False
+    top: int = TOP_PLANS
+
+
 @dataclass
 class ReportData:
     organization: str
@@ -76,6 +89,7 @@ class ReportData:
     kpis: list[Figure] = field(default_factory=list)
     kpi_period: tuple[dt.date, dt.date] | None = None
     currency: str = DEFAULT_CURRENCY  # of every amount (docs/reports.md#currency)
+    plans: PlanTable | None = None  # the comprehensive report's revenue by plan
 
     def is_empty(self) -> bool:
         """Nothing happened in the period: every figure of it is zero or absent, no tournament was
@@ -119,14 +133,38 @@ def _kpis(conn: Connection, params: dict) -> tuple[list[Figure], tuple[dt.date, 
     return figures, (start, rows[0]["current_end"]) if start else None
 
 
-def _missing(conn: Connection, data: ReportData, section: str, aggregate: str) -> None:
-    """A section without rows: no activity when its aggregate has run since the period's last
-    (UTC) day ended (aggregate_freshness), else not computed yet (docs/operations.md#never-a-broken-report)."""
-    data.missing.append(section)
+def _not_computed(conn: Connection, period: Period, aggregate: str) -> bool:
+    """Whether `aggregate` has not run since the period's last (UTC) day ended (aggregate_freshness):
+    its missing rows may come later (docs/operations.md#never-a-broken-report)."""
     ran = conn.execute(sa.text("SELECT materialized_at FROM aggregate_freshness WHERE aggregate = :a"),
                        {"a": aggregate}).scalar()
-    if ran is None or ran < dt.datetime.combine(data.period.end + dt.timedelta(days=1), dt.time(0)):
+    return ran is None or ran < dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time(0))
+
+
+def _missing(conn: Connection, data: ReportData, section: str, aggregate: str) -> None:
+    """A section without rows: no activity when its aggregate has run since the period ended, else
+    not computed yet."""
+    data.missing.append(section)
+    if _not_computed(conn, data.period, aggregate):
         data.pending.append(section)
+
+
+def last_period_start(end: dt.date, period_type: str) -> dt.date:
+    """The first day of the last period (day, ISO week, month) of a side ending on `end`."""
+    if period_type == "week":
+        return end - dt.timedelta(days=end.isoweekday() - 1)
+    if period_type == "month":
+        return month_start(end)
+    return end
+
+
+def _plans(conn: Connection, period: Period, params: dict) -> PlanTable:
+    rows = _run(conn, "plan_table", {
+        **params, "top": TOP_PLANS, "last_start": last_period_start(period.end, period.period_type),
+        "previous_last_start": last_period_start(period.previous_end, period.period_type),
+    }).mappings().all()
+    pending = not rows and _not_computed(conn, period, "revenue_segments")
+    return PlanTable(tuple(dict(r) for r in rows), pending)
 
 
 def local_midnight_utc(day: dt.date, report: ReportConfig) -> dt.datetime:
@@ -160,6 +198,9 @@ def read_report(conn: Connection, tenant_id: str, organization: str, report: Rep
         data.kpis, data.kpi_period = _kpis(conn, params)
         if not found:
             _missing(conn, data, "revenue", "revenue_aggregates")
+        if report.report_type in PLAN_TABLE_REPORTS:
+            data.plans = _plans(conn, period, params)
+            data.tables["revenue_segments"] = _table(conn, "revenue_segments", "plan_rows", params)
     if "users" in data.sections:
         signups, _ = _figures(conn, "signups", params)
         first_cohort = add_months(period.end, -(report.parameters.cohorts - 1))

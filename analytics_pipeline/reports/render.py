@@ -19,7 +19,17 @@ import jinja2
 from ..core.routes import TABLE_ENDPOINTS
 from ..core.spreadsheet import safe_cell
 from . import charts
-from .labels import NOT_APPLICABLE, REPORT_TITLES, SECTION_TITLES, empty_text, figure_view, format_value
+from .labels import (
+    NOT_APPLICABLE,
+    PLAN_TITLE,
+    REPORT_TITLES,
+    SECTION_TITLES,
+    empty_text,
+    figure_view,
+    format_value,
+    plan_note,
+    plan_view,
+)
 from .pdf import pdf_document
 from .queries import TREND_DAYS, BrokenReport, Figure, ReportData
 from .settings import attachment_max_bytes, dashboard_url
@@ -185,6 +195,26 @@ def _charts(data: ReportData, key: str, domain: str) -> dict[str, list[Chart]]:
     return out
 
 
+def _plan_table(data: ReportData) -> dict | None:
+    """Revenue by plan, as the email, its plain text and the PDF show it; None for a report
+    without it."""
+    if data.plans is None:
+        return None
+    rows = []
+    for row in data.plans.rows:
+        view = plan_view(row, data.currency)
+        view["label"] = single_line(view["label"]) or "(none)"  # plan ids come from the events unchecked
+        rows.append(view)
+    return {
+        "title": PLAN_TITLE,
+        "note": plan_note(data.plans.top, data.plans.rows),
+        "rows": rows,
+        "missing": not rows,
+        "pending": data.plans.pending,
+        "empty_text": None if rows else empty_text("plans", data.plans.pending),
+    }
+
+
 def _triangle(data: ReportData) -> dict | None:
     if "users" not in data.sections or not data.tables["user_cohorts"].rows:
         return None
@@ -258,6 +288,7 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
             "empty_text": empty_text(section, section in data.pending),
             "kpis": _figure_rows(data.kpis, data.currency, NOT_APPLICABLE) if section == "revenue" else [],
             "kpi_title": _kpi_title(data) if section == "revenue" else None,
+            "plans": _plan_table(data) if section == "revenue" else None,
         }
         for section in data.sections
     ]
@@ -273,7 +304,8 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
         # Every table has amounts: the currency they are in is a column of each row.
         content = csv_text((*table.columns, "currency"), [(*row, data.currency) for row in table.rows]).encode()
         if len(content) > limit:
-            url = dashboard_url(required=True) + csv_url(name, data)
+            # A table the Dashboard API does not serve (revenue_segments) is named without a link.
+            url = dashboard_url(required=True) + csv_url(name, data) if name in TABLE_ENDPOINTS else None
             left_out.append(LeftOut(filename, _size(len(content)), url, name))
         else:
             attachments.append(Attachment(filename, content, "text", "csv"))

@@ -14,7 +14,9 @@ from analytics_pipeline.core.resources import MailResource
 
 # The Dashboard API on the test's database, which serves the unsubscribe link.
 from ..api_support import api_env, client, redis_prefix, redis_server_url  # noqa: F401
-from .support import Inbox, add_cohort, add_event, add_org, add_revenue, add_tournaments, free_port, smtp
+from .support import Inbox, add_cohort, add_event, add_org, add_plan, add_revenue, add_tournaments, free_port, smtp
+
+LONG_PLAN = "enterprise-annual-2025-with-priority-support-and-a-dedicated-manager"
 
 
 @pytest.fixture
@@ -61,6 +63,20 @@ def tenants(engine):
         add_revenue(conn, "org-a", "week", "2025-10-13", "2025-10-19", 9000, 108000, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0)
         add_revenue(conn, "org-b", "week", "2025-11-03", "2025-11-09",
                     777777.77, 9333333.24, 0, 0, 0, 0, 0, 654321.09, 1, 1, 0, 0)
+        # Revenue by plan, adding up to the weeks above. Week 44: starter 4,000 (new 1,000) and pro
+        # 6,000 (churned 500). Week 45: a starter customer of 100 upgrades to pro at 300 (a transfer
+        # of 100 out of starter into pro, and 200 of pro's expansion, docs/metrics.md#segment-movements);
+        # pro: 6,000 + 2,000 new + 500 expansion − 200 churned + 100 in = 8,400 (+40.0 %); starter:
+        # 4,000 − 200 contraction − 600 churned − 100 out = 3,100 (−22.5 %); LONG_PLAN: 1,000 new
+        # (from 0: no percent). 8,400 + 3,100 + 1,000 = 12,500; churned 200 + 600 = 800.
+        add_plan(conn, "org-a", "week", "2025-10-27", "2025-11-02", "starter", mrr=4000, new_revenue=1000)
+        add_plan(conn, "org-a", "week", "2025-10-27", "2025-11-02", "pro", mrr=6000, churned_revenue=500)
+        add_plan(conn, "org-a", "week", "2025-11-03", "2025-11-09", "pro", mrr=8400, new_revenue=2000,
+                 expansion_revenue=500, churned_revenue=200, transfer_in_revenue=100)
+        add_plan(conn, "org-a", "week", "2025-11-03", "2025-11-09", "starter", mrr=3100, contraction_revenue=200,
+                 churned_revenue=600, transfer_out_revenue=100)
+        add_plan(conn, "org-a", "week", "2025-11-03", "2025-11-09", LONG_PLAN, mrr=1000, new_revenue=1000)
+        add_plan(conn, "org-b", "week", "2025-11-03", "2025-11-09", "bravo-secret-plan", mrr=777777.77)
         add_tournaments(conn, "org-a", "2025-11-03", "2025-11-09", 10, 8, 80, 120, 12, 95.5, "single_elimination", 500)
         add_tournaments(conn, "org-a", "2025-10-27", "2025-11-02", 5, 5, 100, 50, 10, 90, "swiss", 250)
         add_tournaments(conn, "org-b", "2025-11-03", "2025-11-09", 99, 98, 98.99, 7777, 78.56, 1, "bravo_format", 7777)

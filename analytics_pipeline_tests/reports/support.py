@@ -93,6 +93,26 @@ def add_revenue(conn, tenant, period_type, start, end, *values) -> None:
     )
 
 
+SEGMENT_COLUMNS = ("mrr", "new_revenue", "reactivation_revenue", "expansion_revenue", "contraction_revenue",
+                   "churned_revenue", "transfer_in_revenue", "transfer_out_revenue", "active_customers",
+                   "new_customers", "reactivated_customers", "churned_customers", "transferred_in_customers",
+                   "transferred_out_customers")
+
+
+def add_plan(conn, tenant, period_type, start, end, plan, **values) -> None:
+    """A revenue_segments row of the plan dimension; columns not given are 0, ARR is 12 × MRR."""
+    row = {c: 0 for c in SEGMENT_COLUMNS} | values
+    conn.execute(
+        sa.text(
+            f"INSERT INTO revenue_segments (id, tenant_id, period_type, period_start, period_end, dimension, value, "
+            f"arr, {', '.join(SEGMENT_COLUMNS)}) VALUES (:id, :t, :pt, :s, :e, 'plan', :v, :arr, "
+            f"{', '.join(':' + c for c in SEGMENT_COLUMNS)})"
+        ),
+        {"id": f"{tenant}:{period_type}:{start}:plan:{plan}", "t": tenant, "pt": period_type, "s": start, "e": end,
+         "v": plan, "arr": 12 * row["mrr"], **row},
+    )
+
+
 def add_tournaments(conn, tenant, start, end, count, completed, rate, players, avg_players, duration, fmt, revenue):
     conn.execute(
         sa.text(

@@ -82,6 +82,7 @@ def test_comprehensive_report_email(tenants, database, mail, inbox):
         "revenue_aggregates_2025-11-03_2025-11-09.csv",
         "user_cohorts_2025-11-03_2025-11-09.csv",
         "tournament_aggregates_2025-11-03_2025-11-09.csv",
+        "revenue_segments_2025-11-03_2025-11-09.csv",  # revenue by plan (test_reports_plans.py)
     }
     with tenants.connect() as conn:
         expected_revenue = conn.execute(sa.text(

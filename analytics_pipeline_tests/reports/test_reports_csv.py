@@ -30,7 +30,7 @@ def test_a_text_cell_cannot_become_a_formula(prefix):
 PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 RATES = {"retention_rate", "completion_rate", "logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate",
          "grr", "nrr", "ttm_nrr", "ttm_grr"}
-TEXT = {"period_type", "period_start", "period_end", "cohort_month", "most_popular_format", "currency"}
+TEXT = {"period_type", "period_start", "period_end", "cohort_month", "most_popular_format", "currency", "plan"}
 
 
 @pytest.mark.usefixtures("delivery_settings")
@@ -41,7 +41,7 @@ def test_every_csv_reads_back_as_plain_decimals_with_rates_as_fractions(tenants,
     [message] = inbox.messages()
     files = {p.get_filename().split("_2025")[0]: list(csv.DictReader(io.StringIO(p.get_content(), newline="")))
              for p in message.iter_attachments() if p.get_filename().endswith(".csv")}
-    assert set(files) == {"revenue_aggregates", "tournament_aggregates", "user_cohorts"}
+    assert set(files) == {"revenue_aggregates", "tournament_aggregates", "user_cohorts", "revenue_segments"}
     for name, rows in files.items():
         assert rows, name
         for row in rows:

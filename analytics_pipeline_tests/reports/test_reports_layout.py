@@ -26,7 +26,8 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (.ci/run installs it)"),
 ]
 
-# Per figure cell (this period, previous, change) of every figure table, and the cohort table:
+# Per figure cell (this period, previous, change) of every figure table (revenue by plan too),
+# and the cohort and plan tables:
 # the text's line boxes (one top when it is on one line), whether it spills out of its cell, and
 # the page's scroll width.
 MEASURE = """() => {
@@ -39,7 +40,9 @@ MEASURE = """() => {
     return {text: cell.textContent.trim(), lines: tops.size, spills: cell.scrollWidth > cell.clientWidth + 1};
   });
   const cohorts = document.querySelector("table.cohorts").getBoundingClientRect();
-  return {lines, scrollWidth: document.documentElement.scrollWidth, cohortsRight: cohorts.right};
+  const plans = document.querySelector("table.plans").getBoundingClientRect();
+  return {lines, scrollWidth: document.documentElement.scrollWidth, cohortsRight: cohorts.right,
+          plansRight: plans.right};
 }"""
 
 
@@ -71,8 +74,12 @@ def test_at_375_px_no_figure_wraps_or_spills_and_nothing_scrolls_sideways(report
         finally:
             chromium.close()
     cells = measured["lines"]
-    assert len(cells) >= 3 * 20  # the revenue figures, the KPIs and the tournament figures
+    assert len(cells) >= 3 * 24  # the revenue figures, the KPIs, the plans and the tournament figures
     assert "▲\xa0+25.0 %" in {c["text"] for c in cells}  # MRR's change, arrow and all, in one cell
+    # Revenue by plan (conftest.py): its MRR and changes are measured like the figures, and the
+    # plan with a long id wraps inside its cell without widening the page.
+    assert {"8,400.00 USD", "▼\xa0-22.5 %", "12,500.00 USD"} <= {c["text"] for c in cells}
+    assert measured["plansRight"] <= 375
     wrapped = [c["text"] for c in cells if c["lines"] != 1 or c["spills"]]
     assert wrapped == []
     assert measured["scrollWidth"] <= 375
