@@ -80,12 +80,12 @@ def plans(engine):
     return engine
 
 
-def _data(database, tenant="org-a", report_type="comprehensive", parameters=None):
+def _data(database, report_type="comprehensive", currency="EUR"):
     report = validate_report(name="Weekly KPIs", report_type=report_type, frequency="weekly",
-                             recipients=RECIPIENTS, parameters=parameters or {})
+                             recipients=RECIPIENTS, parameters={})
     period = report_period(DUE, "weekly", report.parameters)
-    with database.tenant_transaction(tenant) as conn:
-        return report, read_report(conn, tenant, "Acme Esports", report, period, "EUR")
+    with database.tenant_transaction("org-a") as conn:
+        return report, read_report(conn, "org-a", "Acme Esports", report, period, currency)
 
 
 def test_the_table_has_the_hand_worked_figures_of_the_ten_largest_plans_and_the_others(plans, database):
@@ -254,11 +254,7 @@ def test_no_rows_say_not_computed_or_no_activity_as_the_sections_do(plans, datab
 
 def test_a_long_plan_id_and_the_tenants_fixture_render(tenants, database):
     """The tenants fixture (conftest.py): an upgrade from starter to pro, and a plan with a long id."""
-    report = validate_report(name="Weekly KPIs", report_type="comprehensive", frequency="weekly",
-                             recipients=RECIPIENTS, parameters={})
-    period = report_period(DUE, "weekly", report.parameters)
-    with database.tenant_transaction("org-a") as conn:
-        data = read_report(conn, "org-a", "Acme Esports", report, period)
+    report, data = _data(database, currency="USD")
     rows = figure_rows(render(data, report, "example.com", "k1").html())
     assert rows["pro"][:3] == ("8,400.00 USD", "6,000.00 USD", "▲\xa0+40.0 %")
     assert rows["starter"][:3] == ("3,100.00 USD", "4,000.00 USD", "▼\xa0-22.5 %")
