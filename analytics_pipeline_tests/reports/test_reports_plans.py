@@ -1,10 +1,11 @@
 """The comprehensive report's revenue by plan (docs/reports.md#revenue-by-plan), against real
-PostgreSQL and SMTP on loopback: the hand-worked figures of a plan upgrade, the ten plans of the
-largest MRR and one row summing the others, which with them adds up to revenue_aggregates' MRR, in
-the email, its plain text, the PDF, the CSV and the webhook's JSON; nothing of another tenant; and
-the report's words for a table not computed yet and for no activity.
+PostgreSQL and SMTP on loopback: the hand-worked figures of a plan upgrade (rows inserted by hand,
+and rows the pipeline computes from events), the ten plans of the largest MRR and one row summing
+the others, which with them adds up to revenue_aggregates' MRR, in the email, its plain text, the
+PDF, the CSV and the webhook's JSON; nothing of another tenant; and the report's words for a table
+not computed yet and for no activity.
 
-The revenue_segments rows are inserted by hand; the expected figures are worked out in the comments.
+The expected figures are worked out in the comments.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from analytics_pipeline.reports.queries import TOP_PLANS, last_period_start, rea
 from analytics_pipeline.reports.render import render
 from analytics_pipeline.reports.schedule import report_period
 from analytics_pipeline.reports.validation import validate_report
+from analytics_pipeline.revenue.assets import (
+    customer_sources,
+    payment_history,
+    revenue_aggregates,
+    subscription_history,
+)
+from analytics_pipeline.revenue.segments import revenue_segments
 
+from ..helpers import add_event, materialize_range
 from .conftest import LONG_PLAN
 from .support import DUE, NOW, RECIPIENTS, add_org, add_plan, add_report, add_revenue
 from .test_reports_content import GREEN, GREY, RED, figure_rows
@@ -273,3 +282,45 @@ def test_a_long_plan_id_and_the_tenants_fixture_render(tenants, database):
 def test_balances_are_read_from_the_last_period_of_a_side(end, period_type, start):
     """With lookback_periods > 1 a side has several periods: MRR is the last one's."""
     assert last_period_start(end, period_type) == start
+
+
+def test_from_events_through_the_aggregates_to_the_monthly_table(engine, db_url, database, monkeypatch):
+    """The table as the pipeline fills revenue_segments (docs/metrics.md#segment-movements), not as a
+    test inserts it. The monthly report due 1 Dec 2025: November against October.
+
+    October ends with starter 30 (c1 10, c4 20) and pro 30 (c2). In November c1 upgrades from
+    starter 10 to pro 30 (an expansion of 20: pro takes it and the 10 beyond as a transfer in,
+    starter transfers 10 out), c3 starts on team at 50 (new) and c4 cancels starter 20 (churned).
+    pro: 30 + 20 + 10 = 60, +100.0 %, 2 customers; team: 50 from 0, 1 customer; starter:
+    30 − 20 − 10 = 0, −100.0 %, 1 churned. All plans 110 against 60, +83.3 % (50 / 60)."""
+    monkeypatch.setenv("ANALYTICS_RETENTION_MONTHS", "240")  # the events of 2025 stay
+    with engine.begin() as conn:
+        for user, at, subscription, plan, amount in [("c1", "2025-10-05", "s1", "starter", 10),
+                                                     ("c2", "2025-10-07", "s2", "pro", 30),
+                                                     ("c4", "2025-10-08", "s4", "starter", 20),
+                                                     ("c3", "2025-11-03", "s3", "team", 50)]:
+            add_event(conn, "org-a", "subscription_started", f"{at} 09:00", user, subscription_id=subscription,
+                      plan_id=plan, amount=amount, interval="month")
+        add_event(conn, "org-a", "subscription_changed", "2025-11-10 09:00", "c1", subscription_id="s1",
+                  plan_id="pro", amount=30, interval="month")
+        add_event(conn, "org-a", "subscription_cancelled", "2025-11-20 09:00", "c4", subscription_id="s4")
+    result = materialize_range([subscription_history, payment_history, customer_sources, revenue_aggregates,
+                                revenue_segments], db_url, "2025-10-01", "2025-11-30",
+                               selection=["revenue_aggregates", "revenue_segments"])
+    assert result.success
+    report = validate_report(name="Monthly", report_type="comprehensive", frequency="monthly", recipients=RECIPIENTS,
+                             parameters={})
+    period = report_period(dt.datetime(2025, 12, 1, 8), "monthly", report.parameters)
+    with database.tenant_transaction("org-a") as conn:
+        data = read_report(conn, "org-a", "Org org-a", report, period)
+    columns = ("kind", "plan", "mrr", "previous_mrr", "change_pct", "new_revenue", "expansion_revenue",
+               "churned_revenue", "transfer_in_revenue", "transfer_out_revenue", "active_customers",
+               "churned_customers")
+    assert [tuple(r[c] for c in columns) for r in data.plans.rows] == [
+        ("plan", "pro", 60, 30, 100, 0, 20, 0, 10, 0, 2, 0),
+        ("plan", "team", 50, 0, None, 50, 0, 0, 0, 0, 1, 0),
+        ("plan", "starter", 0, 30, -100, 0, 0, 20, 0, 10, 0, 1),
+        ("total", None, 110, 60, Decimal("83.3"), 50, 20, 20, 10, 10, 3, 1),
+    ]
+    [mrr] = [f.current for f in data.figures["revenue"] if f.metric == "mrr"]
+    assert mrr == 110
