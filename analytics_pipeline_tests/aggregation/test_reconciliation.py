@@ -12,13 +12,16 @@ from analytics_pipeline.aggregation.reconciliation import ABSORBS_EVERY_COMMITTE
 from analytics_pipeline.alerts import asset_check_failure_alert_sensor
 from analytics_pipeline.cohorts.assets import user_activity_months, user_signups
 from analytics_pipeline.core.resources import MailResource, pipeline_resources
-from analytics_pipeline.revenue.assets import payment_history, subscription_history
+from analytics_pipeline.revenue.assets import customer_sources, payment_history, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_history
 
 from ..helpers import add_event
 from ..loopback_smtp import loopback_inbox
 
-STATES = ("subscription_history", "payment_history", "tournament_history", "user_signups", "user_activity_months")
+STATES = (
+    "subscription_history", "payment_history", "customer_sources", "tournament_history", "user_signups",
+    "user_activity_months",
+)
 
 # Each state's gap: one statement removing what one of t2's events on 2025-03-04 put in it.
 GAPS = {
@@ -26,6 +29,7 @@ GAPS = {
     "payment_history": "DELETE FROM payment_events WHERE event_id = 'pay-t2'",
     "tournament_history": "DELETE FROM tournament_history WHERE tournament_id = 'T2'",
     "user_signups": "DELETE FROM user_signups WHERE user_id = 'u2'",
+    "customer_sources": "DELETE FROM customer_sources WHERE user_id = 'u2'",
     "user_activity_months": "UPDATE user_activity_months SET payment_amounts = payment_amounts - 'pay-t2' "
                             "WHERE user_id = 'u2'",
 }
@@ -47,7 +51,9 @@ def absorbed(db_url, engine, monkeypatch):
                       event_id=f"tc-{suffix}", tournament_id=f"T{tenant[-1]}", format="swiss")
         # A malformed event: reflected by its copy in malformed_events.
         add_event(conn, "t1", "payment_completed", "2025-03-05 10:00", "u1", event_id="bad", amount="lots")
-    state_assets = [subscription_history, payment_history, tournament_history, user_signups, user_activity_months]
+    state_assets = [
+        subscription_history, payment_history, customer_sources, tournament_history, user_signups, user_activity_months
+    ]
     assert dg.materialize(state_assets, resources=pipeline_resources(db_url)).success
     return engine
 

@@ -26,4 +26,6 @@ def test_hourly_schedule_run_is_a_valid_partition_range_of_the_job():
 
 def test_hourly_job_covers_revenue_and_tournaments():
     job = defs.resolve_job_def("hourly_aggregates_job")
-    assert {k.path[0] for k in job.asset_layer.selected_asset_keys} == {"revenue_aggregates", "tournament_aggregates"}
+    assert {k.path[0] for k in job.asset_layer.selected_asset_keys} == {
+        "revenue_aggregates", "revenue_segments", "tournament_aggregates"
+    }

@@ -27,7 +27,7 @@ from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.core.settings import PROJECT_DIR
 from analytics_pipeline.core.sql import sql_loader
 from analytics_pipeline.definitions import defs
-from analytics_pipeline.revenue.assets import payment_history, revenue_aggregates, subscription_history
+from analytics_pipeline.revenue.assets import customer_sources, payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates, tournament_history
 
 from ..helpers import add_event, db_now, materialize_range, no_older_transaction_in_flight, rows
@@ -79,7 +79,8 @@ def test_the_retention_entry_point_alone_sees_exactly_the_states_of_the_definiti
     }
     assert seen == {"states": sorted(state_assets), "definitions_imported": False}
     assert state_assets == {
-        "subscription_history", "payment_history", "tournament_history", "user_signups", "user_activity_months",
+        "subscription_history", "payment_history", "customer_sources", "tournament_history", "user_signups",
+        "user_activity_months",
     }
 
 
@@ -100,9 +101,12 @@ def test_retention_command_waits_for_the_states_it_never_imports_and_mrr_survive
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "subscription_history (never materialized)" in refused.stdout + refused.stderr
     assert "payment_history (never materialized)" in refused.stdout + refused.stderr
+    assert "customer_sources (never materialized)" in refused.stdout + refused.stderr
     assert _events(engine) == 3
 
-    assert dg.materialize([subscription_history, payment_history], resources=_resources(db_url)).success
+    assert dg.materialize(
+        [subscription_history, payment_history, customer_sources], resources=_resources(db_url)
+    ).success
     purged = _cli(db_url, "retention", "run")
     assert purged.returncode == 0, purged.stdout + purged.stderr
     assert _events(engine) == 0
