@@ -5,13 +5,19 @@ these. Columns: docs/api.md#endpoints; the metrics: docs/metrics.md."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from ..aggregation.periods import PERIOD_TYPES
+from ..core.polarity import Polarity
 from .params import COMPARISONS
 
 NUMBER = {"type": "number"}
 NUMBER_OR_NULL = {"type": ["number", "null"]}
 DAY = {"type": "string", "format": "date"}
 TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+# The tenant's currency, an ISO 4217 code (docs/api.md#currency); rates are fractions (1 = 100 %).
+CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$"}
+RATE_OR_NULL = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 
 
 def _object(properties: dict, **extra) -> dict:
@@ -27,7 +33,7 @@ def periodic_table(columns: tuple[str, ...]) -> dict:
     """/v1/revenue and /v1/tournaments: the span, and the table's rows with at least `columns`."""
     row = {"type": "object", "required": list(columns), "properties": {"tenant_id": {"type": "string"}}}
     return _object({"tenant_id": {"type": "string"}, "period_type": {"enum": list(PERIOD_TYPES)}, "from": DAY,
-                    "to": DAY, "rows": {"type": "array", "items": row}, **FRESHNESS})
+                    "to": DAY, "currency": CURRENCY, "rows": {"type": "array", "items": row}, **FRESHNESS})
 
 
 REVENUE_COLUMNS = ("tenant_id", "period_type", "period_start", "period_end", "mrr", "arr", "new_revenue",
@@ -36,7 +42,7 @@ TOURNAMENT_COLUMNS = ("tenant_id", "period_type", "period_start", "period_end", 
                       "completion_rate", "most_popular_format", "revenue")
 
 BRIDGE = _object({
-    "tenant_id": {"type": "string"}, "from": DAY, "to": DAY,
+    "tenant_id": {"type": "string"}, "from": DAY, "to": DAY, "currency": CURRENCY,
     **{name: NUMBER for name in ("opening_mrr", "new_revenue", "reactivation_revenue", "expansion_revenue",
                                  "contraction_revenue", "churned_revenue", "closing_mrr")},
     "identity_holds": {"type": "boolean"}, **FRESHNESS,
@@ -46,21 +52,23 @@ _SPAN = _object({"from": DAY, "to": DAY, "whole_period": {"type": "boolean"}, "l
 KPIS = _object({
     "tenant_id": {"type": "string"}, "period_type": {"enum": list(PERIOD_TYPES)}, "day": DAY,
     "compare": {"enum": list(COMPARISONS)}, "period_start": DAY, "previous_period_start": DAY,
-    "current": _SPAN, "previous": _SPAN, "label": {"type": "string"},
+    "current": _SPAN, "previous": _SPAN, "label": {"type": "string"}, "currency": CURRENCY,
     "kpis": {"type": "array", "minItems": 1, "items": _object({
         "kpi": {"type": "string"}, "unit": {"enum": ["amount", "count", "ratio", "number"]},
         "current": NUMBER_OR_NULL, "previous": NUMBER_OR_NULL, "change_pct": NUMBER_OR_NULL,
         "change_points": NUMBER_OR_NULL,
+        # Whether the KPI's rise is good news (analytics_pipeline/core/polarity.py).
+        "polarity": {"enum": list(get_args(Polarity))},
     })},
     **FRESHNESS,
 })
 
 COHORTS = _object({
-    "tenant_id": {"type": "string"}, "from": DAY, "to": DAY,
+    "tenant_id": {"type": "string"}, "from": DAY, "to": DAY, "currency": CURRENCY,
     "rows": {"type": "array", "items": _object({
         "cohort_month": DAY, "month_number": {"type": "integer", "minimum": 0},
         "cohort_size": {"type": "integer"}, "retained_users": {"type": "integer"},
-        "retention_rate": NUMBER_OR_NULL, "revenue": NUMBER_OR_NULL, "ltv": NUMBER_OR_NULL,
+        "retention_rate": RATE_OR_NULL, "revenue": NUMBER_OR_NULL, "ltv": NUMBER_OR_NULL,
     })},
     **FRESHNESS,
 })

@@ -1,6 +1,8 @@
 """The API's reads, each in `tenant_transaction(tenant_id)` under row-level security, rendered to
 JSON or CSV bytes (what the cache stores). The SQL is in sql/; the metrics it returns are defined
-in docs/metrics.md."""
+in docs/metrics.md. A body with amounts names the tenant's currency (a `currency` field in JSON, a
+`currency` column in CSV), read in the same transaction; a KPI comes with its polarity
+(core/polarity.py). Rates are fractions, 1 = 100 % (docs/api.md#units)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
+from ..core.polarity import polarity
 from ..core.resources import AnalyticsDatabase
 from ..core.spreadsheet import safe_cell
+from ..reports.queries import DEFAULT_CURRENCY
 from .params import Comparison, Range
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -57,20 +61,24 @@ def to_csv(columns: list[str], rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-def fetch(database: AnalyticsDatabase, tenant_id: str, name: str, **params) -> tuple[list[str], list[dict]]:
-    """Run sql/<name>.sql for one tenant; the column names and the rows as dicts."""
+def fetch(database: AnalyticsDatabase, tenant_id: str, name: str, **params) -> tuple[list[str], list[dict], str]:
+    """Run sql/<name>.sql for one tenant; the column names, the rows as dicts and the tenant's
+    currency (sql/currency.sql; DEFAULT_CURRENCY without a row), read in one transaction."""
     with database.tenant_transaction(tenant_id) as conn:
         result = conn.execute(load(name), {"tenant_id": tenant_id, **params})
         columns = list(result.keys())
-        return columns, [dict(row) for row in result.mappings()]
+        rows = [dict(row) for row in result.mappings()]
+        currency = conn.execute(load("currency"), {"tenant_id": tenant_id}).scalar() or DEFAULT_CURRENCY
+        return columns, rows, currency
 
 
 def table(database: AnalyticsDatabase, tenant_id: str, name: str, fmt: str, meta: dict, **params) -> bytes:
-    """A table endpoint's body: JSON `{...meta, "rows": [...]}` or CSV."""
-    columns, rows = fetch(database, tenant_id, name, **params)
+    """A table endpoint's body: JSON `{...meta, "currency", "rows": [...]}` or CSV with a last
+    column `currency` (the tables hold amounts)."""
+    columns, rows, currency = fetch(database, tenant_id, name, **params)
     if fmt == "csv":
-        return to_csv(columns, rows)
-    return to_json({"tenant_id": tenant_id, **meta, "rows": rows})
+        return to_csv([*columns, "currency"], [{**row, "currency": currency} for row in rows])
+    return to_json({"tenant_id": tenant_id, **meta, "currency": currency, "rows": rows})
 
 
 def periodic_table(database: AnalyticsDatabase, tenant_id: str, aggregate: str, fmt: str, span: Range) -> bytes:
@@ -82,15 +90,16 @@ def periodic_table(database: AnalyticsDatabase, tenant_id: str, aggregate: str, 
 
 
 def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, date_to: dt.date) -> bytes:
-    _, rows = fetch(database, tenant_id, "mrr_bridge", date_from=date_from, date_to=date_to)
-    return to_json({"tenant_id": tenant_id, "from": date_from, "to": date_to, **rows[0]})
+    _, rows, currency = fetch(database, tenant_id, "mrr_bridge", date_from=date_from, date_to=date_to)
+    return to_json({"tenant_id": tenant_id, "from": date_from, "to": date_to, "currency": currency, **rows[0]})
 
 
 def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) -> bytes:
     """Each KPI of the comparison's current span with its change against the previous span, as
-    sql/kpis.sql computes it with the reports' rule (the SQL functions of migration 0020)."""
+    sql/kpis.sql computes it with the reports' rule (the SQL functions of migration 0020), and the
+    KPI's polarity, whether its rise is good news (core/polarity.py, the reports' table)."""
     current, previous = comparison.current, comparison.previous
-    _, rows = fetch(
+    _, rows, currency = fetch(
         database, tenant_id, "kpis", period_type=comparison.period_type,
         current_start=current.period_start, current_first=current.first, current_last=current.last,
         current_whole=current.whole, previous_start=previous.period_start, previous_first=previous.first,
@@ -107,11 +116,12 @@ def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) ->
         "previous": {"from": previous.first, "to": previous.last, "whole_period": previous.whole,
                      "label": previous.label},
         "label": comparison.label,
-        "kpis": rows,
+        "currency": currency,
+        "kpis": [{**row, "polarity": polarity(row["kpi"])} for row in rows],
     }
     return to_json(payload)
 
 
 def reports(database: AnalyticsDatabase, tenant_id: str) -> bytes:
-    _, rows = fetch(database, tenant_id, "reports", deliveries=RECENT_DELIVERIES)
+    _, rows, _ = fetch(database, tenant_id, "reports", deliveries=RECENT_DELIVERIES)
     return to_json({"tenant_id": tenant_id, "reports": rows})

@@ -133,3 +133,35 @@ def two_tenants(engine):
     """acme and globex, with rows of different sizes."""
     add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
     add_dashboard_tenant(engine, "globex", TODAY, scale=5, opening_mrr=9000)
+
+
+# Day rows from the first day of last month to today in which every bad-news figure is higher
+# this month than on any day of last month, and MRR grows every day: whichever days the tiles
+# compare (the month to date against as many days of last month, or two whole months), churn,
+# contraction and refunds rose and MRR rose.
+WORSE_THIS_MONTH = """
+INSERT INTO revenue_aggregates (id, tenant_id, period_start, period_end, period_type, mrr, arr,
+    new_revenue, churned_revenue, expansion_revenue, contraction_revenue, reactivation_revenue,
+    total_revenue, payment_count, payment_success_count, refund_count, refund_amount,
+    active_customers, new_customers, reactivated_customers, churned_customers)
+SELECT :tenant || ':day:' || day, :tenant, day, day, 'day', 1000 + n * 50, (1000 + n * 50) * 12,
+       60, CASE WHEN this THEN 9 ELSE 5 END, 0, CASE WHEN this THEN 4 ELSE 2 END, 0,
+       300, 10, 10, CASE WHEN this THEN 3 ELSE 1 END, CASE WHEN this THEN 30 ELSE 10 END,
+       100 + n, 3, 0, CASE WHEN this THEN 2 ELSE 1 END
+FROM (
+    SELECT d::date AS day, row_number() OVER (ORDER BY d) AS n,
+           d >= date_trunc('month', CAST(:today AS date)) AS this
+    FROM generate_series(date_trunc('month', CAST(:today AS date)) - interval '1 month',
+                         CAST(:today AS date), interval '1 day') AS d
+) AS days
+"""
+
+
+def add_worse_month_tenant(engine, tenant_id: str, today) -> None:
+    """`tenant_id` whose churn, contraction and refunds rose this month while MRR rose, with the
+    week, month and quarter rows of those days."""
+    params = {"tenant": tenant_id, "today": today, "scale": 1, "opening": 0}
+    with engine.begin() as conn:
+        add_tenant(conn, tenant_id)
+        for statement in (WORSE_THIS_MONTH, REVENUE_PERIODS):
+            conn.execute(sa.text(statement), params)

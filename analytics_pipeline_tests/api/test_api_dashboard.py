@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from analytics_pipeline.api.app import create_app
 from analytics_pipeline.core.settings import PROJECT_DIR
 
-from .api_data import add_dashboard_tenant
+from .api_data import add_dashboard_tenant, add_worse_month_tenant
 from ..api_support import api_env, redis_prefix, redis_server_url, served, token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,6 +48,9 @@ def _set_materialized(engine, **ages: dt.timedelta) -> None:
 def base_url(api_env, db_url, engine) -> Iterator[str]:
     add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
     add_dashboard_tenant(engine, "globex", TODAY, scale=6, opening_mrr=9000)
+    add_worse_month_tenant(engine, "initech", TODAY)
+    with engine.begin() as conn:  # acme has no row: the default, USD
+        conn.execute(sa.text("INSERT INTO organization_settings (organization_id, currency) VALUES ('globex', 'EUR')"))
     recently = dt.timedelta(seconds=40)
     _set_materialized(engine, revenue_aggregates=recently, tournament_aggregates=recently, user_cohorts=recently)
     with served(create_app(db_url)) as url:
@@ -147,7 +150,8 @@ def test_the_dashboard_shows_the_tenants_numbers(browser, base_url, engine):
     assert _tile(page, "new_revenue") == month_new
     assert _tile(page, "arr") == month_mrr * 12
     shown = page.inner_text('[data-kpi="mrr"] .value')
-    assert shown == f"{month_mrr:,.2f}"
+    assert shown == f"{month_mrr:,.2f} USD"
+    assert page.inner_text("#currency") == "Amounts in USD"
 
     if os.environ.get("UPDATE_DASHBOARD_SCREENSHOT") == "1":
         page.wait_for_timeout(500)
@@ -182,7 +186,7 @@ def test_the_kpi_tiles_show_the_views_kpis_in_their_units(browser, base_url, eng
     assert _tile(page, "active_customers") == month["active_customers"]
     assert page.inner_text('[data-kpi="active_customers"] .value') == f"{month['active_customers']:,}"
     assert _tile(page, "arpa") == month["arpa"]
-    assert page.inner_text('[data-kpi="arpa"] .value') == f"{month['arpa']:,.2f}"
+    assert page.inner_text('[data-kpi="arpa"] .value') == f"{month['arpa']:,.2f} USD"
     for ratio in ("logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr"):
         # JSON carries the fraction as a double; the tile shows it in percent.
         assert abs(_tile(page, ratio) - month[ratio]) < Decimal("1e-12"), ratio
@@ -208,6 +212,10 @@ def test_another_tenants_token_shows_only_that_tenants_numbers(browser, base_url
     acme_mrr = _period_value(engine, "acme", "month", "mrr")
     assert _tile(page, "mrr") == globex_mrr
     assert "globex" in page.inner_text("#tenant-label")
+    # globex's amounts are in its currency, beside every amount tile and under the page.
+    assert page.inner_text('[data-kpi="mrr"] .value') == f"{globex_mrr:,.2f} EUR"
+    assert page.inner_text("#currency") == "Amounts in EUR"
+    assert page.locator('[data-kpi="active_customers"] .currency').count() == 0  # a count has none
     text = page.inner_text("body")
     assert f"{acme_mrr:,.2f}" not in text and "acme" not in text
     page.close()
@@ -355,4 +363,30 @@ def test_the_tiles_say_which_days_they_compare(browser, base_url, engine):
     assert page.inner_text("#comparison").endswith("(complete periods)")
     last_complete = (start, month_end) if TODAY == month_end else (previous_start, previous_end)
     assert _tile(page, "new_revenue") == _sum_of_days(engine, "acme", *last_complete, "new_revenue")
+    page.close()
+
+
+# Whether each tile's rise is good or bad news, worked out here: the figures a business wants
+# down are churn, contraction and refunds (docs/metrics.md).
+RISE_IS_BAD = ("churned_revenue", "contraction_revenue", "churned_customers", "refund_count", "refund_amount")
+RISE_IS_GOOD = ("mrr", "arr", "active_customers")
+
+
+def test_tiles_colour_a_change_by_whether_it_is_good_news(browser, base_url, engine):
+    """initech's churn, contraction and refunds rose this month while its MRR rose: the first are
+    marked bad (red, arrow up), MRR good (green, arrow up)."""
+    page = _open(browser, base_url, token("initech"), [])
+    _wait_ready(page)
+    colours = page.evaluate("""() => {
+        const style = getComputedStyle(document.documentElement);
+        const probe = (name) => { const e = document.createElement("i"); e.style.color = style.getPropertyValue(name);
+                                  document.body.append(e); const c = getComputedStyle(e).color; e.remove(); return c; };
+        return { good: probe("--good"), bad: probe("--bad") };
+    }""")
+    assert colours["good"] != colours["bad"]
+    for kpi, tone in [*((k, "bad") for k in RISE_IS_BAD), *((k, "good") for k in RISE_IS_GOOD)]:
+        delta = page.locator(f'[data-kpi="{kpi}"] .delta')
+        assert delta.get_attribute("data-tone") == tone, kpi
+        assert delta.inner_text().startswith("▲ "), (kpi, delta.inner_text())
+        assert delta.evaluate("(e) => getComputedStyle(e).color") == colours[tone], kpi
     page.close()

@@ -30,7 +30,7 @@ def test_revenue_csv_has_every_column_and_the_rows(client, engine, two_tenants):
         )).scalars())
         expected = rows(conn, "SELECT period_start, total_revenue FROM revenue_aggregates WHERE tenant_id = 'globex' "
                         "AND period_type = 'day' AND period_start >= :s ORDER BY period_start", s=since)
-    assert set(table[0]) == set(columns)
+    assert set(table[0]) == {*columns, "currency"}  # the tenant's, beside the amounts
     assert [(r["period_start"], Decimal(r["total_revenue"])) for r in table] == [
         (e["period_start"].isoformat(), e["total_revenue"]) for e in expected
     ]
@@ -224,7 +224,7 @@ def test_the_periodic_tables_answer_alike(client, two_tenants):
         assert body.headers["x-cache"] == "miss", path
         assert client.get(f"{path}?period_type=week", headers=auth("acme")).headers["x-cache"] == "hit", path
         payload = body.json()
-        assert list(payload) == ["tenant_id", "period_type", "from", "to", "rows", "data_updated_at",
+        assert list(payload) == ["tenant_id", "period_type", "from", "to", "currency", "rows", "data_updated_at",
                                  "data_stale_after"], path
         # 26 weeks ending with this one, whichever table.
         assert payload["from"] == (TODAY - dt.timedelta(days=TODAY.weekday() + 7 * 25)).isoformat(), path

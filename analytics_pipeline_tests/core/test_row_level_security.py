@@ -39,6 +39,9 @@ APP_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 APP_VIEWS = {"revenue_kpis"}
 # Tables without tenant_id that the API reads (SELECT only): they hold no tenant's data.
 APP_READ_TABLES = {"aggregate_freshness"}
+# Tables keyed by organization_id the API reads (SELECT only), each tenant its own row (revision
+# 0023; analytics_pipeline_tests/api/test_api_currency.py tests the policy).
+APP_ORGANIZATION_TABLES = {"organization_settings"}
 TENANT_MATCHES = "(tenant_id = current_setting('app.tenant_id'::text, true))"  # as pg_policies prints it
 
 # One row of tenant :t per table. :k tells two rows of one tenant apart (their keys differ) and :d
@@ -235,7 +238,8 @@ def test_application_role_reaches_only_protected_tables(engine):
         granted = {table: _app_privileges(conn, table) for table in relations}
     # TRUNCATE would bypass the policies, so it is never granted.
     assert granted == {
-        table: APP_PRIVILEGES if table in ROWS else {"SELECT"} if table in APP_VIEWS | APP_READ_TABLES else set()
+        table: APP_PRIVILEGES if table in ROWS
+        else {"SELECT"} if table in APP_VIEWS | APP_READ_TABLES | APP_ORGANIZATION_TABLES else set()
         for table in relations
     }
     assert APP_READ_TABLES <= set(relations)

@@ -2,9 +2,9 @@
 -- period starting :current_start and the previous [:previous_first, :previous_last] of the one
 -- starting :previous_start (params.comparison: the period to date against as many days of the
 -- period before, or two whole periods; docs/api.md#kpis). MRR, ARR and active customers are levels
--- (the span's last computed day), the movements and customer counts flows
--- (docs/metrics.md#mrr-movements, docs/metrics.md#customers), net new MRR their balance
--- (docs/metrics.md#net-new-mrr).
+-- (the span's last computed day), the movements, customer counts and refunds flows
+-- (docs/metrics.md#mrr-movements, docs/metrics.md#customers, docs/metrics.md#payments), net new
+-- MRR their balance (docs/metrics.md#net-new-mrr).
 --
 -- A whole period (:current_whole, :previous_whole) is its row of revenue_aggregates with the view
 -- revenue_kpis's KPIs (docs/metrics.md#kpis). Part of a period is what its day rows make, as a
@@ -29,7 +29,7 @@ WITH spans AS (
 whole_periods AS (
     SELECT s.side, r.mrr, r.arr, r.new_revenue, r.expansion_revenue, r.reactivation_revenue,
            r.contraction_revenue, r.churned_revenue, r.total_revenue, r.active_customers, r.new_customers,
-           r.reactivated_customers, r.churned_customers, k.arpa, k.logo_churn_rate, k.gross_mrr_churn_rate,
+           r.reactivated_customers, r.churned_customers, r.refund_count, r.refund_amount, k.arpa, k.logo_churn_rate, k.gross_mrr_churn_rate,
            k.net_mrr_churn_rate, k.grr, k.nrr, k.quick_ratio, k.ttm_nrr, k.ttm_grr
     FROM spans AS s
     JOIN revenue_aggregates AS r
@@ -47,7 +47,8 @@ part_days AS (
            sum(d.churned_revenue) AS churned_revenue, sum(d.total_revenue) AS total_revenue,
            (array_agg(d.active_customers ORDER BY d.period_start DESC))[1] AS active_customers,
            sum(d.new_customers) AS new_customers, sum(d.reactivated_customers) AS reactivated_customers,
-           sum(d.churned_customers) AS churned_customers
+           sum(d.churned_customers) AS churned_customers, sum(d.refund_count) AS refund_count,
+           sum(d.refund_amount) AS refund_amount
     FROM spans AS s
     JOIN revenue_aggregates AS d
       ON d.tenant_id = :tenant_id AND d.period_type = 'day' AND d.period_start BETWEEN s.first_day AND s.last_day
@@ -57,7 +58,7 @@ part_days AS (
 part_periods AS (
     SELECT p.side, p.mrr, p.arr, p.new_revenue, p.expansion_revenue, p.reactivation_revenue,
            p.contraction_revenue, p.churned_revenue, p.total_revenue, p.active_customers, p.new_customers,
-           p.reactivated_customers, p.churned_customers,
+           p.reactivated_customers, p.churned_customers, p.refund_count, p.refund_amount,
            -- docs/metrics.md#arpa
            round(p.mrr / nullif(p.active_customers, 0), 2) AS arpa,
            -- docs/metrics.md#logo-churn-rate
@@ -119,7 +120,9 @@ CROSS JOIN LATERAL (VALUES
     (19, 'nrr', 'ratio', c.nrr, p.nrr, NULL),
     (20, 'quick_ratio', 'number', c.quick_ratio, p.quick_ratio, NULL),
     (21, 'ttm_nrr', 'ratio', c.ttm_nrr, p.ttm_nrr, NULL),
-    (22, 'ttm_grr', 'ratio', c.ttm_grr, p.ttm_grr, NULL)
+    (22, 'ttm_grr', 'ratio', c.ttm_grr, p.ttm_grr, NULL),
+    (23, 'refund_count', 'count', c.refund_count, p.refund_count, 0),
+    (24, 'refund_amount', 'amount', c.refund_amount, p.refund_amount, 0)
 ) AS f(position, kpi, unit, current, previous, if_no_row)
 CROSS JOIN LATERAL (
     SELECT coalesce(f.current, f.if_no_row) AS current, coalesce(f.previous, f.if_no_row) AS previous

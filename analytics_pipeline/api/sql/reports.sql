@@ -1,4 +1,6 @@
--- The tenant's scheduled reports, each with its :deliveries most recent deliveries.
+-- The tenant's scheduled reports, each with its :deliveries most recent deliveries. A recipient's
+-- unsubscribe is logged in report_deliveries (trigger 'unsubscribe') but is no delivery: left out,
+-- as `analytics-pipeline reports list` leaves it out of the last delivery.
 SELECT r.id, r.name, r.report_type, r.frequency, r.recipients, r.parameters, r.is_active,
        r.last_run_at, r.next_run_at, r.created_at,
        coalesce(d.deliveries, '[]'::json) AS deliveries
@@ -12,7 +14,7 @@ LEFT JOIN LATERAL (
            ) ORDER BY x.scheduled_for DESC) AS deliveries
     FROM (
         SELECT * FROM report_deliveries
-        WHERE report_id = r.id AND tenant_id = :tenant_id
+        WHERE report_id = r.id AND tenant_id = :tenant_id AND trigger <> 'unsubscribe'
         ORDER BY scheduled_for DESC
         LIMIT :deliveries
     ) AS x

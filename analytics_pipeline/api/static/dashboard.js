@@ -24,14 +24,22 @@ const LAYOUT = Object.freeze({
 const CONFIG = { displayModeBar: false, responsive: true };
 const TILES = [
   ["mrr", "MRR"], ["arr", "ARR"], ["net_new_mrr", "Net new MRR"],
-  ["new_revenue", "New MRR"], ["churned_revenue", "Churned MRR"], ["total_revenue", "Revenue"],
+  ["new_revenue", "New MRR"], ["contraction_revenue", "Contraction MRR"], ["churned_revenue", "Churned MRR"],
+  ["total_revenue", "Revenue"], ["refund_amount", "Refunded amount"], ["refund_count", "Refunds"],
+  ["churned_customers", "Churned customers"],
   // The SaaS KPIs (docs/metrics.md#kpis); the trailing-twelve-month ones exist for months only.
   ["active_customers", "Active customers"], ["arpa", "ARPA"], ["logo_churn_rate", "Logo churn"],
   ["gross_mrr_churn_rate", "Gross MRR churn"], ["net_mrr_churn_rate", "Net MRR churn"], ["quick_ratio", "Quick ratio"],
   ["grr", "GRR"], ["nrr", "NRR"], ["ttm_grr", "TTM GRR", "month"], ["ttm_nrr", "TTM NRR", "month"],
 ];
-// Tiles whose rise is bad news: their arrow up is drawn red.
-const LOWER_IS_BETTER = new Set(["churned_revenue", "logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate"]);
+// Whether a change is good or bad news comes with each KPI (`polarity`, from the one table in
+// analytics_pipeline/core/polarity.py that the reports read too): churn or refunds rising is red,
+// MRR rising green, a neutral figure grey.
+const TONE = {
+  higher_is_better: (change) => (change > 0 ? "good" : "bad"),
+  lower_is_better: (change) => (change < 0 ? "good" : "bad"),
+  neutral: () => "neutral",
+};
 // The aggregates the page shows, each with when it was computed (every response's data_updated_at,
 // and data_stale_after: docs/api.md#freshness); the ages are redrawn every few seconds.
 const FRESHNESS_LABELS = [["revenue_aggregates", "Revenue"], ["tournament_aggregates", "Tournaments"], ["user_cohorts", "Cohorts"]];
@@ -44,8 +52,8 @@ const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFra
 const count = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const percent = new Intl.NumberFormat("en-US", { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
 
-// A KPI's value as its unit reads: ratios are fractions shown in percent; null (a denominator of
-// 0) is "n/a", never 0.
+// A KPI's value as its unit reads: ratios (fractions, as the API gives every rate) in percent;
+// null (a denominator of 0) is "n/a", never 0. The tile adds an amount's currency.
 function formatKpi(value, unit) {
   if (value === null) return "n/a";
   if (unit === "count") return count.format(value);
@@ -141,15 +149,17 @@ function renderTiles(kpis) {
     // A ratio changes by percentage points; everything else by percent of its previous value.
     const points = k.unit === "ratio";
     const change = points ? k.change_points : k.change_pct;
-    const better = LOWER_IS_BETTER.has(name) ? -1 : 1;
-    const direction = !change ? "" : change * better > 0 ? "up" : "down";
+    const tone = !change ? "neutral" : (TONE[k.polarity] || TONE.neutral)(change);
     const arrow = change === null ? "" : change > 0 ? "▲ " : change < 0 ? "▼ " : "";
     // No change: the KPI has no value now (n/a above), none for the days compared, or those were 0.
     const delta = change !== null ? arrow + Math.abs(change) + (points ? " pp" : "%") + " vs " + label
       : k.current === null ? "" : k.previous === null ? "n/a for " + label : "none in " + label;
     const value = el("div", "value", formatKpi(k.current, k.unit));
+    if (k.unit === "amount" && k.current !== null) value.append(el("span", "currency", " " + kpis.currency));
     value.dataset.value = k.current === null ? "" : String(k.current);
-    tile.append(el("div", "label", title), value, el("div", `delta ${direction}`, delta));
+    const deltaLine = el("div", `delta ${tone}`, delta);
+    deltaLine.dataset.tone = tone;
+    tile.append(el("div", "label", title), value, deltaLine);
     $("tiles").appendChild(tile);
   }
   $("tiles").dataset.periodStart = kpis.period_start;
@@ -167,8 +177,8 @@ function renderRevenue(series) {
     { x, y: series.rows.map((r) => r.mrr), name: "MRR", type: "scatter", mode: "lines", line: { color: COLORS.mrr, width: 2.5 }, fill: "tozeroy", fillcolor: "rgba(48,86,211,0.08)" },
     { x, y: series.rows.map((r) => r.arr), name: "ARR (right axis)", type: "scatter", mode: "lines", yaxis: "y2", line: { color: COLORS.arr, width: 1.5, dash: "dot" } },
   ] : [], {
-    yaxis: { ...LAYOUT.yaxis, title: { text: "MRR" }, tickformat: ".3~s", range: [0, top] },
-    yaxis2: { overlaying: "y", side: "right", showgrid: false, title: { text: "ARR" }, tickformat: ".3~s", range: [0, top * 12] },
+    yaxis: { ...LAYOUT.yaxis, title: { text: `MRR (${series.currency})` }, tickformat: ".3~s", range: [0, top] },
+    yaxis2: { overlaying: "y", side: "right", showgrid: false, title: { text: `ARR (${series.currency})` }, tickformat: ".3~s", range: [0, top * 12] },
     margin: { ...LAYOUT.margin, r: 60 },
   });
 }
@@ -193,7 +203,7 @@ function renderBridge(bridge) {
     textposition: "outside", cliponaxis: false,
   }], {
     showlegend: false, hovermode: "closest",
-    xaxis: { ...LAYOUT.xaxis, type: "category" }, yaxis: { ...LAYOUT.yaxis, tickformat: ".3~s" },
+    xaxis: { ...LAYOUT.xaxis, type: "category" }, yaxis: { ...LAYOUT.yaxis, title: { text: bridge.currency }, tickformat: ".3~s" },
   });
 }
 
@@ -212,7 +222,7 @@ function renderMovements(months) {
       x, name: "Net", type: "scatter", mode: "lines+markers", line: { color: "#1c2433", width: 1.5 },
       y: months.rows.map((r) => r.new_revenue + r.expansion_revenue + r.reactivation_revenue - r.contraction_revenue - r.churned_revenue),
     },
-  ] : [], { barmode: "relative", yaxis: { ...LAYOUT.yaxis, tickformat: ".3~s" } });
+  ] : [], { barmode: "relative", yaxis: { ...LAYOUT.yaxis, title: { text: months.currency }, tickformat: ".3~s" } });
 }
 
 function renderCohorts(cohorts) {
@@ -223,13 +233,14 @@ function renderCohorts(cohorts) {
   for (const r of cohorts.rows) {
     const row = months.indexOf(r.cohort_month.slice(0, 7));
     z[row][r.month_number] = r.retention_rate;
-    text[row][r.month_number] = `${r.retained_users} of ${r.cohort_size} users<br>LTV ${amount.format(r.ltv)}`;
+    text[row][r.month_number] = `${r.retained_users} of ${r.cohort_size} users<br>LTV ${amount.format(r.ltv)} ${cohorts.currency}`;
   }
+  // retention_rate is a fraction (1 = 100 %): shown in percent.
   plot("chart-cohorts", cohorts.rows.length ? [{
-    type: "heatmap", z, x: [...Array(width).keys()], y: months, text, zmin: 0, zmax: 100,
+    type: "heatmap", z, x: [...Array(width).keys()], y: months, text, zmin: 0, zmax: 1,
     colorscale: [[0, "#f4f7fe"], [0.35, "#9db5f5"], [1, "#1d3fa8"]],
-    hovertemplate: "cohort %{y}, month %{x}: %{z:.1f}%<br>%{text}<extra></extra>",
-    colorbar: { title: { text: "%" }, thickness: 12 },
+    hovertemplate: "cohort %{y}, month %{x}: %{z:.1%}<br>%{text}<extra></extra>",
+    colorbar: { title: { text: "%" }, thickness: 12, tickformat: ".0%" },
   }] : [], {
     hovermode: "closest",
     xaxis: { ...LAYOUT.xaxis, title: { text: "months since signup" }, dtick: 1 },
@@ -241,9 +252,10 @@ function renderTournaments(series) {
   const x = series.rows.map((r) => r.period_start);
   plot("chart-tournaments", series.rows.length ? [
     { x, y: series.rows.map((r) => r.tournament_count), name: "Tournaments", type: "bar", marker: { color: COLORS.bars } },
-    { x, y: series.rows.map((r) => r.completion_rate), name: "Completion rate (%)", type: "scatter", mode: "lines+markers", yaxis: "y2", line: { color: COLORS.line, width: 2 } },
+    // completion_rate is a fraction (1 = 100 %): its axis and hover read in percent.
+    { x, y: series.rows.map((r) => r.completion_rate), name: "Completion rate (%)", type: "scatter", mode: "lines+markers", yaxis: "y2", line: { color: COLORS.line, width: 2 }, hovertemplate: "%{y:.1%}" },
   ] : [], {
-    yaxis2: { overlaying: "y", side: "right", range: [0, 105], dtick: 25, showgrid: false, ticksuffix: "%" },
+    yaxis2: { overlaying: "y", side: "right", range: [0, 1.05], dtick: 0.25, showgrid: false, tickformat: ".0%" },
     margin: { ...LAYOUT.margin, r: 48 },
   });
   const counts = {};
@@ -344,6 +356,7 @@ async function load() {
       api("/v1/reports", {}),
     ]);
     $("tenant-label").textContent = `Organization ${kpis.tenant_id}`;
+    $("currency").textContent = `Amounts in ${kpis.currency}`;
     renderTiles(kpis);
     renderRevenue(series);
     renderBridge(bridge);
