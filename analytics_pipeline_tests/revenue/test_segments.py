@@ -168,6 +168,31 @@ def test_revision_0021_builds_on_an_existing_history_the_state_the_absorbs_keep(
             assert rows(conn, f"SELECT * FROM {table} ORDER BY tenant_id, {order}") == kept[table], table
 
 
+def test_a_rerun_leaves_unchanged_rows_alone_and_rewrites_changed_ones(engine, db_url):
+    with engine.begin() as conn:
+        add_event(conn, "t1", "subscription_started", "2025-03-03 09:00", "c1",
+                  subscription_id="s1", plan_id="starter", amount=10, interval="month")
+    run(db_url, "2025-03-01", "2025-03-04")
+
+    def versions():
+        with engine.connect() as conn:
+            return {(r["period_type"], str(r["period_start"]), r["dimension"], r["value"]): r["xmin"]
+                    for r in rows(conn, "SELECT *, xmin::text AS xmin FROM revenue_segments")}
+
+    written = versions()
+    run(db_url, "2025-03-01", "2025-03-04")
+    assert versions() == written
+    # An expansion to 20 on Mar 4: the month's starter row is rewritten with it.
+    with engine.begin() as conn:
+        add_event(conn, "t1", "subscription_changed", "2025-03-04 09:00", "c1",
+                  subscription_id="s1", amount=20, interval="month")
+    run(db_url, "2025-03-01", "2025-03-04")
+    assert versions()[("month", "2025-03-01", "plan", "starter")] != written[("month", "2025-03-01", "plan", "starter")]
+    with engine.connect() as conn:
+        assert segment_rows(conn, "month", "2025-03-01")[("plan", "starter")] == row(
+            mrr=20, new=10, exp=10, active=1, new_c=1)
+
+
 def test_rows_are_seen_only_by_their_tenant(engine, db_url):
     with engine.begin() as conn:
         for tenant in ("t1", "t2"):
