@@ -11,6 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from .cache import BYPASS
 
+# The shape and units of the cached bodies, first in every request's cache key: raised whenever a
+# body changes (fields, units), so that an entry written by the API before the change is never
+# served after it (2: rates as fractions, `currency`, each KPI's `polarity`; docs/api.md#units).
+BODY_FORMAT = "2"
+
 
 async def answer(request: Request, aggregate: str | None, tenant_id: str, compute: Callable[[], bytes],
                  fmt: str = "json", filename: str | None = None, key: tuple = ()) -> Response:
@@ -28,7 +33,7 @@ async def answer(request: Request, aggregate: str | None, tenant_id: str, comput
     else:
         # Read before the body, so that the time is never later than the data's.
         freshness = await request.app.state.freshness.of(aggregate, tenant_id)
-        request_key = "|".join((request.url.path, fmt, *map(str, key)))
+        request_key = "|".join((BODY_FORMAT, request.url.path, fmt, *map(str, key)))
         body, outcome = await request.app.state.cache.get_or_compute(aggregate, tenant_id, request_key, run)
         headers.update(freshness.headers)
         if fmt == "json":

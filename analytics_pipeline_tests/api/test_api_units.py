@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -168,3 +170,23 @@ def test_an_unsubscribe_is_not_listed_as_a_delivery(client, engine, two_tenants)
         ), {"today": TODAY})
     [report] = client.get("/v1/reports", headers=auth("acme")).json()["reports"]
     assert [(d["trigger"], d["status"]) for d in report["deliveries"]] == [("schedule", "sent")]
+
+
+def test_an_entry_of_the_previous_body_format_is_not_served(client, two_tenants, redis_prefix, redis_server_url):
+    """An entry cached before the bodies changed (rates in percent, no currency) under the same
+    versions and request: a request after the change computes the new body instead."""
+    path = "/v1/cohorts"
+    fresh = client.get(path, headers=auth("acme"))
+    assert fresh.headers["x-cache"] == "miss"
+    server = redis.Redis.from_url(redis_server_url)
+    [entry] = [k.decode() for k in server.scan_iter(match=f"{redis_prefix}cache:user_cohorts:acme:*")]
+    month = dt.date.fromisoformat(fresh.json()["to"])
+    first = dt.date.fromisoformat(fresh.json()["from"])
+    # The key the API wrote before, without the format: the path, the format and the parameters.
+    before = "|".join((path, "json", str(first), str(month)))
+    old_key = entry.rsplit(":", 1)[0] + ":" + hashlib.sha1(before.encode()).hexdigest()[:20]
+    server.delete(entry)
+    server.set(old_key, b'{"tenant_id": "acme", "rows": [{"retention_rate": 100.0}]}', ex=60)
+    again = client.get(path, headers=auth("acme"))
+    assert again.headers["x-cache"] == "miss"
+    assert again.json()["currency"] == "USD" and again.json()["rows"] == fresh.json()["rows"]
