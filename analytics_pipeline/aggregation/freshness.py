@@ -4,9 +4,9 @@ API and the dashboard call its data stale (docs/operations.md#freshness).
 
 The windows follow what guarantees a materialization, not what usually causes one: the
 event-driven sensor runs an aggregate within a minute of new events, but with no new events it
-launches nothing, while the schedules run whatever happened (the hourly schedule
-`revenue_aggregates` and `tournament_aggregates` at five past every hour, the daily schedule
-`user_cohorts` at 02:30 UTC). So:
+launches nothing, while the schedules run whatever happened (the hourly schedule the aggregates
+tagged hourly, `revenue_aggregates`, `revenue_segments` and `tournament_aggregates`, at five past
+every hour; the daily schedule `user_cohorts` at 02:30 UTC). So:
 
 - warn: the scheduled run is late (an hourly one by 15 minutes, the daily one by an hour);
   the API's `data_stale_after` and the dashboard's "stale" flag start here;
