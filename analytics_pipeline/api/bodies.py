@@ -9,6 +9,7 @@ from typing import get_args
 
 from ..aggregation.periods import PERIOD_TYPES
 from ..core.polarity import Polarity
+from ..core.schema import SEGMENT_DIMENSIONS
 from .params import COMPARISONS
 
 NUMBER = {"type": "number"}
@@ -29,15 +30,24 @@ def _object(properties: dict, **extra) -> dict:
 FRESHNESS = {"data_updated_at": TIME_OR_NULL, "data_stale_after": TIME_OR_NULL}
 
 
-def periodic_table(columns: tuple[str, ...]) -> dict:
-    """/v1/revenue and /v1/tournaments: the span, and the table's rows with at least `columns`."""
+def periodic_table(columns: tuple[str, ...], segmented: bool = False) -> dict:
+    """/v1/revenue, /v1/revenue/segments (`segmented`: the dimension its rows split by) and
+    /v1/tournaments: the span, and the table's rows with at least `columns`."""
     row = {"type": "object", "required": list(columns), "properties": {"tenant_id": {"type": "string"}}}
-    return _object({"tenant_id": {"type": "string"}, "period_type": {"enum": list(PERIOD_TYPES)}, "from": DAY,
-                    "to": DAY, "currency": CURRENCY, "rows": {"type": "array", "items": row}, **FRESHNESS})
+    if segmented:
+        row["properties"].update(dimension={"enum": list(SEGMENT_DIMENSIONS)}, value={"type": "string"})
+    segment = {"segment": {"enum": list(SEGMENT_DIMENSIONS)}} if segmented else {}
+    return _object({"tenant_id": {"type": "string"}, **segment, "period_type": {"enum": list(PERIOD_TYPES)},
+                    "from": DAY, "to": DAY, "currency": CURRENCY, "rows": {"type": "array", "items": row},
+                    **FRESHNESS})
 
 
 REVENUE_COLUMNS = ("tenant_id", "period_type", "period_start", "period_end", "mrr", "arr", "new_revenue",
                    "churned_revenue", "total_revenue", "active_customers")
+SEGMENT_COLUMNS = (*REVENUE_COLUMNS[:4], "dimension", "value", "mrr", "arr", "new_revenue", "reactivation_revenue",
+                   "expansion_revenue", "contraction_revenue", "churned_revenue", "transfer_in_revenue",
+                   "transfer_out_revenue", "active_customers", "new_customers", "reactivated_customers",
+                   "churned_customers", "transferred_in_customers", "transferred_out_customers")
 TOURNAMENT_COLUMNS = ("tenant_id", "period_type", "period_start", "period_end", "tournament_count",
                       "completion_rate", "most_popular_format", "revenue")
 

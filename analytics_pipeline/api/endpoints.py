@@ -12,6 +12,7 @@ from fastapi.security import HTTPBearer
 from ..aggregation.periods import PERIOD_TYPES
 from ..core import routes
 from ..core.resources import AnalyticsDatabase
+from ..core.schema import SEGMENT_DIMENSIONS
 from ..domains import DOMAINS
 from . import bodies, params, queries
 from .answer import answer
@@ -48,6 +49,7 @@ def published(domain_name: str, aggregate: str) -> str:
 
 # The aggregate tables the endpoints read; an answer is cached under its table's versions.
 REVENUE_TABLE = published("revenue", "revenue_aggregates")
+SEGMENT_TABLE = published("revenue", "revenue_segments")
 TOURNAMENT_TABLE = published("tournaments", "tournament_aggregates")
 COHORT_TABLE = published("cohorts", "user_cohorts")
 
@@ -105,6 +107,30 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
                              description=f"Every column of {aggregate} for the periods overlapping [from, to].")
 
     serve_periodic_table(routes.REVENUE, REVENUE_TABLE, "revenue_series", bodies.periodic_table(bodies.REVENUE_COLUMNS))
+
+    @router.get(routes.REVENUE_SEGMENTS, tags=["revenue"], name="revenue_segments",
+                responses=bodies.answers(bodies.periodic_table(bodies.SEGMENT_COLUMNS, segmented=True), csv=True))
+    async def revenue_segments(
+        request: Request,
+        tenant_id: str = Depends(require_tenant),
+        segment: str | None = choice_query(SEGMENT_DIMENSIONS, "plan (default), interval or source"),
+        period_type: str | None = choice_query(PERIOD_TYPES, "day, week, month, quarter or year (default day)"),
+        date_from: str | None = day_query("First day, YYYY-MM-DD (default as for /v1/revenue)", "from"),
+        date_to: str | None = day_query("Last day, YYYY-MM-DD (default today, UTC)", "to"),
+        format: str | None = choice_query(params.FORMATS, "json (default) or csv"),
+    ) -> Response:
+        """Every column of revenue_segments for the periods overlapping [from, to], one row per
+        period and value of the dimension `segment`: MRR, ARR, the movements with the transfers
+        in and out of the value, and the customer counts (docs/metrics.md#revenue_segments)."""
+        dimension = params.segment(segment)
+        span = params.series_range(period_type, date_from, date_to)
+        fmt = params.output_format(format)
+        return await answer(
+            request, SEGMENT_TABLE, tenant_id,
+            lambda: queries.periodic_table(database, tenant_id, SEGMENT_TABLE, fmt, span, segment=dimension),
+            fmt, f"{SEGMENT_TABLE}_{dimension}_{span.period_type}_{span.date_from}_{span.date_to}",
+            key=(dimension, span.period_type, span.date_from, span.date_to),
+        )
 
     @router.get(f"{routes.REVENUE}/bridge", tags=["revenue"], responses=bodies.answers(bodies.BRIDGE))
     async def mrr_bridge(

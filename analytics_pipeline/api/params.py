@@ -9,6 +9,7 @@ import re
 from ..aggregation.periods import PERIOD_TYPES
 from ..core.events import EARLIEST_TIMESTAMP
 from ..core.months import add_months
+from ..core.schema import SEGMENT_DIMENSIONS
 
 FORMATS = ("json", "csv")
 
@@ -49,6 +50,14 @@ def output_format(raw: str | None) -> str:
     value = "json" if raw in (None, "") else raw
     if value not in FORMATS:
         raise BadParameter("format", f"must be json or csv, got {raw!r}")
+    return value
+
+
+def segment(raw: str | None) -> str:
+    """The dimension of revenue_segments (docs/metrics.md#segments) an answer splits by; default plan."""
+    value = "plan" if raw in (None, "") else raw
+    if value not in SEGMENT_DIMENSIONS:
+        raise BadParameter("segment", f"must be one of {', '.join(SEGMENT_DIMENSIONS)}, got {raw!r}")
     return value
 
 

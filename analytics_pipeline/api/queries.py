@@ -81,12 +81,14 @@ def table(database: AnalyticsDatabase, tenant_id: str, name: str, fmt: str, meta
     return to_json({"tenant_id": tenant_id, **meta, "currency": currency, "rows": rows})
 
 
-def periodic_table(database: AnalyticsDatabase, tenant_id: str, aggregate: str, fmt: str, span: Range) -> bytes:
+def periodic_table(database: AnalyticsDatabase, tenant_id: str, aggregate: str, fmt: str, span: Range,
+                   **filters) -> bytes:
     """The body of a periodic aggregate table's endpoint: sql/<aggregate>.sql, the table's rows of
-    one period type overlapping the span, after the span itself."""
-    meta = {"period_type": span.period_type, "from": span.date_from, "to": span.date_to}
+    one period type overlapping the span (and matching `filters`, e.g. revenue_segments' `segment`),
+    after the filters and the span themselves."""
+    meta = {**filters, "period_type": span.period_type, "from": span.date_from, "to": span.date_to}
     return table(database, tenant_id, aggregate, fmt, meta, period_type=span.period_type,
-                 date_from=span.date_from, date_to=span.date_to)
+                 date_from=span.date_from, date_to=span.date_to, **filters)
 
 
 def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, date_to: dt.date) -> bytes:

@@ -304,7 +304,7 @@ def render(data: ReportData, report: ReportConfig, domain: str, key: str, *, pdf
         # Every table has amounts: the currency they are in is a column of each row.
         content = csv_text((*table.columns, "currency"), [(*row, data.currency) for row in table.rows]).encode()
         if len(content) > limit:
-            # A table the Dashboard API does not serve (revenue_segments) is named without a link.
+            # A table the Dashboard API does not serve is named without a link.
             url = dashboard_url(required=True) + csv_url(name, data) if name in TABLE_ENDPOINTS else None
             left_out.append(LeftOut(filename, _size(len(content)), url, name))
         else:

@@ -165,3 +165,71 @@ def add_worse_month_tenant(engine, tenant_id: str, today) -> None:
         add_tenant(conn, tenant_id)
         for statement in (WORSE_THIS_MONTH, REVENUE_PERIODS):
             conn.execute(sa.text(statement), params)
+
+
+# revenue_segments rows from the tenant's revenue_aggregates rows (every period type): each
+# dimension's values take the shares [low, high) of each column, rounded so that they add up to the
+# row exactly (the identity of docs/metrics.md#revenue_segments); the plan `pro` takes 2.50 of
+# transfers in from `basic` on every row. `:extra_plans` more plans (`plan-01`...) take 0.01 of MRR
+# each from `team`, so that a tenant can have more plans than the dashboard stacks.
+SEGMENTS = """
+WITH shares AS (
+    SELECT * FROM (VALUES ('plan', 'basic', 0.0, 0.5), ('plan', 'pro', 0.5, 0.8), ('plan', 'team', 0.8, 1.0),
+                          ('interval', 'month', 0.0, 0.7), ('interval', 'year', 0.7, 1.0),
+                          ('source', 'ads', 0.0, 0.4), ('source', 'organic', 0.4, 0.75),
+                          ('source', '(none)', 0.75, 1.0)) AS s(dimension, value, low, high)
+),
+split AS (
+    SELECT r.*, s.dimension, s.value,
+           round(r.mrr * s.high, 2) - round(r.mrr * s.low, 2) AS part_mrr,
+           round(r.new_revenue * s.high, 2) - round(r.new_revenue * s.low, 2) AS part_new,
+           round(r.reactivation_revenue * s.high, 2) - round(r.reactivation_revenue * s.low, 2) AS part_reactivation,
+           round(r.expansion_revenue * s.high, 2) - round(r.expansion_revenue * s.low, 2) AS part_expansion,
+           round(r.contraction_revenue * s.high, 2) - round(r.contraction_revenue * s.low, 2) AS part_contraction,
+           round(r.churned_revenue * s.high, 2) - round(r.churned_revenue * s.low, 2) AS part_churned,
+           floor(r.active_customers * s.high) - floor(r.active_customers * s.low) AS part_active,
+           floor(r.new_customers * s.high) - floor(r.new_customers * s.low) AS part_new_customers,
+           floor(r.reactivated_customers * s.high) - floor(r.reactivated_customers * s.low) AS part_reactivated,
+           floor(r.churned_customers * s.high) - floor(r.churned_customers * s.low) AS part_churned_customers
+    FROM revenue_aggregates AS r CROSS JOIN shares AS s
+    WHERE r.tenant_id = :tenant
+),
+extra AS (
+    SELECT split.*, e.n
+    FROM split CROSS JOIN LATERAL (
+        SELECT n FROM generate_series(1, CAST(:extra_plans AS int)) AS n WHERE split.value = 'team'
+        UNION ALL SELECT 0
+    ) AS e
+)
+INSERT INTO revenue_segments (id, tenant_id, period_start, period_end, period_type, dimension, value, mrr, arr,
+    new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
+    transfer_in_revenue, transfer_out_revenue, active_customers, new_customers, reactivated_customers,
+    churned_customers, transferred_in_customers, transferred_out_customers)
+SELECT :tenant || ':' || period_type || ':' || period_start || ':' || dimension || ':' || v, :tenant, period_start,
+       period_end, period_type, dimension, v, m, m * 12,
+       CASE WHEN n = 0 THEN part_new ELSE 0 END, CASE WHEN n = 0 THEN part_reactivation ELSE 0 END,
+       CASE WHEN n = 0 THEN part_expansion ELSE 0 END, CASE WHEN n = 0 THEN part_contraction ELSE 0 END,
+       CASE WHEN n = 0 THEN part_churned ELSE 0 END,
+       CASE WHEN v = 'pro' THEN 2.50 ELSE 0 END, CASE WHEN v = 'basic' THEN 2.50 ELSE 0 END,
+       CASE WHEN n = 0 THEN part_active ELSE 0 END, CASE WHEN n = 0 THEN part_new_customers ELSE 0 END,
+       CASE WHEN n = 0 THEN part_reactivated ELSE 0 END, CASE WHEN n = 0 THEN part_churned_customers ELSE 0 END,
+       CASE WHEN v = 'pro' THEN 1 ELSE 0 END, CASE WHEN v = 'basic' THEN 1 ELSE 0 END
+FROM extra
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN n = 0 THEN value ELSE 'plan-' || lpad(n::text, 2, '0') END AS v,
+           CASE WHEN n = 0 THEN part_mrr - 0.01 * CAST(:extra_plans AS int) * (value = 'team')::int ELSE 0.01 END AS m
+) AS p
+"""
+
+
+def add_segment_rows(engine, tenant_id: str, extra_plans: int = 0) -> None:
+    """revenue_segments rows of `tenant_id` split from its revenue_aggregates rows (SEGMENTS)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(SEGMENTS), {"tenant": tenant_id, "extra_plans": extra_plans})
+
+
+@pytest.fixture
+def two_segmented_tenants(two_tenants, engine):
+    """two_tenants with their revenue_segments rows; globex has 12 plans more than acme's three."""
+    add_segment_rows(engine, "acme")
+    add_segment_rows(engine, "globex", extra_plans=12)

@@ -35,6 +35,8 @@ from ..api_support import api_env, auth, client, redis_prefix, redis_server_url,
         "/v1/cohorts?from=2999-12&to=2999-12",
         "/v1/revenue/bridge?from=2000-01-01&to=2000-01-01",
         "/v1/tournaments?period_type=week&from=2999-12-01&to=2999-12-31",
+        "/v1/revenue/segments?segment=source&period_type=year&to=2000-06-01",
+        "/v1/revenue/segments?segment=interval&from=2999-12-01&to=2999-12-31",
     ],
 )
 def test_the_first_and_last_days_answer(client, path):
@@ -128,6 +130,7 @@ def test_equivalent_requests_share_one_cache_entry(client, two_tenants, redis_pr
         [f"/v1/revenue?from={start}&format=csv", f"/v1/revenue?format=csv&from={start}&to={today}"],
         ["/v1/kpis", f"/v1/kpis?day={today}", "/v1/kpis?period_type=month&compare=to_date", "/v1/kpis?day=&compare="],
         ["/v1/cohorts", f"/v1/cohorts?to={today[:7]}", f"/v1/cohorts?to={today}"],
+        ["/v1/revenue/segments", "/v1/revenue/segments?segment=plan", f"/v1/revenue/segments?segment=&to={today}"],
     ]
     for count, group in enumerate(groups, start=1):
         outcomes = [client.get(path, headers=auth("acme")).headers["x-cache"] for path in group]
