@@ -32,16 +32,17 @@ LINEAGE = {
     "revenue_segments": {"revenue_aggregates", "subscription_history", "customer_sources"},
     "tournament_aggregates": {"tournament_history"},
     "user_cohorts": {"user_signups", "user_activity_months"},
+    "user_cohort_segments": {"user_cohorts", "subscription_history", "customer_sources"},
     "report_deliveries": {"revenue_aggregates", "revenue_kpis", "tournament_aggregates", "user_cohorts"},
 }
 PARTITIONED = {
     "revenue_aggregates": "daily", "revenue_segments": "daily", "tournament_aggregates": "daily",
-    "user_cohorts": "monthly",
+    "user_cohorts": "monthly", "user_cohort_segments": "monthly",
 }
 # job -> the assets it materializes.
 JOBS = {
     "hourly_aggregates_job": {"revenue_aggregates", "revenue_segments", "tournament_aggregates"},
-    "user_cohorts_job": {"user_cohorts"},
+    "user_cohorts_job": {"user_cohorts", "user_cohort_segments"},
     "report_delivery_job": {"report_deliveries"},
 }
 # schedule -> (cron, job), all in UTC and running from the first start.

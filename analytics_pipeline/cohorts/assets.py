@@ -202,11 +202,12 @@ def user_cohorts(
 
 
 def touched_cohort_months(conn: Connection, committed: state.Committed, before: dt.date) -> set[dt.date]:
-    """Months before `before` whose user_cohorts rows change because of the `committed` events
-    (docs/metrics.md#user_cohorts): any event changes its own month (retained
+    """Months before `before` whose user_cohorts or user_cohort_segments rows change because of the
+    `committed` events (docs/metrics.md#user_cohorts): any event changes its own month (retained
     users, or the malformed count); a payment also changes every later month's ltv, and a signup
     every later month of the cohort it enters or leaves (cohort_size), so those mark every month
-    from theirs on."""
+    from theirs on; a subscription start every month from its user's cohort month on (their
+    first_plan, docs/metrics.md#cohort-segments)."""
     found = conn.execute(
         sa.text(
             f"""
@@ -223,6 +224,21 @@ def touched_cohort_months(conn: Connection, committed: state.Committed, before: 
     # A late signup may move a user out of a later cohort: that cohort starts after the signup's
     # month, so it is among the months marked from there on.
     earliest = min((month for month, later in found if later), default=None)
+    # A late subscription_started may be its user's first, which moves them to another first_plan
+    # in user_cohort_segments (docs/metrics.md#cohort-segments) from their cohort month on.
+    first_plan_from = conn.execute(
+        sa.text(
+            f"""
+            SELECT min(s.cohort_month)
+            FROM analytics_events AS e
+            JOIN user_signups AS s ON s.tenant_id = e.tenant_id AND s.user_id = e.user_id
+            WHERE {committed.sql("e")} AND e."timestamp" < :before AND e.event_type = 'subscription_started'
+            """
+        ),
+        {**committed.params, "before": before},
+    ).scalar()
+    if first_plan_from is not None and (earliest is None or first_plan_from < earliest):
+        earliest = first_plan_from
     while earliest is not None and earliest < before:
         months.add(earliest)
         earliest = add_months(earliest, 1)

@@ -1,6 +1,6 @@
 """The cohorts' job and daily schedule: user_cohorts is monthly-partitioned, so the hourly schedule
 (analytics_pipeline/aggregation/schedules.py) does not run it; this one keeps the recent months
-current (docs/operations.md#freshness)."""
+current, and user_cohort_segments after them (docs/operations.md#freshness)."""
 
 import datetime as dt
 
@@ -9,14 +9,15 @@ import dagster as dg
 from ..aggregation.partitions import monthly_partitions, partition_range_tags
 from ..core.months import add_months, month_start
 from .assets import user_cohorts
+from .segments import user_cohort_segments
 
 # The daily schedule recalculates the running month and the two before it.
 SCHEDULED_MONTHS = 3
 
 user_cohorts_job = dg.define_asset_job(
     "user_cohorts_job",
-    selection=[user_cohorts],
-    description="user_cohorts for a range of months, in one run.",
+    selection=[user_cohorts, user_cohort_segments],
+    description="user_cohorts, then user_cohort_segments, for a range of months, in one run.",
 )
 
 

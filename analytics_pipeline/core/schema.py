@@ -463,6 +463,30 @@ revenue_segments = sa.Table(
     sa.Index("revenue_segments_period_start_idx", "period_start", "period_type"),
 )
 
+# Revision 0024: the retention triangle by segment (docs/metrics.md#user_cohort_segments).
+COHORT_SEGMENT_DIMENSIONS = ("first_plan", "source")
+user_cohort_segments = sa.Table(
+    "user_cohort_segments",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _tenant_fk(),
+    sa.Column("cohort_month", sa.Date, nullable=False),
+    sa.Column("month_number", sa.Integer, nullable=False),
+    sa.Column("dimension", sa.String(20), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("cohort_size", sa.Integer, nullable=False),
+    sa.Column("retained_users", sa.Integer, nullable=False),
+    sa.Column("retention_rate", sa.Numeric(5, 4), nullable=False),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Column("ltv", MONEY, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
+    sa.UniqueConstraint(
+        "tenant_id", "dimension", "value", "cohort_month", "month_number",
+        name="user_cohort_segments_tenant_dimension_value_cohort_key",
+    ),
+    sa.Index("user_cohort_segments_tenant_cohort_month_idx", "tenant_id", sa.text("cohort_month DESC")),
+)
+
 # Revision 0007: what the scheduled_reports columns may hold, and the log of report deliveries
 # (analytics_pipeline/reports/delivery.py describes the protocol).
 REPORT_TYPES = ("revenue_summary", "user_analytics", "tournament_performance", "comprehensive")
@@ -648,6 +672,7 @@ TENANT_TABLES = (
     tenant_segment_days,
     segment_state_changes,
     revenue_segments,
+    user_cohort_segments,
     report_deliveries,
     report_channels,
     tournament_history,
@@ -900,6 +925,27 @@ _describe(
     arr="The value's ARR: mrr × 12 (docs/metrics.md#segments)",
     active_customers="Customers counting in the value at the end of the period's last computed day (docs/metrics.md#segment-customers)",
     updated_at="When the pipeline last wrote the row, UTC (docs/metrics.md#revenue_segments)",
+)
+
+_describe(
+    user_cohort_segments,
+    id="Row key: tenant_id:cohort_month:month_number:dimension:value (docs/metrics.md#user_cohort_segments)",
+    tenant_id="The organization the row belongs to; row-level security filters on it (docs/metrics.md#user_cohort_segments)",
+    cohort_month=user_cohorts.c.cohort_month.comment,
+    month_number=user_cohorts.c.month_number.comment,
+    dimension="first_plan or source (docs/metrics.md#cohort-segments)",
+    value=(
+        "The plan of the user's first subscription, or the source of their first user_signup; (none) where "
+        "there is none (docs/metrics.md#cohort-segments)"
+    ),
+    cohort_size="Users of the cohort in the value (docs/metrics.md#cohort-metrics)",
+    retained_users="Those users with activity in the month; all of them in month 0 (docs/metrics.md#cohort-metrics)",
+    retention_rate=(
+        "retained_users / cohort_size, a fraction (1 = 100 %) rounded to 4 decimals (docs/metrics.md#cohort-segments)"
+    ),
+    revenue="Those users' payment_completed amounts in the month (docs/metrics.md#cohort-metrics)",
+    ltv="Cumulative revenue of months 0..month_number per user of the cohort in the value (docs/metrics.md#cohort-metrics)",
+    updated_at="When the pipeline last wrote the row, UTC (docs/metrics.md#user_cohort_segments)",
 )
 
 _describe(

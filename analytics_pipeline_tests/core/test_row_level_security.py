@@ -31,6 +31,7 @@ STATE_TABLES = {
 LATER_TABLES = {
     "payment_events", "report_channels", "customer_mrr_days", "tenant_mrr_days", "customer_sources",
     "customer_segment_days", "tenant_segment_days", "segment_state_changes", "revenue_segments",
+    "user_cohort_segments",
 }
 
 APP_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
@@ -128,6 +129,11 @@ ROWS = {
         "churned_customers, transferred_in_customers, transferred_out_customers) "
         "VALUES (:t || '-rs' || :k, :t, CAST(:d AS date), CAST(:d AS date), 'day', 'plan', 'pro', "
         "10, 120, 10, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0)"
+    ),
+    "user_cohort_segments": (
+        "INSERT INTO user_cohort_segments (id, tenant_id, cohort_month, month_number, dimension, value, "
+        "cohort_size, retained_users, retention_rate, revenue, ltv) "
+        "VALUES (:t || '-cs' || :k, :t, CAST(:d AS date), 0, 'source', 'ads', 1, 1, 1, 5, 5)"
     ),
     "tournament_history": (
         "INSERT INTO tournament_history (tenant_id, tournament_id, tournament_day) "
