@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from analytics_pipeline.api.app import create_app
 from analytics_pipeline.core.settings import PROJECT_DIR
 
-from .api_data import add_dashboard_tenant, add_worse_month_tenant
+from .api_data import add_dashboard_tenant, add_segment_rows, add_worse_month_tenant
 from ..api_support import api_env, redis_prefix, redis_server_url, served, token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,6 +49,8 @@ def base_url(api_env, db_url, engine) -> Iterator[str]:
     add_dashboard_tenant(engine, "acme", TODAY, scale=1, opening_mrr=4000)
     add_dashboard_tenant(engine, "globex", TODAY, scale=6, opening_mrr=9000)
     add_worse_month_tenant(engine, "initech", TODAY)
+    add_segment_rows(engine, "acme")
+    add_segment_rows(engine, "globex", extra_plans=12)  # 15 plans: more than the MRR chart stacks
     with engine.begin() as conn:  # acme has no row: the default, USD
         conn.execute(sa.text("INSERT INTO organization_settings (organization_id, currency) VALUES ('globex', 'EUR')"))
     recently = dt.timedelta(seconds=40)
@@ -160,6 +162,8 @@ def test_the_dashboard_shows_the_tenants_numbers(browser, base_url, engine):
     # Switching the period to weeks shows this week's numbers.
     page.select_option("#period-type", "week")
     _wait_ready(page, renders=2)
+    for chart in CHARTS:  # drawn again
+        assert page.locator(f"#{chart} .main-svg").count() >= 1, chart
     week_new = _period_value(engine, "acme", "week", "new_revenue")
     assert week_new != month_new
     assert _tile(page, "new_revenue") == week_new
@@ -389,4 +393,58 @@ def test_tiles_colour_a_change_by_whether_it_is_good_news(browser, base_url, eng
         assert delta.get_attribute("data-tone") == tone, kpi
         assert delta.inner_text().startswith("▲ "), (kpi, delta.inner_text())
         assert delta.evaluate("(e) => getComputedStyle(e).color") == colours[tone], kpi
+    page.close()
+
+
+TRACES = "(id) => document.getElementById(id).data.map((t) => ({name: t.name, x: t.x, y: t.y, stackgroup: t.stackgroup}))"
+
+
+def _month_mrr(engine, tenant) -> dict[str, Decimal]:
+    with engine.connect() as conn:
+        return {str(day): mrr for day, mrr in conn.execute(sa.text(
+            "SELECT period_start, mrr FROM revenue_aggregates WHERE tenant_id = :t AND period_type = 'month'"
+        ), {"t": tenant})}
+
+
+def _cents(value) -> Decimal:
+    return round(Decimal(str(value)), 2)
+
+
+@pytest.mark.parametrize("tenant, plans", [
+    ("acme", ["basic", "pro", "team"]),
+    # Ten plans with the most MRR over the range (the seven of 0.01 each in text order), the other
+    # five (0.05 a month) as one.
+    ("globex", ["basic", "pro", "team", *(f"plan-{n:02d}" for n in range(1, 8)), "Other"]),
+])
+def test_by_plan_the_mrr_chart_stacks_the_plans_and_they_add_up_to_all(browser, base_url, engine, tenant, plans):
+    page = _open(browser, base_url, token(tenant), [])
+    _wait_ready(page)
+    [mrr, _arr] = page.evaluate(TRACES, "chart-mrr")
+    [*_movements, net] = page.evaluate(TRACES, "chart-movements")
+    stored = _month_mrr(engine, tenant)
+    assert [_cents(y) for y in mrr["y"]] == [stored[x] for x in mrr["x"]]  # All: revenue_aggregates' MRR
+
+    page.select_option("#segment", "plan")
+    _wait_ready(page, renders=2)
+    traces = page.evaluate(TRACES, "chart-mrr")
+    assert [t["name"] for t in traces] == plans
+    assert {t["stackgroup"] for t in traces} == {"mrr"}
+    assert page.locator("#chart-mrr .scatterlayer .trace").count() == len(plans)  # drawn, one area each
+    assert all(t["x"] == mrr["x"] for t in traces)
+    for i, period in enumerate(mrr["x"]):
+        assert sum(_cents(t["y"][i]) for t in traces) == stored[period], period
+    if "Other" in plans:
+        assert {_cents(y) for y in traces[-1]["y"]} == {Decimal("0.05")}
+    # The movements per plan, and their net (transfers cancel out) the net new MRR of All.
+    movements = page.evaluate(TRACES, "chart-movements")
+    assert [t["name"] for t in movements] == [*plans, "Net"]
+    assert [_cents(y) for y in movements[-1]["y"]] == [_cents(y) for y in net["y"]]
+    for i in range(len(net["x"])):
+        assert sum(_cents(t["y"][i]) for t in movements[:-1]) == _cents(net["y"][i])
+    assert "Segments" in page.inner_text('#freshness [data-aggregate="revenue_segments"]')
+
+    page.select_option("#segment", "")
+    _wait_ready(page, renders=3)
+    assert [t["name"] for t in page.evaluate(TRACES, "chart-mrr")] == ["MRR", "ARR (right axis)"]
+    assert page.locator("#chart-mrr .scatterlayer .trace").count() == 2
     page.close()

@@ -42,7 +42,10 @@ const TONE = {
 };
 // The aggregates the page shows, each with when it was computed (every response's data_updated_at,
 // and data_stale_after: docs/api.md#freshness); the ages are redrawn every few seconds.
-const FRESHNESS_LABELS = [["revenue_aggregates", "Revenue"], ["tournament_aggregates", "Tournaments"], ["user_cohorts", "Cohorts"]];
+const FRESHNESS_LABELS = [
+  ["revenue_aggregates", "Revenue"], ["revenue_segments", "Segments"], ["tournament_aggregates", "Tournaments"],
+  ["user_cohorts", "Cohorts"],
+];
 const FRESHNESS_REDRAW_MS = 5000;
 let freshness = {};
 
@@ -61,6 +64,14 @@ function formatKpi(value, unit) {
   return amount.format(value);
 }
 let renders = 0;
+
+// By segment (/v1/revenue/segments), the MRR chart stacks the values with the most MRR over the
+// range, each an area, and sums the rest as one "Other"; the movements chart has a bar per value.
+const TOP_SEGMENT_VALUES = 10;
+const OTHER = "Other";
+const SEGMENT_COLORS = ["#3056d3", "#23a98a", "#f0a04b", "#8a63d2", "#d64545", "#5bc0de", "#1f9d6b", "#c9578c",
+  "#7f8c3a", "#b5651d"];
+const OTHER_COLOR = "#9aa3b2";
 
 class SignInNeeded extends Error {}
 
@@ -108,7 +119,10 @@ function showDashboard() {
 }
 
 function range() {
-  return { period_type: $("period-type").value, from: $("date-from").value, to: $("date-to").value, compare: $("compare").value };
+  return {
+    period_type: $("period-type").value, from: $("date-from").value, to: $("date-to").value, compare: $("compare").value,
+    segment: $("segment").value,
+  };
 }
 
 // An element with its class and children (strings become text nodes, never markup).
@@ -132,7 +146,9 @@ function plot(id, traces, layout) {
     element.replaceChildren(el("div", "empty", "No data in this range"));
     return;
   }
-  element.replaceChildren();
+  // Only the "no data" note is removed: plotly's own elements stay for Plotly.react to update
+  // (removed, a chart drawn before would not be drawn again).
+  element.querySelector(":scope > .empty")?.remove();
   Plotly.react(element, traces, structuredClone({ ...LAYOUT, ...layout }), CONFIG);
 }
 
@@ -180,6 +196,60 @@ function renderRevenue(series) {
     yaxis: { ...LAYOUT.yaxis, title: { text: `MRR (${series.currency})` }, tickformat: ".3~s", range: [0, top] },
     yaxis2: { overlaying: "y", side: "right", showgrid: false, title: { text: `ARR (${series.currency})` }, tickformat: ".3~s", range: [0, top * 12] },
     margin: { ...LAYOUT.margin, r: 60 },
+  });
+}
+
+// The segment rows by value: the TOP_SEGMENT_VALUES values with the most MRR summed over the range
+// and "Other", the rest together; per value and period, `figure(row)` summed (0 without a row).
+function bySegmentValue(rows, ranking, figure) {
+  const total = {};
+  for (const r of ranking) total[r.value] = (total[r.value] || 0) + r.mrr;
+  const ranked = Object.keys(total).sort((a, b) => total[b] - total[a] || (a < b ? -1 : 1));
+  const top = new Set(ranked.slice(0, TOP_SEGMENT_VALUES));
+  const rest = ranked.length > TOP_SEGMENT_VALUES || rows.some((r) => !top.has(r.value));
+  const names = rest ? [...top, OTHER] : [...top];
+  const periods = [...new Set(rows.map((r) => r.period_start))].sort();
+  const sums = Object.fromEntries(names.map((name) => [name, Object.fromEntries(periods.map((p) => [p, 0]))]));
+  for (const r of rows) {
+    const name = top.has(r.value) ? r.value : OTHER;
+    if (sums[name]) sums[name][r.period_start] += figure(r);
+  }
+  return names.map((name, i) => ({
+    name, color: name === OTHER ? OTHER_COLOR : SEGMENT_COLORS[i % SEGMENT_COLORS.length],
+    x: periods, y: periods.map((p) => Math.round(sums[name][p] * 100) / 100),
+  }));
+}
+
+function renderSegmentedRevenue(segments) {
+  const values = bySegmentValue(segments.rows, segments.rows, (r) => r.mrr);
+  plot("chart-mrr", values.map((v) => ({
+    x: v.x, y: v.y, name: plotlyText(v.name), type: "scatter", mode: "lines", stackgroup: "mrr",
+    line: { color: v.color, width: 1 },
+  })), {
+    yaxis: { ...LAYOUT.yaxis, title: { text: `MRR (${segments.currency}) by ${segments.segment}` }, tickformat: ".3~s" },
+  });
+  $("chart-mrr").dataset.segment = segments.segment;
+}
+
+// A value's net MRR movement: its five movements and its transfers in and out
+// (docs/metrics.md#segment-movements); the transfers of a dimension cancel out, so the bars of a
+// month add up to its net new MRR.
+function netMovement(r) {
+  return r.new_revenue + r.expansion_revenue + r.reactivation_revenue - r.contraction_revenue - r.churned_revenue
+    + r.transfer_in_revenue - r.transfer_out_revenue;
+}
+
+function renderSegmentedMovements(months, ranking) {
+  const values = bySegmentValue(months.rows, ranking.rows, netMovement);
+  const x = (v) => v.x.map((p) => p.slice(0, 7));
+  const net = values.length ? values[0].x.map((_, i) => values.reduce((sum, v) => sum + v.y[i], 0)) : [];
+  plot("chart-movements", values.length ? [
+    ...values.map((v) => ({ x: x(v), y: v.y, name: plotlyText(v.name), type: "bar", marker: { color: v.color } })),
+    { x: x(values[0]), y: net.map((n) => Math.round(n * 100) / 100), name: "Net", type: "scatter",
+      mode: "lines+markers", line: { color: "#1c2433", width: 1.5 } },
+  ] : [], {
+    barmode: "relative",
+    yaxis: { ...LAYOUT.yaxis, title: { text: `${months.currency}, net by ${months.segment}` }, tickformat: ".3~s" },
   });
 }
 
@@ -343,7 +413,7 @@ async function load() {
   document.body.dataset.state = "loading";
   $("status").className = "status";
   $("status").textContent = "Loading…";
-  const { period_type, from, to, compare } = range();
+  const { period_type, from, to, compare, segment } = range();
   const bridgeTo = minDay(to, todayUtc());
   try {
     const [kpis, series, bridge, months, cohorts, tournaments, reports] = await Promise.all([
@@ -355,17 +425,29 @@ async function load() {
       api("/v1/tournaments", { period_type, from, to }),
       api("/v1/reports", {}),
     ]);
+    // By segment: the same ranges from revenue_segments, drawn instead of the two revenue charts.
+    const [segments, segmentMonths] = segment ? await Promise.all([
+      api("/v1/revenue/segments", { segment, period_type, from, to }),
+      api("/v1/revenue/segments", { segment, period_type: "month", from, to }),
+    ]) : [null, null];
     $("tenant-label").textContent = `Organization ${kpis.tenant_id}`;
     $("currency").textContent = `Amounts in ${kpis.currency}`;
     renderTiles(kpis);
-    renderRevenue(series);
+    if (segments) {
+      renderSegmentedRevenue(segments);
+      renderSegmentedMovements(segmentMonths, segments);
+    } else {
+      renderRevenue(series);
+      renderMovements(months);
+      delete $("chart-mrr").dataset.segment;
+    }
     renderBridge(bridge);
-    renderMovements(months);
     renderCohorts(cohorts);
     renderTournaments(tournaments);
     renderReports(reports);
     freshness = {
       revenue_aggregates: oldestFreshness(kpis, series, bridge, months),
+      ...(segments ? { revenue_segments: oldestFreshness(segments, segmentMonths) } : {}),
       tournament_aggregates: oldestFreshness(tournaments),
       user_cohorts: oldestFreshness(cohorts),
     };
@@ -397,7 +479,7 @@ document.addEventListener("DOMContentLoaded", () => {
   takeTokenFromUrl();
   $("date-to").value = todayUtc();
   $("date-from").value = monthsBefore(todayUtc(), 12);
-  for (const id of ["period-type", "compare", "date-from", "date-to"]) $(id).addEventListener("change", load);
+  for (const id of ["period-type", "segment", "compare", "date-from", "date-to"]) $(id).addEventListener("change", load);
   for (const button of document.querySelectorAll(".presets button")) {
     button.addEventListener("click", () => setRange(Number(button.dataset.months)));
   }
