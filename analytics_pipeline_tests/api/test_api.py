@@ -222,7 +222,8 @@ def test_docs_and_page_load_only_local_assets(client):
     assert "https://" not in page and "http://" not in page
     assert client.get("/static/vendor/plotly.min.js").content.startswith(b"/**")
     schema = client.get("/openapi.json").json()
-    assert {"/v1/revenue", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts", "/v1/tournaments", "/v1/reports"} <= set(schema["paths"])
+    assert {"/v1/revenue", "/v1/revenue/segments", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts", "/v1/tournaments",
+            "/v1/reports"} <= set(schema["paths"])
 
 
 # --- the command line ----------------------------------------------------------------------------------

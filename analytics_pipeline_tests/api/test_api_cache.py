@@ -24,7 +24,7 @@ from analytics_pipeline.core.cache_versions import CacheInvalidation, version_ke
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates, tournament_history
 
-from .api_data import two_tenants
+from .api_data import two_segmented_tenants, two_tenants
 from ..api_support import api_env, auth, client, redis_prefix, redis_server_url, served
 from ..helpers import add_event, event, free_port, insert_events, materialize_range
 
@@ -387,11 +387,11 @@ def test_a_request_that_takes_the_lock_reads_the_entry_again(redis_prefix, redis
     assert computed == []
 
 
-CACHED_ENDPOINTS = ["/v1/revenue?period_type=week", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts",
-                    "/v1/tournaments?period_type=month"]
+CACHED_ENDPOINTS = ["/v1/revenue?period_type=week", "/v1/revenue/segments?period_type=week", "/v1/revenue/bridge",
+                    "/v1/kpis", "/v1/cohorts", "/v1/tournaments?period_type=month"]
 
 
-def test_one_miss_per_key_under_200_concurrent_requests(api_env, db_url, two_tenants):
+def test_one_miss_per_key_under_200_concurrent_requests(api_env, db_url, two_segmented_tenants):
     """For each cached endpoint, 200 requests at once on a cold key: one computes, 199 are
     answered from its entry, all with the same body."""
     async def burst(url, path):

@@ -167,7 +167,8 @@ def test_the_docs_page_has_no_inline_script(client):
 def test_the_openapi_document_lists_the_errors_the_api_answers(api_env, db_url):
     with TestClient(create_app(db_url)) as client:
         paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/v1/revenue", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts", "/v1/tournaments", "/v1/reports"):
+    for path in ("/v1/revenue", "/v1/revenue/segments", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts",
+                 "/v1/tournaments", "/v1/reports"):
         responses = paths[path]["get"]["responses"]
         assert {"200", "400", "401", "503"} <= set(responses) and "422" not in responses, path
 

@@ -20,7 +20,7 @@ from analytics_pipeline.api.app import create_app
 from analytics_pipeline.core.cache_versions import CacheInvalidation
 from analytics_pipeline.core.db import tenant_scope
 
-from .api_data import TODAY, two_tenants
+from .api_data import TODAY, two_segmented_tenants, two_tenants
 from ..api_support import api_env, auth, client, redis_prefix, redis_server_url
 from ..helpers import add_tenant, rows
 
@@ -31,9 +31,10 @@ LOWER_IS_BETTER = {"contraction_revenue", "churned_revenue", "churned_customers"
 HIGHER_IS_BETTER = {"mrr", "arr", "new_revenue", "expansion_revenue", "reactivation_revenue", "net_new_mrr",
                     "total_revenue", "active_customers", "new_customers", "reactivated_customers", "arpa", "grr",
                     "nrr", "quick_ratio", "ttm_nrr", "ttm_grr"}
-AMOUNT_BODIES = ("/v1/revenue?period_type=month", "/v1/revenue/bridge", "/v1/kpis", "/v1/cohorts",
-                 "/v1/tournaments?period_type=month")
-CSV_BODIES = ("/v1/revenue?period_type=month", "/v1/cohorts", "/v1/tournaments?period_type=month")
+AMOUNT_BODIES = ("/v1/revenue?period_type=month", "/v1/revenue/segments?period_type=month", "/v1/revenue/bridge",
+                 "/v1/kpis", "/v1/cohorts", "/v1/tournaments?period_type=month")
+CSV_BODIES = ("/v1/revenue?period_type=month", "/v1/revenue/segments?segment=source&period_type=month", "/v1/cohorts",
+              "/v1/tournaments?period_type=month")
 
 
 def _set_currency(engine, tenant: str, currency: str) -> None:
@@ -89,7 +90,7 @@ def test_rates_are_fractions_in_json_and_csv(client, two_tenants):
     assert all(0 < row["completion_rate"] <= 1 for row in tournaments)
 
 
-def test_every_body_of_amounts_names_its_tenants_currency(client, engine, two_tenants):
+def test_every_body_of_amounts_names_its_tenants_currency(client, engine, two_segmented_tenants):
     """acme bills in EUR; globex has no row, so USD, the documented default; never acme's."""
     _set_currency(engine, "acme", "EUR")
     for tenant, currency in (("acme", "EUR"), ("globex", "USD")):
