@@ -5,6 +5,7 @@ its invalidation by a revenue_segments run, and its 400s."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -13,6 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline.core.resources import AnalyticsDatabase
+from analytics_pipeline.reports.queries import ReportData
+from analytics_pipeline.reports.render import csv_url
+from analytics_pipeline.reports.schedule import Period
 from analytics_pipeline.revenue.assets import customer_sources, payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.revenue.segments import REVENUE_SEGMENTS, revenue_segments
 
@@ -35,8 +39,12 @@ def _table(engine, tenant: str) -> pd.DataFrame:
     return frame
 
 
+def _cents(value) -> Decimal:
+    return round(Decimal(str(value)), 2)
+
+
 def _keyed(rows) -> dict:
-    return {(r["period_start"], r["value"]): {c: Decimal(str(r[c])) for c in (*MONEY, *COUNTS)} for r in rows}
+    return {(r["period_start"], r["value"]): {c: _cents(r[c]) for c in (*MONEY, *COUNTS)} for r in rows}
 
 
 @pytest.mark.parametrize("segment", ["plan", "interval", "source"])
@@ -182,3 +190,19 @@ def test_a_revenue_segments_run_invalidates_the_cached_answer(client, engine, db
     assert _plans(client, "acme") == ({"basic": Decimal("10.00"), "pro": Decimal("25.00")}, "miss")
     assert _plans(client, "acme") == ({"basic": Decimal("10.00"), "pro": Decimal("25.00")}, "hit")
     assert _plans(client, "globex") == ({"pro": Decimal("70.00")}, "hit")  # its rows did not change
+
+
+def test_a_reports_link_to_its_revenue_by_plan_answers_with_those_rows(client, engine, two_segmented_tenants):
+    """A comprehensive report's revenue_segments table too big to attach links this endpoint
+    (reports/render.py, csv_url): the plans' rows of the report's month and the month before."""
+    end = TODAY.replace(day=1) - dt.timedelta(days=1)
+    start, previous_start = end.replace(day=1), (end.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    period = Period(start, end, previous_start, start - dt.timedelta(days=1), "month", f"{start:%B %Y}")
+    url = csv_url("revenue_segments", ReportData("Acme", period, ("revenue",)))
+    assert url.startswith("/v1/revenue/segments?")
+    response = client.get(url, headers=auth("acme"))
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {(r["period_start"], r["dimension"], r["value"], _cents(r["mrr"])) for r in rows} == {
+        (str(r.period_start), "plan", r.value, _cents(r.mrr)) for r in _table(engine, "acme").itertuples()
+        if r.dimension == "plan" and r.period_type == "month" and str(previous_start) <= r.period_start <= str(start)}
