@@ -162,21 +162,23 @@ def window_digest_sql(aggregate: Aggregate) -> str:
     )
 
 
-def digest_window(conn: Connection, aggregate: Aggregate, params: dict) -> None:
-    """Keep the window's digests before the write, in the temporary table `window_digest_before`."""
-    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.window_digest_before"))
-    conn.execute(
-        sa.text(f"CREATE TEMP TABLE window_digest_before ON COMMIT DROP AS {window_digest_sql(aggregate)}"), params
-    )
+def digest_window(conn: Connection, aggregate: Aggregate, params: dict, into: str = "window_digest_before") -> None:
+    """Keep the window's digests before the write, in the temporary table `into` (another name
+    for a second aggregate written in the same run)."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{into}"))
+    conn.execute(sa.text(f"CREATE TEMP TABLE {into} ON COMMIT DROP AS {window_digest_sql(aggregate)}"), params)
 
 
-def changed_tenants(conn: Connection, aggregate: Aggregate, params: dict) -> frozenset[str]:
-    """The tenants whose window's rows differ from `digest_window`'s: rows inserted, deleted, or
-    with a value changed. A tenant held back (values out of range) kept its rows: not among them."""
+def changed_tenants(
+    conn: Connection, aggregate: Aggregate, params: dict, before: str = "window_digest_before"
+) -> frozenset[str]:
+    """The tenants whose window's rows differ from `digest_window`'s (kept in `before`): rows
+    inserted, deleted, or with a value changed. A tenant held back (values out of range) kept its
+    rows: not among them."""
     return frozenset(
         conn.execute(
             sa.text(
-                "SELECT tenant_id FROM window_digest_before AS b "
+                f"SELECT tenant_id FROM {before} AS b "
                 f"FULL JOIN ({window_digest_sql(aggregate)}) AS a USING (tenant_id) "
                 "WHERE (a.row_count, a.digest) IS DISTINCT FROM (b.row_count, b.digest)"
             ),

@@ -49,12 +49,15 @@ CHECK_SPECS = check_specs(revenue_aggregates_table.name, RULE_CHECKS, MALFORMED_
 VALUES_ADD_UP_TO_REVENUE_AGGREGATES_CHECK = "values_add_up_to_revenue_aggregates"
 
 
-def _load_segment_sql(name: str) -> str:
-    return load(f"segments/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL)
+def load_segment_sql(name: str, segment_rows: str = "revenue_segments") -> str:
+    """sql/segments/<name>.sql; `segment_rows` the segment rows a check reads (the stored ones)."""
+    return (
+        load(f"segments/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{segment_rows}", segment_rows)
+    )
 
 
 SEGMENT_RULE_CHECKS = rule_checks(
-    _load_segment_sql,
+    load_segment_sql,
     {
         VALUES_ADD_UP_TO_REVENUE_AGGREGATES_CHECK: (
             "For every dimension (plan, interval, source), the values' rows add up to revenue_aggregates' row of "
@@ -91,4 +94,4 @@ def malformed_revenue_events(conn: Connection, params: dict) -> list:
 
 def prepare_segment_checks(conn: Connection, params: dict) -> None:
     """The segment rows of the window beside their opening MRR and customers (check_rows.sql)."""
-    conn.execute(sa.text(_load_segment_sql("check_rows")), params)
+    conn.execute(sa.text(load_segment_sql("check_rows")), params)

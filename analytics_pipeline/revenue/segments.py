@@ -2,7 +2,10 @@
 and acquisition source (docs/metrics.md#revenue_segments), from the segment state that the
 histories' absorb maintains. The SQL is in sql/segments/."""
 
+import dataclasses
 import datetime as dt
+import functools
+import logging
 
 import dagster as dg
 import sqlalchemy as sa
@@ -10,36 +13,73 @@ from sqlalchemy.engine import Connection
 
 from ..aggregation import state
 from ..aggregation.assets import aggregate_asset
-from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, hold_back_out_of_range, no_tenants_held_back
 from ..aggregation.partitions import daily_partitions
 from ..aggregation.periods import TOUCHED_PERIODS_SQL
-from ..aggregation.runs import Aggregate, empty_day_partitions_sql, lock_aggregate, run_aggregate
+from ..aggregation.runs import (
+    Aggregate,
+    changed_tenants,
+    digest_window,
+    empty_day_partitions_sql,
+    lock_aggregate,
+    run_aggregate,
+)
 from ..aggregation.schedules import HOURLY
 from ..core import schema
 from ..core.cache_versions import CacheInvalidation
 from ..core.resources import AnalyticsDatabase
 from .assets import AGGREGATE as REVENUE_AGGREGATE_NAME
-from .assets import FRESHNESS, customer_sources, load, revenue_aggregates, subscription_history, write_window
-from .checks import SEGMENT_CHECK_SPECS, SEGMENT_RULE_CHECKS, prepare_segment_checks
+from .assets import (
+    CUSTOMER_SOURCES,
+    FRESHNESS,
+    PAYMENT_HISTORY,
+    REVENUE_AGGREGATE,
+    SUBSCRIPTION_HISTORY,
+    customer_sources,
+    load,
+    revenue_aggregates,
+    subscription_history,
+    write_window,
+)
+from .checks import SEGMENT_CHECK_SPECS, SEGMENT_RULE_CHECKS, load_segment_sql, prepare_segment_checks
 
 SEGMENTS = "revenue_segments"
+# The run's metadata: tenants whose revenue_aggregates rows it brought up to the state it read.
+REVENUE_BROUGHT_UP_TO_DATE = "revenue_aggregates_tenants_brought_up_to_date"
+
+log = logging.getLogger(__name__)
 
 
 def _sql(name: str, rows: str = "") -> str:
     return load(f"segments/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
 
 
-def compute_segment_rows(conn: Connection, params: dict) -> None:
+# The derived states the segment and MRR states (and revenue_aggregates' rows) are absorbed into.
+READ_STATES = tuple(sorted((SUBSCRIPTION_HISTORY.name, PAYMENT_HISTORY.name, CUSTOMER_SOURCES.name)))
+
+
+def hold_states(conn: Connection) -> None:
+    """Keep the states the run reads as they are until it commits: an absorb in flight (the
+    state assets' own, another aggregate's) commits first, and none starts meanwhile. One state at
+    a time in name order, the absorbs' order (analytics_pipeline/aggregation/state.py), so that
+    neither waits for the other's second lock while holding its first."""
+    for name in READ_STATES:
+        conn.execute(sa.text("SELECT 1 FROM state_watermarks WHERE state_name = :n FOR SHARE"), {"n": name})
+
+
+def compute_segment_rows(conn: Connection, params: dict, revenue_changed: set[str] | None = None) -> None:
     """The day rows of the window and the rows of every period containing one of them, from the
     segment state (the window's days and each value's opening), into segment_day_rows and
-    segment_period_rows.
+    segment_period_rows; and revenue_aggregates' rows of the window brought up to the same state
+    where they lag behind it (`revenue_changed` gains the tenants whose rows that changed).
 
-    The run reads the state as revenue_aggregates' last run left it and does not absorb: under
-    that aggregate's lock, so that a run of it in flight commits first and none starts meanwhile,
-    the rows it writes and revenue_aggregates' rows come from the same state (their identity is
-    the check `values_add_up_to_revenue_aggregates`). Events absorbed since reach it through the
-    new-events sensor (touched_segment_days)."""
+    The run does not absorb: under revenue_aggregates' lock, so that a run of it in flight commits
+    first and none starts meanwhile, and holding the states, it reads one state from which both
+    tables' rows of the window are computed (their identity is the check
+    `values_add_up_to_revenue_aggregates`; docs/metrics.md#segment-state). Events absorbed since
+    reach it through the new-events sensor (touched_segment_days)."""
     lock_aggregate(conn, REVENUE_AGGREGATE_NAME)
+    hold_states(conn)
     for name in ("window_days", "opening", "day_rows"):
         conn.execute(sa.text(_sql(name)), params)
     conn.execute(sa.text("ANALYZE segment_day_rows"))
@@ -54,6 +94,34 @@ def compute_segment_rows(conn: Connection, params: dict) -> None:
     )
     # Without statistics the write's anti-joins against the computed rows run as nested loops.
     conn.execute(sa.text("ANALYZE segment_period_rows"))
+    changed = bring_revenue_aggregates_up_to_date(conn, params)
+    if revenue_changed is not None:
+        revenue_changed |= changed
+
+
+def bring_revenue_aggregates_up_to_date(conn: Connection, params: dict) -> frozenset[str]:
+    """When the computed segment rows would not add up to revenue_aggregates' stored rows of the
+    window (those rows were computed before an absorb that changed the state: a late event read
+    by a run whose window did not hold its day), recompute revenue_aggregates' window from the
+    state as its own run would, without absorbing, and write it. Returns the tenants whose
+    revenue_aggregates rows changed: none when they already added up, the usual case, which costs
+    one comparison."""
+    no_tenants_held_back(conn)
+    computed = " UNION ALL ".join(f"SELECT {_ROUNDED_AS_WRITTEN} FROM {rows.table} AS r" for rows in SEGMENT_ROWS)
+    breaks = load_segment_sql("checks/values_add_up_to_revenue_aggregates", f"({computed})")
+    if conn.execute(sa.text(f"SELECT EXISTS ({breaks})"), params).scalar_one() is False:
+        return frozenset()
+    digest_window(conn, REVENUE_AGGREGATE, params, into="revenue_digest_before")
+    REVENUE_AGGREGATE.compute(conn, params)
+    held = hold_back_out_of_range(conn, REVENUE_AGGREGATE.computed)
+    REVENUE_AGGREGATE.write(conn, params)
+    changed = changed_tenants(conn, REVENUE_AGGREGATE, params, before="revenue_digest_before")
+    log.info(
+        "revenue_aggregates of %s lagged behind the state: rewritten for %d tenant(s)%s",
+        REVENUE_AGGREGATE.describe_window(params["window_start"], params["window_end"]), len(changed),
+        f", {len(held.tenants)} held back (values out of range)" if held.tenants else "",
+    )
+    return changed
 
 
 _SEGMENT_VALUES = (
@@ -61,6 +129,12 @@ _SEGMENT_VALUES = (
     ("arr", "r.mrr * 12", MONEY_BOUND),
     *((column, f"r.{column}", MONEY_BOUND) for column in schema.SEGMENT_MOVEMENTS),
     *((column, f"r.{column}", COUNT_BOUND) for column in schema.SEGMENT_CUSTOMER_COUNTS),
+)
+# The computed rows' columns as the write stores them (money rounded to cents by its column).
+_ROUNDED_AS_WRITTEN = ", ".join(
+    ["r.tenant_id", "r.period_type", "r.period_start", "r.dimension", "r.value"]
+    + [f"round({expr}, 2) AS {column}" if bound is MONEY_BOUND else f"{expr} AS {column}"
+       for column, expr, bound in _SEGMENT_VALUES]
 )
 SEGMENT_ROWS = tuple(
     ComputedRows(
@@ -125,7 +199,17 @@ def revenue_segments(
     absorb maintains, inside one transaction: any day can be recomputed at any time, whatever raw
     events have been purged. Definitions: docs/metrics.md#revenue_segments.
     """
-    return run_aggregate(context, database, cache, REVENUE_SEGMENTS)
+    revenue_changed: set[str] = set()
+    run = dataclasses.replace(
+        REVENUE_SEGMENTS, compute=functools.partial(compute_segment_rows, revenue_changed=revenue_changed)
+    )
+    result = run_aggregate(context, database, cache, run)
+    # Committed: the revenue_aggregates rows the run brought up to date are read anew too.
+    cache.rows_changed(REVENUE_AGGREGATE_NAME, revenue_changed, log=context.log)
+    return dg.MaterializeResult(
+        metadata={**(result.metadata or {}), REVENUE_BROUGHT_UP_TO_DATE: len(revenue_changed)},
+        check_results=result.check_results,
+    )
 
 
 def touched_segment_days(conn: Connection, committed: state.Committed, before: dt.date) -> set[dt.date]:

@@ -6,8 +6,11 @@ through the new table."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import threading
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
@@ -18,13 +21,16 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.core import migrate
 from analytics_pipeline.core.db import tenant_scope
+from analytics_pipeline.revenue import segments
 from analytics_pipeline.revenue.assets import (
+    REVENUE_AGGREGATE,
+    absorb_subscription_events,
     customer_sources,
     payment_history,
     revenue_aggregates,
     subscription_history,
 )
-from analytics_pipeline.revenue.segments import revenue_segments, touched_segment_days
+from analytics_pipeline.revenue.segments import REVENUE_BROUGHT_UP_TO_DATE, revenue_segments, touched_segment_days
 
 from ..helpers import add_event, committed_since, db_snapshot, materialize_range, rows
 
@@ -50,6 +56,8 @@ def run(db_url, start, end):
     failed = [(c.asset_key.to_user_string(), c.check_name, c.metadata.get("examples"))
               for c in result.get_asset_check_evaluations() if not c.passed and c.check_name != "no_malformed_events"]
     assert not failed, failed
+    # Run after revenue_aggregates, the segments find its rows up to date.
+    assert brought_up_to_date(result) == 0
     return result
 
 
@@ -459,3 +467,114 @@ def test_a_history_of_json_values_loads_as_the_generator_writes_it(engine):
     with engine.connect() as conn:
         data = rows(conn, "SELECT event_data FROM analytics_events")[0]["event_data"]
     assert data == json.loads(json.dumps(loaded[0]["data"]))
+
+
+
+def identity_breaks(result) -> list:
+    return [c.metadata.get("examples") for c in result.get_asset_check_evaluations()
+            if c.check_name == "values_add_up_to_revenue_aggregates" and not c.passed]
+
+
+def stored_identity_breaks(engine) -> list:
+    """Where the stored tables break the identity on MRR (segments' sum against revenue_aggregates')."""
+    with engine.connect() as conn:
+        return rows(conn, """
+            SELECT s.tenant_id, s.period_type, s.period_start, s.dimension, sum(s.mrr) AS segments, r.mrr AS revenue
+            FROM revenue_segments AS s
+            LEFT JOIN revenue_aggregates AS r USING (tenant_id, period_type, period_start)
+            GROUP BY s.tenant_id, s.period_type, s.period_start, s.dimension, r.mrr
+            HAVING sum(s.mrr) IS DISTINCT FROM r.mrr""")
+
+
+def brought_up_to_date(result) -> int:
+    # One materialization per partition of the range, all with the run's metadata.
+    [value] = {m.metadata[REVENUE_BROUGHT_UP_TO_DATE].value
+               for m in result.asset_materializations_for_node("revenue_segments")}
+    return value
+
+
+@pytest.fixture
+def revenue_recomputations(monkeypatch) -> list:
+    """The windows a segments run recomputed revenue_aggregates for."""
+    calls: list = []
+
+    def compute(conn, params):
+        calls.append((str(params["window_start"]), str(params["window_end"])))
+        REVENUE_AGGREGATE.compute(conn, params)
+
+    monkeypatch.setattr(segments, "REVENUE_AGGREGATE", dataclasses.replace(REVENUE_AGGREGATE, compute=compute))
+    return calls
+
+
+def january_upgraded_late(engine, db_url) -> None:
+    """c1: starter 10 from Jan 10, both aggregates written for January; then a late upgrade to pro
+    30 on Jan 15 committed."""
+    with engine.begin() as conn:
+        add_event(conn, "t1", "subscription_started", "2025-01-10 09:00", "c1",
+                  subscription_id="s1", plan_id="starter", amount=10, interval="month")
+    run(db_url, "2025-01-01", "2025-01-31")
+    with engine.begin() as conn:
+        add_event(conn, "t1", "subscription_changed", "2025-01-15 09:00", "c1",
+                  subscription_id="s1", plan_id="pro", amount=30, interval="month")
+
+
+def assert_january_upgraded(engine) -> None:
+    assert stored_identity_breaks(engine) == []
+    with engine.connect() as conn:
+        assert rows(conn, "SELECT mrr, expansion_revenue FROM revenue_aggregates WHERE tenant_id = 't1' "
+                          "AND period_type = 'month' AND period_start = '2025-01-01'") == [
+            {"mrr": Decimal("30.00"), "expansion_revenue": Decimal("20.00")}]
+        assert segment_rows(conn, "month", "2025-01-01")[("plan", "pro")] == row(
+            mrr=30, exp=20, t_in=10, active=1, in_c=1)
+
+
+def test_a_late_event_segmented_before_revenue_aggregates_holds_the_identity(engine, db_url, revenue_recomputations):
+    january_upgraded_late(engine, db_url)
+    # A run of revenue_aggregates whose window (Feb 1) does not hold Jan 15 absorbs the upgrade:
+    # January's revenue rows still say 10.
+    assert materialize_range(ASSETS, db_url, "2025-02-01", "2025-02-01", selection=["revenue_aggregates"]).success
+    # The new-events sensor asks both aggregates for Jan 15 on; the segments run commits first. It
+    # brings revenue_aggregates' rows of its window up to the state it read: the check passes.
+    segmented = materialize_range(ASSETS, db_url, "2025-01-15", "2025-01-31", selection=["revenue_segments"])
+    assert segmented.success
+    assert identity_breaks(segmented) == []
+    assert brought_up_to_date(segmented) == 1
+    assert revenue_recomputations == [("2025-01-15", "2025-02-01")]
+    assert_january_upgraded(engine)
+    # Then the revenue run of those days: nothing left to change, the identity still holds; the
+    # segments run of both finds revenue_aggregates up to date and does not recompute it.
+    run(db_url, "2025-01-15", "2025-01-31")
+    assert revenue_recomputations == [("2025-01-15", "2025-02-01")]
+    assert_january_upgraded(engine)
+
+
+def test_a_segments_run_reads_the_state_once_an_absorb_in_flight_has_committed(engine, db_url):
+    january_upgraded_late(engine, db_url)
+    # The subscription_history asset absorbs the upgrade in a transaction still open while the
+    # segments run of Jan 15 on starts.
+    with engine.connect() as absorbing:
+        absorbing.begin()
+        absorb_subscription_events(absorbing)
+        absorbing_pid = absorbing.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        outcome: list = []
+        run_thread = threading.Thread(target=lambda: outcome.append(materialize_range(
+            ASSETS, db_url, "2025-01-15", "2025-01-31", selection=["revenue_segments"])))
+        run_thread.start()
+        deadline = time.monotonic() + 30
+        waited = False
+        # Until the run waits for a lock the absorb holds (or ends without waiting).
+        while run_thread.is_alive() and not waited and time.monotonic() < deadline:
+            with engine.connect() as watching:  # a new transaction: a new view of pg_stat_activity
+                waited = watching.execute(sa.text(
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND :absorbing = ANY (pg_blocking_pids(pid))"), {"absorbing": absorbing_pid}).scalar_one()
+            time.sleep(0.05)
+        absorbing.commit()
+    run_thread.join()
+    # The run waited for the absorb, then read its state: segments and revenue_aggregates' January
+    # both hold the upgrade, and the check passes.
+    assert waited
+    [segmented] = outcome
+    assert segmented.success
+    assert identity_breaks(segmented) == []
+    assert_january_upgraded(engine)

@@ -1,7 +1,9 @@
 -- The identity of docs/metrics.md#segments: for every tenant, touched period and dimension, the
 -- values' rows add up to the revenue_aggregates row of that tenant and period, column by column
 -- (0 where either has no row), and the MRR and customers transferred in equal those transferred
--- out. Names the tenant, period, dimension and column that break it.
+-- out. Names the tenant, period, dimension and column that break it. {segment_rows} is
+-- revenue_segments, or, before the write, the rows a run computed (segments.py: the run brings
+-- revenue_aggregates up to date when they would not add up to it).
 WITH touched AS (
     SELECT period_type, period_start FROM ({touched_periods}) AS t
 ),
@@ -17,7 +19,7 @@ segments AS (
         sum(s.reactivated_customers) AS reactivated_customers, sum(s.churned_customers) AS churned_customers,
         sum(s.transferred_in_customers) AS transferred_in_customers,
         sum(s.transferred_out_customers) AS transferred_out_customers
-    FROM revenue_segments AS s
+    FROM {segment_rows} AS s
     JOIN touched AS t ON t.period_type = s.period_type AND t.period_start = s.period_start
     GROUP BY s.tenant_id, s.period_type, s.period_start, s.dimension
 ),
