@@ -115,12 +115,26 @@ def user_activity_months(database: AnalyticsDatabase) -> dg.MaterializeResult:
 
 # --- the aggregate ------------------------------------------------------------------------------
 
-# The rows describing a month of the window.
-_WINDOW_ROWS = """
-    SELECT * FROM user_cohorts
-    WHERE cohort_month + month_number * interval '1 month' >= CAST(:window_start AS date)
-      AND cohort_month + month_number * interval '1 month' < CAST(:window_end AS date)
-"""
+def month_rows_sql(table: sa.Table) -> dict[str, object]:
+    """The Aggregate parts of a triangle table keyed by (cohort_month, month_number), whose
+    partition M holds the rows describing month M: the window's rows, its months without a row,
+    and how a window is named."""
+    rows = f"""
+        SELECT * FROM {table.name}
+        WHERE cohort_month + month_number * interval '1 month' >= CAST(:window_start AS date)
+          AND cohort_month + month_number * interval '1 month' < CAST(:window_end AS date)
+    """
+    return {
+        "table": table,
+        "window_rows_sql": f"FROM ({rows}) AS r",
+        "empty_partitions_sql": (
+            "SELECT m::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
+            "interval '1 month') AS m WHERE m::date NOT IN (SELECT (cohort_month + month_number * interval '1 month')::date "
+            f"FROM ({rows}) AS r) ORDER BY 1"
+        ),
+        "describe_window": lambda start, end: f"{start:%Y-%m}..{add_months(end, -1):%Y-%m}",
+        "inputs": "signups",
+    }
 
 
 def compute_cohort_rows(conn: Connection, params: dict) -> None:
@@ -160,18 +174,10 @@ USER_COHORTS_AGGREGATE = Aggregate(
     compute=compute_cohort_rows,
     computed=(COHORT_ROWS,),
     write=write_user_cohorts,
-    table=schema.user_cohorts,
-    window_rows_sql=f"FROM ({_WINDOW_ROWS}) AS r",
-    empty_partitions_sql=(
-        "SELECT m::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
-        "interval '1 month') AS m WHERE m::date NOT IN (SELECT (cohort_month + month_number * interval '1 month')::date "
-        f"FROM ({_WINDOW_ROWS}) AS r) ORDER BY 1"
-    ),
     malformed=malformed_events,
     checks=RULE_CHECKS,
     prepare_checks=prepare_checks,
-    describe_window=lambda start, end: f"{start:%Y-%m}..{add_months(end, -1):%Y-%m}",
-    inputs="signups",
+    **month_rows_sql(schema.user_cohorts),
 )
 
 

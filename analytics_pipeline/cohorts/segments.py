@@ -19,10 +19,9 @@ from ..aggregation.partitions import monthly_partitions
 from ..aggregation.runs import Aggregate, lock_aggregate, run_aggregate
 from ..core import schema
 from ..core.cache_versions import CacheInvalidation
-from ..core.months import add_months
 from ..core.resources import AnalyticsDatabase
 from ..core.sql import sql_loader
-from .assets import AGGREGATE, FRESHNESS, user_cohorts
+from .assets import AGGREGATE, FRESHNESS, month_rows_sql, user_cohorts
 from .checks import MALFORMED_EVENTS_DESCRIPTION, malformed_events
 
 load = sql_loader(__package__)
@@ -49,14 +48,6 @@ SEGMENT_CHECKS = rule_checks(
     },
 )
 SEGMENT_CHECK_SPECS = check_specs(schema.user_cohort_segments.name, SEGMENT_CHECKS, MALFORMED_EVENTS_DESCRIPTION)
-
-# The rows describing a month of the window.
-_WINDOW_ROWS = """
-    SELECT * FROM user_cohort_segments
-    WHERE cohort_month + month_number * interval '1 month' >= CAST(:window_start AS date)
-      AND cohort_month + month_number * interval '1 month' < CAST(:window_end AS date)
-"""
-
 
 def compute_segment_rows(conn: Connection, params: dict) -> None:
     """The rows describing a calendar month of [window_start, window_end), from the state tables,
@@ -102,18 +93,10 @@ USER_COHORT_SEGMENTS_AGGREGATE = Aggregate(
     compute=compute_segment_rows,
     computed=(SEGMENT_ROWS,),
     write=write_user_cohort_segments,
-    table=schema.user_cohort_segments,
-    window_rows_sql=f"FROM ({_WINDOW_ROWS}) AS r",
-    empty_partitions_sql=(
-        "SELECT m::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
-        "interval '1 month') AS m WHERE m::date NOT IN (SELECT (cohort_month + month_number * interval '1 month')::date "
-        f"FROM ({_WINDOW_ROWS}) AS r) ORDER BY 1"
-    ),
     malformed=malformed_events,
     checks=SEGMENT_CHECKS,
     prepare_checks=prepare_segment_checks,
-    describe_window=lambda start, end: f"{start:%Y-%m}..{add_months(end, -1):%Y-%m}",
-    inputs="signups",
+    **month_rows_sql(schema.user_cohort_segments),
 )
 
 

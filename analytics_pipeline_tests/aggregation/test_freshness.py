@@ -25,7 +25,7 @@ from analytics_pipeline.revenue.assets import revenue_aggregates
 from ..api_support import api_env, auth, client, redis_prefix, redis_server_url
 from ..helpers import add_event, db_now, materialize_range
 
-AGGREGATES = ("revenue_aggregates", "revenue_segments", "tournament_aggregates", "user_cohorts")
+AGGREGATES = ("revenue_aggregates", "revenue_segments", "tournament_aggregates", "user_cohorts", "user_cohort_segments")
 
 
 @pytest.fixture(autouse=True)

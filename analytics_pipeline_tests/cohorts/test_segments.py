@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline.cohorts.assets import user_activity_months, user_cohorts, user_signups
+from analytics_pipeline.cohorts.assets import touched_cohort_months, user_activity_months, user_cohorts, user_signups
 from analytics_pipeline.cohorts.segments import (
     RETENTION_RATE_BETWEEN_0_AND_1_CHECK,
     USER_COHORT_SEGMENTS_AGGREGATE,
@@ -25,7 +25,7 @@ from analytics_pipeline.core.db import tenant_scope
 from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import customer_sources, subscription_history
 
-from ..helpers import add_event, materialize_range, rows
+from ..helpers import add_event, committed_since, db_snapshot, materialize_range, rows
 
 ASSETS = [user_signups, user_activity_months, user_cohorts, user_cohort_segments]
 COLUMNS = ("cohort_size", "retained_users", "retention_rate", "revenue", "ltv")
@@ -191,6 +191,22 @@ def test_rows_are_seen_only_by_their_tenant(engine, db_url):
         assert rows(scoped, "SELECT count(*) AS n FROM user_cohort_segments WHERE tenant_id = 't1'") == [{"n": 0}]
 
 
+def test_a_late_first_subscription_touches_every_month_from_its_users_cohort_on(engine, db_url):
+    """It may move its user to another first_plan in every month of their cohort
+    (docs/metrics.md#cohort-segments); a visit touches its own month only."""
+    with engine.begin() as conn:
+        add_event(conn, "t1", "user_signup", "2025-02-05 10:00", "u1", source="ads")
+    run(db_url, "2025-02-01", "2025-02-01")
+    since = db_snapshot(engine)
+    with engine.begin() as conn:
+        add_event(conn, "t1", "subscription_started", "2025-05-03 10:00", "u1", subscription_id="s1",
+                  plan_id="pro", amount=10, interval="month")
+        add_event(conn, "t1", "page_view", "2025-03-03 10:00", "u2")
+    with engine.connect() as conn:
+        touched = touched_cohort_months(conn, committed_since(engine, since), dt.date(2025, 8, 1))
+    assert touched == {dt.date(2025, month, 1) for month in range(2, 8)}
+
+
 # --- Random histories ---------------------------------------------------------------------------
 
 START = dt.date(2025, 1, 1)
@@ -274,8 +290,10 @@ def reference_segments(history: list[dict]) -> pd.DataFrame:
     events = pd.DataFrame(history)
     events["month"] = events["at"].map(_month)
     ordered = events.sort_values(["at", "id"])
-    signups = ordered[ordered.type == "user_signup"].groupby(["tenant", "user"]).first()
-    starts = ordered[ordered.type == "subscription_started"].groupby(["tenant", "user"]).first()
+    # Each user's first signup and first start, whole rows (a missing source stays missing).
+    signups = ordered[ordered.type == "user_signup"].drop_duplicates(["tenant", "user"]).set_index(["tenant", "user"])
+    starts = ordered[ordered.type == "subscription_started"].drop_duplicates(["tenant", "user"]).set_index(
+        ["tenant", "user"])
     if "plan" not in starts:
         starts["plan"] = None
     users = pd.DataFrame({"cohort_month": signups["month"]})
