@@ -197,7 +197,10 @@ def revenue_segments(
     or a change. A run over a range of day partitions recomputes those days and every period
     containing them from the segment state (docs/metrics.md#segment-state), which the histories'
     absorb maintains, inside one transaction: any day can be recomputed at any time, whatever raw
-    events have been purged. Definitions: docs/metrics.md#revenue_segments.
+    events have been purged. Where revenue_aggregates' rows of the window lag behind that state (a
+    late event absorbed by a run that did not cover its day), the run brings them up to it first,
+    so the identity holds whichever of the two runs commits first (docs/metrics.md#segment-state).
+    Definitions: docs/metrics.md#revenue_segments.
     """
     revenue_changed: set[str] = set()
     run = dataclasses.replace(
