@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from ..core.polarity import polarity
 from ..core.resources import AnalyticsDatabase
 from ..core.spreadsheet import safe_cell
-from ..reports.queries import DEFAULT_CURRENCY
+from ..core.currency import tenant_currency
 from .params import Comparison, Range
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -63,12 +63,12 @@ def to_csv(columns: list[str], rows: list[dict]) -> bytes:
 
 def fetch(database: AnalyticsDatabase, tenant_id: str, name: str, **params) -> tuple[list[str], list[dict], str]:
     """Run sql/<name>.sql for one tenant; the column names, the rows as dicts and the tenant's
-    currency (sql/currency.sql; DEFAULT_CURRENCY without a row), read in one transaction."""
+    currency (core/currency.py), read in one transaction."""
     with database.tenant_transaction(tenant_id) as conn:
         result = conn.execute(load(name), {"tenant_id": tenant_id, **params})
         columns = list(result.keys())
         rows = [dict(row) for row in result.mappings()]
-        currency = conn.execute(load("currency"), {"tenant_id": tenant_id}).scalar() or DEFAULT_CURRENCY
+        currency = tenant_currency(conn, tenant_id)
         return columns, rows, currency
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..core.currency import tenant_currency
 from ..core.resources import AnalyticsDatabase, MailResource
 from ..core.settings import ConfigError
 from . import channels as channel_posts
@@ -43,7 +44,7 @@ from .channels import PermanentChannelError, TemporaryChannelError
 from .claims import EMAIL, Claim, ClaimedRow, Outcome, RowResult, claim_manual, claim_scheduled, finish, utc_now
 from .email_channel import send_email
 from .mime import delivery_key
-from .queries import BrokenReport, ReportData, organization_name, read_report, tenant_currency
+from .queries import BrokenReport, ReportData, organization_name, read_report
 from .render import Rendered, render
 from .schedule import Period, report_period
 from .validation import InvalidReport, ReportConfig, validate_report

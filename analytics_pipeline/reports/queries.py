@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..core.currency import DEFAULT_CURRENCY
 from ..core.months import add_months, month_start
 from ..core.sql import sql_loader
 from .schedule import Period, to_utc
@@ -22,7 +23,6 @@ from .validation import ReportConfig
 
 load = sql_loader(__package__)
 TREND_DAYS = 30  # the MRR trend and the daily report's revenue chart cover the last 30 days
-DEFAULT_CURRENCY = "USD"  # an organization without a row in organization_settings
 TOP_PLANS = 10  # the revenue-by-plan table's plans shown one by one; the rest are summed (docs/reports.md)
 PLAN_TABLE_REPORTS = ("comprehensive",)  # the report types with the revenue-by-plan table
 
@@ -223,12 +223,3 @@ def organization_name(conn: Connection, tenant_id: str) -> str:
     it one would show every tenant all organizations' names."""
     name = conn.execute(sa.text("SELECT name FROM organizations WHERE id = :t"), {"t": tenant_id}).scalar()
     return name if name is not None else tenant_id
-
-
-def tenant_currency(conn: Connection, tenant_id: str) -> str:
-    """The organization's currency (organization_settings, migration 0022), else DEFAULT_CURRENCY.
-    Read with the pipeline's own role, like the name."""
-    currency = conn.execute(
-        sa.text("SELECT currency FROM organization_settings WHERE organization_id = :t"), {"t": tenant_id}
-    ).scalar()
-    return currency or DEFAULT_CURRENCY
