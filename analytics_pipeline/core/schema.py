@@ -282,7 +282,8 @@ aggregate_freshness = sa.Table(
     "aggregate_freshness",
     metadata,
     sa.Column("aggregate", sa.Text, primary_key=True,
-              comment="The aggregate's table: revenue_aggregates, tournament_aggregates or user_cohorts."),
+              comment=("The aggregate's asset name, which is its table's: one of the aggregates the code "
+                       "location's domains declare (docs/api.md#freshness).")),
     sa.Column(
         "materialized_at",
         sa.DateTime,
