@@ -1,10 +1,17 @@
 -- The week, month, quarter and year rows that contain a day of the window, recomputed from the
 -- day rows (docs/metrics.md#periods): flows are the sums of the period's days; mrr and
--- active_customers are the values of its last computed day. The days are the stored ones outside the window and the window's just
--- computed (revenue_day_rows), which the write stores: computed before the write, so that a value
--- of a period that no column can hold keeps its tenant out of the write, days included.
+-- active_customers are the values of its last computed day. The days are the stored ones outside
+-- the window and the window's just computed (revenue_day_rows), which the write stores: computed
+-- before the write, so that a value of a period that no column can hold keeps its tenant out of
+-- the write, days included.
 CREATE TEMP TABLE revenue_period_rows ON COMMIT DROP AS
-WITH day_rows AS (
+WITH touched AS (
+    SELECT period_type, period_start, period_end
+    FROM ({touched_periods}) AS t
+    WHERE period_type <> 'day'
+),
+-- Only the days of the touched periods: a run reads a year or so of day rows, not the history.
+day_rows AS (
     SELECT tenant_id, period_start, mrr, new_revenue, reactivation_revenue, expansion_revenue,
            contraction_revenue, churned_revenue, total_revenue, payment_count, payment_success_count,
            refund_count, refund_amount,
@@ -12,17 +19,14 @@ WITH day_rows AS (
     FROM revenue_aggregates
     WHERE period_type = 'day'
       AND (period_start < :window_start OR period_start >= :window_end)
+      AND period_start >= (SELECT min(period_start) FROM touched)
+      AND period_start <= (SELECT max(period_end) FROM touched)
     UNION ALL
     SELECT tenant_id, period_start, mrr, new_revenue, reactivation_revenue, expansion_revenue,
            contraction_revenue, churned_revenue, total_revenue, payment_count, payment_success_count,
            refund_count, refund_amount,
            active_customers, new_customers, reactivated_customers, churned_customers
     FROM revenue_day_rows
-),
-touched AS (
-    SELECT period_type, period_start, period_end
-    FROM ({touched_periods}) AS t
-    WHERE period_type <> 'day'
 ),
 computed AS (
     SELECT
@@ -50,8 +54,13 @@ computed AS (
         CASE WHEN t.period_type = 'month' THEN CAST(0 AS numeric) END AS ttm_cohort_mrr_before,
         CASE WHEN t.period_type = 'month' THEN CAST(0 AS numeric) END AS ttm_cohort_mrr,
         CASE WHEN t.period_type = 'month' THEN CAST(0 AS numeric) END AS ttm_cohort_retained_mrr
-    FROM touched AS t
-    JOIN day_rows AS r ON r.period_start BETWEEN t.period_start AND t.period_end
+    -- Each day in its week, month, quarter and year, computed from the day and joined by equality
+    -- (as the segments' roll_up.sql does), not by range.
+    FROM day_rows AS r
+    CROSS JOIN (VALUES ('week'), ('month'), ('quarter'), ('year')) AS l(period_type)
+    JOIN touched AS t
+      ON t.period_type = l.period_type
+     AND t.period_start = date_trunc(l.period_type, CAST(r.period_start AS timestamp))::date
     GROUP BY r.tenant_id, t.period_type, t.period_start, t.period_end
 )
 SELECT * FROM computed
