@@ -191,6 +191,12 @@ LAUNCH_BACKFILL = """mutation ($params: LaunchBackfillParams!) { launchPartition
     __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
 BACKFILL_STATUS = """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
     __typename ... on PartitionBackfill { status } ... on Error { message } } }"""
+# The backfills in progress, and the UI's Cancel of one: for an asset backfill, CANCELING, after
+# which the daemon launches no more of its runs and marks it CANCELED once they have ended.
+BACKFILLS_REQUESTED = """{ partitionBackfillsOrError(status: REQUESTED) {
+    __typename ... on PartitionBackfills { results { id title } } ... on Error { message } } }"""
+CANCEL_BACKFILL = """mutation ($id: String!) { cancelPartitionBackfill(backfillId: $id) {
+    __typename ... on CancelBackfillSuccess { backfillId } ... on Error { message } } }"""
 # dagster-graphql, the command line that executes a GraphQL document against the instance and a
 # workspace without a webserver.
 DAGSTER_GRAPHQL = "import sys; from dagster_graphql.cli import main; sys.exit(main())"

@@ -1,7 +1,7 @@
-"""How `analytics-pipeline dev` stops: whatever ends it (Ctrl-C, SIGINT, SIGTERM, an error, dagster
-dev exiting), the runs in flight are cancelled, then Dagster's processes, the API and the embedded
-servers stop, in that order, so that no process outlives it and nothing is printed after its last
-line (docs/operations.md#the-development-stack-make-dev)."""
+"""How `analytics-pipeline dev` stops: whatever ends it (Ctrl-C, SIGINT, SIGTERM, SIGHUP, an error,
+dagster dev exiting), the runs in flight are cancelled, then Dagster's processes, the API and the
+embedded servers stop, in that order, so that no process outlives it and nothing is printed after
+its last line (docs/operations.md#the-development-stack-make-dev)."""
 
 from __future__ import annotations
 
@@ -26,27 +26,41 @@ DAGSTER_STOP_SECONDS = 45
 API_STOP_SECONDS = 15
 HERE_STOP_SECONDS = 15
 KILL_SECONDS = 5
+STOP_QUERY_SECONDS = 10  # for an answer of the webserver's GraphQL API while it is up
 STOPPED_MESSAGE = "`analytics-pipeline dev` stopped while the run was in flight."
+# The tag the default run launcher gives a run it launched through a code server (whose terminate
+# then reaches the run's worker). Dagster 1.13 exports no name for it (dagster._core.storage.tags'
+# GRPC_INFO_TAG is private): its stored key, compared as a string.
+LAUNCHED_BY_CODE_SERVER_TAG = ".dagster/grpc_info"
+# What stops `dev`: Ctrl-C, a service manager's or `kill`'s SIGTERM, and the SIGHUP of a terminal
+# that closes (unless started under `nohup`, which ignores it: then it keeps running).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopRequest:
-    """Ctrl-C, SIGINT and SIGTERM. Until the stack is up, one interrupts what runs (a migration,
-    the demo's load) as Ctrl-C does; from then on, the first asks for the stop and any other one
-    hurries it: its waits end at once and what is left is killed."""
+    """Ctrl-C, SIGINT, SIGTERM and SIGHUP. Until the stack is up, one interrupts what runs (a
+    migration, the demo's load) as Ctrl-C does; from then on, the first asks for the stop and any
+    other one hurries it: its waits end at once and what is left is killed."""
 
     def __init__(self) -> None:
         self.requested = False
         self.hurried = False
+        self.signals = [s for s in STOP_SIGNALS if not (s == signal.SIGHUP and _ignored(s))]
 
     def interrupt(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.default_int_handler)
+        for signum in self.signals:
+            signal.signal(signum, self._interrupt)
 
     def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in self.signals:
             signal.signal(signum, self._handle)
 
+    def _interrupt(self, signum, frame) -> None:
+        _hung_up(signum)
+        raise KeyboardInterrupt
+
     def _handle(self, signum, frame) -> None:
+        _hung_up(signum)
         self.hurried = self.requested
         self.requested = True
 
@@ -73,8 +87,8 @@ class UntilStop:
 
 
 class Stack:
-    """What `dev` started, stopped in this order however it ends (Ctrl-C, SIGINT, SIGTERM, an
-    error, dagster dev exiting), so that no process outlives it and nothing is printed after its
+    """What `dev` started, stopped in this order however it ends (Ctrl-C, SIGINT, SIGTERM, SIGHUP,
+    an error, dagster dev exiting), so that no process outlives it and nothing is printed after its
     last line:
 
     1. the runs, while the daemon and the code server are up to carry it out: a queued run leaves
@@ -174,7 +188,10 @@ class Stack:
             stopping.wait_until(lambda: dagster.poll() is not None or _serving(self.port), STARTING_SECONDS)
         if self._opening is not None:
             stopping.wait_until(lambda: not self._opening.is_alive(), STARTING_SECONDS)
-        runs = RunsInFlight(self._instance) if self._instance is not None else None
+        from .demo import DagsterUI
+
+        ui = DagsterUI(f"http://127.0.0.1:{self.port}", timeout=STOP_QUERY_SECONDS)
+        runs = RunsInFlight(self._instance, ui) if self._instance is not None else None
         if runs is not None:
             pending = runs.cancel()
             if pending:
@@ -196,8 +213,10 @@ class RunsInFlight:
     A run launched without a code server executes in the process that launched it: this one's
     (the demo's state) cannot be terminated, only waited for."""
 
-    def __init__(self, instance) -> None:
+    def __init__(self, instance, ui=None) -> None:
         self.instance = instance
+        self.ui = ui  # the webserver's GraphQL API (demo.DagsterUI), through which backfills are cancelled
+        self.backfills_cancelled = False
         self.asked: dict[str, bool] = {}  # run id: whether it is being cancelled by its code server
 
     def _unfinished(self) -> list:
@@ -210,21 +229,35 @@ class RunsInFlight:
         return self.instance.get_runs(RunsFilter(statuses=unfinished))
 
     def _cancel_backfills(self) -> None:
-        # Dagster 1.13 has no public backfill status or filter; the UI's Cancel sets the same one.
-        from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+        """Cancel the backfills in progress through the webserver's GraphQL API, as the UI's Cancel
+        does: Dagster 1.13 has no public Python API for a backfill's status."""
+        import requests
 
-        requested = BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
-        for backfill in self.instance.get_backfills(filters=requested):
-            self.instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELING))
+        from .demo import BACKFILLS_REQUESTED, CANCEL_BACKFILL
+
+        if self.ui is None:
+            return
+        try:
+            listed = self.ui.query(BACKFILLS_REQUESTED)["partitionBackfillsOrError"]
+        except requests.ConnectionError:  # no webserver: the daemon goes on with them at the next start
+            return
+        if "results" not in listed:
+            raise RuntimeError(f"{listed['__typename']}: {listed.get('message')}")
+        for backfill in listed["results"]:
+            cancelled = self.ui.query(CANCEL_BACKFILL, id=backfill["id"])["cancelPartitionBackfill"]
+            if cancelled["__typename"] != "CancelBackfillSuccess":
+                raise RuntimeError(f"{cancelled['__typename']}: {cancelled.get('message')}")
 
     def cancel(self) -> int:
         """Cancel the unfinished runs not asked yet; returns how many runs are yet to end."""
         from dagster import DagsterRunStatus
-        from dagster._core.storage.tags import GRPC_INFO_TAG
 
+        if not self.backfills_cancelled:
+            # Once, first, so that they launch no more runs.
+            self.backfills_cancelled = True
+            _attempt("the backfills in progress", self._cancel_backfills)
         pending = 0
         with contextlib.suppress(Exception):  # no storage: nothing to cancel
-            self._cancel_backfills()
             for run in self._unfinished():
                 if run.run_id in self.asked:
                     pass
@@ -235,7 +268,7 @@ class RunsInFlight:
                     # starting on a run that is cancelling marks it failed.
                     self.instance.report_run_canceled(run, message=STOPPED_MESSAGE)
                     self.asked[run.run_id] = False
-                elif run.status == DagsterRunStatus.STARTED and GRPC_INFO_TAG in run.tags:
+                elif run.status == DagsterRunStatus.STARTED and LAUNCHED_BY_CODE_SERVER_TAG in run.tags:
                     # A run still STARTING is left until it has started, for the same reason.
                     try:
                         self.asked[run.run_id] = bool(self.instance.run_launcher.terminate(run.run_id))
@@ -248,12 +281,11 @@ class RunsInFlight:
     def here(self) -> list:
         """The unfinished runs that execute in this process."""
         from dagster import DagsterEventType
-        from dagster._core.storage.tags import GRPC_INFO_TAG
 
         found = []
         with contextlib.suppress(Exception):
             for run in self._unfinished():
-                if GRPC_INFO_TAG in run.tags or run.run_id in self.asked:
+                if LAUNCHED_BY_CODE_SERVER_TAG in run.tags or run.run_id in self.asked:
                     continue
                 # Its worker's pid, which an in-process run records as it starts its steps.
                 for entry in self.instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
@@ -270,19 +302,34 @@ class RunsInFlight:
         servers and the queue, and this process's, which ends; returns how many runs the stop
         cancelled in all."""
         from dagster import DagsterRunStatus, RunsFilter
-        from dagster._core.storage.tags import GRPC_INFO_TAG
 
         with contextlib.suppress(Exception):
             here = {run.run_id for run in self.here()}
             for run in self._unfinished():
                 queued = run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED)
-                if queued or GRPC_INFO_TAG in run.tags or run.run_id in self.asked or run.run_id in here:
+                launched = LAUNCHED_BY_CODE_SERVER_TAG in run.tags
+                if queued or launched or run.run_id in self.asked or run.run_id in here:
                     self.instance.report_run_canceled(run, message=STOPPED_MESSAGE)
                     self.asked.setdefault(run.run_id, False)
             if self.asked:
                 filter = RunsFilter(run_ids=list(self.asked), statuses=[DagsterRunStatus.CANCELED])
                 return len(self.instance.get_runs(filter))
         return 0
+
+
+def _ignored(signum: int) -> bool:
+    return signal.getsignal(signum) == signal.SIG_IGN
+
+
+def _hung_up(signum: int) -> None:
+    """After SIGHUP, a terminal that has closed: writing to it fails (EIO), which would end the
+    stop at its first line, so what `dev` prints from then on goes nowhere."""
+    if signum != signal.SIGHUP:
+        return
+    with open(os.devnull, "w") as devnull:
+        for stream in (1, 2):
+            if os.isatty(stream):
+                os.dup2(devnull.fileno(), stream)
 
 
 def _attempt(what: str, stop):

@@ -32,7 +32,7 @@ def run(no_demo: bool, port: int, api_port: int) -> None:
 
     On the first start (an empty database) it also launches one backfill of every aggregate over
     the demo's range and adds one demo report per frequency, delivered once the backfill is done.
-    Ctrl-C, SIGINT or SIGTERM stops all of it (`Stack`)."""
+    Ctrl-C, SIGINT, SIGTERM or SIGHUP (the terminal closing) stops all of it (`Stack`)."""
     with Stack(port) as stack:
         _start(no_demo, port, api_port, stack)
         stack.wait()

@@ -37,11 +37,6 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-# Dagster 1.13 exports no public name for a backfill's status (`instance.get_backfill` returns its
-# internal PartitionBackfill): this is the list its backfill daemon itself treats as ended. A run
-# of a backfill not in one of these statuses is kept.
-from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES
-
 from ..core.settings import env_int
 
 DEFAULT_RUN_RETENTION_DAYS = 7
@@ -51,6 +46,11 @@ RUN_RETENTION_INTERVAL_SECONDS = 3600
 
 FINISHED_STATUSES = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 BACKFILL_TAG = "dagster/backfill"
+# The statuses of a backfill that has ended, as stored (the values of its status enum): the list
+# its backfill daemon treats as ended (BULK_ACTION_TERMINAL_STATUSES). Dagster 1.13 exports no
+# public name for a backfill's status (`instance.get_backfill` returns its internal
+# PartitionBackfill), hence the strings. A run of a backfill in none of them is kept.
+BACKFILL_ENDED_STATUSES = frozenset({"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"})
 # Storage ids per query when mapping the latest events of an asset's partitions to their runs.
 _STORAGE_ID_CHUNK = 1_000
 
@@ -166,7 +166,7 @@ def delete_expired_runs(
             if backfill_id and backfill_id not in backfill_running:
                 backfill = instance.get_backfill(backfill_id)
                 backfill_running[backfill_id] = (
-                    backfill is not None and backfill.status not in BULK_ACTION_TERMINAL_STATUSES
+                    backfill is not None and backfill.status.value not in BACKFILL_ENDED_STATUSES
                 )
             if (
                 ended_at >= cutoff.timestamp()

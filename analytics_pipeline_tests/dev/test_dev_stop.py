@@ -232,3 +232,47 @@ def test_a_second_signal_hurries_the_stop(db_url, tmp_path):
         dev.assert_stopped_cleanly()
     finally:
         dev.kill_all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(READY_SECONDS + STOP_SECONDS + QUIET_SECONDS + 60)
+def test_the_terminal_closing_stops_it_as_ctrl_c_does(db_url, tmp_path):
+    """A terminal that closes sends SIGHUP to its foreground job: dev stops the same clean way."""
+    home = tmp_path / "home"
+    env = {**os.environ, "DATABASE_URL": db_url, "ANALYTICS_HOME": str(home)}
+    for variable in ("REDIS_URL", "DAGSTER_PG_URL"):
+        env.pop(variable, None)
+    dev = Dev(home, env, "--no-demo")
+    try:
+        dev.wait_for(dev.serving, READY_SECONDS, "serving")
+        dev.signal_group(signal.SIGHUP)
+        dev.wait_stopped(STOP_SECONDS)
+        dev.assert_stopped_cleanly()
+        assert dev.process.returncode == 0, dev.output()[-3000:]
+    finally:
+        dev.kill_all()
+
+
+def test_under_nohup_the_terminal_closing_does_not_stop_it(monkeypatch):
+    """`nohup` (SIGHUP ignored when dev starts) keeps dev running after its terminal closes; the
+    other signals stop it still."""
+    from analytics_pipeline.dev import shutdown
+    from analytics_pipeline.dev.shutdown import StopRequest
+
+    monkeypatch.setattr(shutdown, "_hung_up", lambda signum: None)  # this test's terminal stays
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        StopRequest().install()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        stopping = StopRequest()
+        stopping.install()
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert stopping.requested and not stopping.hurried
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

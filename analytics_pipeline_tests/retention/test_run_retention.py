@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 from dagster._core.definitions.run_request import InstigatorType
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, BulkActionStatus, PartitionBackfill
 from dagster._core.instance.config import get_default_tick_retention_settings, get_tick_retention_settings
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
@@ -203,6 +203,13 @@ def test_an_asset_keeps_its_latest_observation(instance):
     assert (delete_expired_runs(instance, now=NOW).deleted, _exists(instance, earlier)) == (1, False)
     observations = instance.fetch_observations(dg.AssetKey("analytics_events"), limit=5).records
     assert [(o.run_id, o.asset_observation.metadata["rows_deleted"].value) for o in observations] == [(latest, 3)]
+
+
+def test_the_ended_backfill_statuses_are_those_of_dagsters_backfill_daemon():
+    """The pipeline compares a backfill's stored status with strings (Dagster exports no name for
+    them): the same as the statuses Dagster's daemon treats as ended, and each a status."""
+    assert housekeeping.BACKFILL_ENDED_STATUSES == {status.value for status in BULK_ACTION_TERMINAL_STATUSES}
+    assert housekeeping.BACKFILL_ENDED_STATUSES <= {status.value for status in BulkActionStatus}
 
 
 def test_keeps_the_runs_of_a_backfill_that_has_not_ended(instance):
