@@ -45,7 +45,8 @@ def utc_now() -> dt.datetime:
 
 
 def add_demo_reports(url: str, now: dt.datetime | None = None) -> list[str]:
-    """Add the demo reports, paused, to the first demo organization; returns their ids.
+    """Add the demo reports, paused, to the first demo organization; returns their ids. Those
+    added by a first start that was interrupted are not added again: their ids are returned.
 
     Each one's next_run_at is its latest occurrence before now, so it is due the moment it is
     resumed (`resume_demo_reports`): its first delivery then reports on aggregates that exist.
@@ -56,6 +57,13 @@ def add_demo_reports(url: str, now: dt.datetime | None = None) -> list[str]:
         tenant = conn.execute(sa.text("SELECT min(id) FROM organizations")).scalar()
         if tenant is None:
             return []
+        added = conn.execute(
+            sa.text("SELECT id FROM scheduled_reports WHERE tenant_id = :tenant AND name = ANY(:names) "
+                    "AND :recipient = ANY(recipients) ORDER BY created_at, id"),
+            {"tenant": tenant, "names": [name for _, _, name in DEMO_REPORTS], "recipient": DEMO_RECIPIENT},
+        ).scalars().all()
+        if added:  # all or none: they are added in one transaction
+            return list(added)
         for frequency, report_type, name in DEMO_REPORTS:
             parameters = {"send_time": "08:00"}
             parameters |= {"weekly": {"day_of_week": 1}, "monthly": {"day_of_month": 1}}.get(frequency, {})
@@ -103,15 +111,62 @@ def partitions_start_env(url: str, loaded=None) -> dict[str, str]:
 def remember_demo_first_day(url: str, day: dt.date) -> bool:
     """Keep `day` as the demo's first day in the database's settings; False where the role may
     not alter the database (the later starts then go by the first event)."""
+    with db.engine_for(url).connect() as conn, conn.begin():
+        return _set_database(conn, {DEMO_FIRST_DAY_SETTING: day.isoformat()})
+
+
+# Where `dev` remembers that the demo's first start has yet to be made: set in the transaction
+# that loads the demo, reset once its backfill is launched. A start interrupted in between (while
+# the indexes are built or the backfill is launched) leaves it set, and the next start finishes the
+# first start instead of taking the events it finds as a demo already under way.
+DEMO_FIRST_START_SETTING = "analytics.demo_first_start"
+FIRST_START_PENDING = "pending"
+
+
+def mark_first_start_pending(conn, first_day: dt.date) -> bool:
+    """In the transaction that loads the demo: its first day, and its first start yet to be made.
+    False where the role may not alter the database (an interrupted first start then is not
+    finished by the next one)."""
+    return _set_database(conn, {DEMO_FIRST_DAY_SETTING: first_day.isoformat(),
+                                DEMO_FIRST_START_SETTING: FIRST_START_PENDING})
+
+
+def pending_first_start(url: str) -> dt.date | None:
+    """The first day of the demo loaded into this database whose first start is yet to be made
+    (its backfill not launched), None if there is none. Read from the catalog, not from the
+    session's settings, which a session takes when it opens."""
     with db.engine_for(url).connect() as conn:
-        name = conn.execute(sa.text("SELECT current_database()")).scalar()
-        quoted = conn.dialect.identifier_preparer.quote(name)
-        try:
-            conn.execute(sa.text(f"ALTER DATABASE {quoted} SET {DEMO_FIRST_DAY_SETTING} = '{day.isoformat()}'"))
-            conn.commit()
-        except sa.exc.DBAPIError:
-            conn.rollback()
-            return False
+        entries = conn.execute(sa.text(
+            "SELECT unnest(s.setconfig) FROM pg_db_role_setting AS s JOIN pg_database AS d ON d.oid = s.setdatabase "
+            "WHERE d.datname = current_database() AND s.setrole = 0"
+        )).scalars().all()
+    settings = dict(entry.partition("=")[::2] for entry in entries)
+    if settings.get(DEMO_FIRST_START_SETTING) != FIRST_START_PENDING:
+        return None
+    try:
+        return dt.date.fromisoformat(settings.get(DEMO_FIRST_DAY_SETTING, ""))
+    except ValueError:
+        return None
+
+
+def first_start_made(url: str) -> None:
+    """The demo's first start has launched its backfill: the next start is an ordinary one."""
+    with db.engine_for(url).connect() as conn, conn.begin():
+        _set_database(conn, {DEMO_FIRST_START_SETTING: None})
+
+
+def _set_database(conn, settings: dict[str, str | None]) -> bool:
+    """ALTER DATABASE ... SET (or RESET, for None) each setting, in a savepoint of the
+    connection's transaction; False, with nothing set, where the role may not."""
+    name = conn.execute(sa.text("SELECT current_database()")).scalar()
+    quoted = conn.dialect.identifier_preparer.quote(name)
+    try:
+        with conn.begin_nested():
+            for setting, value in settings.items():
+                change = f"RESET {setting}" if value is None else f"SET {setting} = '{value}'"
+                conn.execute(sa.text(f"ALTER DATABASE {quoted} {change}"))
+    except sa.exc.DBAPIError:
+        return False
     return True
 
 
@@ -253,6 +308,15 @@ def launch_backfill(backfill: DemoBackfill) -> str:
     if launched["__typename"] != "LaunchBackfillSuccess":
         raise RuntimeError(f"{launched['__typename']}: {launched.get('message')}")
     return launched["backfillId"]
+
+
+def requested_demo_backfill() -> str | None:
+    """The id of a demo backfill launched but not yet taken up by the daemon (a first start
+    interrupted just after launching it), None if there is none."""
+    listed = graphql(BACKFILLS_REQUESTED)["partitionBackfillsOrError"]
+    if "results" not in listed:
+        raise RuntimeError(f"{listed['__typename']}: {listed.get('message')}")
+    return next((b["id"] for b in listed["results"] if b["title"] == BACKFILL_TITLE), None)
 
 
 class DagsterUI:

@@ -747,15 +747,19 @@ def load(
     options: SeedOptions,
     progress: Callable[[int], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    before_commit: Callable[[Connection], None] | None = None,
 ) -> LoadResult:
-    """Generate and insert organizations, users and events in one transaction.
+    """Generate and insert organizations, users and events in one transaction: interrupted, it
+    leaves nothing behind.
 
     Into an empty analytics_events the load goes the way pg_restore does: the table's primary
     key, indexes and foreign keys are dropped, the rows copied (frozen), and all of them
     re-created (the foreign keys re-validated) before the commit; building an index once is
     several times faster than maintaining it row by row. Other sessions wait on the table's lock meanwhile. Into a
     table that already has events the rows are copied with every index and check in place.
-    `progress` is called with the number of users done; `on_phase` with a line on what is next.
+    `progress` is called with the number of users done; `on_phase` with a line on what is next;
+    `before_commit` with the connection, to write in the same transaction what must be there
+    exactly when the rows are.
     """
     started = time.perf_counter()
     result = LoadResult()
@@ -813,6 +817,8 @@ def load(
                 began = time.perf_counter()
                 conn.execute(sa.text(statement))
                 log.info("%.1f s: %s", time.perf_counter() - began, statement)
+        if before_commit:
+            before_commit(conn)
     with db.engine_for(url).connect() as conn:
         conn.execute(sa.text("ANALYZE organizations, users, analytics_events"))
         conn.commit()

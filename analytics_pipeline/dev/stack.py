@@ -43,7 +43,7 @@ def _start(no_demo: bool, port: int, api_port: int, stack: Stack) -> None:
     url = database_url()
     clearly(db.check_reachable, db.engine_for(url))
     migrate.upgrade(url)
-    demo_options = None if no_demo else clearly(_load_demo_if_empty, url)
+    demo_options, resumed = (None, False) if no_demo else clearly(_demo_to_start, url)
     from . import demo
 
     # The aggregates' partitions start where the data does, in this process and those it starts.
@@ -73,7 +73,7 @@ def _start(no_demo: bool, port: int, api_port: int, stack: Stack) -> None:
     demo_run = None
     if demo_options is not None:
         os.environ.update(instance_env)  # the instance below reads its storage URL from there
-        demo_run = _start_demo_backfill(url, demo_options, port)
+        demo_run = _start_demo_backfill(url, demo_options, port, resumed)
     click.echo(f"analytics database: {db.describe(url)}")
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={dagster_home})")
     click.echo(f"report emails: {_mail_destination()}")
@@ -127,19 +127,24 @@ def _mail_destination() -> str:
         return f"not deliverable: {exc}"
 
 
-def _start_demo_backfill(url: str, options, port: int):
+def _start_demo_backfill(url: str, options, port: int, resumed: bool):
     """Add the demo reports and launch the demo's backfill, before Dagster starts: its daemon's
-    first backfill iteration starts the runs. None if the backfill could not be launched."""
+    first backfill iteration starts the runs. Then the demo's first start is made: the next start
+    is an ordinary one. None if the backfill could not be launched (the next start tries again).
+
+    What a first start interrupted before this point (`resumed`) had done is not done twice: the
+    demo reports it added, the backfill it launched."""
     from . import demo
 
     report_ids = demo.add_demo_reports(url)
     try:
         backfill = demo.demo_backfill(options.start)
-        backfill_id = demo.launch_backfill(backfill)
+        backfill_id = (demo.requested_demo_backfill() if resumed else None) or demo.launch_backfill(backfill)
     except Exception as exc:  # the stack starts all the same
         click.echo(f"could not launch the demo's backfill: {type(exc).__name__}: {exc}; the demo reports stay "
                    "paused: `analytics-pipeline reports resume ID`", err=True)
         return None
+    demo.first_start_made(url)
     click.echo(
         f"launched the backfill {backfill_id} of every aggregate over the demo's range (Overview > Backfills in "
         f"the UI) and a run of the state they absorb: {backfill.size} partitions of {backfill.assets} assets; "
@@ -214,24 +219,38 @@ def _dagster_storage_url(url: str) -> str:
     return storage.render_as_string(hide_password=False)
 
 
-def _load_demo_if_empty(url: str):
-    """Load the demo into a database with no events; returns its options, None if not loaded."""
+def _demo_to_start(url: str):
+    """The demo whose first start this one makes, as its options (None if none), and whether it
+    was loaded before: the demo loaded now into a database with no events, or the one a first
+    start interrupted before launching its backfill had loaded (`demo.pending_first_start`).
+
+    The load is one transaction, which also marks the first start as yet to be made: interrupted,
+    it leaves nothing, and the next start loads the demo again into the empty database."""
+    import dataclasses
+
     import sqlalchemy as sa
+
+    from . import demo, generator
 
     with db.engine_for(url).connect() as conn:
         has_events = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM analytics_events)")).scalar()
+    first_day = demo.pending_first_start(url)
+    if has_events and first_day is not None:
+        click.echo(f"the demo data set from {first_day} is loaded, but the start that loaded it was interrupted "
+                   "before launching its backfill: launching it now")
+        return dataclasses.replace(generator.demo_options(), start=first_day), True
     if has_events:
-        return None
-    from . import generator
-
+        return None, False
     options = generator.demo_options()
     click.echo(f"the database has no events: loading the demo data set ({options.tenants} tenants, 14 months)")
-    result = load_with_progress(url, options)
+    result = load_with_progress(
+        url, options, before_commit=lambda conn: demo.mark_first_start_pending(conn, options.start)
+    )
     click.echo(result.summary())
-    return options
+    return options, False
 
 
-def load_with_progress(url: str, options):
+def load_with_progress(url: str, options, before_commit=None):
     from . import generator
 
     # click hides the bar (printing only its label) when the output is not a terminal.
@@ -239,7 +258,8 @@ def load_with_progress(url: str, options):
         length=options.tenants * options.users_per_tenant, label="simulating users", show_pos=True
     ) as bar:
         return generator.load(
-            url, options, progress=bar.update, on_phase=lambda line: click.echo(f" {line}", err=True)
+            url, options, progress=bar.update, on_phase=lambda line: click.echo(f" {line}", err=True),
+            before_commit=before_commit,
         )
 
 

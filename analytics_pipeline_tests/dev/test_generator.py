@@ -346,14 +346,17 @@ def test_seed_command_refuses_invalid_options_by_name(args, named, db_url):
 
 
 def test_dev_loads_the_demo_only_into_an_empty_database(db_url, engine, monkeypatch):
-    from analytics_pipeline.dev.stack import _load_demo_if_empty
+    from analytics_pipeline.dev import demo
+    from analytics_pipeline.dev.stack import _demo_to_start
 
     # The demo's size (a million events) belongs to the benchmarks; its wiring is tested small.
     monkeypatch.setattr(generator, "demo_options", lambda: _options(users_per_tenant=10, seed=11))
-    _load_demo_if_empty(db_url)
+    options, resumed = _demo_to_start(db_url)
+    assert options == _options(users_per_tenant=10, seed=11) and not resumed
     with engine.connect() as conn:
         loaded = conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar()
     assert loaded > 0
-    _load_demo_if_empty(db_url)  # not empty any more: nothing is added
+    demo.first_start_made(db_url)  # its backfill launched
+    assert _demo_to_start(db_url) == (None, False)  # not empty any more: nothing is added
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar() == loaded
