@@ -10,6 +10,7 @@ from typing import get_args
 from ..aggregation.periods import PERIOD_TYPES
 from ..core.polarity import Polarity
 from ..core.schema import SEGMENT_DIMENSIONS
+from .params import COHORT_SEGMENTS as COHORT_SEGMENT_CHOICES
 from .params import COMPARISONS
 
 NUMBER = {"type": "number"}
@@ -59,16 +60,37 @@ BRIDGE = _object({
 })
 
 _SPAN = _object({"from": DAY, "to": DAY, "whole_period": {"type": "boolean"}, "label": {"type": "string"}})
+# The spans a KPI body compares (docs/api.md#kpis).
+_COMPARISON = {
+    "period_type": {"enum": list(PERIOD_TYPES)}, "day": DAY, "compare": {"enum": list(COMPARISONS)},
+    "period_start": DAY, "previous_period_start": DAY, "current": _SPAN, "previous": _SPAN,
+    "label": {"type": "string"},
+}
+_KPI = _object({
+    "kpi": {"type": "string"}, "unit": {"enum": ["amount", "count", "ratio", "number"]},
+    "current": NUMBER_OR_NULL, "previous": NUMBER_OR_NULL, "change_pct": NUMBER_OR_NULL,
+    "change_points": NUMBER_OR_NULL,
+    # Whether the KPI's rise is good news (analytics_pipeline/core/polarity.py).
+    "polarity": {"enum": list(get_args(Polarity))},
+})
 KPIS = _object({
-    "tenant_id": {"type": "string"}, "period_type": {"enum": list(PERIOD_TYPES)}, "day": DAY,
-    "compare": {"enum": list(COMPARISONS)}, "period_start": DAY, "previous_period_start": DAY,
-    "current": _SPAN, "previous": _SPAN, "label": {"type": "string"}, "currency": CURRENCY,
-    "kpis": {"type": "array", "minItems": 1, "items": _object({
-        "kpi": {"type": "string"}, "unit": {"enum": ["amount", "count", "ratio", "number"]},
-        "current": NUMBER_OR_NULL, "previous": NUMBER_OR_NULL, "change_pct": NUMBER_OR_NULL,
-        "change_points": NUMBER_OR_NULL,
-        # Whether the KPI's rise is good news (analytics_pipeline/core/polarity.py).
-        "polarity": {"enum": list(get_args(Polarity))},
+    "tenant_id": {"type": "string"}, **_COMPARISON, "currency": CURRENCY,
+    "kpis": {"type": "array", "minItems": 1, "items": _KPI},
+    **FRESHNESS,
+})
+# /v1/kpis/segments: one KPI set per value of the dimension (docs/metrics.md#segment-kpis).
+SEGMENT_KPI_NAMES = ("mrr", "arr", "new_revenue", "expansion_revenue", "reactivation_revenue",
+                     "contraction_revenue", "churned_revenue", "transfer_in_revenue", "transfer_out_revenue",
+                     "net_new_mrr", "active_customers", "new_customers", "reactivated_customers",
+                     "churned_customers", "transferred_in_customers", "transferred_out_customers", "arpa",
+                     "logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "grr", "nrr", "quick_ratio")
+SEGMENT_KPIS = _object({
+    "tenant_id": {"type": "string"}, "segment": {"enum": list(SEGMENT_DIMENSIONS)}, **_COMPARISON,
+    "currency": CURRENCY,
+    "values": {"type": "array", "items": _object({
+        "value": {"type": "string"},
+        "kpis": {"type": "array", "minItems": len(SEGMENT_KPI_NAMES), "maxItems": len(SEGMENT_KPI_NAMES),
+                 "items": {**_KPI, "properties": {**_KPI["properties"], "kpi": {"enum": list(SEGMENT_KPI_NAMES)}}}},
     })},
     **FRESHNESS,
 })
@@ -77,6 +99,17 @@ COHORTS = _object({
     "tenant_id": {"type": "string"}, "from": DAY, "to": DAY, "currency": CURRENCY,
     "rows": {"type": "array", "items": _object({
         "cohort_month": DAY, "month_number": {"type": "integer", "minimum": 0},
+        "cohort_size": {"type": "integer"}, "retained_users": {"type": "integer"},
+        "retention_rate": RATE_OR_NULL, "revenue": NUMBER_OR_NULL, "ltv": NUMBER_OR_NULL,
+    })},
+    **FRESHNESS,
+})
+
+COHORT_SEGMENTS = _object({
+    "tenant_id": {"type": "string"}, "segment": {"enum": list(COHORT_SEGMENT_CHOICES)}, "from": DAY, "to": DAY,
+    "currency": CURRENCY,
+    "rows": {"type": "array", "items": _object({
+        "cohort_month": DAY, "value": {"type": "string"}, "month_number": {"type": "integer", "minimum": 0},
         "cohort_size": {"type": "integer"}, "retained_users": {"type": "integer"},
         "retention_rate": RATE_OR_NULL, "revenue": NUMBER_OR_NULL, "ltv": NUMBER_OR_NULL,
     })},

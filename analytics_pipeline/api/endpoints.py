@@ -52,6 +52,7 @@ REVENUE_TABLE = published("revenue", "revenue_aggregates")
 SEGMENT_TABLE = published("revenue", "revenue_segments")
 TOURNAMENT_TABLE = published("tournaments", "tournament_aggregates")
 COHORT_TABLE = published("cohorts", "user_cohorts")
+COHORT_SEGMENT_TABLE = published("cohorts", "user_cohort_segments")
 
 
 # An empty value is the parameter's default, as if it were absent.
@@ -169,6 +170,31 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
             key=(comparison.period_type, comparison.day, comparison.compare),
         )
 
+    @router.get("/v1/kpis/segments", tags=["revenue"], name="segment_kpis",
+                responses=bodies.answers(bodies.SEGMENT_KPIS, csv=True))
+    async def segment_kpis(
+        request: Request,
+        tenant_id: str = Depends(require_tenant),
+        segment: str | None = choice_query(SEGMENT_DIMENSIONS, "plan (default), interval or source"),
+        period_type: str | None = choice_query(PERIOD_TYPES, "day, week, month, quarter or year (default month)"),
+        day: str | None = day_query("A day of the period, YYYY-MM-DD (default today, UTC)"),
+        compare: str | None = choice_query(params.COMPARISONS, "to_date (default) or complete, as for /v1/kpis"),
+        format: str | None = choice_query(params.FORMATS, "json (default) or csv"),
+    ) -> Response:
+        """The KPIs of each value of the dimension `segment` (docs/metrics.md#segment-kpis) over the
+        spans /v1/kpis compares, each against the previous span: MRR, ARR, the movements and the
+        transfers in and out, net new MRR, the customer counts, ARPA, the churn rates, GRR, NRR and
+        the quick ratio. A transfer between values is not churn."""
+        dimension = params.segment(segment)
+        comparison = params.comparison(period_type, day, compare)
+        fmt = params.output_format(format)
+        return await answer(
+            request, SEGMENT_TABLE, tenant_id,
+            lambda: queries.segment_kpis(database, tenant_id, dimension, comparison, fmt),
+            fmt, f"kpis_{dimension}_{comparison.period_type}_{comparison.current.first}_{comparison.current.last}",
+            key=(dimension, comparison.period_type, comparison.day, comparison.compare),
+        )
+
     @router.get(routes.COHORTS, tags=["cohorts"], responses=bodies.answers(bodies.COHORTS, csv=True))
     async def cohorts(
         request: Request,
@@ -186,6 +212,30 @@ def v1_router(database: AnalyticsDatabase) -> APIRouter:
             request, COHORT_TABLE, tenant_id,
             lambda: queries.table(database, tenant_id, "cohorts", fmt, meta, date_from=first, date_to=last),
             fmt, f"cohorts_{first:%Y-%m}_{last:%Y-%m}", key=(first, last),
+        )
+
+    @router.get(f"{routes.COHORTS}/segments", tags=["cohorts"], name="cohort_segments",
+                responses=bodies.answers(bodies.COHORT_SEGMENTS, csv=True))
+    async def cohort_segments(
+        request: Request,
+        tenant_id: str = Depends(require_tenant),
+        segment: str | None = choice_query(tuple(params.COHORT_SEGMENTS), "plan (the first subscription's; default) or source"),
+        date_from: str | None = month_query("First cohort month, YYYY-MM (default 23 months before `to`)", "from"),
+        date_to: str | None = month_query("Last cohort month, YYYY-MM (default this month)", "to"),
+        format: str | None = choice_query(params.FORMATS, "json (default) or csv"),
+    ) -> Response:
+        """The retention triangle of the cohorts [from, to] per value of `segment`: the plan of the
+        users' first subscription or their signup source (docs/metrics.md#cohort-segments); size,
+        retained users, retention rate, revenue and ltv for every month of each cohort and value."""
+        name = params.cohort_segment(segment)
+        first, last = params.cohort_range(date_from, date_to)
+        fmt = params.output_format(format)
+        meta = {"segment": name, "from": first, "to": last}
+        return await answer(
+            request, COHORT_SEGMENT_TABLE, tenant_id,
+            lambda: queries.table(database, tenant_id, "cohort_segments", fmt, meta,
+                                  segment=params.COHORT_SEGMENTS[name], date_from=first, date_to=last),
+            fmt, f"cohorts_{name}_{first:%Y-%m}_{last:%Y-%m}", key=(name, first, last),
         )
 
     serve_periodic_table(routes.TOURNAMENTS, TOURNAMENT_TABLE, "tournaments",

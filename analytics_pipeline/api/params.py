@@ -61,6 +61,19 @@ def segment(raw: str | None) -> str:
     return value
 
 
+# /v1/cohorts/segments' `segment`, and the dimension of user_cohort_segments it reads
+# (docs/metrics.md#cohort-segments): `plan` is the plan of the user's first subscription.
+COHORT_SEGMENTS = {"plan": "first_plan", "source": "source"}
+
+
+def cohort_segment(raw: str | None) -> str:
+    """The `segment` of /v1/cohorts/segments: plan (default) or source."""
+    value = "plan" if raw in (None, "") else raw
+    if value not in COHORT_SEGMENTS:
+        raise BadParameter("segment", f"must be one of {', '.join(COHORT_SEGMENTS)}, got {raw!r}")
+    return value
+
+
 def date(name: str, raw: str | None, default: dt.date | None = None) -> dt.date:
     if raw in (None, ""):
         if default is None:

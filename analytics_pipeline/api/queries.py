@@ -1,8 +1,9 @@
 """The API's reads, each in `tenant_transaction(tenant_id)` under row-level security, rendered to
 JSON or CSV bytes (what the cache stores). The SQL is in sql/; the metrics it returns are defined
 in docs/metrics.md. A body with amounts names the tenant's currency (a `currency` field in JSON, a
-`currency` column in CSV), read in the same transaction; a KPI comes with its polarity
-(core/polarity.py). Rates are fractions, 1 = 100 % (docs/api.md#units)."""
+`currency` column in CSV), read by the same statement as the data (core/currency.py's query as a
+subquery), so that a cache miss costs one query; a KPI comes with its polarity (core/polarity.py).
+Rates are fractions, 1 = 100 % (docs/api.md#units)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
+from ..core.currency import CURRENCY_QUERY, DEFAULT_CURRENCY
 from ..core.polarity import polarity
 from ..core.resources import AnalyticsDatabase
 from ..core.spreadsheet import safe_cell
-from ..core.currency import tenant_currency
 from .params import Comparison, Range
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -31,6 +32,25 @@ RECENT_DELIVERIES = 10
 @functools.cache
 def load(name: str) -> sa.TextClause:
     return sa.text((SQL_DIR / f"{name}.sql").read_text())
+
+
+# Marks the data rows of a query read with its currency (a query without rows gives one row,
+# with the currency and NULLs).
+_HAS_ROW = "_has_row"
+
+
+@functools.cache
+def load_with_currency(name: str) -> sa.TextClause:
+    """sql/<name>.sql with the tenant's currency (core/currency.py) in one statement: a column
+    `currency` beside each of its rows, in their order (the one-row side drives a nested loop, the
+    only join PostgreSQL has for `ON true`), and a single row of NULLs with it when there is none."""
+    return sa.text(
+        f"SELECT coalesce(({CURRENCY_QUERY}), :default_currency) AS currency, data.*\n"
+        f"FROM (SELECT 1) AS one\n"
+        f"LEFT JOIN LATERAL (SELECT true AS {_HAS_ROW}, q.* FROM (\n"
+        f"{(SQL_DIR / f'{name}.sql').read_text().rstrip().rstrip(';')}\n"
+        f") AS q) AS data ON true"
+    )
 
 
 def _default(value):
@@ -63,13 +83,14 @@ def to_csv(columns: list[str], rows: list[dict]) -> bytes:
 
 def fetch(database: AnalyticsDatabase, tenant_id: str, name: str, **params) -> tuple[list[str], list[dict], str]:
     """Run sql/<name>.sql for one tenant; the column names, the rows as dicts and the tenant's
-    currency (core/currency.py), read in one transaction."""
+    currency (core/currency.py), read by one statement (load_with_currency)."""
     with database.tenant_transaction(tenant_id) as conn:
-        result = conn.execute(load(name), {"tenant_id": tenant_id, **params})
-        columns = list(result.keys())
-        rows = [dict(row) for row in result.mappings()]
-        currency = tenant_currency(conn, tenant_id)
-        return columns, rows, currency
+        result = conn.execute(load_with_currency(name),
+                              {"tenant_id": tenant_id, "default_currency": DEFAULT_CURRENCY, **params})
+        columns = list(result.keys())[2:]  # after currency and the row mark
+        rows = result.all()
+    currency = rows[0][0]
+    return columns, [dict(zip(columns, row[2:])) for row in rows if row[1]], currency
 
 
 def table(database: AnalyticsDatabase, tenant_id: str, name: str, fmt: str, meta: dict, **params) -> bytes:
@@ -96,19 +117,19 @@ def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, 
     return to_json({"tenant_id": tenant_id, "from": date_from, "to": date_to, "currency": currency, **rows[0]})
 
 
-def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) -> bytes:
-    """Each KPI of the comparison's current span with its change against the previous span, as
-    sql/kpis.sql computes it with the reports' rule (the SQL functions of migration 0020), and the
-    KPI's polarity, whether its rise is good news (core/polarity.py, the reports' table)."""
+def _comparison_params(comparison: Comparison) -> dict:
     current, previous = comparison.current, comparison.previous
-    _, rows, currency = fetch(
-        database, tenant_id, "kpis", period_type=comparison.period_type,
-        current_start=current.period_start, current_first=current.first, current_last=current.last,
-        current_whole=current.whole, previous_start=previous.period_start, previous_first=previous.first,
-        previous_last=previous.last, previous_whole=previous.whole,
+    return dict(
+        period_type=comparison.period_type, current_start=current.period_start, current_first=current.first,
+        current_last=current.last, current_whole=current.whole, previous_start=previous.period_start,
+        previous_first=previous.first, previous_last=previous.last, previous_whole=previous.whole,
     )
-    payload = {
-        "tenant_id": tenant_id,
+
+
+def _comparison_fields(comparison: Comparison) -> dict:
+    """What a KPI body says of the spans it compares (docs/api.md#kpis)."""
+    current, previous = comparison.current, comparison.previous
+    return {
         "period_type": comparison.period_type,
         "day": comparison.day,
         "compare": comparison.compare,
@@ -118,12 +139,52 @@ def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) ->
         "previous": {"from": previous.first, "to": previous.last, "whole_period": previous.whole,
                      "label": previous.label},
         "label": comparison.label,
+    }
+
+
+def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) -> bytes:
+    """Each KPI of the comparison's current span with its change against the previous span, as
+    sql/kpis.sql computes it with the reports' rule (the SQL functions of migration 0020), and the
+    KPI's polarity, whether its rise is good news (core/polarity.py, the reports' table)."""
+    _, rows, currency = fetch(database, tenant_id, "kpis", **_comparison_params(comparison))
+    payload = {
+        "tenant_id": tenant_id,
+        **_comparison_fields(comparison),
         "currency": currency,
         "kpis": [{**row, "polarity": polarity(row["kpi"])} for row in rows],
     }
     return to_json(payload)
 
 
+# The CSV of /v1/kpis/segments: one line per value and KPI, with the days compared.
+SEGMENT_KPI_COLUMNS = ["segment", "value", "kpi", "unit", "current", "previous", "change_pct", "change_points",
+                       "polarity", "period_type", "current_from", "current_to", "previous_from", "previous_to",
+                       "currency"]
+
+
+def segment_kpis(database: AnalyticsDatabase, tenant_id: str, segment: str, comparison: Comparison,
+                 fmt: str) -> bytes:
+    """Each value's KPIs of the comparison's current span with their change against the previous
+    span (sql/kpis_segments.sql, docs/metrics.md#segment-kpis), as /v1/kpis has the tenant's: JSON
+    with one KPI set per value, or CSV with one line per value and KPI."""
+    _, rows, currency = fetch(database, tenant_id, "kpis_segments", segment=segment, **_comparison_params(comparison))
+    if fmt == "csv":
+        current, previous = comparison.current, comparison.previous
+        days = {"segment": segment, "period_type": comparison.period_type, "current_from": current.first,
+                "current_to": current.last, "previous_from": previous.first, "previous_to": previous.last,
+                "currency": currency}
+        return to_csv(SEGMENT_KPI_COLUMNS, [{**row, **days, "polarity": polarity(row["kpi"])} for row in rows])
+    values: dict[str, list[dict]] = {}
+    for row in rows:  # in the SQL's order: values by current MRR, each value's KPIs in their order
+        kpi = {key: row[key] for key in ("kpi", "unit", "current", "previous", "change_pct", "change_points")}
+        values.setdefault(row["value"], []).append({**kpi, "polarity": polarity(row["kpi"])})
+    return to_json({
+        "tenant_id": tenant_id, "segment": segment, **_comparison_fields(comparison), "currency": currency,
+        "values": [{"value": value, "kpis": kpis} for value, kpis in values.items()],
+    })
+
+
 def reports(database: AnalyticsDatabase, tenant_id: str) -> bytes:
-    _, rows, _ = fetch(database, tenant_id, "reports", deliveries=RECENT_DELIVERIES)
-    return to_json({"tenant_id": tenant_id, "reports": rows})
+    with database.tenant_transaction(tenant_id) as conn:
+        rows = conn.execute(load("reports"), {"tenant_id": tenant_id, "deliveries": RECENT_DELIVERIES}).mappings()
+        return to_json({"tenant_id": tenant_id, "reports": [dict(row) for row in rows]})

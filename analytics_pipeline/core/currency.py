@@ -10,7 +10,10 @@ from sqlalchemy.engine import Connection
 
 DEFAULT_CURRENCY = "USD"  # an organization without a row in organization_settings
 
-_CURRENCY = sa.text("SELECT currency FROM organization_settings WHERE organization_id = :tenant_id")
+# The tenant's row, if any (:tenant_id); also read as a subquery by the Dashboard API's reads
+# (analytics_pipeline/api/queries.py), which fold it into their data query.
+CURRENCY_QUERY = "SELECT currency FROM organization_settings WHERE organization_id = :tenant_id"
+_CURRENCY = sa.text(CURRENCY_QUERY)
 
 
 def tenant_currency(conn: Connection, tenant_id: str) -> str:

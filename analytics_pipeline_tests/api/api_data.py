@@ -228,8 +228,44 @@ def add_segment_rows(engine, tenant_id: str, extra_plans: int = 0) -> None:
         conn.execute(sa.text(SEGMENTS), {"tenant": tenant_id, "extra_plans": extra_plans})
 
 
+# user_cohort_segments rows from the tenant's user_cohorts rows: in each dimension, each cohort's
+# users split into values by the shares [low, high) of its size (floor, so that they add up), the
+# retained users and revenue likewise, as docs/metrics.md#cohort-segments' identity asks; rates and
+# ltv per value from its own figures.
+COHORT_SEGMENTS = """
+WITH shares AS (
+    SELECT * FROM (VALUES ('first_plan', 'basic', 0.0, 0.5), ('first_plan', 'pro', 0.5, 0.8),
+                          ('first_plan', '(none)', 0.8, 1.0), ('source', 'ads', 0.0, 0.4),
+                          ('source', 'organic', 0.4, 1.0)) AS s(dimension, value, low, high)
+),
+split AS (
+    SELECT c.tenant_id, c.cohort_month, c.month_number, s.dimension, s.value,
+           floor(c.cohort_size * s.high) - floor(c.cohort_size * s.low) AS size,
+           floor(c.retained_users * s.high) - floor(c.retained_users * s.low) AS retained,
+           round(c.revenue * s.high, 2) - round(c.revenue * s.low, 2) AS revenue
+    FROM user_cohorts AS c CROSS JOIN shares AS s
+    WHERE c.tenant_id = :tenant
+)
+INSERT INTO user_cohort_segments (id, tenant_id, cohort_month, month_number, dimension, value, cohort_size,
+    retained_users, retention_rate, revenue, ltv)
+SELECT tenant_id || ':' || cohort_month || ':' || month_number || ':' || dimension || ':' || value, tenant_id,
+       cohort_month, month_number, dimension, value, size, retained, coalesce(round(retained / nullif(size, 0), 4), 0), revenue,
+       round(sum(revenue) OVER (PARTITION BY dimension, value, cohort_month ORDER BY month_number) / nullif(size, 0), 2)
+FROM split
+"""
+
+
+def add_cohort_segment_rows(engine, tenant_id: str) -> None:
+    """user_cohort_segments rows of `tenant_id` split from its user_cohorts rows (COHORT_SEGMENTS)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(COHORT_SEGMENTS), {"tenant": tenant_id})
+
+
 @pytest.fixture
 def two_segmented_tenants(two_tenants, engine):
-    """two_tenants with their revenue_segments rows; globex has 12 plans more than acme's three."""
+    """two_tenants with their revenue_segments and user_cohort_segments rows; globex has 12 plans
+    more than acme's three."""
     add_segment_rows(engine, "acme")
     add_segment_rows(engine, "globex", extra_plans=12)
+    add_cohort_segment_rows(engine, "acme")
+    add_cohort_segment_rows(engine, "globex")

@@ -32,8 +32,10 @@ HIGHER_IS_BETTER = {"mrr", "arr", "new_revenue", "expansion_revenue", "reactivat
                     "total_revenue", "active_customers", "new_customers", "reactivated_customers", "arpa", "grr",
                     "nrr", "quick_ratio", "ttm_nrr", "ttm_grr"}
 AMOUNT_BODIES = ("/v1/revenue?period_type=month", "/v1/revenue/segments?period_type=month", "/v1/revenue/bridge",
-                 "/v1/kpis", "/v1/cohorts", "/v1/tournaments?period_type=month")
-CSV_BODIES = ("/v1/revenue?period_type=month", "/v1/revenue/segments?segment=source&period_type=month", "/v1/cohorts",
+                 "/v1/kpis", "/v1/kpis/segments", "/v1/cohorts", "/v1/cohorts/segments",
+                 "/v1/tournaments?period_type=month")
+CSV_BODIES = ("/v1/revenue?period_type=month", "/v1/revenue/segments?segment=source&period_type=month",
+              "/v1/kpis/segments?segment=interval", "/v1/cohorts", "/v1/cohorts/segments?segment=source",
               "/v1/tournaments?period_type=month")
 
 
@@ -102,6 +104,45 @@ def test_every_body_of_amounts_names_its_tenants_currency(client, engine, two_se
             table = list(csv.DictReader(io.StringIO(client.get(f"{path}{sep}format=csv", headers=auth(tenant)).text)))
             assert table and {line["currency"] for line in table} == {currency}, (tenant, path)
     assert "currency" not in client.get("/v1/reports", headers=auth("acme")).json()
+
+
+def test_a_miss_reads_rows_and_currency_in_one_query(client, engine, db_url, two_segmented_tenants):
+    """The currency is read by the data query itself: a miss sends PostgreSQL the tenant's two
+    settings (role, tenant) and one query; a body without rows still names the currency."""
+    from analytics_pipeline.core.db import engine_for
+
+    _set_currency(engine, "acme", "EUR")
+    with engine.begin() as conn:
+        add_tenant(conn, "initech")
+    _set_currency(engine, "initech", "JPY")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    api_engine = engine_for(db_url)
+    sa.event.listen(api_engine, "before_cursor_execute", record)
+    try:
+        for tenant, path, currency in (("acme", "/v1/revenue?period_type=month", "EUR"),
+                                       ("acme", "/v1/kpis/segments", "EUR"),
+                                       ("initech", "/v1/cohorts/segments", "JPY"),
+                                       ("initech", "/v1/revenue/bridge", "JPY")):
+            statements.clear()
+            response = client.get(path, headers=auth(tenant))
+            assert response.headers["x-cache"] == "miss" and response.json()["currency"] == currency, path
+            # Each transaction as analytics_app begins with its role; the freshness reader's
+            # (freshness.py, every 2 seconds) is not the miss's.
+            transactions: list[list[str]] = []
+            for statement in statements:
+                if statement.startswith("SET LOCAL ROLE"):
+                    transactions.append([])
+                transactions[-1].append(statement)
+            [read] = [t for t in transactions if not any("aggregate_freshness" in s for s in t)]
+            assert len(read) == 3 and "set_config" in read[1], (path, read)
+            assert "organization_settings" in read[2]
+        assert client.get("/v1/cohorts/segments", headers=auth("initech")).json()["rows"] == []
+    finally:
+        sa.event.remove(api_engine, "before_cursor_execute", record)
 
 
 def test_a_tenant_reads_its_own_currency_and_no_other(engine):
