@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from importlib.resources import files
 from pathlib import Path
@@ -115,7 +116,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    readiness = Readiness(database)
+    readiness = app.state.readiness = Readiness(database)
 
     @app.get("/readyz", tags=["health"], responses={
         **bodies.answers(bodies.READINESS),
@@ -229,18 +230,51 @@ class Readiness:
     """/readyz's checks, run side by side and each bounded, so that the answer comes within a
     second whatever hangs: the database (migrated to the head) within DATABASE_PROBE_SECONDS,
     Redis through the cache's own circuit (ResponseCache.health). What is wrong is logged when it
-    changes, never sent: the probe is unauthenticated."""
+    changes, never sent: the probe is unauthenticated.
+
+    The database probe runs in a worker thread (SQLAlchemy and psycopg block), on connections of
+    its own: a new one per probe (no pooled connection that a hung server could keep waiting in a
+    query), each giving up connecting after PROBE_CONNECT_TIMEOUT_SECONDS and its statements after
+    PROBE_STATEMENT_TIMEOUT_MS on the server. One probe at a time per process: a /readyz that comes
+    while one runs waits for that one, so a hung database keeps at most one thread waiting, for
+    about PROBE_CONNECT_TIMEOUT_SECONDS, however often /readyz is asked."""
 
     DATABASE_PROBE_SECONDS = 0.8
+    # libpq's (and psycopg's) least connect_timeout: a smaller one is taken as 2.
+    PROBE_CONNECT_TIMEOUT_SECONDS = 2
+    PROBE_STATEMENT_TIMEOUT_MS = 800
 
     def __init__(self, database: AnalyticsDatabase):
         self.database = database
         self._logged: dict[str, str | None] = {"database": None, "redis": None}
+        self._probe: asyncio.Future | None = None
+
+    @functools.cached_property
+    def engine(self) -> sa.Engine:
+        """The probe's engine: no pool, bounded connects and statements (see the class)."""
+        return sa.create_engine(
+            db.sqlalchemy_url(self.database.resolved_url),
+            poolclass=sa.pool.NullPool,
+            connect_args={
+                "application_name": "analytics-pipeline readyz",
+                "connect_timeout": self.PROBE_CONNECT_TIMEOUT_SECONDS,
+                "options": f"-c timezone=UTC -c statement_timeout={self.PROBE_STATEMENT_TIMEOUT_MS} "
+                           f"-c lock_timeout={self.PROBE_STATEMENT_TIMEOUT_MS}",
+            },
+        )
+
+    @property
+    def probing(self) -> bool:
+        """A probe's thread is still at work (after its answer's time ran out, say)."""
+        return self._probe is not None and not self._probe.done()
 
     async def _database_problem(self) -> str | None:
+        if not self.probing:
+            self._probe = asyncio.ensure_future(run_in_threadpool(db.check_migrated, self.engine))
+            # Its outcome is read below, or by no one when the answer's time ran out first.
+            self._probe.add_done_callback(lambda probe: probe.cancelled() or probe.exception())
         try:
-            await asyncio.wait_for(run_in_threadpool(db.check_migrated, self.database.engine),
-                                   self.DATABASE_PROBE_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._probe), self.DATABASE_PROBE_SECONDS)
         except TimeoutError:
             return f"no answer within {self.DATABASE_PROBE_SECONDS} s"
         except (db.DatabaseNotReady, ConfigError) as exc:

@@ -9,7 +9,10 @@ import hmac
 import datetime as dt
 import json
 import logging
+import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import jwt
@@ -211,6 +214,60 @@ def test_readyz_is_not_ready_on_a_database_without_the_schema(api_env, empty_db_
     # The unauthenticated body names the dependency only; what is wrong with it is in the log.
     assert (response.status_code, response.json()) == (503, {"status": "not ready", "failing": ["database"]})
     assert "analytics-pipeline db upgrade" in caplog.text
+
+
+class SilentListener:
+    """A TCP listener that accepts every connection and never sends a byte: a database whose
+    server is hung (stopped, or its host gone quiet behind a live load balancer). Records when
+    each connection came."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.opened: list[float] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.opened.append(time.monotonic())
+            threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
+
+    def _hold(self, connection):
+        with connection:
+            while connection.recv(4096):  # the client's first message, then nothing until it closes
+                pass
+
+    def close(self):
+        self.socket.close()
+
+
+def test_a_hung_database_keeps_one_probe_thread_waiting_and_not_for_long(api_env):
+    """A database that accepts connections and never answers: /readyz says not ready within a
+    second; behind it one probe at a time waits, on a connection of its own that it gives up
+    within libpq's least connect timeout (2 s), not the API's 10 s, however many probes come:
+    its worker thread is free again within 3 s."""
+    listener = SilentListener()
+    try:
+        with TestClient(create_app(f"postgresql://postgres@127.0.0.1:{listener.port}/hung")) as client:
+            readiness = client.app.state.readiness
+            started = time.monotonic()
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _: client.get("/readyz"), range(8)))
+            assert time.monotonic() - started < 2.0
+            assert {(a.status_code, a.json()["status"]) for a in answers} == {(503, "not ready")}
+            assert len(listener.opened) == 1 and readiness.probing  # one probe, still waiting
+            while readiness.probing:
+                assert time.monotonic() - listener.opened[0] < 3.0, "the probe's thread is still waiting"
+                time.sleep(0.05)
+            # The next probe tries again, on a new connection.
+            assert client.get("/readyz").status_code == 503
+            assert len(listener.opened) == 2
+    finally:
+        listener.close()
 
 
 def test_docs_and_page_load_only_local_assets(client):
