@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from analytics_pipeline.api.app import create_app
 from analytics_pipeline.core.settings import PROJECT_DIR
 
-from .api_data import add_dashboard_tenant, add_segment_rows, add_worse_month_tenant
+from .api_data import add_cohort_segment_rows, add_dashboard_tenant, add_segment_rows, add_worse_month_tenant
 from ..api_support import api_env, redis_prefix, redis_server_url, served, token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,6 +51,7 @@ def base_url(api_env, db_url, engine) -> Iterator[str]:
     add_worse_month_tenant(engine, "initech", TODAY)
     add_segment_rows(engine, "acme")
     add_segment_rows(engine, "globex", extra_plans=12)  # 15 plans: more than the MRR chart stacks
+    add_cohort_segment_rows(engine, "acme")
     with engine.begin() as conn:  # acme has no row: the default, USD
         conn.execute(sa.text("INSERT INTO organization_settings (organization_id, currency) VALUES ('globex', 'EUR')"))
     recently = dt.timedelta(seconds=40)
@@ -447,4 +448,87 @@ def test_by_plan_the_mrr_chart_stacks_the_plans_and_they_add_up_to_all(browser, 
     _wait_ready(page, renders=3)
     assert [t["name"] for t in page.evaluate(TRACES, "chart-mrr")] == ["MRR", "ARR (right axis)"]
     assert page.locator("#chart-mrr .scatterlayer .trace").count() == 2
+    page.close()
+
+
+HEATMAP = "() => { const t = document.getElementById('chart-cohorts').data[0]; return {y: t.y, z: t.z}; }"
+
+
+def _rates(engine, tenant, value=None) -> dict[tuple[str, int], Decimal]:
+    """(cohort month, month number) -> retention rate as a fraction, of the value of first_plan
+    (user_cohort_segments) or, without one, of the whole cohort (user_cohorts, in percent)."""
+    sql = ("SELECT cohort_month, month_number, retention_rate FROM user_cohort_segments "
+           "WHERE tenant_id = :t AND dimension = 'first_plan' AND value = :v") if value else (
+           "SELECT cohort_month, month_number, retention_rate / 100 AS retention_rate FROM user_cohorts WHERE tenant_id = :t")
+    with engine.connect() as conn:
+        return {(f"{month:%Y-%m}", number): rate for month, number, rate in conn.execute(sa.text(sql), {"t": tenant, "v": value})}
+
+
+def _heatmap(page) -> dict[tuple[str, int], Decimal]:
+    shown = page.evaluate(HEATMAP)
+    return {(month, number): round(Decimal(str(rate)), 4) for month, row in zip(shown["y"], shown["z"])
+            for number, rate in enumerate(row) if rate is not None}
+
+
+def _month_to_date(engine, tenant, value, column, level):
+    """The plan's figure of this month's days up to today, from its day rows: the last one's for a
+    level, their sum for a flow (docs/metrics.md#segment-kpis)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT {column} FROM revenue_segments WHERE tenant_id = :t AND period_type = 'day' "
+            "AND dimension = 'plan' AND value = :v AND period_start BETWEEN :f AND :l ORDER BY period_start"
+        ), {"t": tenant, "v": value, "f": TODAY.replace(day=1), "l": TODAY}).scalars().all()
+    return rows[-1] if level else sum(rows)
+
+
+def test_by_plan_the_page_shows_each_plans_key_figures_and_its_cohorts(browser, base_url, engine):
+    page = _open(browser, base_url, token("acme"), [])
+    _wait_ready(page)
+    assert not page.is_visible("#segment-kpis-panel") and not page.is_visible("#cohort-value-picker")
+    everyone = _rates(engine, "acme")
+    assert _heatmap(page).items() <= everyone.items() and len(_heatmap(page)) > 20
+
+    page.select_option("#segment", "plan")
+    _wait_ready(page, renders=2)
+    # One row per plan, by this month's MRR, largest first, each figure the plan's month to date.
+    assert page.is_visible("#segment-kpis-panel")
+    plans = page.eval_on_selector_all("#segment-kpis tbody tr", "(rows) => rows.map((r) => r.dataset.value)")
+    mrr = {plan: _month_to_date(engine, "acme", plan, "mrr", level=True) for plan in ("basic", "pro", "team")}
+    assert plans == sorted(mrr, key=mrr.get, reverse=True)
+    for plan in plans:
+        cell = f'#segment-kpis tr[data-value="{plan}"] td[data-kpi="%s"] .value'
+        assert Decimal(page.get_attribute(cell % "mrr", "data-value")) == mrr[plan]
+        assert page.inner_text(cell % "mrr") == f"{mrr[plan]:,.2f}"
+        assert Decimal(page.get_attribute(cell % "transfer_out_revenue", "data-value")) == _month_to_date(
+            engine, "acme", plan, "transfer_out_revenue", level=False)
+        churn = page.inner_text(cell % "gross_mrr_churn_rate")
+        assert churn == "n/a" or churn.endswith("%"), churn  # a ratio, in percent
+    assert "Key figures by plan" in page.inner_text("#segment-kpis-title")
+
+    # The cohorts of the largest first plan (basic: half of each cohort), then of another.
+    assert page.is_visible("#cohort-value-picker")
+    assert page.eval_on_selector_all("#cohort-value option", "(o) => o.map((e) => e.value)") == ["basic", "pro", "(none)"]
+    assert page.get_attribute("#chart-cohorts", "data-value") == "basic"
+    basic = _rates(engine, "acme", "basic")
+    assert _heatmap(page) == {key: rate for key, rate in basic.items() if key[0] in {k[0] for k in _heatmap(page)}}
+    assert _heatmap(page) != {k: everyone[k] for k in _heatmap(page)}
+    page.select_option("#cohort-value", "pro")
+    page.wait_for_function("() => document.getElementById('chart-cohorts').dataset.value === 'pro'")
+    pro = _rates(engine, "acme", "pro")
+    assert _heatmap(page).items() <= pro.items() and len(_heatmap(page)) == len(basic) > 20
+    assert "first plan: pro" in page.inner_text("#cohorts-title")
+    assert "Cohort segments" in page.inner_text('#freshness [data-aggregate="user_cohort_segments"]')
+
+    # Cohorts have no interval: all users, said so.
+    page.select_option("#segment", "interval")
+    _wait_ready(page, renders=3)
+    assert page.is_visible("#cohorts-note") and not page.is_visible("#cohort-value-picker")
+    assert _heatmap(page).items() <= everyone.items()
+    assert page.eval_on_selector_all("#segment-kpis tbody tr", "(rows) => rows.map((r) => r.dataset.value)") == [
+        "month", "year"]
+
+    page.select_option("#segment", "")
+    _wait_ready(page, renders=4)
+    assert not page.is_visible("#segment-kpis-panel") and not page.is_visible("#cohorts-note")
+    assert page.get_attribute("#chart-cohorts", "data-value") is None
     page.close()

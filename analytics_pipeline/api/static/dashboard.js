@@ -44,7 +44,7 @@ const TONE = {
 // and data_stale_after: docs/api.md#freshness); the ages are redrawn every few seconds.
 const FRESHNESS_LABELS = [
   ["revenue_aggregates", "Revenue"], ["revenue_segments", "Segments"], ["tournament_aggregates", "Tournaments"],
-  ["user_cohorts", "Cohorts"],
+  ["user_cohorts", "Cohorts"], ["user_cohort_segments", "Cohort segments"],
 ];
 const FRESHNESS_REDRAW_MS = 5000;
 let freshness = {};
@@ -72,6 +72,18 @@ const OTHER = "Other";
 const SEGMENT_COLORS = ["#3056d3", "#23a98a", "#f0a04b", "#8a63d2", "#d64545", "#5bc0de", "#1f9d6b", "#c9578c",
   "#7f8c3a", "#b5651d"];
 const OTHER_COLOR = "#9aa3b2";
+// By segment, a table of each value's key figures (/v1/kpis/segments, docs/metrics.md#segment-kpis:
+// a transfer between values is not churn), and the cohort heatmap of one value at a time
+// (/v1/cohorts/segments: by the plan of the users' first subscription, or by signup source;
+// cohorts have no interval).
+const SEGMENT_KPIS = [
+  ["mrr", "MRR"], ["net_new_mrr", "Net new MRR"], ["active_customers", "Customers"], ["arpa", "ARPA"],
+  ["logo_churn_rate", "Customer churn"], ["gross_mrr_churn_rate", "Gross MRR churn"], ["grr", "GRR"], ["nrr", "NRR"],
+  ["quick_ratio", "Quick ratio"], ["transfer_in_revenue", "Transfers in"], ["transfer_out_revenue", "Transfers out"],
+];
+const SEGMENT_NAMES = { plan: "plan", interval: "billing interval", source: "source" };
+const COHORT_SEGMENTS = { plan: "first plan", source: "signup source" };
+let cohortSegments = null;
 
 class SignInNeeded extends Error {}
 
@@ -152,6 +164,16 @@ function plot(id, traces, layout) {
   Plotly.react(element, traces, structuredClone({ ...LAYOUT, ...layout }), CONFIG);
 }
 
+// A KPI's change as its tile and the segment table show it: the arrow, the change (points for a
+// ratio, percent otherwise) and its tone by the KPI's polarity.
+function kpiChange(k) {
+  const points = k.unit === "ratio";
+  const change = points ? k.change_points : k.change_pct;
+  const tone = !change ? "neutral" : (TONE[k.polarity] || TONE.neutral)(change);
+  const arrow = change === null ? "" : change > 0 ? "▲ " : change < 0 ? "▼ " : "";
+  return { change, tone, text: change === null ? "" : arrow + Math.abs(change) + (points ? " pp" : "%") };
+}
+
 function renderTiles(kpis) {
   const byName = Object.fromEntries(kpis.kpis.map((k) => [k.kpi, k]));
   const label = kpis.previous.label;
@@ -163,12 +185,9 @@ function renderTiles(kpis) {
     tile.className = "tile";
     tile.dataset.kpi = name;
     // A ratio changes by percentage points; everything else by percent of its previous value.
-    const points = k.unit === "ratio";
-    const change = points ? k.change_points : k.change_pct;
-    const tone = !change ? "neutral" : (TONE[k.polarity] || TONE.neutral)(change);
-    const arrow = change === null ? "" : change > 0 ? "▲ " : change < 0 ? "▼ " : "";
+    const { change, tone, text } = kpiChange(k);
     // No change: the KPI has no value now (n/a above), none for the days compared, or those were 0.
-    const delta = change !== null ? arrow + Math.abs(change) + (points ? " pp" : "%") + " vs " + label
+    const delta = change !== null ? text + " vs " + label
       : k.current === null ? "" : k.previous === null ? "n/a for " + label : "none in " + label;
     const value = el("div", "value", formatKpi(k.current, k.unit));
     if (k.unit === "amount" && k.current !== null) value.append(el("span", "currency", " " + kpis.currency));
@@ -295,6 +314,59 @@ function renderMovements(months) {
   ] : [], { barmode: "relative", yaxis: { ...LAYOUT.yaxis, title: { text: months.currency }, tickformat: ".3~s" } });
 }
 
+function renderSegmentKpis(body) {
+  const label = body.previous.label;
+  const header = el("tr", "", el("th", "", SEGMENT_NAMES[body.segment][0].toUpperCase() + SEGMENT_NAMES[body.segment].slice(1)),
+    ...SEGMENT_KPIS.map(([, title]) => el("th", "number", title)));
+  const rows = body.values.map((v) => {
+    const byName = Object.fromEntries(v.kpis.map((k) => [k.kpi, k]));
+    const row = el("tr", "", el("td", "", v.value));
+    row.dataset.value = v.value;
+    for (const [name] of SEGMENT_KPIS) {
+      const k = byName[name];
+      const value = el("span", "value", formatKpi(k.current, k.unit));
+      value.dataset.value = k.current === null ? "" : String(k.current);
+      const change = kpiChange(k);
+      const changeLine = el("span", `change ${change.tone}`, change.text);
+      changeLine.dataset.tone = change.tone;
+      const cell = el("td", "number", value, changeLine);
+      cell.dataset.kpi = name;
+      row.append(cell);
+    }
+    return row;
+  });
+  $("segment-kpis-title").textContent = `Key figures by ${SEGMENT_NAMES[body.segment]}: ${body.label} (${body.currency}; changes vs ${label})`;
+  $("segment-kpis").replaceChildren(body.values.length
+    ? el("table", "", el("thead", "", header), el("tbody", "", ...rows))
+    : el("div", "empty", "No data in this range"));
+}
+
+// The values of a cohort triangle by segment, largest first (their users summed over the cohorts).
+function cohortValues(body) {
+  const size = {};
+  for (const r of body.rows) if (r.month_number === 0) size[r.value] = (size[r.value] || 0) + r.cohort_size;
+  return Object.keys(size).sort((a, b) => size[b] - size[a] || (a < b ? -1 : 1));
+}
+
+// The heatmap of the picked value (the largest one at first, kept while it is still there).
+function renderCohortSegments(body) {
+  const values = cohortValues(body);
+  const picker = $("cohort-value");
+  const picked = values.includes(picker.value) ? picker.value : values[0];
+  picker.replaceChildren(...values.map((value) => el("option", "", value)));
+  for (const option of picker.options) option.value = option.textContent;
+  if (picked !== undefined) picker.value = picked;
+  $("cohort-value-picker").hidden = false;
+  renderCohortValue(body, picked);
+}
+
+function renderCohortValue(body, value) {
+  $("cohorts-title").textContent = `Cohort retention by ${COHORT_SEGMENTS[body.segment]}: ${value ?? "none"} (% of cohort active)`;
+  renderCohorts({ ...body, rows: body.rows.filter((r) => r.value === value) });
+  $("chart-cohorts").dataset.segment = body.segment;
+  $("chart-cohorts").dataset.value = value ?? "";
+}
+
 function renderCohorts(cohorts) {
   const months = [...new Set(cohorts.rows.map((r) => r.cohort_month.slice(0, 7)))];
   const width = Math.max(0, ...cohorts.rows.map((r) => r.month_number)) + 1;
@@ -415,21 +487,30 @@ async function load() {
   $("status").textContent = "Loading…";
   const { period_type, from, to, compare, segment } = range();
   const bridgeTo = minDay(to, todayUtc());
+  // Up to the last 24 cohorts of the range.
+  const cohortRange = {
+    from: monthsBefore(to, 24).slice(0, 7) > from.slice(0, 7) ? monthsBefore(to, 24).slice(0, 7) : from.slice(0, 7),
+    to: to.slice(0, 7),
+  };
+  const cohortSegment = COHORT_SEGMENTS[segment] ? segment : "";
   try {
     const [kpis, series, bridge, months, cohorts, tournaments, reports] = await Promise.all([
       api("/v1/kpis", { period_type, day: to, compare }),
       api("/v1/revenue", { period_type, from, to }),
       api("/v1/revenue/bridge", { from: minDay(from, bridgeTo), to: bridgeTo }),
       api("/v1/revenue", { period_type: "month", from, to }),
-      api("/v1/cohorts", { from: monthsBefore(to, 24).slice(0, 7) > from.slice(0, 7) ? monthsBefore(to, 24).slice(0, 7) : from.slice(0, 7), to: to.slice(0, 7) }),
+      api("/v1/cohorts", cohortRange),
       api("/v1/tournaments", { period_type, from, to }),
       api("/v1/reports", {}),
     ]);
-    // By segment: the same ranges from revenue_segments, drawn instead of the two revenue charts.
-    const [segments, segmentMonths] = segment ? await Promise.all([
+    // By segment: the same ranges from revenue_segments, drawn instead of the two revenue charts,
+    // each value's key figures, and the cohorts of one value at a time.
+    const [segments, segmentMonths, segmentKpis, byCohortSegment] = segment ? await Promise.all([
       api("/v1/revenue/segments", { segment, period_type, from, to }),
       api("/v1/revenue/segments", { segment, period_type: "month", from, to }),
-    ]) : [null, null];
+      api("/v1/kpis/segments", { segment, period_type, day: to, compare }),
+      cohortSegment ? api("/v1/cohorts/segments", { segment: cohortSegment, ...cohortRange }) : null,
+    ]) : [null, null, null, null];
     $("tenant-label").textContent = `Organization ${kpis.tenant_id}`;
     $("currency").textContent = `Amounts in ${kpis.currency}`;
     renderTiles(kpis);
@@ -442,14 +523,28 @@ async function load() {
       delete $("chart-mrr").dataset.segment;
     }
     renderBridge(bridge);
-    renderCohorts(cohorts);
+    $("segment-kpis-panel").hidden = !segmentKpis;
+    if (segmentKpis) renderSegmentKpis(segmentKpis);
+    cohortSegments = byCohortSegment;
+    $("cohorts-note").hidden = !(segment && !cohortSegment);
+    $("cohorts-note").textContent = "Cohorts are split by first plan or signup source, not by billing interval: all users shown.";
+    if (byCohortSegment) {
+      renderCohortSegments(byCohortSegment);
+    } else {
+      $("cohort-value-picker").hidden = true;
+      $("cohorts-title").textContent = "Cohort retention (% of cohort active)";
+      delete $("chart-cohorts").dataset.segment;
+      delete $("chart-cohorts").dataset.value;
+      renderCohorts(cohorts);
+    }
     renderTournaments(tournaments);
     renderReports(reports);
     freshness = {
       revenue_aggregates: oldestFreshness(kpis, series, bridge, months),
-      ...(segments ? { revenue_segments: oldestFreshness(segments, segmentMonths) } : {}),
+      ...(segments ? { revenue_segments: oldestFreshness(segments, segmentMonths, segmentKpis) } : {}),
       tournament_aggregates: oldestFreshness(tournaments),
       user_cohorts: oldestFreshness(cohorts),
+      ...(byCohortSegment ? { user_cohort_segments: oldestFreshness(byCohortSegment) } : {}),
     };
     renderFreshness();
     $("status").textContent = `${period_type[0].toUpperCase() + period_type.slice(1)} figures, ${from} to ${to}. Tiles: ${kpis.label}.`;
@@ -480,6 +575,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("date-to").value = todayUtc();
   $("date-from").value = monthsBefore(todayUtc(), 12);
   for (const id of ["period-type", "segment", "compare", "date-from", "date-to"]) $(id).addEventListener("change", load);
+  // Another value's heatmap from the triangle already read.
+  $("cohort-value").addEventListener("change", () => {
+    if (cohortSegments) renderCohortValue(cohortSegments, $("cohort-value").value);
+  });
   for (const button of document.querySelectorAll(".presets button")) {
     button.addEventListener("click", () => setRange(Number(button.dataset.months)));
   }
