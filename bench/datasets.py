@@ -55,7 +55,8 @@ def _url(name: str) -> str:
 
 def ensure_dataset(label: str) -> str:
     """Name of the template database holding the data set, generating it if missing."""
-    from analytics_pipeline.dev.generator import SeedOptions, load
+    from analytics_pipeline.dev.generator import SeedOptions
+    from analytics_pipeline.dev.load import load
 
     name = f"bench_events_{label}_{VERSION}"
     with _admin() as conn:

@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import time
 
-from analytics_pipeline.dev import generator
+from analytics_pipeline.dev import generator, load
 from bench.scratch import scratch_database
 
 TENANTS = 10
@@ -49,7 +49,7 @@ def measure(tenants: int = TENANTS, users_per_tenant: int = USERS_PER_TENANT) ->
     with scratch_database("generator") as engine:
         url = engine.url.render_as_string(hide_password=False)
         started = time.perf_counter()
-        result = generator.load(
+        result = load.load(
             url, options, progress=progress,
             on_phase=lambda _: phases.setdefault("copied", time.perf_counter() - started),
         )

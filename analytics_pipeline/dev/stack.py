@@ -251,13 +251,13 @@ def _demo_to_start(url: str):
 
 
 def load_with_progress(url: str, options, before_commit=None):
-    from . import generator
+    from . import load
 
     # click hides the bar (printing only its label) when the output is not a terminal.
     with click.progressbar(
         length=options.tenants * options.users_per_tenant, label="simulating users", show_pos=True
     ) as bar:
-        return generator.load(
+        return load.load(
             url, options, progress=bar.update, on_phase=lambda line: click.echo(f" {line}", err=True),
             before_commit=before_commit,
         )

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from analytics_pipeline.cohorts.assets import user_cohorts
 from analytics_pipeline.core import events
 from analytics_pipeline.core.resources import pipeline_resources
-from analytics_pipeline.dev import generator
+from analytics_pipeline.dev import generator, load
 from analytics_pipeline.revenue.assets import revenue_aggregates, subscription_history
 from analytics_pipeline.tournaments.assets import tournament_aggregates
 
@@ -306,7 +306,7 @@ def _python_time(text: str) -> dt.datetime:
 
 
 def test_odd_events_change_no_other_tenant_and_are_counted_or_reflected(db_url, engine):
-    generator.load(db_url, OPTIONS)
+    load.load(db_url, OPTIONS)
     _run_every_aggregate(db_url)
     with engine.begin() as conn:
         _snapshot(conn)

@@ -23,7 +23,7 @@ from analytics_pipeline.cli import main
 from analytics_pipeline.core import events
 from analytics_pipeline.core.months import shift_months
 from analytics_pipeline.core.settings import ConfigError
-from analytics_pipeline.dev import generator
+from analytics_pipeline.dev import generator, load
 
 SMALL = dict(tenants=1, users_per_tenant=120, start=dt.date(2025, 1, 1), end=dt.date(2025, 5, 1))
 
@@ -134,7 +134,7 @@ def _problems(conn) -> list[tuple]:
 
 
 def test_without_malformed_rate_every_event_satisfies_the_contract(db_url, engine):
-    result = generator.load(db_url, _options(seed=3))
+    result = load.load(db_url, _options(seed=3))
     with engine.connect() as conn:
         rows = _problems(conn)
     assert len(rows) == result.events > 2_000
@@ -142,7 +142,7 @@ def test_without_malformed_rate_every_event_satisfies_the_contract(db_url, engin
 
 
 def test_the_malformed_share_is_the_one_requested_and_python_agrees(db_url, engine):
-    result = generator.load(db_url, _options(seed=4, malformed_rate=0.05))
+    result = load.load(db_url, _options(seed=4, malformed_rate=0.05))
     with engine.connect() as conn:
         rows = _problems(conn)
     malformed = [r for r in rows if r[5] is not None]
@@ -159,7 +159,7 @@ def test_the_malformed_share_is_the_one_requested_and_python_agrees(db_url, engi
 
 def test_late_events_are_recorded_hours_later_but_not_after_the_range(db_url, engine):
     options = _options(seed=5, late_rate=0.1)
-    generator.load(db_url, options)
+    load.load(db_url, options)
     with engine.connect() as conn:
         total, late, least, most, last_created, first_ts, last_ts = conn.execute(
             sa.text(
@@ -180,7 +180,7 @@ def test_late_events_are_recorded_hours_later_but_not_after_the_range(db_url, en
 def test_counts_and_links_are_plausible(db_url, engine):
     # Six months of 100 users (about 10,000 events); with this seed every type occurs.
     options = _options(seed=4, users_per_tenant=100, end=dt.date(2025, 7, 1))
-    generator.load(db_url, options)
+    load.load(db_url, options)
     with engine.connect() as conn:
         n = dict(conn.execute(sa.text("SELECT event_type, count(*) FROM analytics_events GROUP BY 1")).all())
         total = sum(n.values())
@@ -248,7 +248,7 @@ def test_copy_carries_quotes_backslashes_unicode_and_newlines(db_url, engine, co
         conn.commit()
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(generator.EVENTS_COPY) as copy:
             write = copy.write if copy_text else copy.write_row
-            emit, written = generator.event_writer(tenant, options, write, generator.LoadResult(), copy_text=copy_text)
+            emit, written = generator.event_writer(tenant, options, write, generator.EventCounts(), copy_text=copy_text)
             for i, text in enumerate(texts):
                 emit("page_view", {"path": text, "n": i}, tenant.user_id(0), f"s'{i}\"", options.start_ts + i)
             for i, text in enumerate(given):
@@ -268,7 +268,7 @@ def test_load_copies_the_rows_generate_gives(db_url, engine):
         (row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7])
         for row in _event_rows(options)
     ]
-    generator.load(db_url, options)
+    load.load(db_url, options)
     with engine.connect() as conn:
         stored = conn.execute(
             sa.text(
@@ -296,7 +296,7 @@ def _catalog(conn) -> set[tuple]:
 def test_bulk_load_restores_every_index_and_constraint(db_url, engine):
     with engine.connect() as conn:
         before = _catalog(conn)
-    result = generator.load(db_url, _options(users_per_tenant=20))
+    result = load.load(db_url, _options(users_per_tenant=20))
     assert result.bulk
     with engine.connect() as conn:
         assert _catalog(conn) == before
@@ -304,13 +304,13 @@ def test_bulk_load_restores_every_index_and_constraint(db_url, engine):
 
 
 def test_second_load_is_incremental_and_the_same_seed_is_refused(db_url, engine):
-    first = generator.load(db_url, _options(users_per_tenant=20, seed=1))
-    second = generator.load(db_url, _options(users_per_tenant=20, seed=2))
+    first = load.load(db_url, _options(users_per_tenant=20, seed=1))
+    second = load.load(db_url, _options(users_per_tenant=20, seed=2))
     assert first.bulk and not second.bulk
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar() == first.events + second.events
     with pytest.raises(ConfigError, match="org_1_000 already exist.*another --seed"):
-        generator.load(db_url, _options(users_per_tenant=20, seed=1))
+        load.load(db_url, _options(users_per_tenant=20, seed=1))
 
 
 def _seed(args, db_url):
