@@ -25,6 +25,7 @@ from ..core.months import add_months
 from ..core.resources import AnalyticsDatabase
 from ..core.sql import sql_loader
 from .checks import CHECK_SPECS, RULE_CHECKS, malformed_events, prepare_checks
+from .triangle import compute_triangle_rows, delete_and_insert, month_rows_sql
 
 load = sql_loader(__package__)
 
@@ -115,33 +116,10 @@ def user_activity_months(database: AnalyticsDatabase) -> dg.MaterializeResult:
 
 # --- the aggregate ------------------------------------------------------------------------------
 
-def month_rows_sql(table: sa.Table) -> dict[str, object]:
-    """The Aggregate parts of a triangle table keyed by (cohort_month, month_number), whose
-    partition M holds the rows describing month M: the window's rows, its months without a row,
-    and how a window is named."""
-    rows = f"""
-        SELECT * FROM {table.name}
-        WHERE cohort_month + month_number * interval '1 month' >= CAST(:window_start AS date)
-          AND cohort_month + month_number * interval '1 month' < CAST(:window_end AS date)
-    """
-    return {
-        "table": table,
-        "window_rows_sql": f"FROM ({rows}) AS r",
-        "empty_partitions_sql": (
-            "SELECT m::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
-            "interval '1 month') AS m WHERE m::date NOT IN (SELECT (cohort_month + month_number * interval '1 month')::date "
-            f"FROM ({rows}) AS r) ORDER BY 1"
-        ),
-        "describe_window": lambda start, end: f"{start:%Y-%m}..{add_months(end, -1):%Y-%m}",
-        "inputs": "signups",
-    }
-
-
 def compute_cohort_rows(conn: Connection, params: dict) -> None:
     """The rows describing a calendar month of [window_start, window_end), from the state tables,
-    into cohort_rows."""
-    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.cohort_rows"))
-    conn.execute(sa.text(load("aggregate")), params)
+    into cohort_rows: the triangle of the dimension `all` (sql/aggregate.sql)."""
+    compute_triangle_rows(conn, params, "cohort_rows", ("all",))
 
 
 COHORT_ROWS = ComputedRows(
@@ -150,7 +128,7 @@ COHORT_ROWS = ComputedRows(
     (
         ("cohort_size", "r.cohort_size", COUNT_BOUND),
         ("retained_users", "r.retained_users", COUNT_BOUND),
-        ("retention_rate", "r.retention_rate", RATE_BOUND),
+        ("retention_rate", "r.retention_rate * 100", RATE_BOUND),
         ("revenue", "r.revenue", MONEY_BOUND),
         ("ltv", "r.ltv", MONEY_BOUND),
     ),
@@ -160,9 +138,7 @@ COHORT_ROWS = ComputedRows(
 def write_user_cohorts(conn: Connection, params: dict) -> dict[str, object]:
     """Replace every row describing a calendar month of [window_start, window_end) with the
     computed ones."""
-    conn.execute(sa.text(load("delete_months")), params)
-    written, tenants = conn.execute(sa.text(load("insert_rows")), params).one()
-    return {"rows_written": written, "tenants": tenants}
+    return delete_and_insert(conn, params, schema.user_cohorts, "insert_rows")
 
 
 USER_COHORTS_AGGREGATE = Aggregate(

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 from ..aggregation.checks import check_specs, rule_checks
 from ..core.schema import user_cohorts as user_cohorts_table
 from ..core.sql import sql_loader
+from .triangle import prepare_triangle_checks
 
 load = sql_loader(__package__)
 
@@ -41,8 +42,7 @@ CHECK_SPECS = check_specs(user_cohorts_table.name, RULE_CHECKS, MALFORMED_EVENTS
 def prepare_checks(conn: Connection, params: dict) -> None:
     """The rows the run wrote (those describing a month of the window), which the rule checks
     read: touched_rows.sql."""
-    conn.execute(sa.text("DROP TABLE IF EXISTS cohort_touched_rows"))
-    conn.execute(sa.text(load("touched_rows")), params)
+    prepare_triangle_checks(conn, params, user_cohorts_table)
 
 
 def malformed_events(conn: Connection, params: dict) -> list:

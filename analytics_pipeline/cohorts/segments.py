@@ -4,12 +4,11 @@ user_cohorts_job.
 
 It reads the cohort state as user_cohorts' run left it (it absorbs nothing itself, so that both
 describe the same users), and the segment state the revenue domain keeps: subscription_events'
-plan_id and customer_sources. Definitions: docs/metrics.md#user_cohort_segments. The SQL is in
-sql/segments/ and sql/checks/.
+plan_id and customer_sources. Definitions: docs/metrics.md#user_cohort_segments. The SQL is
+sql/aggregate.sql (shared with user_cohorts) and sql/checks/.
 """
 
 import dagster as dg
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..aggregation.assets import aggregate_asset
@@ -21,12 +20,14 @@ from ..core import schema
 from ..core.cache_versions import CacheInvalidation
 from ..core.resources import AnalyticsDatabase
 from ..core.sql import sql_loader
-from .assets import AGGREGATE, FRESHNESS, month_rows_sql, user_cohorts
+from .assets import AGGREGATE, FRESHNESS, user_cohorts
 from .checks import MALFORMED_EVENTS_DESCRIPTION, malformed_events
+from .triangle import compute_triangle_rows, delete_and_insert, month_rows_sql, prepare_triangle_checks
 
 load = sql_loader(__package__)
 
 SEGMENTS_AGGREGATE = "user_cohort_segments"
+DIMENSIONS = ("first_plan", "source")
 # The segment state, absorbed by the revenue domain's assets of these names (analytics_pipeline/revenue/).
 SEGMENT_STATE_ASSETS = (dg.AssetKey("subscription_history"), dg.AssetKey("customer_sources"))
 # The retention rate is a fraction: NUMERIC(5,4) holds below 10.
@@ -55,8 +56,7 @@ def compute_segment_rows(conn: Connection, params: dict) -> None:
     and none starts meanwhile: the rows of both tables come from the same cohort state (their
     identity is the check `values_add_up_to_user_cohorts`)."""
     lock_aggregate(conn, AGGREGATE)
-    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.cohort_segment_rows"))
-    conn.execute(sa.text(load("segments/aggregate")), params)
+    compute_triangle_rows(conn, params, "cohort_segment_rows", DIMENSIONS)
 
 
 SEGMENT_ROWS = ComputedRows(
@@ -76,15 +76,12 @@ SEGMENT_ROWS = ComputedRows(
 def write_user_cohort_segments(conn: Connection, params: dict) -> dict[str, object]:
     """Replace every row describing a calendar month of [window_start, window_end) with the
     computed ones."""
-    conn.execute(sa.text(load("segments/delete_months")), params)
-    written, tenants = conn.execute(sa.text(load("segments/insert_rows")), params).one()
-    return {"rows_written": written, "tenants": tenants}
+    return delete_and_insert(conn, params, schema.user_cohort_segments, "insert_segment_rows")
 
 
 def prepare_segment_checks(conn: Connection, params: dict) -> None:
-    """The rows the run wrote, which the rule checks read: segments/touched_rows.sql."""
-    conn.execute(sa.text("DROP TABLE IF EXISTS cohort_segment_touched_rows"))
-    conn.execute(sa.text(load("segments/touched_rows")), params)
+    """The rows the run wrote, which the rule checks read: touched_rows.sql."""
+    prepare_triangle_checks(conn, params, schema.user_cohort_segments)
 
 
 USER_COHORT_SEGMENTS_AGGREGATE = Aggregate(

@@ -1,5 +1,6 @@
--- Store the computed rows (segments/aggregate.sql) of the tenants not held back; the rows of a
--- tenant held back were left in place by segments/delete_months.sql.
+-- Store user_cohort_segments' computed rows (aggregate.sql, the dimensions first_plan and
+-- source) of the tenants not held back; the rows of a tenant held back were left in place by
+-- delete_months.sql.
 WITH written AS (
     INSERT INTO user_cohort_segments (
         id, tenant_id, cohort_month, month_number, dimension, value, cohort_size, retained_users,
