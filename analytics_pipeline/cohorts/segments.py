@@ -2,41 +2,58 @@
 (`first_plan`) and by signup source (`source`), monthly partitions as user_cohorts, run after it in
 user_cohorts_job.
 
-It reads the cohort state as user_cohorts' run left it (it absorbs nothing itself, so that both
-describe the same users), and the segment state the revenue domain keeps: subscription_events'
-plan_id and customer_sources. Definitions: docs/metrics.md#user_cohort_segments. The SQL is
+It reads the cohort state as the absorbs left it (it absorbs nothing itself), and the segment
+state the revenue domain keeps: subscription_events' plan_id and customer_sources; where
+user_cohorts' rows of its window lag behind that cohort state, it brings them up to it, so that
+both tables describe the same users. Definitions: docs/metrics.md#user_cohort_segments. The SQL is
 sql/aggregate.sql (shared with user_cohorts) and sql/checks/.
 """
 
+import dataclasses
+import functools
+import logging
+
 import dagster as dg
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..aggregation.assets import aggregate_asset
-from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, hold_back_out_of_range, no_tenants_held_back
 from ..aggregation.checks import check_specs, rule_checks
 from ..aggregation.partitions import monthly_partitions
-from ..aggregation.runs import Aggregate, lock_aggregate, run_aggregate
+from ..aggregation.runs import Aggregate, changed_tenants, digest_window, lock_aggregate, run_aggregate
 from ..core import schema
 from ..core.cache_versions import CacheInvalidation
 from ..core.resources import AnalyticsDatabase
-from ..core.sql import sql_loader
-from .assets import AGGREGATE, FRESHNESS, user_cohorts
+from ..core.sql import load_sql
+from .assets import ACTIVITY_STATE, AGGREGATE, FRESHNESS, SIGNUPS_STATE, USER_COHORTS_AGGREGATE, user_cohorts
 from .checks import MALFORMED_EVENTS_DESCRIPTION, malformed_events
 from .triangle import compute_triangle_rows, delete_and_insert, month_rows_sql, prepare_triangle_checks
 
-load = sql_loader(__package__)
-
 SEGMENTS_AGGREGATE = "user_cohort_segments"
+# The run's metadata: tenants whose user_cohorts rows it brought up to the state it read.
+USER_COHORTS_BROUGHT_UP_TO_DATE = "user_cohorts_tenants_brought_up_to_date"
 DIMENSIONS = ("first_plan", "source")
 # The segment state, absorbed by the revenue domain's assets of these names (analytics_pipeline/revenue/).
 SEGMENT_STATE_ASSETS = (dg.AssetKey("subscription_history"), dg.AssetKey("customer_sources"))
+# The derived states the run reads (a state's name is its asset's), held in name order.
+READ_STATES = tuple(sorted((SIGNUPS_STATE, ACTIVITY_STATE, *(key.path[-1] for key in SEGMENT_STATE_ASSETS))))
+
+log = logging.getLogger(__name__)
+
+
+def load_segment_sql(name: str, segment_rows: str = "cohort_segment_touched_rows") -> str:
+    """sql/<name>.sql; `segment_rows` the segment rows a check reads (those the run wrote)."""
+    return load_sql(__package__, name).replace("{segment_rows}", segment_rows)
+
+
 # The retention rate is a fraction: NUMERIC(5,4) holds below 10.
 FRACTION_BOUND = 10
 
 VALUES_ADD_UP_TO_USER_COHORTS_CHECK = "values_add_up_to_user_cohorts"
 RETENTION_RATE_BETWEEN_0_AND_1_CHECK = "retention_rate_between_0_and_1"
 SEGMENT_CHECKS = rule_checks(
-    load,
+    load_segment_sql,
     {
         VALUES_ADD_UP_TO_USER_COHORTS_CHECK: (
             "For every written month and each dimension, the values' cohort_size, retained_users and revenue "
@@ -50,13 +67,56 @@ SEGMENT_CHECKS = rule_checks(
 )
 SEGMENT_CHECK_SPECS = check_specs(schema.user_cohort_segments.name, SEGMENT_CHECKS, MALFORMED_EVENTS_DESCRIPTION)
 
-def compute_segment_rows(conn: Connection, params: dict) -> None:
+
+def hold_states(conn: Connection) -> None:
+    """Keep the states the run reads as they are until it commits: an absorb in flight (a state
+    asset's own, an aggregate's) commits first, and none starts meanwhile. One state at a time in
+    name order, as the revenue domain's absorbs lock theirs, so that neither waits for the other's
+    second lock while holding its first; user_cohorts' absorbs, which lock the cohort state in
+    another order, wait for its lock, which the run holds before these."""
+    for name in READ_STATES:
+        conn.execute(sa.text("SELECT 1 FROM state_watermarks WHERE state_name = :n FOR SHARE"), {"n": name})
+
+
+def compute_segment_rows(conn: Connection, params: dict, cohorts_changed: set[str] | None = None) -> None:
     """The rows describing a calendar month of [window_start, window_end), from the state tables,
-    into cohort_segment_rows. Under user_cohorts' lock, so that a run of it in flight commits first
-    and none starts meanwhile: the rows of both tables come from the same cohort state (their
-    identity is the check `values_add_up_to_user_cohorts`)."""
+    into cohort_segment_rows; and user_cohorts' rows of the window brought up to the same state
+    where they lag behind it (`cohorts_changed` gains the tenants whose rows that changed).
+
+    The run does not absorb: under user_cohorts' lock, so that a run of it in flight commits first
+    and none starts meanwhile, and holding the states, it reads one state from which both tables'
+    rows of the window are computed (their identity is the check `values_add_up_to_user_cohorts`;
+    docs/metrics.md#cohort-segments)."""
     lock_aggregate(conn, AGGREGATE)
+    hold_states(conn)
     compute_triangle_rows(conn, params, "cohort_segment_rows", DIMENSIONS)
+    changed = bring_user_cohorts_up_to_date(conn, params)
+    if cohorts_changed is not None:
+        cohorts_changed |= changed
+
+
+def bring_user_cohorts_up_to_date(conn: Connection, params: dict) -> frozenset[str]:
+    """When the computed segment rows would not add up to user_cohorts' stored rows of the window
+    (those rows were written before an absorb that changed the state: a late event read by a run
+    of other months, or by a state asset's own absorb), recompute user_cohorts' window from the
+    state as its own run would, without absorbing, and write it. Returns the tenants whose
+    user_cohorts rows changed: none when they already added up, the usual case, which costs one
+    comparison."""
+    no_tenants_held_back(conn)
+    breaks = load_segment_sql(f"checks/{VALUES_ADD_UP_TO_USER_COHORTS_CHECK}", "cohort_segment_rows")
+    if conn.execute(sa.text(f"SELECT EXISTS ({breaks})"), params).scalar_one() is False:
+        return frozenset()
+    digest_window(conn, USER_COHORTS_AGGREGATE, params, into="cohort_digest_before")
+    USER_COHORTS_AGGREGATE.compute(conn, params)
+    held = hold_back_out_of_range(conn, USER_COHORTS_AGGREGATE.computed)
+    USER_COHORTS_AGGREGATE.write(conn, params)
+    changed = changed_tenants(conn, USER_COHORTS_AGGREGATE, params, before="cohort_digest_before")
+    log.info(
+        "user_cohorts of %s lagged behind the state: rewritten for %d tenant(s)%s",
+        USER_COHORTS_AGGREGATE.describe_window(params["window_start"], params["window_end"]), len(changed),
+        f", {len(held.tenants)} held back (values out of range)" if held.tenants else "",
+    )
+    return changed
 
 
 SEGMENT_ROWS = ComputedRows(
@@ -117,6 +177,20 @@ def user_cohort_segments(
     docs/metrics.md#user_cohort_segments.
 
     Partition M writes every row whose month is M, in one transaction, from the state tables as
-    user_cohorts' run in the same job left them; any month can be recomputed at any time.
+    the absorbs left them (user_cohorts' run in the same job, usually); any month can be recomputed
+    at any time. Where user_cohorts' rows of the window lag behind that state (a late event
+    absorbed by a run of other months), the run brings them up to it first, so the identity holds
+    whichever of the two runs commits first (docs/metrics.md#cohort-segments).
     """
-    return run_aggregate(context, database, cache, USER_COHORT_SEGMENTS_AGGREGATE)
+    cohorts_changed: set[str] = set()
+    run = dataclasses.replace(
+        USER_COHORT_SEGMENTS_AGGREGATE,
+        compute=functools.partial(compute_segment_rows, cohorts_changed=cohorts_changed),
+    )
+    result = run_aggregate(context, database, cache, run)
+    # Committed: the user_cohorts rows the run brought up to date are read anew too.
+    cache.rows_changed(AGGREGATE, cohorts_changed, log=context.log)
+    return dg.MaterializeResult(
+        metadata={**(result.metadata or {}), USER_COHORTS_BROUGHT_UP_TO_DATE: len(cohorts_changed)},
+        check_results=result.check_results,
+    )

@@ -1,10 +1,13 @@
 """user_cohort_segments: a hand-worked triangle by first plan and by source, the identity with
-user_cohorts and a pandas reference on random histories, its checks, and row-level security
-(docs/metrics.md#user_cohort_segments)."""
+user_cohorts and a pandas reference on random histories, its checks, a run of the segments alone
+after late events (it brings user_cohorts up to the state it reads, holding that state), and
+row-level security (docs/metrics.md#user_cohort_segments)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import dagster as dg
@@ -14,10 +17,17 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline.cohorts.assets import touched_cohort_months, user_activity_months, user_cohorts, user_signups
+from analytics_pipeline.cohorts.assets import (
+    absorb_user_activity_months,
+    touched_cohort_months,
+    user_activity_months,
+    user_cohorts,
+    user_signups,
+)
 from analytics_pipeline.cohorts.segments import (
     RETENTION_RATE_BETWEEN_0_AND_1_CHECK,
     USER_COHORT_SEGMENTS_AGGREGATE,
+    USER_COHORTS_BROUGHT_UP_TO_DATE,
     VALUES_ADD_UP_TO_USER_COHORTS_CHECK,
     user_cohort_segments,
 )
@@ -25,7 +35,7 @@ from analytics_pipeline.core.db import tenant_scope
 from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import customer_sources, subscription_history
 
-from ..helpers import add_event, committed_since, db_snapshot, materialize_range, rows
+from ..helpers import add_event, committed_since, db_snapshot, materialize_range, rows, table_rows
 
 ASSETS = [user_signups, user_activity_months, user_cohorts, user_cohort_segments]
 COLUMNS = ("cohort_size", "retained_users", "retention_rate", "revenue", "ltv")
@@ -45,10 +55,22 @@ def run(db_url, first: str, last: str):
     assert dg.materialize([subscription_history, customer_sources], resources=pipeline_resources(db_url)).success
     result = materialize_range(ASSETS, db_url, first, last, selection=["user_cohorts", "user_cohort_segments"])
     assert result.success
-    failed = [(c.asset_key.to_user_string(), c.check_name, c.metadata.get("examples"))
-              for c in result.get_asset_check_evaluations() if not c.passed and c.check_name != "no_malformed_events"]
-    assert not failed, failed
+    assert failed_checks(result) == []
+    # Run after user_cohorts, the segments find its rows up to date.
+    assert brought_up_to_date(result) == 0
     return result
+
+
+def failed_checks(result) -> list:
+    return [(c.asset_key.to_user_string(), c.check_name, c.metadata.get("examples"))
+            for c in result.get_asset_check_evaluations() if not c.passed and c.check_name != "no_malformed_events"]
+
+
+def brought_up_to_date(result) -> int:
+    # One materialization per partition of the range, all with the run's metadata.
+    [value] = {m.metadata[USER_COHORTS_BROUGHT_UP_TO_DATE].value
+               for m in result.asset_materializations_for_node("user_cohort_segments")}
+    return value
 
 
 def stored(conn, tenant: str = "t1") -> dict[tuple, tuple]:
@@ -205,6 +227,107 @@ def test_a_late_first_subscription_touches_every_month_from_its_users_cohort_on(
     with engine.connect() as conn:
         touched = touched_cohort_months(conn, committed_since(engine, since), dt.date(2025, 8, 1))
     assert touched == {dt.date(2025, month, 1) for month in range(2, 8)}
+
+
+# --- A run of the segments alone ---------------------------------------------------------------
+
+# The Jan cohort's rows of February and March once u1's late payment of 25 and u2's late visit in
+# February are absorbed: both users active in February, ltv (25) / 2 from then on.
+# (cohort_month, month_number): (cohort_size, retained_users, retention_rate, revenue, ltv)
+LATE_USER_COHORTS = {
+    (JAN, 1): (2, 2, D("100.00"), D("25.00"), D("12.50")),
+    (JAN, 2): (2, 0, D("0.00"), D("0.00"), D("12.50")),
+}
+
+
+def january_cohort_with_late_february(engine, db_url) -> None:
+    """u1 (ads, basic) and u2 (organic, no subscription) sign up in January; both tables written
+    for January to March; then u1's payment and u2's visit in February committed late."""
+    with engine.begin() as conn:
+        add_event(conn, "t1", "user_signup", "2025-01-05 10:00", "u1", source="ads")
+        add_event(conn, "t1", "subscription_started", "2025-01-06 10:00", "u1", subscription_id="s1",
+                  plan_id="basic", amount=10, interval="month")
+        add_event(conn, "t1", "user_signup", "2025-01-10 10:00", "u2", source="organic")
+    run(db_url, "2025-01-01", "2025-03-01")
+    with engine.begin() as conn:
+        add_event(conn, "t1", "payment_completed", "2025-02-10 10:00", "u1", payment_id="p1", amount=25)
+        add_event(conn, "t1", "page_view", "2025-02-11 10:00", "u2")
+
+
+def stored_user_cohorts(engine) -> dict[tuple, tuple]:
+    with engine.connect() as conn:
+        return {
+            (r["cohort_month"], r["month_number"]): tuple(r[c] for c in COLUMNS)
+            for r in rows(conn, "SELECT * FROM user_cohorts WHERE tenant_id = 't1' AND cohort_month = :c "
+                                "AND month_number IN (1, 2)", c=JAN)
+        }
+
+
+def assert_late_february_segmented(engine) -> None:
+    assert stored_user_cohorts(engine) == LATE_USER_COHORTS
+    with engine.connect() as conn:
+        february = {k[2:]: v for k, v in stored(conn).items() if k[:2] == (JAN, 1)}
+    assert february == {
+        ("first_plan", "basic"): (1, 1, D("1"), D("25"), D("25")),
+        ("first_plan", "(none)"): (1, 1, D("1"), D("0"), D("0")),
+        ("source", "ads"): (1, 1, D("1"), D("25"), D("25")),
+        ("source", "organic"): (1, 1, D("1"), D("0"), D("0")),
+    }
+
+
+def test_a_segments_run_alone_after_late_events_brings_user_cohorts_up_to_date(engine, db_url):
+    january_cohort_with_late_february(engine, db_url)
+    # A user_cohorts run of April absorbs the late events: February's and March's user_cohorts rows
+    # still say nobody active and no revenue.
+    assert materialize_range(ASSETS, db_url, "2025-04-01", "2025-04-01", selection=["user_cohorts"]).success
+    assert stored_user_cohorts(engine)[(JAN, 1)][:2] == (2, 0)
+    # The segments alone for February and March (materialized in the UI, say): the run brings
+    # user_cohorts' rows of its window up to the state it read, so the identity check passes.
+    segmented = materialize_range(ASSETS, db_url, "2025-02-01", "2025-03-01", selection=["user_cohort_segments"])
+    assert segmented.success
+    assert failed_checks(segmented) == []
+    assert brought_up_to_date(segmented) == 1
+    assert_late_february_segmented(engine)
+    # user_cohorts' own run of those months (it absorbs nothing new) finds nothing left to change.
+    before = table_rows(engine, "user_cohorts", "id")
+    cohorts_run = materialize_range(ASSETS, db_url, "2025-02-01", "2025-03-01", selection=["user_cohorts"])
+    assert cohorts_run.success
+    assert table_rows(engine, "user_cohorts", "id") == before
+    # Both again, in the job's order: the segments find user_cohorts up to date.
+    run(db_url, "2025-02-01", "2025-03-01")
+    assert_late_february_segmented(engine)
+
+
+def test_a_segments_run_reads_the_state_once_an_absorb_in_flight_has_committed(engine, db_url):
+    january_cohort_with_late_february(engine, db_url)
+    # The user_activity_months asset absorbs the late events in a transaction still open while the
+    # segments run of February and March starts.
+    with engine.connect() as absorbing:
+        absorbing.begin()
+        absorb_user_activity_months(absorbing)
+        absorbing_pid = absorbing.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        outcome: list = []
+        run_thread = threading.Thread(target=lambda: outcome.append(materialize_range(
+            ASSETS, db_url, "2025-02-01", "2025-03-01", selection=["user_cohort_segments"])))
+        run_thread.start()
+        deadline = time.monotonic() + 30
+        waited = False
+        # Until the run waits for a lock the absorb holds (or ends without waiting).
+        while run_thread.is_alive() and not waited and time.monotonic() < deadline:
+            with engine.connect() as watching:  # a new transaction: a new view of pg_stat_activity
+                waited = watching.execute(sa.text(
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND :absorbing = ANY (pg_blocking_pids(pid))"), {"absorbing": absorbing_pid}).scalar_one()
+            time.sleep(0.05)
+        absorbing.commit()
+    run_thread.join()
+    # The run waited for the absorb, then read its state: the segments and user_cohorts' February
+    # both hold the late events, and the check passes.
+    assert waited
+    [segmented] = outcome
+    assert segmented.success
+    assert failed_checks(segmented) == []
+    assert_late_february_segmented(engine)
 
 
 # --- Random histories ---------------------------------------------------------------------------

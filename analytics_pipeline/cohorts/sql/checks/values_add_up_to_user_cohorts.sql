@@ -1,6 +1,8 @@
 -- The identity of docs/metrics.md#cohort-segments: for every written month and every dimension,
 -- the values' cohort_size, retained_users and revenue add up to the user_cohorts row of the same
 -- tenant, cohort and month; a dimension missing from a cohort or a value without a cohort fails.
+-- {segment_rows} is the rows the run wrote (cohort_segment_touched_rows), or, before the write, those
+-- it computed (segments.py: the run brings user_cohorts up to date when they would not add up to it).
 WITH dimensions AS (
     SELECT unnest(ARRAY['first_plan', 'source']) AS dimension
 ),
@@ -15,7 +17,7 @@ totals AS (
 summed AS (
     SELECT tenant_id, cohort_month, month_number, dimension,
            sum(cohort_size) AS cohort_size, sum(retained_users) AS retained_users, sum(revenue) AS revenue
-    FROM cohort_segment_touched_rows
+    FROM {segment_rows}
     GROUP BY 1, 2, 3, 4
 )
 SELECT tenant_id || ':' || cohort_month || ':' || month_number || ':' || dimension,
