@@ -89,6 +89,12 @@ EVENTS = [
     ("org_a", None, "tournament_started", {"tournament_id": "t1"}, _at(D1, "09:00:00")),
     ("org_a", None, "tournament_completed", {"tournament_id": "t1", "duration_minutes": 90}, _at(D2, "10:30:00")),
     ("org_a", None, "tournament_created", {"tournament_id": "t2", "format": "round_robin"}, _at(D2, "11:00:00")),
+    # org_c's one customer, from ads: pro at 30 a month, upgraded to team at 50 (a plan change).
+    ("org_c", "u_c1", "user_signup", {"source": "ads"}, _at(D1, "07:00:00")),
+    ("org_c", "u_c1", "subscription_started",
+     {"subscription_id": "s1", "plan_id": "pro", "amount": 30, "interval": "month"}, _at(D1, "09:00:00")),
+    ("org_c", "u_c1", "subscription_changed",
+     {"subscription_id": "s1", "plan_id": "team", "amount": 50, "interval": "month"}, _at(D2, "09:00:00")),
 ]
 
 # revenue_aggregates day rows of the month: (total_revenue, payment_count, payment_success_count,
@@ -103,16 +109,43 @@ REVENUE_MONTH = {
     "org_a": (Decimal("69.50"), 5, 4, 1, Decimal("5.00")),
     "org_b": (Decimal("100.00"), 1, 1, 0, Decimal("0")),
 }
+# revenue_segments rows of org_c (docs/metrics.md#segment-movements): (mrr, new_revenue,
+# expansion_revenue, transfer_in_revenue, transfer_out_revenue, active_customers, new_customers,
+# transferred_in_customers, transferred_out_customers). The upgrade moves pro's 30 to team, which
+# also takes the expansion of 20; in the interval and source the customer's movements as they are.
+NEW_AT_30 = (Decimal("30.00"), Decimal("30.00"), Decimal("0"), Decimal("0"), Decimal("0"), 1, 1, 0, 0)
+EXPANDED_TO_50 = (Decimal("50.00"), Decimal("0"), Decimal("20.00"), Decimal("0"), Decimal("0"), 1, 0, 0, 0)
+MONTH_OF_50 = (Decimal("50.00"), Decimal("30.00"), Decimal("20.00"), Decimal("0"), Decimal("0"), 1, 1, 0, 0)
+SEGMENT_ROWS = {
+    ("day", D1, "plan", "pro"): NEW_AT_30,
+    ("day", D1, "interval", "month"): NEW_AT_30,
+    ("day", D1, "source", "ads"): NEW_AT_30,
+    ("day", D2, "plan", "pro"): (Decimal("0"), Decimal("0"), Decimal("0"), Decimal("0"), Decimal("30.00"), 0, 0, 0, 1),
+    ("day", D2, "plan", "team"): (Decimal("50.00"), Decimal("0"), Decimal("20.00"), Decimal("30.00"), Decimal("0"),
+                                  1, 0, 1, 0),
+    ("day", D2, "interval", "month"): EXPANDED_TO_50,
+    ("day", D2, "source", "ads"): EXPANDED_TO_50,
+    ("month", MONTH, "plan", "pro"): (Decimal("0"), Decimal("30.00"), Decimal("0"), Decimal("0"), Decimal("30.00"),
+                                      0, 1, 0, 1),
+    ("month", MONTH, "plan", "team"): (Decimal("50.00"), Decimal("0"), Decimal("20.00"), Decimal("30.00"),
+                                       Decimal("0"), 1, 0, 1, 0),
+    ("month", MONTH, "interval", "month"): MONTH_OF_50,
+    ("month", MONTH, "source", "ads"): MONTH_OF_50,
+}
 # tournament_aggregates day rows: (tournament_count, completed_count, total_players)
 TOURNAMENT_DAYS = {("org_a", D1): (1, 1, 2), ("org_a", D2): (1, 0, 0)}
 
 
 def _load_events(url: str) -> None:
     with db.engine_for(url).begin() as conn:
-        conn.execute(organizations.insert(), [{"id": "org_a", "name": "Org A"}, {"id": "org_b", "name": "Org B"}])
+        conn.execute(
+            organizations.insert(),
+            [{"id": "org_a", "name": "Org A"}, {"id": "org_b", "name": "Org B"}, {"id": "org_c", "name": "Org C"}],
+        )
         conn.execute(
             users.insert(),
-            [{"id": "u_a1", "tenant_id": "org_a"}, {"id": "u_a2", "tenant_id": "org_a"}, {"id": "u_b1", "tenant_id": "org_b"}],
+            [{"id": "u_a1", "tenant_id": "org_a"}, {"id": "u_a2", "tenant_id": "org_a"}, {"id": "u_b1", "tenant_id": "org_b"},
+             {"id": "u_c1", "tenant_id": "org_c"}],
         )
         conn.execute(
             analytics_events.insert(),
@@ -429,28 +462,69 @@ def _backfill_daily_aggregates(server: DagsterDev, nodes: dict[str, dict], url: 
             _check_revenue_rows(conn)
         if "tournament_aggregates" in daily:
             _check_tournament_rows(conn)
-    unchecked = [key for key in daily if key not in ("revenue_aggregates", "tournament_aggregates")]
+        if "revenue_segments" in daily:
+            _check_segment_rows(conn)
+    unchecked = [key for key in daily if key not in ("revenue_aggregates", "tournament_aggregates", "revenue_segments")]
     if unchecked:
         warnings.warn(f"backfilled without a check of their rows here: {', '.join(unchecked)}")
 
 
 def _check_revenue_rows(conn: sa.Connection) -> None:
     figures = "total_revenue, payment_count, payment_success_count, refund_count, refund_amount"
+    # The tenants with payments; org_c's MRR rows are checked with its segments.
     days = conn.execute(
         sa.text(
             f"SELECT tenant_id, period_start, {figures} FROM revenue_aggregates "
-            "WHERE period_type = 'day' AND period_start >= :start AND period_start < :end"
+            "WHERE period_type = 'day' AND period_start >= :start AND period_start < :end AND tenant_id <> 'org_c'"
         ),
         {"start": MONTH, "end": MONTH_END},
     ).all()
     assert {(r[0], r[1]): tuple(r[2:]) for r in days} == REVENUE_DAYS
     months = conn.execute(
-        sa.text(f"SELECT tenant_id, {figures} FROM revenue_aggregates WHERE period_type = 'month' AND period_start = :start"),
+        sa.text(
+            f"SELECT tenant_id, {figures} FROM revenue_aggregates WHERE period_type = 'month' AND period_start = :start "
+            "AND tenant_id <> 'org_c'"
+        ),
         {"start": MONTH},
     ).all()
     assert {r[0]: tuple(r[1:]) for r in months} == REVENUE_MONTH
-    after = conn.execute(sa.text("SELECT count(*) FROM revenue_aggregates WHERE period_start >= :end"), {"end": MONTH_END})
+    # org_c's MRR carries past the month: the new-events sensor follows the segment state that the
+    # backfill's absorb changed up to today (docs/metrics.md#segment-state), and its runs write those days.
+    after = conn.execute(
+        sa.text("SELECT count(*) FROM revenue_aggregates WHERE period_start >= :end AND tenant_id <> 'org_c'"),
+        {"end": MONTH_END},
+    )
     assert after.scalar() == 0, "the backfill of one month must not write the days after it"
+
+
+def _check_segment_rows(conn: sa.Connection) -> None:
+    figures = ("mrr, new_revenue, expansion_revenue, transfer_in_revenue, transfer_out_revenue, active_customers, "
+               "new_customers, transferred_in_customers, transferred_out_customers")
+    rows = conn.execute(
+        sa.text(
+            f"SELECT period_type, period_start, dimension, value, {figures} FROM revenue_segments "
+            "WHERE tenant_id = 'org_c' AND (period_type, period_start) IN (('day', :d1), ('day', :d2), ('month', :month))"
+        ),
+        {"d1": D1, "d2": D2, "month": MONTH},
+    ).all()
+    assert {tuple(r[:4]): tuple(r[4:]) for r in rows} == SEGMENT_ROWS
+    # The values add up to revenue_aggregates' month (the identity): 30 new, 20 expansion, MRR 50.
+    month = conn.execute(
+        sa.text(
+            "SELECT mrr, new_revenue, expansion_revenue, active_customers, new_customers FROM revenue_aggregates "
+            "WHERE tenant_id = 'org_c' AND period_type = 'month' AND period_start = :month"
+        ),
+        {"month": MONTH},
+    ).one()
+    assert tuple(month) == (Decimal("50.00"), Decimal("30.00"), Decimal("20.00"), 1, 1)
+    every_day = conn.execute(
+        sa.text(
+            "SELECT count(DISTINCT period_start) FROM revenue_segments "
+            "WHERE tenant_id = 'org_c' AND period_type = 'day' AND period_start < :end"
+        ),
+        {"end": MONTH_END},
+    ).scalar()
+    assert every_day == (LAST - D1).days + 1, "a value with MRR has a row on every day of the month from its start"
 
 
 def _check_tournament_rows(conn: sa.Connection) -> None:
