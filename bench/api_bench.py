@@ -4,8 +4,10 @@ the same rows, at 1000 tenants x 3 years of aggregates.
     python -m bench.api_bench        # BENCH_DATABASE_URL, else DATABASE_URL, else embedded;
                                      # BENCH_REDIS_URL, else 127.0.0.1:6379 where one answers, else embedded
 
-Two requests are measured: a 90-day daily revenue series (/v1/revenue, 90 rows) and a 24-month
-cohort triangle (/v1/cohorts, 300 rows). The API runs as `analytics-pipeline api` (uvicorn, its
+Four requests are measured: a 90-day daily revenue series (/v1/revenue, 90 rows), a 24-month
+cohort triangle (/v1/cohorts, 300 rows), a 12-month monthly revenue series by plan with 50 plans
+per tenant (/v1/revenue/segments, 600 rows: the dashboard's "By plan") and the KPIs of those 50
+plans for a month against the one before (/v1/kpis/segments, 50 x 23 KPIs). The API runs as `analytics-pipeline api` (uvicorn, its
 default worker count: API_WORKERS, else one per core up to 4) in processes of its own; a bounded
 load generator (asyncio, persistent HTTP/1.1 connections on loopback) sends a fixed number of
 requests:
@@ -34,8 +36,9 @@ import jwt
 import redis
 import sqlalchemy as sa
 
+from analytics_pipeline.api.params import comparison
+from analytics_pipeline.api.queries import comparison_params, load
 from analytics_pipeline.api.settings import api_workers
-from analytics_pipeline.api.queries import load
 from bench.dashboard_bench import _fill as fill_revenue
 from bench.scratch import scratch_database
 
@@ -54,6 +57,22 @@ SELECT 't' || t || ':' || c || ':' || m, 't' || t, c, 100, m, 100 - m, 100 - m, 
 FROM generate_series(1, :tenants) AS t
 CROSS JOIN generate_series(DATE '2023-01-01', DATE '2025-12-01', interval '1 month') AS g(c)
 CROSS JOIN LATERAL generate_series(0, ((DATE '2025-12-01' - c::date) / 30)::int) AS m
+"""
+
+
+# 50 plans per tenant (the issue's cost case), month rows over the three years: each plan's MRR and
+# a little of every movement and transfer, so that every KPI has a value.
+PLANS = 50
+SEGMENT_ROWS = """
+INSERT INTO revenue_segments (id, tenant_id, period_start, period_end, period_type, dimension, value, mrr, arr,
+    new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
+    transfer_in_revenue, transfer_out_revenue, active_customers, new_customers, reactivated_customers,
+    churned_customers, transferred_in_customers, transferred_out_customers)
+SELECT 't' || t || ':month:' || m::date || ':plan:' || v, 't' || t, m, (m + interval '1 month' - interval '1 day')::date,
+       'month', 'plan', v, 20 + p, (20 + p) * 12, 3, 1, 2, 1, 2, 1.5, 1.5, 4 + p % 5, 1, 0, 1, 1, 1
+FROM generate_series(1, :tenants) AS t
+CROSS JOIN generate_series(DATE '2023-01-01', DATE '2025-12-01', interval '1 month') AS m
+CROSS JOIN LATERAL (SELECT p, 'plan-' || lpad(p::text, 2, '0') AS v FROM generate_series(1, :plans) AS p) AS plans
 """
 
 
@@ -132,6 +151,25 @@ def _cohort_request(tenant: int, last_month: dt.date) -> tuple[str, dict]:
             {"tenant_id": f"t{tenant}", "date_from": first, "date_to": last_month})
 
 
+def _months_before(month: dt.date, months: int) -> dt.date:
+    year, index = divmod(month.year * 12 + month.month - 1 - months, 12)
+    return dt.date(year, index + 1, 1)
+
+
+def _segment_request(tenant: int, last_month: dt.date) -> tuple[str, dict]:
+    first = _months_before(last_month, 11)
+    last = _months_before(last_month, -1) - dt.timedelta(days=1)
+    return (f"/v1/revenue/segments?segment=plan&period_type=month&from={first}&to={last}",
+            {"tenant_id": f"t{tenant}", "segment": "plan", "period_type": "month", "date_from": first, "date_to": last})
+
+
+def _segment_kpis_request(tenant: int, month: dt.date) -> tuple[str, dict]:
+    day = _months_before(month, -1) - dt.timedelta(days=1)  # its last day: two whole months compared
+    spans = comparison("month", str(day), "complete")
+    return (f"/v1/kpis/segments?segment=plan&period_type=month&day={day}&compare=complete",
+            {"tenant_id": f"t{tenant}", "segment": "plan", **comparison_params(spans)})
+
+
 def _start_api(url: str, port: int, ctx, redis_env: dict, prefix: str) -> subprocess.Popen:
     home = ctx.out_dir / "api_home" if ctx else None
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "API_JWT_PUBLIC_KEY", "API_JWT_AUDIENCE")}
@@ -185,6 +223,9 @@ def run(ctx=None) -> list[dict]:
             conn.execute(sa.text(COHORT_ROWS), {"tenants": tenants})
             conn.execute(sa.text("ANALYZE user_cohorts"))
             cohort_rows = conn.execute(sa.text("SELECT count(*) FROM user_cohorts")).scalar_one()
+            conn.execute(sa.text(SEGMENT_ROWS), {"tenants": tenants, "plans": PLANS})
+            conn.execute(sa.text("ANALYZE revenue_segments"))
+            segment_rows = conn.execute(sa.text("SELECT count(*) FROM revenue_segments")).scalar_one()
         port = _free_port()
         api = _start_api(engine.url.render_as_string(hide_password=False).replace("+psycopg", ""), port, ctx, redis_env, prefix)
         try:
@@ -193,6 +234,10 @@ def run(ctx=None) -> list[dict]:
                     "revenue_aggregates", lambda t, k: _revenue_request(t, LAST_DAY - dt.timedelta(days=k)), 900),
                 "24-month cohort triangle": (
                     "cohorts", lambda t, k: _cohort_request(t, dt.date(2025 - k // 12, 12 - k % 12, 1)), 12),
+                f"12-month monthly revenue by plan ({PLANS} plans)": (
+                    "revenue_segments", lambda t, k: _segment_request(t, _months_before(dt.date(2025, 12, 1), k)), 12),
+                f"KPIs of {PLANS} plans, a month against the one before": (
+                    "kpis_segments", lambda t, k: _segment_kpis_request(t, _months_before(dt.date(2025, 12, 1), k)), 24),
             }
             for label, (sql_name, request, spread) in endpoints.items():
                 # Fresh keys: tenant and range drawn without repeats; cached keys: 100 warmed ones.
@@ -256,7 +301,8 @@ def run(ctx=None) -> list[dict]:
                     for i in range(0, len(keys), 1000):
                         client.delete(*keys[i:i + 1000])
     for row in rows:
-        row["notes"] += f"; {tenants} tenants, {revenue_rows:,} revenue rows, {cohort_rows:,} cohort rows"
+        row["notes"] += (f"; {tenants} tenants, {revenue_rows:,} revenue rows, {cohort_rows:,} cohort rows, "
+                         f"{segment_rows:,} revenue_segments rows")
         row["notes"] += f"; load average {os.getloadavg()[0]:.1f} at the end"
     return rows
 

@@ -117,7 +117,7 @@ def mrr_bridge(database: AnalyticsDatabase, tenant_id: str, date_from: dt.date, 
     return to_json({"tenant_id": tenant_id, "from": date_from, "to": date_to, "currency": currency, **rows[0]})
 
 
-def _comparison_params(comparison: Comparison) -> dict:
+def comparison_params(comparison: Comparison) -> dict:
     current, previous = comparison.current, comparison.previous
     return dict(
         period_type=comparison.period_type, current_start=current.period_start, current_first=current.first,
@@ -146,7 +146,7 @@ def kpis(database: AnalyticsDatabase, tenant_id: str, comparison: Comparison) ->
     """Each KPI of the comparison's current span with its change against the previous span, as
     sql/kpis.sql computes it with the reports' rule (the SQL functions of migration 0020), and the
     KPI's polarity, whether its rise is good news (core/polarity.py, the reports' table)."""
-    _, rows, currency = fetch(database, tenant_id, "kpis", **_comparison_params(comparison))
+    _, rows, currency = fetch(database, tenant_id, "kpis", **comparison_params(comparison))
     payload = {
         "tenant_id": tenant_id,
         **_comparison_fields(comparison),
@@ -167,7 +167,7 @@ def segment_kpis(database: AnalyticsDatabase, tenant_id: str, segment: str, comp
     """Each value's KPIs of the comparison's current span with their change against the previous
     span (sql/kpis_segments.sql, docs/metrics.md#segment-kpis), as /v1/kpis has the tenant's: JSON
     with one KPI set per value, or CSV with one line per value and KPI."""
-    _, rows, currency = fetch(database, tenant_id, "kpis_segments", segment=segment, **_comparison_params(comparison))
+    _, rows, currency = fetch(database, tenant_id, "kpis_segments", segment=segment, **comparison_params(comparison))
     if fmt == "csv":
         current, previous = comparison.current, comparison.previous
         days = {"segment": segment, "period_type": comparison.period_type, "current_from": current.first,

@@ -388,7 +388,8 @@ def test_a_request_that_takes_the_lock_reads_the_entry_again(redis_prefix, redis
 
 
 CACHED_ENDPOINTS = ["/v1/revenue?period_type=week", "/v1/revenue/segments?period_type=week", "/v1/revenue/bridge",
-                    "/v1/kpis", "/v1/cohorts", "/v1/tournaments?period_type=month"]
+                    "/v1/kpis", "/v1/kpis/segments", "/v1/cohorts", "/v1/cohorts/segments",
+                    "/v1/tournaments?period_type=month"]
 
 
 def test_one_miss_per_key_under_200_concurrent_requests(api_env, db_url, two_segmented_tenants):
