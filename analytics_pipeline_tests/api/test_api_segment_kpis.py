@@ -2,7 +2,7 @@
 pipeline run wrote: the KPIs of each plan after an upgrade, a downgrade and a churn, worked out by
 hand in this file (docs/metrics.md#segment-kpis: a transfer is not churn), for whole months and a
 month to date; the values' churn adding up to the tenant's /v1/kpis; CSV; another tenant's token
-never seeing them; the cached answer invalidated by a revenue_segments run; the 400s."""
+never seeing them, row-level security included; the cached answer invalidated by a revenue_segments run; the 400s."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from decimal import Decimal
 
 import pytest
 
+from analytics_pipeline.api.params import comparison
+from analytics_pipeline.api.queries import comparison_params, load
+from analytics_pipeline.core.resources import AnalyticsDatabase
 from analytics_pipeline.revenue.assets import customer_sources, payment_history, revenue_aggregates, subscription_history
 from analytics_pipeline.revenue.segments import revenue_segments
 
@@ -169,12 +172,19 @@ def test_csv(client, plan_moves):
     assert [r["value"] for r in rows][::23] == ["pro", "basic"]
 
 
-def test_another_tenants_token_never_sees_them(client, plan_moves):
+def test_another_tenants_token_never_sees_them(client, db_url, plan_moves):
     globex = _kpis(client, "globex", MAY).json()
     assert [v["value"] for v in globex["values"]] == ["enterprise"]
     assert _values(globex)["enterprise"]["mrr"][:2] == (_d(99), _d(99))
     assert _kpis(client, "initech", MAY).json()["values"] == []  # no rows at all
     assert [v["value"] for v in _kpis(client, "acme", MAY).json()["values"]] == ["pro", "basic"]
+    # Row-level security, not only the query's filter: globex's transaction asking the SQL for
+    # acme's rows gets none, acme's own gets them.
+    spans = comparison_params(comparison("month", "2025-05-31", "complete"))
+    for tenant, expected in (("globex", set()), ("acme", {"pro", "basic"})):
+        with AnalyticsDatabase(url=db_url).tenant_transaction(tenant) as conn:
+            rows = conn.execute(load("kpis_segments"), {"tenant_id": "acme", "segment": "plan", **spans}).all()
+        assert {row.value for row in rows} == expected, tenant
 
 
 def test_a_revenue_segments_run_invalidates_the_cached_answer(client, engine, db_url, plan_moves):
