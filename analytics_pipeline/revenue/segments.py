@@ -150,6 +150,15 @@ def write_revenue_segments(conn: Connection, params: dict) -> dict[str, object]:
     return write_window(conn, params, SEGMENTS, _sql, "segment_day_rows", "segment_period_rows")
 
 
+def prepare_segment_check_rows(conn: Connection, params: dict) -> None:
+    """The rows of the window beside their opening MRR and customers (check_rows.sql), which
+    reads the state's levels of the window's days (state_levels.sql): analyzed first, so that the
+    rows of a backfill are joined to them by hashing, not looked up one by one."""
+    conn.execute(sa.text(_sql("state_levels")), params)
+    conn.execute(sa.text("ANALYZE segment_state_levels"))
+    prepare_segment_checks(conn, params)
+
+
 def malformed_segment_events(conn: Connection, params: dict) -> list:
     """(tenant_id, event_type, problem, events) of malformed events the segments read."""
     return conn.execute(sa.text(load("segments/malformed")), params).all()
@@ -170,7 +179,7 @@ REVENUE_SEGMENTS = Aggregate(
     empty_partitions_sql=empty_day_partitions_sql(SEGMENTS),
     malformed=malformed_segment_events,
     checks=SEGMENT_RULE_CHECKS,
-    prepare_checks=prepare_segment_checks,
+    prepare_checks=prepare_segment_check_rows,
     describe_window=lambda start, end: f"{start}..{end}",
     inputs="subscriptions",
 )

@@ -1,17 +1,24 @@
 -- The rows this run touched, each with the value's MRR and active customers at the end of the day
 -- before its period from the segment state (docs/metrics.md#segment-state), which the bridges
--- of sql/segments/checks/ start from.
+-- of sql/segments/checks/ start from: a period starting in the window finds them among the levels
+-- of state_levels.sql (segment_state_levels; none there is 0), one starting before it (the week,
+-- month, quarter or year the window starts in) looks the value's last state row before it up.
 CREATE TEMP TABLE segment_check_rows ON COMMIT DROP AS
-SELECT r.*, coalesce(o.mrr, 0) AS opening_mrr, coalesce(o.active_customers, 0) AS opening_active_customers
+SELECT r.*,
+       coalesce(l.mrr, b.mrr, 0) AS opening_mrr,
+       coalesce(l.active_customers, b.active_customers, 0) AS opening_active_customers
 FROM revenue_segments AS r
 JOIN ({touched_periods}) AS t ON t.period_type = r.period_type AND t.period_start = r.period_start
+LEFT JOIN segment_state_levels AS l
+  ON l.tenant_id = r.tenant_id AND l.dimension = r.dimension AND l.value = r.value AND l.day = r.period_start - 1
 LEFT JOIN LATERAL (
     SELECT s.mrr, s.active_customers FROM tenant_segment_days AS s
-    WHERE s.tenant_id = r.tenant_id AND s.dimension = r.dimension AND s.value = r.value
+    WHERE r.period_start < CAST(:window_start AS date)
+      AND s.tenant_id = r.tenant_id AND s.dimension = r.dimension AND s.value = r.value
       AND s.day < r.period_start
     ORDER BY s.day DESC
     LIMIT 1
-) AS o ON true
+) AS b ON true
 -- A tenant held back (a value no column can hold) kept its old rows: the run wrote none.
 WHERE r.period_start = ANY (ARRAY(SELECT p.period_start FROM ({touched_periods}) AS p))
   AND r.tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)
