@@ -49,6 +49,12 @@ REVENUE_BROUGHT_UP_TO_DATE = "revenue_aggregates_tenants_brought_up_to_date"
 
 log = logging.getLogger(__name__)
 
+# For the rest of the run, in place of the aggregation's (runs.tune_for_aggregation): a backfill
+# groups about 100,000 tenant, period and value sums of numeric, each sum's state some hundred
+# bytes, for the weeks and months and for the identity, which spill to disk in batches at 64MB
+# (bench/segments_bench.py).
+SEGMENTS_WORK_MEM = "256MB"
+
 
 def _sql(name: str, rows: str = "") -> str:
     return load(f"segments/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{rows}", rows)
@@ -80,6 +86,7 @@ def compute_segment_rows(conn: Connection, params: dict, revenue_changed: set[st
     reach it through the new-events sensor (touched_segment_days)."""
     lock_aggregate(conn, REVENUE_AGGREGATE_NAME)
     hold_states(conn)
+    conn.execute(sa.text(f"SET LOCAL work_mem = '{SEGMENTS_WORK_MEM}'"))
     for name in ("window_days", "opening", "day_rows"):
         conn.execute(sa.text(_sql(name)), params)
     conn.execute(sa.text("ANALYZE segment_day_rows"))
@@ -132,7 +139,7 @@ _SEGMENT_VALUES = (
 )
 # The computed rows' columns as the write stores them (money rounded to cents by its column).
 _ROUNDED_AS_WRITTEN = ", ".join(
-    ["r.tenant_id", "r.period_type", "r.period_start", "r.dimension", "r.value"]
+    ["r.tenant_id", "r.period_type", "r.period_start", "r.period_end", "r.dimension", "r.value"]
     + [f"round({expr}, 2) AS {column}" if bound is MONEY_BOUND else f"{expr} AS {column}"
        for column, expr, bound in _SEGMENT_VALUES]
 )
@@ -171,10 +178,11 @@ REVENUE_SEGMENTS = Aggregate(
     computed=SEGMENT_ROWS,
     write=write_revenue_segments,
     table=schema.revenue_segments,
+    # The touched periods' rows: those starting on a touched period's first day that contain a day
+    # of the window (check_rows.sql), a filter rather than a join.
     window_rows_sql=(
         f"FROM revenue_segments AS r WHERE r.period_start = ANY (ARRAY(SELECT period_start FROM ({TOUCHED_PERIODS_SQL}) "
-        f"AS t)) AND (r.period_type, r.period_start) IN (SELECT period_type, period_start FROM ({TOUCHED_PERIODS_SQL}) "
-        "AS t)"
+        "AS t)) AND r.period_start < CAST(:window_end AS date) AND r.period_end >= CAST(:window_start AS date)"
     ),
     empty_partitions_sql=empty_day_partitions_sql(SEGMENTS),
     malformed=malformed_segment_events,

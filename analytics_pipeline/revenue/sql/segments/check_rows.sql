@@ -8,7 +8,6 @@ SELECT r.*,
        coalesce(l.mrr, b.mrr, 0) AS opening_mrr,
        coalesce(l.active_customers, b.active_customers, 0) AS opening_active_customers
 FROM revenue_segments AS r
-JOIN ({touched_periods}) AS t ON t.period_type = r.period_type AND t.period_start = r.period_start
 LEFT JOIN segment_state_levels AS l
   ON l.tenant_id = r.tenant_id AND l.dimension = r.dimension AND l.value = r.value AND l.day = r.period_start - 1
 LEFT JOIN LATERAL (
@@ -19,6 +18,10 @@ LEFT JOIN LATERAL (
     ORDER BY s.day DESC
     LIMIT 1
 ) AS b ON true
--- A tenant held back (a value no column can hold) kept its old rows: the run wrote none.
+-- The touched periods: those starting on a touched period's first day that contain a day of the
+-- window, a filter rather than a join, which a backfill's million rows would be sorted for. A
+-- tenant held back (a value no column can hold) kept its old rows: the run wrote none.
 WHERE r.period_start = ANY (ARRAY(SELECT p.period_start FROM ({touched_periods}) AS p))
+  AND r.period_start < CAST(:window_end AS date)
+  AND r.period_end >= CAST(:window_start AS date)
   AND r.tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)

@@ -7,7 +7,9 @@ DELETE FROM revenue_segments AS r
 WHERE r.period_start = ANY (ARRAY(
           SELECT t.period_start FROM ({touched_periods}) AS t WHERE (t.period_type = 'day') = :days
       ))
-  AND (r.period_type, r.period_start) IN (SELECT t.period_type, t.period_start FROM ({touched_periods}) AS t)
+  -- Of those, the periods that contain a day of the window (check_rows.sql).
+  AND r.period_start < CAST(:window_end AS date)
+  AND r.period_end >= CAST(:window_start AS date)
   AND (r.period_type = 'day') = :days
   AND r.tenant_id NOT IN (SELECT tenant_id FROM tenants_not_written)
   AND NOT EXISTS (

@@ -20,7 +20,11 @@ segments AS (
         sum(s.transferred_in_customers) AS transferred_in_customers,
         sum(s.transferred_out_customers) AS transferred_out_customers
     FROM {segment_rows} AS s
-    JOIN touched AS t ON t.period_type = s.period_type AND t.period_start = s.period_start
+    -- The touched periods' rows: the periods starting on a touched period's first day that
+    -- contain a day of the window (a filter, not a join a backfill's rows would be sorted for).
+    WHERE s.period_start = ANY (ARRAY(SELECT period_start FROM touched))
+      AND s.period_start < CAST(:window_end AS date)
+      AND s.period_end >= CAST(:window_start AS date)
     GROUP BY s.tenant_id, s.period_type, s.period_start, s.dimension
 ),
 totals AS (
