@@ -116,9 +116,10 @@ def remember_demo_first_day(url: str, day: dt.date) -> bool:
 
 
 # Where `dev` remembers that the demo's first start has yet to be made: set in the transaction
-# that loads the demo, reset once its backfill is launched. A start interrupted in between (while
-# the indexes are built or the backfill is launched) leaves it set, and the next start finishes the
-# first start instead of taking the events it finds as a demo already under way.
+# that loads the demo, reset once every partition of its backfill and every state is materialized
+# by a run that succeeded. A start interrupted in between (while the indexes are built, the
+# backfill is launched or runs) leaves it set, and the next start finishes the first start instead
+# of taking the events it finds as a demo already under way.
 DEMO_FIRST_START_SETTING = "analytics.demo_first_start"
 FIRST_START_PENDING = "pending"
 
@@ -133,7 +134,7 @@ def mark_first_start_pending(conn, first_day: dt.date) -> bool:
 
 def pending_first_start(url: str) -> dt.date | None:
     """The first day of the demo loaded into this database whose first start is yet to be made
-    (its backfill not launched), None if there is none. Read from the catalog, not from the
+    (its backfill not done), None if there is none. Read from the catalog, not from the
     session's settings, which a session takes when it opens."""
     with db.engine_for(url).connect() as conn:
         entries = conn.execute(sa.text(
@@ -150,7 +151,8 @@ def pending_first_start(url: str) -> dt.date | None:
 
 
 def first_start_made(url: str) -> None:
-    """The demo's first start has launched its backfill: the next start is an ordinary one."""
+    """The demo's first start is made, every partition of its backfill materialized: the next
+    start is an ordinary one."""
     with db.engine_for(url).connect() as conn, conn.begin():
         _set_database(conn, {DEMO_FIRST_START_SETTING: None})
 
@@ -295,11 +297,12 @@ def _data(body: dict) -> dict:
 
 def launch_backfill(backfill: DemoBackfill) -> str:
     """Launch the asset backfill of `backfill.partitions` as the UI's "Materialize" over a range
-    does (`launchPartitionBackfill`); returns its id."""
+    does (`launchPartitionBackfill`), each asset's keys as the ranges of consecutive partitions
+    they make up (one, unless some are left out: `partitions_to_make`); returns its id."""
     params = {
         "partitionsByAssets": [
-            {"assetKey": {"path": list(key.path)}, "partitions": {"ranges": [{"start": keys[0], "end": keys[-1]}]}}
-            for key, (_, keys) in backfill.partitions.items()
+            {"assetKey": {"path": list(key.path)}, "partitions": {"ranges": _ranges(partitions_def, keys)}}
+            for key, (partitions_def, keys) in backfill.partitions.items()
         ],
         "title": BACKFILL_TITLE,
         "description": "Launched by `analytics-pipeline dev` after loading the demo data.",
@@ -310,9 +313,24 @@ def launch_backfill(backfill: DemoBackfill) -> str:
     return launched["backfillId"]
 
 
+def _ranges(partitions_def, keys: list[str]) -> list[dict]:
+    """`keys` as the ranges of consecutive partitions of `partitions_def` they make up."""
+    position = {key: i for i, key in enumerate(partitions_def.get_partition_keys())}
+    ranges: list[dict] = []
+    last = None
+    for key in sorted(keys, key=position.__getitem__):
+        if last is not None and position[key] == position[last] + 1:
+            ranges[-1]["end"] = key
+        else:
+            ranges.append({"start": key, "end": key})
+        last = key
+    return ranges
+
+
 def requested_demo_backfill() -> str | None:
-    """The id of a demo backfill launched but not yet taken up by the daemon (a first start
-    interrupted just after launching it), None if there is none."""
+    """The id of a demo backfill still in progress (REQUESTED: a start interrupted just after
+    launching it, or stopped while the webserver could not cancel it), which the daemon goes on
+    with; None if there is none. A cancelled or failed one launches no more runs."""
     listed = graphql(BACKFILLS_REQUESTED)["partitionBackfillsOrError"]
     if "results" not in listed:
         raise RuntimeError(f"{listed['__typename']}: {listed.get('message')}")
@@ -369,7 +387,8 @@ def materialize_states(instance, backfill: DemoBackfill) -> bool:
 
 
 def missing_partitions(instance, backfill: DemoBackfill) -> int:
-    """How many of the backfill's partitions, and of the states, have no materialization yet."""
+    """How many of the backfill's partitions, and of the states, have no materialization yet (as
+    the UI counts them: by any run, also one that was cancelled after its step)."""
     import dagster as dg
 
     missing = sum(instance.get_latest_materialization_event(key) is None for key in backfill.states)
@@ -379,17 +398,58 @@ def missing_partitions(instance, backfill: DemoBackfill) -> int:
     return missing
 
 
+MATERIALIZATIONS_PAGE = 1000
+
+
+def partitions_to_make(instance, backfill: DemoBackfill) -> DemoBackfill:
+    """The backfill's partitions, and states, that no run that succeeded has materialized: what
+    the demo's first start has yet to make after an interruption (its runs cancelled, one of them
+    perhaps after a step that materialized some) or a failure."""
+    import dagster as dg
+
+    def made_by(key) -> dict[str | None, set[str]]:  # partition key (None: unpartitioned): run ids
+        found: dict[str | None, set[str]] = {}
+        cursor = None
+        while True:
+            page = instance.fetch_materializations(key, limit=MATERIALIZATIONS_PAGE, cursor=cursor)
+            for record in page.records:
+                found.setdefault(record.partition_key, set()).add(record.run_id)
+            if not page.has_more:
+                return found
+            cursor = page.cursor
+
+    made = {key: made_by(key) for key in [*backfill.partitions, *backfill.states]}
+    run_ids = sorted({run_id for by_partition in made.values() for ids in by_partition.values() for run_id in ids})
+    succeeded = {run.run_id for run in instance.get_runs(
+        dg.RunsFilter(run_ids=run_ids, statuses=[dg.DagsterRunStatus.SUCCESS]))} if run_ids else set()
+
+    def done(key, partition) -> bool:
+        return bool(made[key].get(partition, set()) & succeeded)
+
+    partitions = {}
+    for key, (partitions_def, keys) in backfill.partitions.items():
+        left = [k for k in keys if not done(key, k)]
+        if left:
+            partitions[key] = (partitions_def, left)
+    return DemoBackfill(partitions, [key for key in backfill.states if not done(key, None)])
+
+
 def wait_for_backfill(
-    instance, ui: DagsterUI, backfill_id: str, backfill: DemoBackfill, stop: Callable[[], bool],
+    instance, ui: DagsterUI, backfill_id: str | None, backfill: DemoBackfill, stop: Callable[[], bool],
     poll_seconds: float = 1.0,
 ) -> bool:
-    """Wait until every partition of the backfill and every state is materialized (True), or
-    until the backfill has ended without that, or `stop()` says so (False)."""
+    """Wait until every partition of the backfill and every state is materialized by a run that
+    succeeded (True), or until the backfill `backfill_id` (None: none was launched) has ended
+    without that, or `stop()` says so (False)."""
+
+    def made() -> bool:  # the cheap count first, as the UI's; then by which runs
+        return missing_partitions(instance, backfill) == 0 and partitions_to_make(instance, backfill).size == 0
+
     while not stop():
-        if missing_partitions(instance, backfill) == 0:
+        if made():
             return True
-        if ui.backfill_status(backfill_id) not in ("REQUESTED", None):
-            # Ended: its last materializations may have landed since the count above.
-            return missing_partitions(instance, backfill) == 0
+        if backfill_id is None or ui.backfill_status(backfill_id) not in ("REQUESTED", None):
+            # Ended: its last runs may have succeeded since the count above.
+            return made()
         time.sleep(poll_seconds)
     return False

@@ -74,6 +74,23 @@ class StopRequest:
         return True
 
 
+def start_quiet_thread(target, *args) -> threading.Thread:
+    """A daemon thread of this process whose subprocesses do not hear Ctrl-C: the demo's state run,
+    which executes here, starts helpers for each step (Dagster's compute-log capture: `tail` and a
+    Python watcher of it) in this process group, the terminal's foreground one, which Ctrl-C's
+    SIGINT reaches as a whole; the watcher would print a KeyboardInterrupt traceback. SIGINT is
+    blocked in the thread, a mask its subprocesses inherit; the run ends them, or the stop
+    (`Stack.stop`). This process still hears SIGINT: its other threads do not block it."""
+
+    def quiet() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        target(*args)
+
+    thread = threading.Thread(target=quiet, daemon=True)
+    thread.start()
+    return thread
+
+
 class UntilStop:
     """dagster dev as the demo's follower sees it: ended from the moment the stop begins, so that
     the follower stops following the backfill and prints nothing more."""
@@ -177,6 +194,7 @@ class Stack:
 
             if _attempt("the embedded PostgreSQL", stop_embedded):
                 stopped.append("the embedded PostgreSQL")
+        _stop_helpers(self.stopping)
         if stopped:
             listed = ", ".join(stopped[:-1]) + (" and " if len(stopped) > 1 else "") + stopped[-1]
             click.echo(f"stopped {listed} in {time.monotonic() - began:.0f} s")
@@ -339,6 +357,30 @@ def _attempt(what: str, stop):
     except Exception as exc:
         click.echo(f"could not stop {what}: {type(exc).__name__}: {exc}", err=True)
         return None
+
+
+def _stop_helpers(stopping: StopRequest) -> None:
+    """SIGTERM, then SIGKILL, to what this process started in its own process group and still
+    runs: the compute-log helpers of a run cut short here (`start_quiet_thread`), which would
+    otherwise outlive it for a second."""
+    import psutil
+
+    def left() -> list:
+        found = []
+        with contextlib.suppress(psutil.Error):
+            for process in psutil.Process().children(recursive=True):
+                with contextlib.suppress(OSError, psutil.Error):
+                    if os.getpgid(process.pid) == os.getpgrp() and process.status() != psutil.STATUS_ZOMBIE:
+                        found.append(process)
+        return found
+
+    for process in left():
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    if not stopping.wait_until(lambda: not left(), KILL_SECONDS):
+        for process in left():
+            with contextlib.suppress(psutil.Error):
+                process.kill()
 
 
 def _serving(port: int) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import click
@@ -15,7 +14,7 @@ import click
 from ..core import db, migrate
 from ..core.options import clearly, database_url
 from ..core.settings import PROJECT_DIR, ConfigError, analytics_home
-from .shutdown import Stack
+from .shutdown import Stack, start_quiet_thread
 
 # The production instance (storage in PostgreSQL, run queue, the analytics_db pool, run
 # monitoring): `dev` runs the same, with its storage in the schema `dagster` of the analytics
@@ -88,9 +87,8 @@ def _start(no_demo: bool, port: int, api_port: int, stack: Stack) -> None:
     stack.api = _start_api(env, api_port)
     _echo_dashboard(url, api_port)
     if demo_run is not None:
-        threading.Thread(
-            target=_finish_demo, args=(url, *demo_run, stack.until_stop(), started_at), daemon=True
-        ).start()
+        # Its run's helpers do not hear Ctrl-C, which would make them print tracebacks.
+        start_quiet_thread(_finish_demo, url, *demo_run, stack.until_stop(), started_at)
 
 
 def report_links_env(api_port: int) -> dict[str, str]:
@@ -129,33 +127,62 @@ def _mail_destination() -> str:
 
 def _start_demo_backfill(url: str, options, port: int, resumed: bool):
     """Add the demo reports and launch the demo's backfill, before Dagster starts: its daemon's
-    first backfill iteration starts the runs. Then the demo's first start is made: the next start
-    is an ordinary one. None if the backfill could not be launched (the next start tries again).
+    first backfill iteration starts the runs. None if the backfill could not be launched (the
+    next start tries again). The demo's first start is made once the backfill is done
+    (`_finish_demo`).
 
-    What a first start interrupted before this point (`resumed`) had done is not done twice: the
-    demo reports it added, the backfill it launched."""
+    What a first start interrupted before its end (`resumed`) had done is not done twice: the
+    demo reports it added, a backfill still in progress (followed instead), the partitions that
+    runs which succeeded materialized (the backfill launched is of the others, none if none
+    is left)."""
     from . import demo
 
     report_ids = demo.add_demo_reports(url)
     try:
         backfill = demo.demo_backfill(options.start)
-        backfill_id = (demo.requested_demo_backfill() if resumed else None) or demo.launch_backfill(backfill)
+        backfill_id = demo.requested_demo_backfill() if resumed else None
+        todo = backfill if not resumed else None
+        if resumed and backfill_id is None:
+            from dagster import DagsterInstance
+
+            with DagsterInstance.get() as instance:  # dev's, from DAGSTER_HOME
+                todo = demo.partitions_to_make(instance, backfill)
+        if todo is not None and todo.partitions:
+            backfill_id = demo.launch_backfill(todo)
     except Exception as exc:  # the stack starts all the same
         click.echo(f"could not launch the demo's backfill: {type(exc).__name__}: {exc}; the demo reports stay "
                    "paused: `analytics-pipeline reports resume ID`", err=True)
         return None
-    demo.first_start_made(url)
-    click.echo(
-        f"launched the backfill {backfill_id} of every aggregate over the demo's range (Overview > Backfills in "
-        f"the UI) and a run of the state they absorb: {backfill.size} partitions of {backfill.assets} assets; "
-        f"{len(report_ids)} demo reports go out when they are done"
-    )
+    if todo is None:
+        click.echo(f"following the backfill {backfill_id} of every aggregate over the demo's range, launched by "
+                   f"the start before and still in progress (Overview > Backfills in the UI), and a run of the "
+                   f"state they absorb; {len(report_ids)} demo reports go out when they are done")
+    elif todo is backfill:
+        click.echo(
+            f"launched the backfill {backfill_id} of every aggregate over the demo's range (Overview > Backfills in "
+            f"the UI) and a run of the state they absorb: {backfill.size} partitions of {backfill.assets} assets; "
+            f"{len(report_ids)} demo reports go out when they are done"
+        )
+    elif backfill_id is not None:
+        click.echo(
+            f"launched the backfill {backfill_id} of the demo's partitions that no run has materialized yet "
+            f"(Overview > Backfills in the UI) and a run of the state they absorb: {todo.size - len(todo.states)} "
+            f"of {backfill.size - len(backfill.states)} partitions, of {len(todo.partitions)} assets; "
+            f"{len(report_ids)} demo reports go out when they are done"
+        )
+    else:
+        click.echo(f"every partition of the demo's backfill is materialized; a run of the state they absorb, then "
+                   f"the {len(report_ids)} demo reports go out")
     return demo.DagsterUI(f"http://127.0.0.1:{port}"), backfill_id, backfill, report_ids
 
 
 def _finish_demo(
-    url: str, ui, backfill_id: str, backfill, report_ids: list[str], process, started_at: float
+    url: str, ui, backfill_id: str | None, backfill, report_ids: list[str], process, started_at: float
 ) -> None:
+    """Follow the demo's backfill, beside a run of the state it absorbs; once every partition is
+    materialized by a run that succeeded, resume the demo reports and mark the demo's first start
+    made. Stopped, or ended with partitions missing, it leaves the mark: the next start launches
+    the backfill of those left."""
     from dagster import DagsterInstance
 
     from . import demo
@@ -167,6 +194,9 @@ def _finish_demo(
         instance = DagsterInstance.get()  # dev's, from DAGSTER_HOME
         demo.materialize_states(instance, backfill)
         done = demo.wait_for_backfill(instance, ui, backfill_id, backfill, stop=stopped)
+        if done:
+            demo.resume_demo_reports(url, report_ids)
+            demo.first_start_made(url)
     except Exception as exc:  # the stack goes on; this only follows the demo's first runs
         done = False
         if not stopped():
@@ -174,9 +204,9 @@ def _finish_demo(
     if not done:
         if not stopped():
             click.echo(f"the backfill {backfill_id} or the state run ended with partitions missing (see the UI); "
-                       "the demo reports stay paused: `analytics-pipeline reports resume ID`")
+                       "the demo reports stay paused: `analytics-pipeline reports resume ID`; the next start "
+                       "launches the backfill of those missing")
         return
-    demo.resume_demo_reports(url, report_ids)
     click.echo(
         f"every partition of the backfill is materialized, {time.monotonic() - started_at:.0f} s after "
         f"the start; the demo reports go out at the reports sensor's next tick ({_mail_destination()})"
@@ -222,7 +252,7 @@ def _dagster_storage_url(url: str) -> str:
 def _demo_to_start(url: str):
     """The demo whose first start this one makes, as its options (None if none), and whether it
     was loaded before: the demo loaded now into a database with no events, or the one a first
-    start interrupted before launching its backfill had loaded (`demo.pending_first_start`).
+    start interrupted before its backfill was done had loaded (`demo.pending_first_start`).
 
     The load is one transaction, which also marks the first start as yet to be made: interrupted,
     it leaves nothing, and the next start loads the demo again into the empty database."""
@@ -236,8 +266,8 @@ def _demo_to_start(url: str):
         has_events = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM analytics_events)")).scalar()
     first_day = demo.pending_first_start(url)
     if has_events and first_day is not None:
-        click.echo(f"the demo data set from {first_day} is loaded, but the start that loaded it was interrupted "
-                   "before launching its backfill: launching it now")
+        click.echo(f"the demo data set from {first_day} is loaded, but its first start was interrupted before "
+                   "every aggregate was materialized: finishing it")
         return dataclasses.replace(generator.demo_options(), start=first_day), True
     if has_events:
         return None, False

@@ -2,9 +2,12 @@
 cleanly at any moment: while the first start's backfill runs are in flight, dev cancels them,
 stops Dagster's processes (code servers and run workers included), the API, then the embedded
 Redis and PostgreSQL; it exits within a bound, no process outlives it, nothing is printed after
-its last line, and the next start on the same home is clean. A second signal hurries the stop."""
+its last line, and the next start on the same home is clean and finishes the demo: every
+aggregate green, each partition materialized by a run that succeeded. A Ctrl-C while the demo's
+state runs in dev's own process prints no traceback. A second signal hurries the stop."""
 
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -21,11 +24,13 @@ import requests
 from analytics_pipeline.core.settings import PROJECT_DIR
 
 from ..helpers import free_port
+from .test_dev_command import _months_between, assert_green_first_look, demo_first_day
 
 # Deadlines for a loaded machine. On a quiet one the first runs are in flight about a minute
 # after the start, and a stop takes 10 to 20 s.
 FIRST_RUNS_SECONDS = 300
 READY_SECONDS = 180
+DEMO_DONE_SECONDS = 420  # the next start's backfill of what the stop left; about 2 minutes on a quiet one
 # dev's own bounds: 45 s for Dagster's processes to exit and 5 more to kill them, 15 for the API,
 # then the embedded servers.
 STOP_SECONDS = 100
@@ -146,6 +151,22 @@ def _runs(home: Path) -> dict[str, int]:
             "AS t WHERE t.run_id = r.run_id AND t.key = 'dagster/backfill') GROUP BY r.status").fetchall())
 
 
+def _made_by_runs_that_succeeded(home: Path) -> dict[str, int]:
+    """Each asset's partitions (distinct) materialized by a run that succeeded."""
+    with psycopg.connect(_database(home)) as conn:
+        return dict(conn.execute(
+            "SELECT e.asset_key, count(DISTINCT e.partition) FROM dagster.event_logs AS e JOIN dagster.runs AS r "
+            "USING (run_id) WHERE e.dagster_event_type = 'ASSET_MATERIALIZATION' AND r.status = 'SUCCESS' "
+            "GROUP BY e.asset_key").fetchall())
+
+
+def _database_settings(home: Path) -> list[str]:
+    with psycopg.connect(_database(home)) as conn:
+        return conn.execute(
+            "SELECT coalesce(s.setconfig, '{}') FROM pg_db_role_setting AS s JOIN pg_database AS d "
+            "ON d.oid = s.setdatabase WHERE d.datname = current_database() AND s.setrole = 0").fetchone()[0]
+
+
 def _left_by_the_stop(home: Path, env: dict) -> tuple[dict[str, int], list[str], str]:
     """The runs by status, the backfills' statuses, and the events of runs that failed (to say
     why), read on the embedded server started for it alone (by `db current`) and stopped again."""
@@ -169,8 +190,8 @@ def _left_by_the_stop(home: Path, env: dict) -> tuple[dict[str, int], list[str],
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(FIRST_RUNS_SECONDS + 2 * STOP_SECONDS + READY_SECONDS + 4 * QUIET_SECONDS + 60)
-def test_ctrl_c_during_the_first_backfill_stops_everything_and_the_next_start_is_clean(tmp_path):
+@pytest.mark.timeout(FIRST_RUNS_SECONDS + 2 * STOP_SECONDS + DEMO_DONE_SECONDS + 4 * QUIET_SECONDS + 60)
+def test_ctrl_c_during_the_first_backfill_stops_everything_and_the_next_start_finishes_the_demo(tmp_path):
     home = tmp_path / "home"
     # The embedded PostgreSQL and Redis, which dev stops last, and the demo (small).
     env = {**os.environ, "ANALYTICS_HOME": str(home), "ANALYTICS_DEMO_USERS_PER_TENANT": "60"}
@@ -200,10 +221,27 @@ def test_ctrl_c_during_the_first_backfill_stops_everything_and_the_next_start_is
         assert runs.get("CANCELED") and set(runs) <= {"SUCCESS", "CANCELED"}, f"{runs}\n{failures}\n{first.output()[-3000:]}"
         assert backfills in (["CANCELING"], ["CANCELED"])
 
-        # The same home starts again: the embedded servers, Dagster and the API.
+        # The same home starts again: the embedded servers, Dagster and the API; it launches the
+        # backfill of the partitions the stopped one left, and once they are made the UI shows
+        # every aggregate green, each partition made by a run that succeeded (not only by the
+        # cancelled runs), and the demo's first start is made.
+        today = dt.datetime.now(dt.UTC).date()
         second = Dev(home, env)
         second.wait_for(second.serving, READY_SECONDS, "serving")
-        assert "Traceback" not in second.output(), second.output()[-3000:]
+        second.wait_for(lambda: "every partition of the backfill is materialized" in second.output(),
+                        DEMO_DONE_SECONDS, "done with the demo's backfill")
+        output = second.output()
+        assert "its first start was interrupted before every aggregate was materialized" in output, output[-3000:]
+        assert "that no run has materialized yet" in output, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+        first_day = demo_first_day(today)
+        assert_green_first_look(second.port, first_day, today)
+        made = _made_by_runs_that_succeeded(home)
+        days = (today - first_day).days + 1
+        assert made.pop('["revenue_aggregates"]') == days, made
+        assert made.pop('["tournament_aggregates"]') == days, made
+        assert made.pop('["user_cohorts"]') == _months_between(first_day, today), made
+        assert not [setting for setting in _database_settings(home) if "demo_first_start" in setting]
         # SIGTERM (a service manager, `timeout`) stops it the same way.
         second.signal_group(signal.SIGTERM)
         seconds = second.wait_stopped(STOP_SECONDS)
@@ -213,6 +251,55 @@ def test_ctrl_c_during_the_first_backfill_stops_everything_and_the_next_start_is
         for dev in (first, second):
             if dev is not None:
                 dev.kill_all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(FIRST_RUNS_SECONDS + STOP_SECONDS + QUIET_SECONDS + 60)
+def test_ctrl_c_during_the_demo_state_run_prints_only_the_stop(tmp_path):
+    """The demo's state runs in dev's process, its steps' compute-log helpers (`tail` and a Python
+    watcher) in dev's process group, which Ctrl-C reaches: they must print no KeyboardInterrupt
+    traceback. The state run is held mid-step by a lock on analytics_events, taken as soon as the
+    demo's load is done (committed and analyzed) and released once the signal is sent. The signal waits for the daemon to
+    have submitted the backfill's runs (one daily, one monthly), its code location shutting down
+    while it submits them failing the backfill with a traceback of Dagster's own."""
+    home = tmp_path / "home"
+    env = {**os.environ, "ANALYTICS_HOME": str(home), "ANALYTICS_DEMO_USERS_PER_TENANT": "60"}
+    for variable in ("DATABASE_URL", "REDIS_URL", "DAGSTER_PG_URL", "SMTP_HOST", "REPORTS_SENSOR_INTERVAL_SECONDS"):
+        env.pop(variable, None)
+    dev = Dev(home, env)
+    lock = None
+    try:
+        dev.wait_for(lambda: re.search(r"^loaded \d+ organizations", dev.output(), re.M), FIRST_RUNS_SECONDS,
+                     "done loading the demo")
+        lock = psycopg.connect(_database(home), connect_timeout=5)
+        lock.execute("LOCK TABLE analytics_events IN ACCESS EXCLUSIVE MODE")
+
+        def state_run_mid_step() -> bool:
+            with psycopg.connect(_database(home)) as conn:
+                started = conn.execute(
+                    "SELECT count(*) FROM dagster.runs AS r JOIN dagster.run_tags AS t USING (run_id) "
+                    "WHERE t.key = 'analytics/demo' AND t.value = 'state' AND r.status = 'STARTED'").fetchone()[0]
+            helpers = [p for p in psutil.Process(dev.process.pid).children(recursive=True)
+                       if "watch_orphans" in " ".join(p.cmdline())]
+            return bool(started and helpers)
+
+        def backfill_submitted() -> bool:
+            runs = _runs(home)
+            return sum(runs.values()) >= 2 and bool(runs.get("STARTED"))
+
+        dev.wait_for(lambda: dev.serving() and backfill_submitted() and state_run_mid_step(), FIRST_RUNS_SECONDS,
+                     "running the backfill, and the state mid-step")
+        dev.signal_group(signal.SIGINT)
+        lock.rollback()  # the state run goes on, and ends or is stopped
+        lock.close()
+        dev.wait_stopped(STOP_SECONDS)
+        dev.assert_stopped_cleanly()
+        output = dev.output()
+        assert "Traceback" not in output, output[-3000:]
+    finally:
+        if lock is not None:
+            lock.close()
+        dev.kill_all()
 
 
 @pytest.mark.slow
