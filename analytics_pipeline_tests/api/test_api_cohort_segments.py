@@ -1,6 +1,6 @@
 """/v1/cohorts/segments on a real PostgreSQL and a real Redis: its rows against user_cohort_segments
-read directly, the values adding up to /v1/cohorts, CSV, tenant isolation, the cache under
-user_cohort_segments' versions (which its runs advance), and the 400s."""
+read directly, the values adding up to /v1/cohorts, CSV, tenant isolation (row-level security
+included), the cache under user_cohort_segments' versions (which its runs advance), and the 400s."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline.api.queries import load
 from analytics_pipeline.cohorts.segments import SEGMENTS_AGGREGATE
 from analytics_pipeline.core.cache_versions import CacheInvalidation
+from analytics_pipeline.core.resources import AnalyticsDatabase
 
 from .api_data import TODAY, two_segmented_tenants, two_tenants
 from ..api_support import api_env, auth, client, redis_prefix, redis_server_url
@@ -77,7 +79,7 @@ def test_csv(client, engine, two_segmented_tenants):
                     "retained_users": int(r["retained_users"])} for r in rows]) == _table(engine, "acme", "source")
 
 
-def test_another_tenants_rows_never_appear(client, engine, two_segmented_tenants):
+def test_another_tenants_rows_never_appear(client, engine, db_url, two_segmented_tenants):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE user_cohort_segments SET value = 'globex-only' "
                              "WHERE tenant_id = 'globex' AND value = 'ads'"))
@@ -87,6 +89,13 @@ def test_another_tenants_rows_never_appear(client, engine, two_segmented_tenants
     globex = client.get(f"/v1/cohorts/segments?segment=source&{QUERY}", headers=auth("globex")).json()
     assert {r["value"] for r in globex["rows"]} == {"globex-only", "organic"}
     assert client.get(f"/v1/cohorts/segments?{QUERY}", headers=auth("initech")).json()["rows"] == []
+    # Row-level security, not only the query's filter: globex's transaction asking the SQL for
+    # acme's rows gets none, acme's own gets them.
+    for tenant, expected in (("globex", set()), ("acme", {"ads", "organic"})):
+        with AnalyticsDatabase(url=db_url).tenant_transaction(tenant) as conn:
+            rows = conn.execute(load("cohort_segments"), {"tenant_id": "acme", "segment": "source",
+                                                          "date_from": FIRST, "date_to": TODAY}).all()
+        assert {row.value for row in rows} == expected, tenant
 
 
 def test_cached_under_user_cohort_segments_versions(client, engine, two_segmented_tenants):

@@ -1,7 +1,9 @@
 """/v1/kpis/segments on a real PostgreSQL and a real Redis, from revenue_segments rows a real
 pipeline run wrote: the KPIs of each plan after an upgrade, a downgrade and a churn, worked out by
 hand in this file (docs/metrics.md#segment-kpis: a transfer is not churn), for whole months and a
-month to date; the values' churn adding up to the tenant's /v1/kpis; CSV; another tenant's token
+month to date, also where a value's transfers in and out do not cancel (a plan emptied by transfers
+alone, a reactivation, a plan new in the month); the values' churn adding up to the tenant's
+/v1/kpis; CSV; another tenant's token
 never seeing them, row-level security included; the cached answer invalidated by a revenue_segments run; the 400s."""
 
 from __future__ import annotations
@@ -222,3 +224,91 @@ def test_bad_parameters_get_400_naming_them(client, query, parameter):
     response = client.get(f"/v1/kpis/segments?{query}", headers=auth("acme"))
     assert response.status_code == 400, response.text
     assert response.json()["parameter"] == parameter
+
+
+@pytest.fixture
+def transfers_that_do_not_cancel(engine, db_url):
+    """acme in April: u1 and u2 on basic (10 each), u5 on basic (20) from April 7 until its cancel
+    on April 20, u3 on pro (30). In May: u1 upgrades to pro at 30 (May 10), u2 moves to pro at the
+    same 10 (May 11): basic is emptied by transfers alone. u5 comes back on pro at 20 (May 14, a
+    reactivation), u6 starts on team at 25 (May 16). globex: one customer on enterprise (99)."""
+    for user, plan, amount, day in (("u1", "basic", 10, 5), ("u2", "basic", 10, 5), ("u5", "basic", 20, 7),
+                                    ("u3", "pro", 30, 6)):
+        _event(engine, "acme", "subscription_started", f"2025-04-{day:02d} 10:00", user, plan_id=plan,
+               amount=amount, interval="month")
+    _event(engine, "acme", "subscription_cancelled", "2025-04-20 10:00", "u5")
+    _event(engine, "acme", "subscription_changed", "2025-05-10 10:00", "u1", plan_id="pro", amount=30, interval="month")
+    _event(engine, "acme", "subscription_changed", "2025-05-11 10:00", "u2", plan_id="pro", amount=10, interval="month")
+    with engine.begin() as conn:
+        add_event(conn, "acme", "subscription_started", "2025-05-14 10:00", "u5", subscription_id="s-u5-again",
+                  plan_id="pro", amount=20, interval="month")
+    _event(engine, "acme", "subscription_started", "2025-05-16 10:00", "u6", plan_id="team", amount=25,
+           interval="month")
+    _event(engine, "globex", "subscription_started", "2025-04-03 10:00", "g1", plan_id="enterprise", amount=99,
+           interval="month")
+    _run(db_url)
+
+
+def test_a_plan_emptied_by_transfers_keeps_its_retention(client, db_url, transfers_that_do_not_cancel):
+    """Transfers in and out of a value that do not cancel, a reactivation and a value new in the
+    span, worked out by hand (docs/metrics.md#segment-kpis):
+    basic in May: opening 20 (u1, u2; u5 left in April), both leave by transfer (20 out, two
+      customers), nothing churned: closing 0 and no customer; GRR and NRR (20 - 0 - 0)/20 = 1,
+      customer churn 0/2, gross and net MRR churn 0, no loss so no quick ratio, no customer so no ARPA.
+      April: new 40 (u1, u2, u5), churned 20 (u5), closing 20, two customers; quick ratio 40/20.
+    pro in May: opening 30 (u3); u1 comes in (10 transferred, 20 expansion), u2 (10 transferred),
+      u5 reactivates (20): closing 90, four customers; opening customers 4 - (0 + 1 - 0 + 2 - 0) = 1.
+      GRR 30/30; NRR (30 + 20)/30, reactivation not in it; net MRR churn (0 - 20 - 20)/30; ARPA 90/4.
+    team: no row in April, so 0 there (not null) and no change in percent; new 25 in May."""
+    body = _kpis(client, "acme", MAY).json()
+    assert [v["value"] for v in body["values"]] == ["pro", "team", "basic"]  # by May's MRR: 90, 25, 0
+    values = _values(body)
+    basic = values["basic"]
+    assert basic["mrr"] == (_d(0), _d(20), _d("-100.0"), None)
+    assert basic["active_customers"] == (_d(0), _d(2), _d("-100.0"), None)
+    assert basic["transfer_out_revenue"][:2] == (_d(20), _d(0)) and basic["transfer_in_revenue"][:2] == (_d(0), _d(0))
+    assert basic["transferred_out_customers"][:2] == (_d(2), _d(0))
+    assert basic["churned_revenue"][:2] == (_d(0), _d(20)) and basic["churned_customers"][:2] == (_d(0), _d(1))
+    assert basic["net_new_mrr"][:2] == (_d(-20), _d(20))
+    assert basic["grr"][:2] == basic["nrr"][:2] == (_d(1), None)
+    assert basic["logo_churn_rate"][:2] == (_d(0), None)
+    assert basic["gross_mrr_churn_rate"][:2] == basic["net_mrr_churn_rate"][:2] == (_d(0), None)
+    assert basic["quick_ratio"][:2] == (None, _d(2))
+    assert basic["arpa"][:2] == (None, _d(10))
+    pro = values["pro"]
+    assert pro["mrr"][:2] == (_d(90), _d(30)) and pro["active_customers"][:2] == (_d(4), _d(1))
+    assert (pro["transfer_in_revenue"][0], pro["expansion_revenue"][0], pro["reactivation_revenue"][0]) == (
+        _d(20), _d(20), _d(20))
+    assert pro["reactivated_customers"][0] == _d(1) and pro["transferred_in_customers"][0] == _d(2)
+    assert pro["net_new_mrr"][0] == _d(60)
+    assert pro["grr"][0] == _d(1)
+    assert pro["nrr"][0] == _d(Decimal(50) / 30)
+    assert pro["net_mrr_churn_rate"][0] == _d(Decimal(-40) / 30)
+    assert pro["logo_churn_rate"][0] == _d(0)
+    assert pro["quick_ratio"][0] is None
+    assert pro["arpa"][0] == _d("22.5")
+    team = values["team"]
+    assert team["mrr"] == (_d(25), _d(0), None, None)
+    assert team["new_revenue"] == (_d(25), _d(0), None, None)
+    assert team["active_customers"] == (_d(1), _d(0), None, None)
+    assert team["grr"] == (None, None, None, None)
+
+
+def test_a_month_to_date_takes_each_levels_last_day_row(client, db_url, transfers_that_do_not_cancel):
+    """1–20 May against 1–20 April. basic's last day row in May is the 11th (u2 leaves it, no MRR
+    after): its level is that row's 0, not its first day's 20; its opening 20 holds the transfers.
+    In April to the 20th, u5's cancel is in: churned 20, closing 20. Under globex's row-level
+    security the SQL of a month to date (day rows) gives none of acme's values."""
+    query = "segment=plan&period_type=month&day=2025-05-20"
+    values = _values(_kpis(client, "acme", query).json())
+    assert values["basic"]["mrr"][:2] == (_d(0), _d(20))
+    assert values["basic"]["active_customers"][:2] == (_d(0), _d(2))
+    assert values["basic"]["grr"][0] == _d(1) and values["basic"]["logo_churn_rate"][0] == _d(0)
+    assert values["basic"]["churned_revenue"][1] == _d(20)
+    assert values["pro"]["mrr"][:2] == (_d(90), _d(30)) and values["pro"]["nrr"][0] == _d(Decimal(50) / 30)
+    spans = comparison_params(comparison("month", "2025-05-20", "to_date"))
+    assert spans["current_whole"] is False and spans["previous_whole"] is False
+    for tenant, expected in (("globex", set()), ("acme", {"pro", "team", "basic"})):
+        with AnalyticsDatabase(url=db_url).tenant_transaction(tenant) as conn:
+            rows = conn.execute(load("kpis_segments"), {"tenant_id": "acme", "segment": "plan", **spans}).all()
+        assert {row.value for row in rows} == expected, tenant
