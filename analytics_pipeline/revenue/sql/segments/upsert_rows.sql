@@ -1,7 +1,48 @@
 -- Write the rows the run computed ({rows}); a rerun or an overlapping run updates them in place
--- (docs/metrics.md#revenue_segments). A row whose values did not change is left as it is: an
--- hourly run recomputes every value's running week, month, quarter and year, and most of them
--- had no movement since the last run.
+-- (docs/metrics.md#revenue_segments). A stored row whose values did not change is left as it is:
+-- an hourly run recomputes every value's running week, month, quarter and year, and most of them
+-- had no movement since the last run. The computed rows no row is stored for yet are inserted in
+-- the order of the table's unique key, as plain inserts: INSERT ... ON CONFLICT would probe the
+-- unique key once more for each of a backfill's million rows, and the run holds the aggregate's
+-- lock, so no other run inserts them meanwhile. Stored rows are looked up among the touched
+-- periods' (delete_stale.sql).
+WITH updated AS (
+    UPDATE revenue_segments AS r
+    SET id = n.tenant_id || ':' || n.period_type || ':' || n.period_start || ':' || n.dimension || ':' || n.value,
+        period_end = n.period_end,
+        mrr = n.mrr,
+        arr = n.mrr * 12,
+        new_revenue = n.new_revenue,
+        reactivation_revenue = n.reactivation_revenue,
+        expansion_revenue = n.expansion_revenue,
+        contraction_revenue = n.contraction_revenue,
+        churned_revenue = n.churned_revenue,
+        transfer_in_revenue = n.transfer_in_revenue,
+        transfer_out_revenue = n.transfer_out_revenue,
+        active_customers = n.active_customers,
+        new_customers = n.new_customers,
+        reactivated_customers = n.reactivated_customers,
+        churned_customers = n.churned_customers,
+        transferred_in_customers = n.transferred_in_customers,
+        transferred_out_customers = n.transferred_out_customers,
+        updated_at = now() AT TIME ZONE 'UTC'
+    FROM {rows} AS n
+    WHERE r.period_start = ANY (ARRAY(SELECT t.period_start FROM ({touched_periods}) AS t))
+      AND r.tenant_id = n.tenant_id AND r.period_type = n.period_type AND r.dimension = n.dimension
+      AND r.period_start = n.period_start AND r.value = n.value
+      -- Compared as they would be stored: money rounded to cents by its column.
+      AND (r.period_end, r.mrr, r.new_revenue, r.reactivation_revenue, r.expansion_revenue,
+           r.contraction_revenue, r.churned_revenue, r.transfer_in_revenue, r.transfer_out_revenue,
+           r.active_customers, r.new_customers, r.reactivated_customers, r.churned_customers,
+           r.transferred_in_customers, r.transferred_out_customers)
+          IS DISTINCT FROM
+          (n.period_end, CAST(n.mrr AS numeric(18, 2)), CAST(n.new_revenue AS numeric(18, 2)),
+           CAST(n.reactivation_revenue AS numeric(18, 2)), CAST(n.expansion_revenue AS numeric(18, 2)),
+           CAST(n.contraction_revenue AS numeric(18, 2)), CAST(n.churned_revenue AS numeric(18, 2)),
+           CAST(n.transfer_in_revenue AS numeric(18, 2)), CAST(n.transfer_out_revenue AS numeric(18, 2)),
+           n.active_customers, n.new_customers, n.reactivated_customers, n.churned_customers,
+           n.transferred_in_customers, n.transferred_out_customers)
+)
 INSERT INTO revenue_segments (
     id, tenant_id, period_start, period_end, period_type, dimension, value, mrr, arr,
     new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
@@ -10,44 +51,18 @@ INSERT INTO revenue_segments (
     transferred_in_customers, transferred_out_customers, updated_at
 )
 SELECT
-    tenant_id || ':' || period_type || ':' || period_start || ':' || dimension || ':' || value,
-    tenant_id, period_start, period_end, period_type, dimension, value, mrr, mrr * 12,
-    new_revenue, reactivation_revenue, expansion_revenue, contraction_revenue, churned_revenue,
-    transfer_in_revenue, transfer_out_revenue,
-    active_customers, new_customers, reactivated_customers, churned_customers,
-    transferred_in_customers, transferred_out_customers,
+    n.tenant_id || ':' || n.period_type || ':' || n.period_start || ':' || n.dimension || ':' || n.value,
+    n.tenant_id, n.period_start, n.period_end, n.period_type, n.dimension, n.value, n.mrr, n.mrr * 12,
+    n.new_revenue, n.reactivation_revenue, n.expansion_revenue, n.contraction_revenue, n.churned_revenue,
+    n.transfer_in_revenue, n.transfer_out_revenue,
+    n.active_customers, n.new_customers, n.reactivated_customers, n.churned_customers,
+    n.transferred_in_customers, n.transferred_out_customers,
     now() AT TIME ZONE 'UTC'
-FROM {rows}
-ON CONFLICT (tenant_id, period_type, dimension, period_start, value) DO UPDATE SET
-    id = EXCLUDED.id,
-    period_end = EXCLUDED.period_end,
-    mrr = EXCLUDED.mrr,
-    arr = EXCLUDED.arr,
-    new_revenue = EXCLUDED.new_revenue,
-    reactivation_revenue = EXCLUDED.reactivation_revenue,
-    expansion_revenue = EXCLUDED.expansion_revenue,
-    contraction_revenue = EXCLUDED.contraction_revenue,
-    churned_revenue = EXCLUDED.churned_revenue,
-    transfer_in_revenue = EXCLUDED.transfer_in_revenue,
-    transfer_out_revenue = EXCLUDED.transfer_out_revenue,
-    active_customers = EXCLUDED.active_customers,
-    new_customers = EXCLUDED.new_customers,
-    reactivated_customers = EXCLUDED.reactivated_customers,
-    churned_customers = EXCLUDED.churned_customers,
-    transferred_in_customers = EXCLUDED.transferred_in_customers,
-    transferred_out_customers = EXCLUDED.transferred_out_customers,
-    updated_at = EXCLUDED.updated_at
-WHERE (revenue_segments.period_end, revenue_segments.mrr, revenue_segments.new_revenue,
-       revenue_segments.reactivation_revenue, revenue_segments.expansion_revenue,
-       revenue_segments.contraction_revenue, revenue_segments.churned_revenue,
-       revenue_segments.transfer_in_revenue, revenue_segments.transfer_out_revenue,
-       revenue_segments.active_customers, revenue_segments.new_customers,
-       revenue_segments.reactivated_customers, revenue_segments.churned_customers,
-       revenue_segments.transferred_in_customers, revenue_segments.transferred_out_customers)
-      IS DISTINCT FROM
-      (EXCLUDED.period_end, EXCLUDED.mrr, EXCLUDED.new_revenue,
-       EXCLUDED.reactivation_revenue, EXCLUDED.expansion_revenue,
-       EXCLUDED.contraction_revenue, EXCLUDED.churned_revenue,
-       EXCLUDED.transfer_in_revenue, EXCLUDED.transfer_out_revenue,
-       EXCLUDED.active_customers, EXCLUDED.new_customers, EXCLUDED.reactivated_customers,
-       EXCLUDED.churned_customers, EXCLUDED.transferred_in_customers, EXCLUDED.transferred_out_customers)
+FROM {rows} AS n
+WHERE NOT EXISTS (
+    SELECT 1 FROM revenue_segments AS r
+    WHERE r.period_start = ANY (ARRAY(SELECT t.period_start FROM ({touched_periods}) AS t))
+      AND r.tenant_id = n.tenant_id AND r.period_type = n.period_type AND r.dimension = n.dimension
+      AND r.period_start = n.period_start AND r.value = n.value
+)
+ORDER BY n.tenant_id, n.period_type, n.dimension, n.period_start, n.value
