@@ -532,3 +532,21 @@ def test_by_plan_the_page_shows_each_plans_key_figures_and_its_cohorts(browser, 
     assert not page.is_visible("#segment-kpis-panel") and not page.is_visible("#cohorts-note")
     assert page.get_attribute("#chart-cohorts", "data-value") is None
     page.close()
+
+
+def test_by_plan_a_tenant_without_segment_rows_sees_empty_panels(browser, base_url):
+    """initech has no revenue_segments or user_cohort_segments rows: by plan the key figures say
+    there is no data, the heatmap is empty, and the page renders without an error."""
+    page = _open(browser, base_url, token("initech"), [])
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _wait_ready(page)
+    page.select_option("#segment", "plan")
+    _wait_ready(page, renders=2)
+    assert page.is_visible("#segment-kpis-panel")
+    assert page.locator("#segment-kpis tbody tr").count() == 0
+    assert page.inner_text("#segment-kpis .empty") == "No data in this range"
+    assert page.inner_text("#chart-cohorts .empty") == "No data in this range"
+    assert page.get_attribute("#chart-cohorts", "data-value") == ""
+    assert errors == []
+    page.close()
