@@ -78,9 +78,11 @@ def start_quiet_thread(target, *args) -> threading.Thread:
     """A daemon thread of this process whose subprocesses do not hear Ctrl-C: the demo's state run,
     which executes here, starts helpers for each step (Dagster's compute-log capture: `tail` and a
     Python watcher of it) in this process group, the terminal's foreground one, which Ctrl-C's
-    SIGINT reaches as a whole; the watcher would print a KeyboardInterrupt traceback. SIGINT is
-    blocked in the thread, a mask its subprocesses inherit; the run ends them, or the stop
-    (`Stack.stop`). This process still hears SIGINT: its other threads do not block it."""
+    SIGINT reaches as a whole. The watcher would print a KeyboardInterrupt traceback, and `tail`,
+    which mirrors to the terminal this process's output while the step captures it into its log,
+    would stop doing so: the stop's first lines would be lost. SIGINT is blocked in the thread, a
+    mask its subprocesses inherit; the run ends them, or the stop (`Stack.stop`). This process
+    still hears SIGINT: its other threads do not block it."""
 
     def quiet() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -360,9 +362,11 @@ def _attempt(what: str, stop):
 
 
 def _stop_helpers(stopping: StopRequest) -> None:
-    """SIGTERM, then SIGKILL, to what this process started in its own process group and still
-    runs: the compute-log helpers of a run cut short here (`start_quiet_thread`), which would
-    otherwise outlive it for a second."""
+    """What this process started in its own process group and still runs: the compute-log helpers
+    of the run here (`start_quiet_thread`), while its step captures this process's output into its
+    log (`tail` mirrors that to the terminal). A run cut short by the database's stop ends them as
+    it unwinds, its output given back; those left after KILL_SECONDS get SIGTERM, then SIGKILL,
+    rather than outlive this process for a second."""
     import psutil
 
     def left() -> list:
@@ -374,6 +378,8 @@ def _stop_helpers(stopping: StopRequest) -> None:
                         found.append(process)
         return found
 
+    if stopping.wait_until(lambda: not left(), KILL_SECONDS):
+        return
     for process in left():
         with contextlib.suppress(psutil.Error):
             process.terminate()
