@@ -258,6 +258,13 @@ class Readiness:
             connect_args={
                 "application_name": "analytics-pipeline readyz",
                 "connect_timeout": self.PROBE_CONNECT_TIMEOUT_SECONDS,
+                # A host that vanishes once connected: unacknowledged data or silent keepalives
+                # end the connection within seconds, instead of TCP's retries of many minutes.
+                "tcp_user_timeout": self.PROBE_CONNECT_TIMEOUT_SECONDS * 1000,
+                "keepalives": 1,
+                "keepalives_idle": 1,
+                "keepalives_interval": 1,
+                "keepalives_count": self.PROBE_CONNECT_TIMEOUT_SECONDS,
                 "options": f"-c timezone=UTC -c statement_timeout={self.PROBE_STATEMENT_TIMEOUT_MS} "
                            f"-c lock_timeout={self.PROBE_STATEMENT_TIMEOUT_MS}",
             },
