@@ -5,7 +5,8 @@
 -- the order of the table's unique key, as plain inserts: INSERT ... ON CONFLICT would probe the
 -- unique key once more for each of a backfill's million rows, and the run holds the aggregate's
 -- lock, so no other run inserts them meanwhile. Stored rows are looked up among the touched
--- periods' (delete_stale.sql).
+-- periods' of the computed rows' period types (the day rows' or the longer periods'), by the
+-- table's period index.
 WITH updated AS (
     UPDATE revenue_segments AS r
     SET id = n.tenant_id || ':' || n.period_type || ':' || n.period_start || ':' || n.dimension || ':' || n.value,
@@ -28,6 +29,7 @@ WITH updated AS (
         updated_at = now() AT TIME ZONE 'UTC'
     FROM {rows} AS n
     WHERE r.period_start = ANY (ARRAY(SELECT t.period_start FROM ({touched_periods}) AS t))
+      AND r.period_type = ANY (ARRAY(SELECT DISTINCT c.period_type FROM {rows} AS c))
       AND r.tenant_id = n.tenant_id AND r.period_type = n.period_type AND r.dimension = n.dimension
       AND r.period_start = n.period_start AND r.value = n.value
       -- Compared as they would be stored: money rounded to cents by its column.
@@ -62,6 +64,7 @@ FROM {rows} AS n
 WHERE NOT EXISTS (
     SELECT 1 FROM revenue_segments AS r
     WHERE r.period_start = ANY (ARRAY(SELECT t.period_start FROM ({touched_periods}) AS t))
+      AND r.period_type = ANY (ARRAY(SELECT DISTINCT c.period_type FROM {rows} AS c))
       AND r.tenant_id = n.tenant_id AND r.period_type = n.period_type AND r.dimension = n.dimension
       AND r.period_start = n.period_start AND r.value = n.value
 )
