@@ -89,12 +89,14 @@ EVENTS = [
     ("org_a", None, "tournament_started", {"tournament_id": "t1"}, _at(D1, "09:00:00")),
     ("org_a", None, "tournament_completed", {"tournament_id": "t1", "duration_minutes": 90}, _at(D2, "10:30:00")),
     ("org_a", None, "tournament_created", {"tournament_id": "t2", "format": "round_robin"}, _at(D2, "11:00:00")),
-    # org_c's one customer, from ads: pro at 30 a month, upgraded to team at 50 (a plan change).
+    # org_c's one customer, from ads: pro at 30 a month, upgraded to team at 50 (a plan change),
+    # cancelled on the month's last day, so that no MRR carries past the backfilled month.
     ("org_c", "u_c1", "user_signup", {"source": "ads"}, _at(D1, "07:00:00")),
     ("org_c", "u_c1", "subscription_started",
      {"subscription_id": "s1", "plan_id": "pro", "amount": 30, "interval": "month"}, _at(D1, "09:00:00")),
     ("org_c", "u_c1", "subscription_changed",
      {"subscription_id": "s1", "plan_id": "team", "amount": 50, "interval": "month"}, _at(D2, "09:00:00")),
+    ("org_c", "u_c1", "subscription_cancelled", {"subscription_id": "s1"}, _at(LAST, "12:00:00")),
 ]
 
 # revenue_aggregates day rows of the month: (total_revenue, payment_count, payment_success_count,
@@ -110,27 +112,26 @@ REVENUE_MONTH = {
     "org_b": (Decimal("100.00"), 1, 1, 0, Decimal("0")),
 }
 # revenue_segments rows of org_c (docs/metrics.md#segment-movements): (mrr, new_revenue,
-# expansion_revenue, transfer_in_revenue, transfer_out_revenue, active_customers, new_customers,
-# transferred_in_customers, transferred_out_customers). The upgrade moves pro's 30 to team, which
-# also takes the expansion of 20; in the interval and source the customer's movements as they are.
-NEW_AT_30 = (Decimal("30.00"), Decimal("30.00"), Decimal("0"), Decimal("0"), Decimal("0"), 1, 1, 0, 0)
-EXPANDED_TO_50 = (Decimal("50.00"), Decimal("0"), Decimal("20.00"), Decimal("0"), Decimal("0"), 1, 0, 0, 0)
-MONTH_OF_50 = (Decimal("50.00"), Decimal("30.00"), Decimal("20.00"), Decimal("0"), Decimal("0"), 1, 1, 0, 0)
+# expansion_revenue, churned_revenue, transfer_in_revenue, transfer_out_revenue, active_customers,
+# new_customers, churned_customers, transferred_in_customers, transferred_out_customers). The
+# upgrade moves pro's 30 to team, which also takes the expansion of 20, and team churns the 50; in
+# the interval and source, the customer's movements as they are.
+def _segment(mrr=0, new=0, expansion=0, churned=0, t_in=0, t_out=0, active=0, new_c=0, churned_c=0, in_c=0, out_c=0):
+    return (*(Decimal(v).quantize(Decimal("0.01")) for v in (mrr, new, expansion, churned, t_in, t_out)),
+            active, new_c, churned_c, in_c, out_c)
+
+
 SEGMENT_ROWS = {
-    ("day", D1, "plan", "pro"): NEW_AT_30,
-    ("day", D1, "interval", "month"): NEW_AT_30,
-    ("day", D1, "source", "ads"): NEW_AT_30,
-    ("day", D2, "plan", "pro"): (Decimal("0"), Decimal("0"), Decimal("0"), Decimal("0"), Decimal("30.00"), 0, 0, 0, 1),
-    ("day", D2, "plan", "team"): (Decimal("50.00"), Decimal("0"), Decimal("20.00"), Decimal("30.00"), Decimal("0"),
-                                  1, 0, 1, 0),
-    ("day", D2, "interval", "month"): EXPANDED_TO_50,
-    ("day", D2, "source", "ads"): EXPANDED_TO_50,
-    ("month", MONTH, "plan", "pro"): (Decimal("0"), Decimal("30.00"), Decimal("0"), Decimal("0"), Decimal("30.00"),
-                                      0, 1, 0, 1),
-    ("month", MONTH, "plan", "team"): (Decimal("50.00"), Decimal("0"), Decimal("20.00"), Decimal("30.00"),
-                                       Decimal("0"), 1, 0, 1, 0),
-    ("month", MONTH, "interval", "month"): MONTH_OF_50,
-    ("month", MONTH, "source", "ads"): MONTH_OF_50,
+    **{("day", D1, dimension, value): _segment(mrr=30, new=30, active=1, new_c=1)
+       for dimension, value in (("plan", "pro"), ("interval", "month"), ("source", "ads"))},
+    ("day", D2, "plan", "pro"): _segment(t_out=30, out_c=1),
+    ("day", D2, "plan", "team"): _segment(mrr=50, expansion=20, t_in=30, active=1, in_c=1),
+    ("day", D2, "interval", "month"): _segment(mrr=50, expansion=20, active=1),
+    ("day", D2, "source", "ads"): _segment(mrr=50, expansion=20, active=1),
+    ("month", MONTH, "plan", "pro"): _segment(new=30, t_out=30, new_c=1, out_c=1),
+    ("month", MONTH, "plan", "team"): _segment(expansion=20, churned=50, t_in=30, churned_c=1, in_c=1),
+    ("month", MONTH, "interval", "month"): _segment(new=30, expansion=20, churned=50, new_c=1, churned_c=1),
+    ("month", MONTH, "source", "ads"): _segment(new=30, expansion=20, churned=50, new_c=1, churned_c=1),
 }
 # tournament_aggregates day rows: (tournament_count, completed_count, total_players)
 TOURNAMENT_DAYS = {("org_a", D1): (1, 1, 2), ("org_a", D2): (1, 0, 0)}
@@ -488,18 +489,13 @@ def _check_revenue_rows(conn: sa.Connection) -> None:
         {"start": MONTH},
     ).all()
     assert {r[0]: tuple(r[1:]) for r in months} == REVENUE_MONTH
-    # org_c's MRR carries past the month: the new-events sensor follows the segment state that the
-    # backfill's absorb changed up to today (docs/metrics.md#segment-state), and its runs write those days.
-    after = conn.execute(
-        sa.text("SELECT count(*) FROM revenue_aggregates WHERE period_start >= :end AND tenant_id <> 'org_c'"),
-        {"end": MONTH_END},
-    )
+    after = conn.execute(sa.text("SELECT count(*) FROM revenue_aggregates WHERE period_start >= :end"), {"end": MONTH_END})
     assert after.scalar() == 0, "the backfill of one month must not write the days after it"
 
 
 def _check_segment_rows(conn: sa.Connection) -> None:
-    figures = ("mrr, new_revenue, expansion_revenue, transfer_in_revenue, transfer_out_revenue, active_customers, "
-               "new_customers, transferred_in_customers, transferred_out_customers")
+    figures = ("mrr, new_revenue, expansion_revenue, churned_revenue, transfer_in_revenue, transfer_out_revenue, "
+               "active_customers, new_customers, churned_customers, transferred_in_customers, transferred_out_customers")
     rows = conn.execute(
         sa.text(
             f"SELECT period_type, period_start, dimension, value, {figures} FROM revenue_segments "
@@ -508,15 +504,16 @@ def _check_segment_rows(conn: sa.Connection) -> None:
         {"d1": D1, "d2": D2, "month": MONTH},
     ).all()
     assert {tuple(r[:4]): tuple(r[4:]) for r in rows} == SEGMENT_ROWS
-    # The values add up to revenue_aggregates' month (the identity): 30 new, 20 expansion, MRR 50.
+    # The values add up to revenue_aggregates' month (the identity): 30 new, 20 expansion, 50 churned.
     month = conn.execute(
         sa.text(
-            "SELECT mrr, new_revenue, expansion_revenue, active_customers, new_customers FROM revenue_aggregates "
-            "WHERE tenant_id = 'org_c' AND period_type = 'month' AND period_start = :month"
+            "SELECT mrr, new_revenue, expansion_revenue, churned_revenue, active_customers, new_customers, "
+            "churned_customers FROM revenue_aggregates WHERE tenant_id = 'org_c' AND period_type = 'month' "
+            "AND period_start = :month"
         ),
         {"month": MONTH},
     ).one()
-    assert tuple(month) == (Decimal("50.00"), Decimal("30.00"), Decimal("20.00"), 1, 1)
+    assert tuple(month) == (Decimal("0.00"), Decimal("30.00"), Decimal("20.00"), Decimal("50.00"), 0, 1, 1)
     every_day = conn.execute(
         sa.text(
             "SELECT count(DISTINCT period_start) FROM revenue_segments "
@@ -524,7 +521,7 @@ def _check_segment_rows(conn: sa.Connection) -> None:
         ),
         {"end": MONTH_END},
     ).scalar()
-    assert every_day == (LAST - D1).days + 1, "a value with MRR has a row on every day of the month from its start"
+    assert every_day == (LAST - D1).days + 1, "a value with MRR has a row on every day from its start to its churn"
 
 
 def _check_tournament_rows(conn: sa.Connection) -> None:
