@@ -87,6 +87,9 @@ def compute_segment_rows(conn: Connection, params: dict, revenue_changed: set[st
     lock_aggregate(conn, REVENUE_AGGREGATE_NAME)
     hold_states(conn)
     conn.execute(sa.text(f"SET LOCAL work_mem = '{SEGMENTS_WORK_MEM}'"))
+    # The computed rows' statistics serve their sizes and joins, which a sample of 3,000 rows
+    # gives as well as the default 30,000, for a tenth of the time on a backfill's million rows.
+    conn.execute(sa.text("SET LOCAL default_statistics_target = 10"))
     for name in ("window_days", "opening", "day_rows"):
         conn.execute(sa.text(_sql(name)), params)
     conn.execute(sa.text("ANALYZE segment_day_rows"))
