@@ -445,7 +445,7 @@ segment_state_changes = sa.Table(
 revenue_segments = sa.Table(
     "revenue_segments",
     metadata,
-    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("id", sa.Text, nullable=False),
     _tenant_fk(),
     sa.Column("period_start", sa.Date, nullable=False),
     sa.Column("period_end", sa.Date, nullable=False),
@@ -457,9 +457,9 @@ revenue_segments = sa.Table(
     *(sa.Column(c, MONEY, nullable=False) for c in SEGMENT_MOVEMENTS),
     *(sa.Column(c, sa.Integer, nullable=False) for c in SEGMENT_CUSTOMER_COUNTS),
     sa.Column("updated_at", sa.DateTime, nullable=False, server_default=NOW),
-    sa.UniqueConstraint(
-        "tenant_id", "period_type", "dimension", "period_start", "value",
-        name="revenue_segments_tenant_period_dimension_value_key",
+    # Revision 0026: the row's key is the primary key; id, the same key as one string, unindexed.
+    sa.PrimaryKeyConstraint(
+        "tenant_id", "period_type", "dimension", "period_start", "value", name="revenue_segments_pkey",
     ),
     sa.Index("revenue_segments_period_start_idx", "period_start", "period_type"),
 )
