@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import dagster as dg
 import pandas as pd
 import pytest
+import redis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,10 +32,12 @@ from analytics_pipeline.cohorts.segments import (
     VALUES_ADD_UP_TO_USER_COHORTS_CHECK,
     user_cohort_segments,
 )
+from analytics_pipeline.core.cache_versions import version_key
 from analytics_pipeline.core.db import tenant_scope
 from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import customer_sources, subscription_history
 
+from ..api_support import redis_prefix, redis_server_url  # noqa: F401
 from ..helpers import add_event, committed_since, db_snapshot, materialize_range, rows, table_rows
 
 ASSETS = [user_signups, user_activity_months, user_cohorts, user_cohort_segments]
@@ -296,6 +299,22 @@ def test_a_segments_run_alone_after_late_events_brings_user_cohorts_up_to_date(e
     # Both again, in the job's order: the segments find user_cohorts up to date.
     run(db_url, "2025-02-01", "2025-03-01")
     assert_late_february_segmented(engine)
+
+
+def test_a_segments_run_that_brings_user_cohorts_up_to_date_advances_its_cache_versions(
+        engine, db_url, redis_prefix, redis_server_url):
+    january_cohort_with_late_february(engine, db_url)
+    assert materialize_range(ASSETS, db_url, "2025-04-01", "2025-04-01", selection=["user_cohorts"]).success
+    server = redis.Redis.from_url(redis_server_url)
+    keys = [version_key(aggregate, tenant, redis_prefix)
+            for aggregate in ("user_cohorts", "user_cohort_segments") for tenant in ("t1", "t2")]
+    server.mset({key: "before" for key in keys})
+    segmented = materialize_range(ASSETS, db_url, "2025-02-01", "2025-03-01", selection=["user_cohort_segments"])
+    assert segmented.success and brought_up_to_date(segmented) == 1
+    # t1's user_cohorts rows of February changed: the API reads them anew; t2 has no rows.
+    cohorts_t1, cohorts_t2, segments_t1, segments_t2 = server.mget(keys)
+    assert cohorts_t1 not in (None, b"before") and segments_t1 not in (None, b"before")
+    assert (cohorts_t2, segments_t2) == (b"before", b"before")
 
 
 def test_a_segments_run_reads_the_state_once_an_absorb_in_flight_has_committed(engine, db_url):
