@@ -232,6 +232,27 @@ def test_a_late_first_subscription_touches_every_month_from_its_users_cohort_on(
     assert touched == {dt.date(2025, month, 1) for month in range(2, 8)}
 
 
+def test_rates_of_thirds_rounded_half_up_to_four_decimals(engine, db_url):
+    """Three users from ads in January, one active in February, two in March: a third and two
+    thirds, 0.3333 and 0.6667 (user_cohorts: 33.33 and 66.67 percent)."""
+    with engine.begin() as conn:
+        for user in ("u1", "u2", "u3"):
+            add_event(conn, "t1", "user_signup", "2025-01-05 10:00", user, source="ads")
+        add_event(conn, "t1", "page_view", "2025-02-03 10:00", "u1")
+        add_event(conn, "t1", "page_view", "2025-03-03 10:00", "u1")
+        add_event(conn, "t1", "page_view", "2025-03-04 10:00", "u2")
+    run(db_url, "2025-01-01", "2025-03-01")
+    with engine.connect() as conn:
+        segments = stored(conn)
+        cohorts = dict(conn.execute(sa.text(
+            "SELECT month_number, retention_rate FROM user_cohorts WHERE tenant_id = 't1' AND cohort_month = :c"),
+            {"c": JAN}).all())
+    for month, rate in ((1, D("0.3333")), (2, D("0.6667"))):
+        for key in ((JAN, month, "source", "ads"), (JAN, month, "first_plan", "(none)")):
+            assert segments[key][2] == rate
+        assert cohorts[month] == rate * 100
+
+
 # --- A run of the segments alone ---------------------------------------------------------------
 
 # The Jan cohort's rows of February and March once u1's late payment of 25 and u2's late visit in
