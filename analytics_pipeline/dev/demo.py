@@ -2,7 +2,9 @@
 loaded, one backfill of every aggregate (and the state it absorbs) over the demo's range, which
 the user watches in the UI, and one demo scheduled report per frequency, delivered to the outbox
 once the aggregates they read are there. The aggregates' partitions start on the demo's first
-day, so that none shows as missing once the backfill is done.
+day, so that none shows as missing once the backfill is done. A first start that did not get
+there (stopped, or its backfill failed) is finished by the next start: the backfill of the
+partitions no run that succeeded has made (`partitions_to_make`).
 
 The backfill is launched through Dagster's GraphQL API (the UI's) before Dagster starts, its
 progress read from the instance's public methods and the webserver. Dagster is imported inside the

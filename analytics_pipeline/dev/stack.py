@@ -266,8 +266,8 @@ def _demo_to_start(url: str):
         has_events = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM analytics_events)")).scalar()
     first_day = demo.pending_first_start(url)
     if has_events and first_day is not None:
-        click.echo(f"the demo data set from {first_day} is loaded, but its first start was interrupted before "
-                   "every aggregate was materialized: finishing it")
+        click.echo(f"the demo data set from {first_day} is loaded, but its first start (interrupted, or its "
+                   "backfill failed) has not materialized every aggregate yet: finishing it")
         return dataclasses.replace(generator.demo_options(), start=first_day), True
     if has_events:
         return None, False
