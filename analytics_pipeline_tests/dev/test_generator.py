@@ -356,7 +356,7 @@ def test_dev_loads_the_demo_only_into_an_empty_database(db_url, engine, monkeypa
     with engine.connect() as conn:
         loaded = conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar()
     assert loaded > 0
-    demo.first_start_made(db_url)  # its backfill launched
+    demo.first_start_made(db_url)  # its backfill done
     assert _demo_to_start(db_url) == (None, False)  # not empty any more: nothing is added
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM analytics_events")).scalar() == loaded
