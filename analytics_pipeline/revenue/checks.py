@@ -49,10 +49,18 @@ CHECK_SPECS = check_specs(revenue_aggregates_table.name, RULE_CHECKS, MALFORMED_
 VALUES_ADD_UP_TO_REVENUE_AGGREGATES_CHECK = "values_add_up_to_revenue_aggregates"
 
 
-def load_segment_sql(name: str, segment_rows: str = "revenue_segments") -> str:
-    """sql/segments/<name>.sql; `segment_rows` the segment rows a check reads (the stored ones)."""
+def load_segment_sql(
+    name: str, segment_rows: str = "revenue_segments", revenue_rows: str = "revenue_aggregates"
+) -> str:
+    """sql/segments/<name>.sql; `segment_rows` and `revenue_rows` the rows of revenue_segments and
+    revenue_aggregates the identity reads (the stored ones; segments.py narrows them to some
+    tenants)."""
     return (
-        load(f"segments/{name}").replace("{touched_periods}", TOUCHED_PERIODS_SQL).replace("{segment_rows}", segment_rows)
+        load(f"segments/{name}")
+        .replace("{identity_breaks}", load("segments/identity_breaks"))
+        .replace("{touched_periods}", TOUCHED_PERIODS_SQL)
+        .replace("{segment_rows}", segment_rows)
+        .replace("{revenue_rows}", revenue_rows)
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from ..aggregation import state
 from ..aggregation.assets import aggregate_asset
-from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, hold_back_out_of_range, no_tenants_held_back
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, hold_back_out_of_range
 from ..aggregation.partitions import daily_partitions
 from ..aggregation.periods import TOUCHED_PERIODS_SQL
 from ..aggregation.runs import (
@@ -41,7 +41,13 @@ from .assets import (
     subscription_history,
     write_window,
 )
-from .checks import SEGMENT_CHECK_SPECS, SEGMENT_RULE_CHECKS, load_segment_sql, prepare_segment_checks
+from .checks import (
+    SEGMENT_CHECK_SPECS,
+    SEGMENT_RULE_CHECKS,
+    VALUES_ADD_UP_TO_REVENUE_AGGREGATES_CHECK,
+    load_segment_sql,
+    prepare_segment_checks,
+)
 
 SEGMENTS = "revenue_segments"
 # The run's metadata: tenants whose revenue_aggregates rows it brought up to the state it read.
@@ -73,17 +79,17 @@ def hold_states(conn: Connection) -> None:
         conn.execute(sa.text("SELECT 1 FROM state_watermarks WHERE state_name = :n FOR SHARE"), {"n": name})
 
 
-def compute_segment_rows(conn: Connection, params: dict, revenue_changed: set[str] | None = None) -> None:
+def compute_segment_rows(conn: Connection, params: dict) -> None:
     """The day rows of the window and the rows of every period containing one of them, from the
     segment state (the window's days and each value's opening), into segment_day_rows and
-    segment_period_rows; and revenue_aggregates' rows of the window brought up to the same state
-    where they lag behind it (`revenue_changed` gains the tenants whose rows that changed).
+    segment_period_rows.
 
     The run does not absorb: under revenue_aggregates' lock, so that a run of it in flight commits
     first and none starts meanwhile, and holding the states, it reads one state from which both
-    tables' rows of the window are computed (their identity is the check
-    `values_add_up_to_revenue_aggregates`; docs/metrics.md#segment-state). Events absorbed since
-    reach it through the new-events sensor (touched_segment_days)."""
+    tables' rows of the window are computed (the write brings revenue_aggregates' rows up to it where
+    they lag; their identity is the check `values_add_up_to_revenue_aggregates`;
+    docs/metrics.md#segment-state). Events absorbed since reach it through the new-events sensor
+    (touched_segment_days)."""
     lock_aggregate(conn, REVENUE_AGGREGATE_NAME)
     hold_states(conn)
     conn.execute(sa.text(f"SET LOCAL work_mem = '{SEGMENTS_WORK_MEM}'"))
@@ -104,23 +110,63 @@ def compute_segment_rows(conn: Connection, params: dict, revenue_changed: set[st
     )
     # Without statistics the write's anti-joins against the computed rows run as nested loops.
     conn.execute(sa.text("ANALYZE segment_period_rows"))
+
+
+# The breaks of the identity with revenue_aggregates on the stored rows of the window, as the
+# write leaves them: (tenant_id, which, why), read by the run's check
+# `values_add_up_to_revenue_aggregates`.
+IDENTITY_BREAKS = "segment_identity_breaks"
+
+
+def write_and_bring_revenue_aggregates_up_to_date(
+    conn: Connection, params: dict, revenue_changed: set[str] | None = None
+) -> dict[str, object]:
+    """Write the computed rows (write_revenue_segments), then evaluate the identity with
+    revenue_aggregates on the stored rows of the window into `segment_identity_breaks`, the check
+    `values_add_up_to_revenue_aggregates`' result for the run. When it breaks for some tenant
+    (revenue_aggregates' rows of the window were computed before an absorb that changed the state:
+    a late event read by a run whose window did not hold its day), or a tenant's segment rows were
+    held back (values out of range: left out of the identity, while its revenue_aggregates rows
+    may still lag), revenue_aggregates' window is brought up to the state
+    (bring_revenue_aggregates_up_to_date) and the identity evaluated anew for the tenants that
+    broke it and those whose revenue_aggregates rows changed. `revenue_changed` gains the latter.
+    The usual run finds nothing lagging and evaluates the identity once."""
+    written = write_revenue_segments(conn, params)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{IDENTITY_BREAKS}"))
+    conn.execute(
+        sa.text(f"CREATE TEMP TABLE {IDENTITY_BREAKS} ON COMMIT DROP AS {load_segment_sql('identity_breaks')}"), params
+    )
+    breaking = set(conn.execute(sa.text(f"SELECT DISTINCT tenant_id FROM {IDENTITY_BREAKS}")).scalars())
+    held_back = conn.execute(sa.text("SELECT EXISTS (SELECT FROM tenants_not_written)")).scalar_one()
+    if not breaking and not held_back:
+        return written
+    # The catch-up holds back revenue_aggregates' own tenants (bounds.py); the segments' stay those
+    # the run's checks leave out.
+    conn.execute(sa.text("CREATE TEMP TABLE segment_tenants_not_written ON COMMIT DROP AS TABLE tenants_not_written"))
     changed = bring_revenue_aggregates_up_to_date(conn, params)
+    conn.execute(sa.text("DROP TABLE tenants_not_written"))
+    conn.execute(sa.text("ALTER TABLE segment_tenants_not_written RENAME TO tenants_not_written"))
+    again = sorted(breaking | changed)
+    if again:
+        only = "(SELECT * FROM {} WHERE tenant_id = ANY (CAST(:again AS text[])))"
+        conn.execute(sa.text(f"DELETE FROM {IDENTITY_BREAKS} WHERE tenant_id = ANY (CAST(:again AS text[]))"),
+                     {"again": again})
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {IDENTITY_BREAKS} "
+                + load_segment_sql("identity_breaks", only.format("revenue_segments"), only.format("revenue_aggregates"))
+            ),
+            {**params, "again": again},
+        )
     if revenue_changed is not None:
         revenue_changed |= changed
+    return written
 
 
 def bring_revenue_aggregates_up_to_date(conn: Connection, params: dict) -> frozenset[str]:
-    """When the computed segment rows would not add up to revenue_aggregates' stored rows of the
-    window (those rows were computed before an absorb that changed the state: a late event read
-    by a run whose window did not hold its day), recompute revenue_aggregates' window from the
-    state as its own run would, without absorbing, and write it. Returns the tenants whose
-    revenue_aggregates rows changed: none when they already added up, the usual case, which costs
-    one comparison."""
-    no_tenants_held_back(conn)
-    computed = " UNION ALL ".join(f"SELECT {_ROUNDED_AS_WRITTEN} FROM {rows.table} AS r" for rows in SEGMENT_ROWS)
-    breaks = load_segment_sql("checks/values_add_up_to_revenue_aggregates", f"({computed})")
-    if conn.execute(sa.text(f"SELECT EXISTS ({breaks})"), params).scalar_one() is False:
-        return frozenset()
+    """Recompute revenue_aggregates' window from the state the run read, as its own run would,
+    without absorbing, and write it (rows that do not change are left alone). Returns the tenants
+    whose revenue_aggregates rows changed."""
     digest_window(conn, REVENUE_AGGREGATE, params, into="revenue_digest_before")
     REVENUE_AGGREGATE.compute(conn, params)
     held = hold_back_out_of_range(conn, REVENUE_AGGREGATE.computed)
@@ -139,12 +185,6 @@ _SEGMENT_VALUES = (
     ("arr", "r.mrr * 12", MONEY_BOUND),
     *((column, f"r.{column}", MONEY_BOUND) for column in schema.SEGMENT_MOVEMENTS),
     *((column, f"r.{column}", COUNT_BOUND) for column in schema.SEGMENT_CUSTOMER_COUNTS),
-)
-# The computed rows' columns as the write stores them (money rounded to cents by its column).
-_ROUNDED_AS_WRITTEN = ", ".join(
-    ["r.tenant_id", "r.period_type", "r.period_start", "r.period_end", "r.dimension", "r.value"]
-    + [f"round({expr}, 2) AS {column}" if bound is MONEY_BOUND else f"{expr} AS {column}"
-       for column, expr, bound in _SEGMENT_VALUES]
 )
 SEGMENT_ROWS = tuple(
     ComputedRows(
@@ -179,7 +219,7 @@ REVENUE_SEGMENTS = Aggregate(
     absorbs=(),
     compute=compute_segment_rows,
     computed=SEGMENT_ROWS,
-    write=write_revenue_segments,
+    write=write_and_bring_revenue_aggregates_up_to_date,
     table=schema.revenue_segments,
     # The touched periods' rows: those starting on a touched period's first day that contain a day
     # of the window (check_rows.sql), a filter rather than a join.
@@ -193,6 +233,16 @@ REVENUE_SEGMENTS = Aggregate(
     prepare_checks=prepare_segment_check_rows,
     describe_window=lambda start, end: f"{start}..{end}",
     inputs="subscriptions",
+)
+
+
+# The checks of a run: the identity's from `segment_identity_breaks`, which the write evaluated on
+# the stored rows (write_and_bring_revenue_aggregates_up_to_date); outside a run
+# (Aggregate.check_stored_rows) REVENUE_SEGMENTS evaluates its own SQL.
+RUN_CHECKS = tuple(
+    dataclasses.replace(check, sql=f"SELECT which, why FROM {IDENTITY_BREAKS} ORDER BY 1, 2")
+    if check.name == VALUES_ADD_UP_TO_REVENUE_AGGREGATES_CHECK else check
+    for check in SEGMENT_RULE_CHECKS
 )
 
 
@@ -218,13 +268,16 @@ def revenue_segments(
     containing them from the segment state (docs/metrics.md#segment-state), which the histories'
     absorb maintains, inside one transaction: any day can be recomputed at any time, whatever raw
     events have been purged. Where revenue_aggregates' rows of the window lag behind that state (a
-    late event absorbed by a run that did not cover its day), the run brings them up to it first,
-    so the identity holds whichever of the two runs commits first (docs/metrics.md#segment-state).
+    late event absorbed by a run that did not cover its day), the run brings them up to it after its
+    write, so the identity holds whichever of the two runs commits first
+    (docs/metrics.md#segment-state).
     Definitions: docs/metrics.md#revenue_segments.
     """
     revenue_changed: set[str] = set()
     run = dataclasses.replace(
-        REVENUE_SEGMENTS, compute=functools.partial(compute_segment_rows, revenue_changed=revenue_changed)
+        REVENUE_SEGMENTS,
+        write=functools.partial(write_and_bring_revenue_aggregates_up_to_date, revenue_changed=revenue_changed),
+        checks=RUN_CHECKS,
     )
     result = run_aggregate(context, database, cache, run)
     # Committed: the revenue_aggregates rows the run brought up to date are read anew too.

@@ -578,3 +578,55 @@ def test_a_segments_run_reads_the_state_once_an_absorb_in_flight_has_committed(e
     assert segmented.success
     assert identity_breaks(segmented) == []
     assert_january_upgraded(engine)
+
+
+def revenue_computed_then(monkeypatch, statement: str) -> None:
+    """The segments run's recomputation of revenue_aggregates, then `statement` on its computed
+    month rows: revenue_aggregates computing other figures than the segments from one state."""
+
+    def compute(conn, params):
+        REVENUE_AGGREGATE.compute(conn, params)
+        conn.execute(sa.text(f"UPDATE revenue_period_rows SET {statement} WHERE tenant_id = 't1' "
+                             "AND period_type = 'month' AND period_start = '2025-01-01'"))
+
+    monkeypatch.setattr(segments, "REVENUE_AGGREGATE", dataclasses.replace(REVENUE_AGGREGATE, compute=compute))
+
+
+def segments_run_after_late_upgrade(engine, db_url):
+    january_upgraded_late(engine, db_url)
+    assert materialize_range(ASSETS, db_url, "2025-02-01", "2025-02-01", selection=["revenue_aggregates"]).success
+    return materialize_range(ASSETS, db_url, "2025-01-15", "2025-01-31", selection=["revenue_segments"],
+                             raise_on_error=False)
+
+
+def check_passed(result, name: str) -> bool:
+    [passed] = {c.passed for c in result.get_asset_check_evaluations() if c.check_name == name}
+    return passed
+
+
+def test_the_identity_fails_when_revenue_aggregates_brought_up_to_date_disagrees(engine, db_url, monkeypatch):
+    # The lagging January is brought up to date, but to an MRR of 31 where the segments say 30:
+    # evaluated anew after the catch-up, the check names tenant, period, dimension and column.
+    revenue_computed_then(monkeypatch, "mrr = mrr + 1")
+    segmented = segments_run_after_late_upgrade(engine, db_url)
+    assert brought_up_to_date(segmented) == 1
+    breaks = [b for examples in identity_breaks(segmented) for b in examples.value]
+    for dimension in ("interval", "plan", "source"):
+        assert (f"tenant t1, month 2025-01-01, {dimension}: mrr: the values add up to 30.00, "
+                "revenue_aggregates has 31.00") in breaks
+    assert check_passed(segmented, "values_fit_columns")
+
+
+def test_a_tenant_revenue_aggregates_holds_back_fails_the_identity(engine, db_url, monkeypatch):
+    # Brought up to date, t1's January MRR would not fit its column: revenue_aggregates keeps its
+    # rows of the window (10 a day), the segments are written (30), and the check names the disagreement; the
+    # segments held no tenant back.
+    revenue_computed_then(monkeypatch, "mrr = 1e17")
+    segmented = segments_run_after_late_upgrade(engine, db_url)
+    assert brought_up_to_date(segmented) == 0
+    breaks = [b for examples in identity_breaks(segmented) for b in examples.value]
+    assert ("tenant t1, day 2025-01-15, plan: mrr: the values add up to 30.00, "
+            "revenue_aggregates has 10.00") in breaks
+    assert check_passed(segmented, "values_fit_columns")
+    with engine.connect() as conn:
+        assert segment_rows(conn, "month", "2025-01-01")[("plan", "pro")]["mrr"] == 30
