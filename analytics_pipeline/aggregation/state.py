@@ -142,6 +142,15 @@ def begin_absorbs(conn: Connection, *state_names: str) -> list[AbsorbWindow]:
     return [AbsorbWindow(name, since[name], through) for name in state_names]
 
 
+def hold(conn: Connection, *state_names: str) -> None:
+    """Keep the states a run reads (without absorbing them) as they are until it commits: an
+    absorb in flight commits first, and none starts meanwhile. One state at a time in name order,
+    the absorbs' order (begin_absorbs), so that neither waits for the other's second lock while
+    holding its first."""
+    for name in sorted(state_names):
+        conn.execute(sa.text("SELECT 1 FROM state_watermarks WHERE state_name = :n FOR SHARE"), {"n": name})
+
+
 def begin_absorb(conn: Connection, state_name: str) -> AbsorbWindow:
     return begin_absorbs(conn, state_name)[0]
 

@@ -17,6 +17,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..aggregation import state
 from ..aggregation.assets import aggregate_asset
 from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, hold_back_out_of_range, no_tenants_held_back
 from ..aggregation.checks import check_specs, rule_checks
@@ -68,16 +69,6 @@ SEGMENT_CHECKS = rule_checks(
 SEGMENT_CHECK_SPECS = check_specs(schema.user_cohort_segments.name, SEGMENT_CHECKS, MALFORMED_EVENTS_DESCRIPTION)
 
 
-def hold_states(conn: Connection) -> None:
-    """Keep the states the run reads as they are until it commits: an absorb in flight (a state
-    asset's own, an aggregate's) commits first, and none starts meanwhile. One state at a time in
-    name order, as the revenue domain's absorbs lock theirs, so that neither waits for the other's
-    second lock while holding its first; user_cohorts' absorbs, which lock the cohort state in
-    another order, wait for its lock, which the run holds before these."""
-    for name in READ_STATES:
-        conn.execute(sa.text("SELECT 1 FROM state_watermarks WHERE state_name = :n FOR SHARE"), {"n": name})
-
-
 def compute_segment_rows(conn: Connection, params: dict, cohorts_changed: set[str] | None = None) -> None:
     """The rows describing a calendar month of [window_start, window_end), from the state tables,
     into cohort_segment_rows; and user_cohorts' rows of the window brought up to the same state
@@ -88,7 +79,9 @@ def compute_segment_rows(conn: Connection, params: dict, cohorts_changed: set[st
     rows of the window are computed (their identity is the check `values_add_up_to_user_cohorts`;
     docs/metrics.md#cohort-segments)."""
     lock_aggregate(conn, AGGREGATE)
-    hold_states(conn)
+    # The revenue domain's absorbs lock theirs in the same order; user_cohorts' absorbs, which lock
+    # the cohort state in another, wait for its lock, which the run holds before these.
+    state.hold(conn, *READ_STATES)
     compute_triangle_rows(conn, params, "cohort_segment_rows", DIMENSIONS)
     changed = bring_user_cohorts_up_to_date(conn, params)
     if cohorts_changed is not None:

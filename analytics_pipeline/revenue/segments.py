@@ -70,15 +70,6 @@ def _sql(name: str, rows: str = "") -> str:
 READ_STATES = tuple(sorted((SUBSCRIPTION_HISTORY.name, PAYMENT_HISTORY.name, CUSTOMER_SOURCES.name)))
 
 
-def hold_states(conn: Connection) -> None:
-    """Keep the states the run reads as they are until it commits: an absorb in flight (the
-    state assets' own, another aggregate's) commits first, and none starts meanwhile. One state at
-    a time in name order, the absorbs' order (analytics_pipeline/aggregation/state.py), so that
-    neither waits for the other's second lock while holding its first."""
-    for name in READ_STATES:
-        conn.execute(sa.text("SELECT 1 FROM state_watermarks WHERE state_name = :n FOR SHARE"), {"n": name})
-
-
 def compute_segment_rows(conn: Connection, params: dict) -> None:
     """The day rows of the window and the rows of every period containing one of them, from the
     segment state (the window's days and each value's opening), into segment_day_rows and
@@ -91,7 +82,7 @@ def compute_segment_rows(conn: Connection, params: dict) -> None:
     docs/metrics.md#segment-state). Events absorbed since reach it through the new-events sensor
     (touched_segment_days)."""
     lock_aggregate(conn, REVENUE_AGGREGATE_NAME)
-    hold_states(conn)
+    state.hold(conn, *READ_STATES)
     conn.execute(sa.text(f"SET LOCAL work_mem = '{SEGMENTS_WORK_MEM}'"))
     # The computed rows' statistics serve their sizes and joins, which a sample of 3,000 rows
     # gives as well as the default 30,000, for a tenth of the time on a backfill's million rows.
