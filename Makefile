@@ -28,8 +28,10 @@ $(PRISMA_STAMP): $(PRISMA)/package.json $(PRISMA)/package-lock.json
 dev: $(STAMP)
 	$(BIN)/analytics-pipeline dev
 
+# The slow tests (whole dev stacks) come first (conftest.py) and are handed out one at a time, so
+# that both workers share them instead of one worker taking them all in its first chunk.
 test: $(STAMP) $(PRISMA_STAMP)
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --maxschedchunk=1
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

@@ -20,6 +20,12 @@ from analytics_pipeline.core.resources import AnalyticsDatabase
 from analytics_pipeline.core.settings import PROJECT_DIR
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow (whole dev stacks, minutes each) first, in their own order, so that
+    `pytest -n 2` runs them beside the many short ones instead of alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
