@@ -128,6 +128,31 @@ def materialize_range(assets, db_url: str, start: str, end: str, run_config=None
     )
 
 
+def materialize_beside_an_open_absorb(engine, absorb, materialize) -> tuple[bool, object]:
+    """`absorb(conn)` in a transaction left open while `materialize()` runs in a thread; the absorb
+    commits once the run waits for a lock it holds (or the run ends, or 30 s pass). Returns whether
+    the run waited, and its result."""
+    with engine.connect() as absorbing:
+        absorbing.begin()
+        absorb(absorbing)
+        absorbing_pid = absorbing.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        outcome: list = []
+        run_thread = threading.Thread(target=lambda: outcome.append(materialize()))
+        run_thread.start()
+        deadline = time.monotonic() + 30
+        waited = False
+        while run_thread.is_alive() and not waited and time.monotonic() < deadline:
+            with engine.connect() as watching:  # a new transaction: a new view of pg_stat_activity
+                waited = watching.execute(sa.text(
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND :absorbing = ANY (pg_blocking_pids(pid))"), {"absorbing": absorbing_pid}).scalar_one()
+            time.sleep(0.05)
+        absorbing.commit()
+    run_thread.join()
+    [result] = outcome
+    return waited, result
+
+
 def rows(conn, sql: str, **params) -> list[dict]:
     return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
 

@@ -6,8 +6,6 @@ row-level security (docs/metrics.md#user_cohort_segments)."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import dagster as dg
@@ -38,7 +36,15 @@ from analytics_pipeline.core.resources import pipeline_resources
 from analytics_pipeline.revenue.assets import customer_sources, subscription_history
 
 from ..api_support import redis_prefix, redis_server_url  # noqa: F401
-from ..helpers import add_event, committed_since, db_snapshot, materialize_range, rows, table_rows
+from ..helpers import (
+    add_event,
+    committed_since,
+    db_snapshot,
+    materialize_beside_an_open_absorb,
+    materialize_range,
+    rows,
+    table_rows,
+)
 
 ASSETS = [user_signups, user_activity_months, user_cohorts, user_cohort_segments]
 COLUMNS = ("cohort_size", "retained_users", "retention_rate", "revenue", "ltv")
@@ -342,29 +348,11 @@ def test_a_segments_run_reads_the_state_once_an_absorb_in_flight_has_committed(e
     january_cohort_with_late_february(engine, db_url)
     # The user_activity_months asset absorbs the late events in a transaction still open while the
     # segments run of February and March starts.
-    with engine.connect() as absorbing:
-        absorbing.begin()
-        absorb_user_activity_months(absorbing)
-        absorbing_pid = absorbing.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        outcome: list = []
-        run_thread = threading.Thread(target=lambda: outcome.append(materialize_range(
-            ASSETS, db_url, "2025-02-01", "2025-03-01", selection=["user_cohort_segments"])))
-        run_thread.start()
-        deadline = time.monotonic() + 30
-        waited = False
-        # Until the run waits for a lock the absorb holds (or ends without waiting).
-        while run_thread.is_alive() and not waited and time.monotonic() < deadline:
-            with engine.connect() as watching:  # a new transaction: a new view of pg_stat_activity
-                waited = watching.execute(sa.text(
-                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND :absorbing = ANY (pg_blocking_pids(pid))"), {"absorbing": absorbing_pid}).scalar_one()
-            time.sleep(0.05)
-        absorbing.commit()
-    run_thread.join()
+    waited, segmented = materialize_beside_an_open_absorb(engine, absorb_user_activity_months, lambda: materialize_range(
+        ASSETS, db_url, "2025-02-01", "2025-03-01", selection=["user_cohort_segments"]))
     # The run waited for the absorb, then read its state: the segments and user_cohorts' February
     # both hold the late events, and the check passes.
     assert waited
-    [segmented] = outcome
     assert segmented.success
     assert failed_checks(segmented) == []
     assert_late_february_segmented(engine)

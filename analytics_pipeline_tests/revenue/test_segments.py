@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import threading
-import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
@@ -32,7 +30,7 @@ from analytics_pipeline.revenue.assets import (
 )
 from analytics_pipeline.revenue.segments import REVENUE_BROUGHT_UP_TO_DATE, revenue_segments, touched_segment_days
 
-from ..helpers import add_event, committed_since, db_snapshot, materialize_range, rows
+from ..helpers import add_event, committed_since, db_snapshot, materialize_beside_an_open_absorb, materialize_range, rows
 
 ASSETS = [subscription_history, payment_history, customer_sources, revenue_aggregates, revenue_segments]
 MONEY = ("mrr", "new_revenue", "reactivation_revenue", "expansion_revenue", "contraction_revenue",
@@ -552,29 +550,11 @@ def test_a_segments_run_reads_the_state_once_an_absorb_in_flight_has_committed(e
     january_upgraded_late(engine, db_url)
     # The subscription_history asset absorbs the upgrade in a transaction still open while the
     # segments run of Jan 15 on starts.
-    with engine.connect() as absorbing:
-        absorbing.begin()
-        absorb_subscription_events(absorbing)
-        absorbing_pid = absorbing.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        outcome: list = []
-        run_thread = threading.Thread(target=lambda: outcome.append(materialize_range(
-            ASSETS, db_url, "2025-01-15", "2025-01-31", selection=["revenue_segments"])))
-        run_thread.start()
-        deadline = time.monotonic() + 30
-        waited = False
-        # Until the run waits for a lock the absorb holds (or ends without waiting).
-        while run_thread.is_alive() and not waited and time.monotonic() < deadline:
-            with engine.connect() as watching:  # a new transaction: a new view of pg_stat_activity
-                waited = watching.execute(sa.text(
-                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND :absorbing = ANY (pg_blocking_pids(pid))"), {"absorbing": absorbing_pid}).scalar_one()
-            time.sleep(0.05)
-        absorbing.commit()
-    run_thread.join()
+    waited, segmented = materialize_beside_an_open_absorb(engine, absorb_subscription_events, lambda: materialize_range(
+        ASSETS, db_url, "2025-01-15", "2025-01-31", selection=["revenue_segments"]))
     # The run waited for the absorb, then read its state: segments and revenue_aggregates' January
     # both hold the upgrade, and the check passes.
     assert waited
-    [segmented] = outcome
     assert segmented.success
     assert identity_breaks(segmented) == []
     assert_january_upgraded(engine)
