@@ -187,6 +187,25 @@ def changed_tenants(
     )
 
 
+def recompute_window(conn: Connection, aggregate: Aggregate, params: dict) -> frozenset[str]:
+    """Recompute `aggregate`'s window from its states as they are, without absorbing, and write it
+    (rows that do not change are left alone), inside the caller's transaction: how a segments run
+    brings the aggregate it adds up to up to the state it read. Returns the tenants whose rows
+    changed."""
+    before = f"{aggregate.name}_digest_before"
+    digest_window(conn, aggregate, params, into=before)
+    aggregate.compute(conn, params)
+    held = hold_back_out_of_range(conn, aggregate.computed)
+    aggregate.write(conn, params)
+    changed = changed_tenants(conn, aggregate, params, before=before)
+    log.info(
+        "%s of %s lagged behind the state: rewritten for %d tenant(s)%s",
+        aggregate.name, aggregate.describe_window(params["window_start"], params["window_end"]), len(changed),
+        f", {len(held.tenants)} held back (values out of range)" if held.tenants else "",
+    )
+    return changed
+
+
 def run_aggregate(
     context: dg.AssetExecutionContext, database: AnalyticsDatabase, cache: CacheInvalidation, aggregate: Aggregate
 ) -> dg.MaterializeResult:

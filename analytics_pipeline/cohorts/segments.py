@@ -11,7 +11,6 @@ sql/aggregate.sql (shared with user_cohorts) and sql/checks/.
 
 import dataclasses
 import functools
-import logging
 
 import dagster as dg
 import sqlalchemy as sa
@@ -19,10 +18,10 @@ from sqlalchemy.engine import Connection
 
 from ..aggregation import state
 from ..aggregation.assets import aggregate_asset
-from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, hold_back_out_of_range, no_tenants_held_back
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, no_tenants_held_back
 from ..aggregation.checks import check_specs, rule_checks
 from ..aggregation.partitions import monthly_partitions
-from ..aggregation.runs import Aggregate, changed_tenants, digest_window, lock_aggregate, run_aggregate
+from ..aggregation.runs import Aggregate, lock_aggregate, recompute_window, run_aggregate
 from ..core import schema
 from ..core.cache_versions import CacheInvalidation
 from ..core.resources import AnalyticsDatabase
@@ -39,8 +38,6 @@ DIMENSIONS = ("first_plan", "source")
 SEGMENT_STATE_ASSETS = (dg.AssetKey("subscription_history"), dg.AssetKey("customer_sources"))
 # The derived states the run reads (a state's name is its asset's), held in name order.
 READ_STATES = tuple(sorted((SIGNUPS_STATE, ACTIVITY_STATE, *(key.path[-1] for key in SEGMENT_STATE_ASSETS))))
-
-log = logging.getLogger(__name__)
 
 
 def load_segment_sql(name: str, segment_rows: str = "cohort_segment_touched_rows") -> str:
@@ -99,17 +96,7 @@ def bring_user_cohorts_up_to_date(conn: Connection, params: dict) -> frozenset[s
     breaks = load_segment_sql(f"checks/{VALUES_ADD_UP_TO_USER_COHORTS_CHECK}", "cohort_segment_rows")
     if conn.execute(sa.text(f"SELECT EXISTS ({breaks})"), params).scalar_one() is False:
         return frozenset()
-    digest_window(conn, USER_COHORTS_AGGREGATE, params, into="cohort_digest_before")
-    USER_COHORTS_AGGREGATE.compute(conn, params)
-    held = hold_back_out_of_range(conn, USER_COHORTS_AGGREGATE.computed)
-    USER_COHORTS_AGGREGATE.write(conn, params)
-    changed = changed_tenants(conn, USER_COHORTS_AGGREGATE, params, before="cohort_digest_before")
-    log.info(
-        "user_cohorts of %s lagged behind the state: rewritten for %d tenant(s)%s",
-        USER_COHORTS_AGGREGATE.describe_window(params["window_start"], params["window_end"]), len(changed),
-        f", {len(held.tenants)} held back (values out of range)" if held.tenants else "",
-    )
-    return changed
+    return recompute_window(conn, USER_COHORTS_AGGREGATE, params)
 
 
 SEGMENT_ROWS = ComputedRows(

@@ -5,7 +5,6 @@ histories' absorb maintains. The SQL is in sql/segments/."""
 import dataclasses
 import datetime as dt
 import functools
-import logging
 
 import dagster as dg
 import sqlalchemy as sa
@@ -13,15 +12,14 @@ from sqlalchemy.engine import Connection
 
 from ..aggregation import state
 from ..aggregation.assets import aggregate_asset
-from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows, hold_back_out_of_range
+from ..aggregation.bounds import COUNT_BOUND, MONEY_BOUND, ComputedRows
 from ..aggregation.partitions import daily_partitions
 from ..aggregation.periods import TOUCHED_PERIODS_SQL
 from ..aggregation.runs import (
     Aggregate,
-    changed_tenants,
-    digest_window,
     empty_day_partitions_sql,
     lock_aggregate,
+    recompute_window,
     run_aggregate,
 )
 from ..aggregation.schedules import HOURLY
@@ -52,8 +50,6 @@ from .checks import (
 SEGMENTS = "revenue_segments"
 # The run's metadata: tenants whose revenue_aggregates rows it brought up to the state it read.
 REVENUE_BROUGHT_UP_TO_DATE = "revenue_aggregates_tenants_brought_up_to_date"
-
-log = logging.getLogger(__name__)
 
 # For the rest of the run, in place of the aggregation's (runs.tune_for_aggregation): a backfill
 # groups about 100,000 tenant, period and value sums of numeric, each sum's state some hundred
@@ -119,7 +115,7 @@ def write_and_bring_revenue_aggregates_up_to_date(
     a late event read by a run whose window did not hold its day), or a tenant's segment rows were
     held back (values out of range: left out of the identity, while its revenue_aggregates rows
     may still lag), revenue_aggregates' window is brought up to the state
-    (bring_revenue_aggregates_up_to_date) and the identity evaluated anew for the tenants that
+    (runs.recompute_window) and the identity evaluated anew for the tenants that
     broke it and those whose revenue_aggregates rows changed. `revenue_changed` gains the latter.
     The usual run finds nothing lagging and evaluates the identity once."""
     written = write_revenue_segments(conn, params)
@@ -134,7 +130,7 @@ def write_and_bring_revenue_aggregates_up_to_date(
     # The catch-up holds back revenue_aggregates' own tenants (bounds.py); the segments' stay those
     # the run's checks leave out.
     conn.execute(sa.text("CREATE TEMP TABLE segment_tenants_not_written ON COMMIT DROP AS TABLE tenants_not_written"))
-    changed = bring_revenue_aggregates_up_to_date(conn, params)
+    changed = recompute_window(conn, REVENUE_AGGREGATE, params)
     conn.execute(sa.text("DROP TABLE tenants_not_written"))
     conn.execute(sa.text("ALTER TABLE segment_tenants_not_written RENAME TO tenants_not_written"))
     again = sorted(breaking | changed)
@@ -152,23 +148,6 @@ def write_and_bring_revenue_aggregates_up_to_date(
     if revenue_changed is not None:
         revenue_changed |= changed
     return written
-
-
-def bring_revenue_aggregates_up_to_date(conn: Connection, params: dict) -> frozenset[str]:
-    """Recompute revenue_aggregates' window from the state the run read, as its own run would,
-    without absorbing, and write it (rows that do not change are left alone). Returns the tenants
-    whose revenue_aggregates rows changed."""
-    digest_window(conn, REVENUE_AGGREGATE, params, into="revenue_digest_before")
-    REVENUE_AGGREGATE.compute(conn, params)
-    held = hold_back_out_of_range(conn, REVENUE_AGGREGATE.computed)
-    REVENUE_AGGREGATE.write(conn, params)
-    changed = changed_tenants(conn, REVENUE_AGGREGATE, params, before="revenue_digest_before")
-    log.info(
-        "revenue_aggregates of %s lagged behind the state: rewritten for %d tenant(s)%s",
-        REVENUE_AGGREGATE.describe_window(params["window_start"], params["window_end"]), len(changed),
-        f", {len(held.tenants)} held back (values out of range)" if held.tenants else "",
-    )
-    return changed
 
 
 _SEGMENT_VALUES = (
