@@ -55,11 +55,17 @@ def _out_of_range_sql(sources: Iterable[ComputedRows]) -> str:
     selects = []
     for source in sources:
         values = ", ".join(f"('{column}', CAST({value} AS numeric), {bound})" for column, value, bound in source.values)
+        # The rows with a value within 1 of its bound or past it, in each value's own type, before
+        # any value is cast and rounded: |round(v, 2)| >= bound implies |v| > bound - 1. Written
+        # without abs(), which fails on the most negative integer.
+        near = " OR ".join(
+            f"({value}) <= -{bound - 1} OR ({value}) >= {bound - 1}" for _, value, bound in source.values
+        )
         selects.append(
             f"SELECT r.tenant_id, {source.period} AS period, v.column_name, round(v.value, 2) AS value "
             f"FROM pg_temp.{source.table} AS r "
             f"CROSS JOIN LATERAL (VALUES {values}) AS v(column_name, value, bound) "
-            "WHERE abs(round(v.value, 2)) >= v.bound"
+            f"WHERE ({near}) AND abs(round(v.value, 2)) >= v.bound"
         )
     return (
         "CREATE TEMP TABLE values_out_of_range ON COMMIT DROP AS\n"

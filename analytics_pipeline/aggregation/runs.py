@@ -149,15 +149,20 @@ class Aggregate:
 BOOKKEEPING_COLUMNS = frozenset({"created_at", "updated_at"})
 
 
-def window_digest_sql(aggregate: Aggregate) -> str:
+def window_digest_sql(aggregate: Aggregate, hashed_tenants: str | None = None) -> str:
     """Per tenant with rows in the window: how many, and the sum of a 64-bit hash of each row's
     values (every column but the bookkeeping ones, each hashed by its type's own hash function, in
     column order). The sum does not depend on the rows' order, so it needs no sort; two different
-    sets of rows of a tenant have the same count and sum with a probability of about 2^-64."""
+    sets of rows of a tenant have the same count and sum with a probability of about 2^-64.
+    With `hashed_tenants` (a table of tenant_id), only those tenants' rows are hashed; the others'
+    digest is NULL."""
     values = ", ".join(f'r."{c.name}"' for c in aggregate.table.columns if c.name not in BOOKKEEPING_COLUMNS)
+    digest = f"hash_record_extended(ROW({values}), 0)"
+    if hashed_tenants is not None:
+        digest = f"CASE WHEN r.tenant_id IN (SELECT tenant_id FROM {hashed_tenants}) THEN {digest} END"
     return (
         "SELECT r.tenant_id, count(*) AS row_count, "
-        f"sum(hash_record_extended(ROW({values}), 0)) AS digest "
+        f"sum({digest}) AS digest "
         f"{aggregate.window_rows_sql} GROUP BY r.tenant_id"
     )
 
@@ -174,12 +179,13 @@ def changed_tenants(
 ) -> frozenset[str]:
     """The tenants whose window's rows differ from `digest_window`'s (kept in `before`): rows
     inserted, deleted, or with a value changed. A tenant held back (values out of range) kept its
-    rows: not among them."""
+    rows: not among them. A tenant that had no rows in the window before has changed if it has
+    some now, which its count tells without hashing them (a backfill's million new rows)."""
     return frozenset(
         conn.execute(
             sa.text(
                 f"SELECT tenant_id FROM {before} AS b "
-                f"FULL JOIN ({window_digest_sql(aggregate)}) AS a USING (tenant_id) "
+                f"FULL JOIN ({window_digest_sql(aggregate, hashed_tenants=before)}) AS a USING (tenant_id) "
                 "WHERE (a.row_count, a.digest) IS DISTINCT FROM (b.row_count, b.digest)"
             ),
             params,

@@ -150,6 +150,13 @@ def write_and_bring_revenue_aggregates_up_to_date(
     return written
 
 
+# The touched periods' rows: those starting on a touched period's first day that contain a day
+# of the window (check_rows.sql), a filter rather than a join.
+WINDOW_ROWS_SQL = (
+    f"FROM revenue_segments AS r WHERE r.period_start = ANY (ARRAY(SELECT period_start FROM ({TOUCHED_PERIODS_SQL}) "
+    "AS t)) AND r.period_start < CAST(:window_end AS date) AND r.period_end >= CAST(:window_start AS date)"
+)
+
 _SEGMENT_VALUES = (
     ("mrr", "r.mrr", MONEY_BOUND),
     ("arr", "r.mrr * 12", MONEY_BOUND),
@@ -166,7 +173,17 @@ SEGMENT_ROWS = tuple(
 
 def write_revenue_segments(conn: Connection, params: dict) -> dict[str, object]:
     """Replace the day rows of the window and every period containing one of them with the
-    computed ones."""
+    computed ones. The keys of the window's stored rows are kept first (segment_stored_keys), in
+    which upsert_rows.sql looks up whether a computed row is new."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.segment_stored_keys"))
+    conn.execute(
+        sa.text(
+            "CREATE TEMP TABLE segment_stored_keys ON COMMIT DROP AS "
+            f"SELECT r.tenant_id, r.period_type, r.dimension, r.period_start, r.value {WINDOW_ROWS_SQL}"
+        ),
+        params,
+    )
+    conn.execute(sa.text("ANALYZE segment_stored_keys"))
     return write_window(conn, params, SEGMENTS, _sql, "segment_day_rows", "segment_period_rows")
 
 
@@ -191,12 +208,7 @@ REVENUE_SEGMENTS = Aggregate(
     computed=SEGMENT_ROWS,
     write=write_and_bring_revenue_aggregates_up_to_date,
     table=schema.revenue_segments,
-    # The touched periods' rows: those starting on a touched period's first day that contain a day
-    # of the window (check_rows.sql), a filter rather than a join.
-    window_rows_sql=(
-        f"FROM revenue_segments AS r WHERE r.period_start = ANY (ARRAY(SELECT period_start FROM ({TOUCHED_PERIODS_SQL}) "
-        "AS t)) AND r.period_start < CAST(:window_end AS date) AND r.period_end >= CAST(:window_start AS date)"
-    ),
+    window_rows_sql=WINDOW_ROWS_SQL,
     empty_partitions_sql=empty_day_partitions_sql(SEGMENTS),
     malformed=malformed_segment_events,
     checks=SEGMENT_RULE_CHECKS,

@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline.aggregation.bounds import ComputedRows, hold_back_out_of_range
 from analytics_pipeline.aggregation.checks import VALUES_FIT_COLUMNS_CHECK
 from analytics_pipeline.cohorts.assets import user_cohorts
 from analytics_pipeline.core.resources import pipeline_resources
@@ -340,3 +341,45 @@ def test_a_tenant_mrr_past_the_columns_is_absorbed_exactly_and_held_back_by_the_
     assert {r["tenant_id"] for r in stored} == {"fine"} and len(stored) == 5
     assert _metadata(result, "revenue_aggregates")["tenants_not_written"] == ["big"]
     assert f"tenant big, day {DAY}: mrr = {mrr}" in _check(result, "revenue_aggregates").metadata["examples"].value
+
+
+@pytest.mark.parametrize(
+    ("column_type", "bound", "value", "held"),
+    [
+        # Money: |round(v, 2)| < 10^16 fits (docs/metrics.md#money-columns), on both sides.
+        ("numeric", 10**16, "9999999999999999.994", False),  # rounds to ...99.99
+        ("numeric", 10**16, "9999999999999999.995", True),  # rounds up to the bound
+        ("numeric", 10**16, "10000000000000000", True),
+        ("numeric", 10**16, "-9999999999999999.994", False),
+        ("numeric", 10**16, "-9999999999999999.995", True),
+        ("numeric", 10**16, "NaN", True),
+        ("numeric", 10**16, "0", False),
+        # Counts computed as bigint, an INTEGER column: |v| < 2^31.
+        ("bigint", 2**31, str(2**31 - 1), False),
+        ("bigint", 2**31, str(2**31), True),
+        ("bigint", 2**31, str(-(2**31) + 1), False),
+        ("bigint", 2**31, str(-(2**31)), True),
+        # The most negative value of its own type, whose abs() would fail.
+        ("integer", 2**31, str(-(2**31)), True),
+        ("bigint", 2**31, str(-(2**63)), True),
+    ],
+)
+def test_a_value_is_held_back_exactly_when_its_rounded_magnitude_reaches_its_bound(
+    engine, column_type, bound, value, held
+):
+    """The statement of bounds.hold_back_out_of_range on one computed value at and just past its
+    bound, of each type the runs compute, beside a row that fits."""
+    source = ComputedRows("computed_at_bound", "r.period", (("amount", "r.amount", bound),))
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            f"CREATE TEMP TABLE computed_at_bound (tenant_id text, period text, amount {column_type}) ON COMMIT DROP"
+        ))
+        conn.execute(
+            sa.text(f"INSERT INTO computed_at_bound VALUES ('edge', 'day', CAST(:value AS {column_type})), "
+                    "('fine', 'day', 1)"),
+            {"value": value},
+        )
+        result = hold_back_out_of_range(conn, (source,))
+        left = set(conn.execute(sa.text("SELECT tenant_id FROM computed_at_bound")).scalars())
+    assert result.tenants == (("edge",) if held else ())
+    assert left == ({"fine"} if held else {"edge", "fine"})

@@ -1,12 +1,16 @@
 -- Write the rows the run computed ({rows}); a rerun or an overlapping run updates them in place
 -- (docs/metrics.md#revenue_segments). A stored row whose values did not change is left as it is:
 -- an hourly run recomputes every value's running week, month, quarter and year, and most of them
--- had no movement since the last run. The computed rows no row is stored for yet are inserted in
--- the order of the table's unique key, as plain inserts: INSERT ... ON CONFLICT would probe the
--- unique key once more for each of a backfill's million rows, and the run holds the aggregate's
--- lock, so no other run inserts them meanwhile. Stored rows are looked up among the touched
--- periods' of the computed rows' period types (the day rows' or the longer periods'), by the
--- table's period index.
+-- had no movement since the last run. The computed rows no row is stored for yet are inserted as
+-- plain inserts: INSERT ... ON CONFLICT would probe the unique key once more for each of a
+-- backfill's million rows, and the run holds the aggregate's lock, so no other run inserts them
+-- meanwhile. Whether a row is stored is looked up in the keys the window held before the write
+-- (segment_stored_keys, segments.py): a table whose size the planner knows and that the insert
+-- does not grow, so that no plan scans the table it inserts into once per row. The rows go in as
+-- computed, not sorted by the key first: sorting a backfill's million rows costs more than the
+-- index gains from ordered inserts (bench/README.md). Stored rows are updated among the touched
+-- periods' of the computed rows' period types (the day rows' or the longer periods'), found by
+-- the table's period index.
 WITH updated AS (
     UPDATE revenue_segments AS r
     SET id = n.tenant_id || ':' || n.period_type || ':' || n.period_start || ':' || n.dimension || ':' || n.value,
@@ -62,10 +66,7 @@ SELECT
     now() AT TIME ZONE 'UTC'
 FROM {rows} AS n
 WHERE NOT EXISTS (
-    SELECT 1 FROM revenue_segments AS r
-    WHERE r.period_start = ANY (ARRAY(SELECT t.period_start FROM ({touched_periods}) AS t))
-      AND r.period_type = ANY (ARRAY(SELECT DISTINCT c.period_type FROM {rows} AS c))
-      AND r.tenant_id = n.tenant_id AND r.period_type = n.period_type AND r.dimension = n.dimension
-      AND r.period_start = n.period_start AND r.value = n.value
+    SELECT 1 FROM segment_stored_keys AS k
+    WHERE k.tenant_id = n.tenant_id AND k.period_type = n.period_type AND k.dimension = n.dimension
+      AND k.period_start = n.period_start AND k.value = n.value
 )
-ORDER BY n.tenant_id, n.period_type, n.dimension, n.period_start, n.value
