@@ -89,11 +89,12 @@ def tune_for_aggregation(conn: Connection) -> None:
 
 
 def empty_day_partitions_sql(table: str) -> str:
-    """`empty_partitions_sql` of an aggregate with day rows: the window's days without one."""
+    """`empty_partitions_sql` of an aggregate with day rows: the window's days without one, each
+    day looked up by the table's period index rather than every day row of the window read."""
     return (
         "SELECT d::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
-        f"interval '1 day') AS d WHERE d::date NOT IN (SELECT period_start FROM {table} "
-        "WHERE period_type = 'day' AND period_start >= :window_start AND period_start < :window_end) ORDER BY 1"
+        f"interval '1 day') AS d WHERE NOT EXISTS (SELECT FROM {table} AS r "
+        "WHERE r.period_start = d::date AND r.period_type = 'day') ORDER BY 1"
     )
 
 

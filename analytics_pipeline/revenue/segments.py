@@ -174,7 +174,9 @@ SEGMENT_ROWS = tuple(
 def write_revenue_segments(conn: Connection, params: dict) -> dict[str, object]:
     """Replace the day rows of the window and every period containing one of them with the
     computed ones. The keys of the window's stored rows are kept first (segment_stored_keys), in
-    which upsert_rows.sql looks up whether a computed row is new."""
+    which upsert_rows.sql looks up whether a computed row is new. Not analyzed: the planner then
+    sizes the table by its pages, and an empty one (a backfill's) as a few pages' worth, which it
+    hashes, where statistics saying "no row" would have it scan the table once per computed row."""
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.segment_stored_keys"))
     conn.execute(
         sa.text(
@@ -183,14 +185,15 @@ def write_revenue_segments(conn: Connection, params: dict) -> dict[str, object]:
         ),
         params,
     )
-    conn.execute(sa.text("ANALYZE segment_stored_keys"))
     return write_window(conn, params, SEGMENTS, _sql, "segment_day_rows", "segment_period_rows")
 
 
 def prepare_segment_check_rows(conn: Connection, params: dict) -> None:
     """The rows of the window beside their opening MRR and customers (check_rows.sql), which
     reads the state's levels of the window's days (state_levels.sql): analyzed first, so that the
-    rows of a backfill are joined to them by hashing, not looked up one by one."""
+    rows of a backfill are joined to them by hashing, not looked up one by one. Both temporary
+    tables are made anew, so that the checks can be evaluated twice in one transaction."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.segment_state_levels, pg_temp.segment_check_rows"))
     conn.execute(sa.text(_sql("state_levels")), params)
     conn.execute(sa.text("ANALYZE segment_state_levels"))
     prepare_segment_checks(conn, params)

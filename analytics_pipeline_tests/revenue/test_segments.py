@@ -610,3 +610,41 @@ def test_a_tenant_revenue_aggregates_holds_back_fails_the_identity(engine, db_ur
     assert check_passed(segmented, "values_fit_columns")
     with engine.connect() as conn:
         assert segment_rows(conn, "month", "2025-01-01")[("plan", "pro")]["mrr"] == 30
+
+
+@pytest.mark.parametrize(
+    ("corruption", "failing"),
+    [
+        # MRR off by one: only the MRR bridge breaks (and the identity with revenue_aggregates).
+        ("mrr = mrr + 1, arr = (mrr + 1) * 12", {"mrr_bridge", "values_add_up_to_revenue_aggregates"}),
+        # One active customer too many: only the customer bridge breaks (and the identity).
+        ("active_customers = active_customers + 1",
+         {"customer_bridge", "values_add_up_to_revenue_aggregates"}),
+        # A transfer in and out of the same amount, one negative: the bridges still hold.
+        ("transfer_in_revenue = -5, transfer_out_revenue = -5", {"non_negative"}),
+    ],
+)
+def test_each_rule_check_names_the_stored_row_that_breaks_it(engine, db_url, corruption, failing):
+    """The rule checks of revenue_segments evaluated on the stored rows outside a run
+    (Aggregate.check_stored_rows): all pass on what a run wrote; one corrupted row fails exactly
+    the checks whose rule it breaks, each naming that row."""
+    with engine.begin() as conn:
+        add_event(conn, "t1", "subscription_started", "2025-03-03 09:00", "c1",
+                  subscription_id="s1", plan_id="starter", amount=10, interval="month")
+        add_event(conn, "t1", "subscription_started", "2025-03-04 09:00", "c2",
+                  subscription_id="s2", plan_id="pro", amount=30, interval="month")
+    run(db_url, "2025-03-01", "2025-03-06")
+    window = (dt.date(2025, 3, 1), dt.date(2025, 3, 6))
+
+    def failed_checks(conn) -> dict[str, str]:
+        return {r.check_name: str(r.metadata["examples"].data) for r in segments.REVENUE_SEGMENTS.check_stored_rows(
+            conn, *window) if not r.passed and r.check_name != "no_malformed_events"}
+
+    with engine.begin() as conn:
+        assert failed_checks(conn) == {}
+        conn.execute(sa.text(f"UPDATE revenue_segments SET {corruption} WHERE id = 't1:day:2025-03-05:plan:pro'"))
+        failed = failed_checks(conn)
+    assert set(failed) == failing
+    for check in failing - {"values_add_up_to_revenue_aggregates"}:
+        assert "t1:day:2025-03-05:plan:pro" in failed[check]
+        assert "starter" not in failed[check]
