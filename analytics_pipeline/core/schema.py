@@ -442,8 +442,8 @@ segment_state_changes = sa.Table(
 )
 
 # Revision 0021: revenue by segment (docs/metrics.md#revenue_segments). Its tenant is an
-# organization as everywhere else, checked once per statement by the triggers of revision 0027
-# instead of a foreign key's check per row: a backfill writes a million rows.
+# organization as everywhere else, checked by the triggers of revision 0027 (an insert's once
+# per statement) instead of a foreign key's check per row: a backfill writes a million rows.
 revenue_segments = sa.Table(
     "revenue_segments",
     metadata,
