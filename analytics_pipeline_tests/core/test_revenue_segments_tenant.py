@@ -140,39 +140,37 @@ def _waits_on_a_lock(db_url: str, application_name: str) -> bool:
     return False
 
 
+def _blocked_until_ended(db_url: str, statement: str, params: dict, holder: psycopg.Connection, end: str) -> dict:
+    """Run `statement` on a connection of its own while `holder`'s transaction is open; once it
+    waits on a lock, end `holder`'s transaction (`end`: commit or rollback). Returns its outcome:
+    {"result": ...} or {"error": ...}."""
+
+    def run():
+        with _connect(db_url) as conn:
+            conn.execute("SET application_name = 'blocked'")
+            conn.execute(statement, params)
+
+    thread, outcome = _in_thread(run)
+    assert _waits_on_a_lock(db_url, "blocked"), outcome
+    getattr(holder, end)()
+    holder.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    return outcome
+
+
 def test_a_deletion_during_a_write_waits_for_it_and_then_deletes_its_rows(tenants):
     writer = _connect(tenants)
     writer.execute(INSERT_ROW, {"t": ["org-a"], "days": 4})  # not committed: org-a is locked
-
-    def delete():
-        with _connect(tenants) as conn:
-            conn.execute("SET application_name = 'deleter'")
-            conn.execute("DELETE FROM organizations WHERE id = 'org-a'")
-
-    thread, outcome = _in_thread(delete)
-    assert _waits_on_a_lock(tenants, "deleter")
-    writer.commit()
-    writer.close()
-    thread.join(10)
-    assert not thread.is_alive() and "error" not in outcome
+    outcome = _blocked_until_ended(tenants, "DELETE FROM organizations WHERE id = 'org-a'", {}, writer, "commit")
+    assert "error" not in outcome
     assert _tenants_with_rows(tenants) == {}
 
 
 def test_a_write_during_a_deletion_waits_for_it_and_is_then_refused(tenants):
     deleter = _connect(tenants)
     deleter.execute("DELETE FROM organizations WHERE id = 'org-a'")  # not committed
-
-    def write():
-        with _connect(tenants) as conn:
-            conn.execute("SET application_name = 'writer'")
-            conn.execute(INSERT_ROW, {"t": ["org-a"], "days": 4})
-
-    thread, outcome = _in_thread(write)
-    assert _waits_on_a_lock(tenants, "writer"), outcome
-    deleter.commit()
-    deleter.close()
-    thread.join(10)
-    assert not thread.is_alive()
+    outcome = _blocked_until_ended(tenants, INSERT_ROW, {"t": ["org-a"], "days": 4}, deleter, "commit")
     assert isinstance(outcome.get("error"), psycopg.errors.ForeignKeyViolation)
     assert _tenants_with_rows(tenants) == {}
 
@@ -180,18 +178,8 @@ def test_a_write_during_a_deletion_waits_for_it_and_is_then_refused(tenants):
 def test_the_write_waits_for_nothing_when_the_deletion_is_rolled_back(tenants):
     deleter = _connect(tenants)
     deleter.execute("DELETE FROM organizations WHERE id = 'org-a'")
-
-    def write():
-        with _connect(tenants) as conn:
-            conn.execute("SET application_name = 'writer'")
-            conn.execute(INSERT_ROW, {"t": ["org-a"], "days": 4})
-
-    thread, outcome = _in_thread(write)
-    assert _waits_on_a_lock(tenants, "writer")
-    deleter.rollback()
-    deleter.close()
-    thread.join(10)
-    assert not thread.is_alive() and "error" not in outcome
+    outcome = _blocked_until_ended(tenants, INSERT_ROW, {"t": ["org-a"], "days": 4}, deleter, "rollback")
+    assert "error" not in outcome
     assert _tenants_with_rows(tenants) == {"org-a": 4}
 
 
@@ -260,18 +248,8 @@ def test_a_deletion_during_a_move_of_rows_to_it_waits_for_it_and_then_deletes_th
         conn.commit()
     mover = _connect(tenants)
     mover.execute("UPDATE revenue_segments SET tenant_id = 'org-b' WHERE period_start = DATE '2025-03-02'")
-
-    def delete():
-        with _connect(tenants) as conn:
-            conn.execute("SET application_name = 'deleter'")
-            conn.execute("DELETE FROM organizations WHERE id = 'org-b'")
-
-    thread, outcome = _in_thread(delete)
-    assert _waits_on_a_lock(tenants, "deleter")
-    mover.commit()
-    mover.close()
-    thread.join(10)
-    assert not thread.is_alive() and "error" not in outcome
+    outcome = _blocked_until_ended(tenants, "DELETE FROM organizations WHERE id = 'org-b'", {}, mover, "commit")
+    assert "error" not in outcome
     assert _tenants_with_rows(tenants) == {"org-a": 1}
 
 
