@@ -89,8 +89,9 @@ def tune_for_aggregation(conn: Connection) -> None:
 
 
 def empty_day_partitions_sql(table: str) -> str:
-    """`empty_partitions_sql` of an aggregate with day rows: the window's days without one, each
-    day looked up by the table's period index rather than every day row of the window read."""
+    """`empty_partitions_sql` of an aggregate with day rows: the window's days without one, as an
+    anti-join of the days, which looks each day up by a period index where the table has one
+    (revenue_segments') instead of first collecting every day row of the window."""
     return (
         "SELECT d::date FROM generate_series(CAST(:window_start AS date), CAST(:window_end AS date) - 1, "
         f"interval '1 day') AS d WHERE NOT EXISTS (SELECT FROM {table} AS r "
