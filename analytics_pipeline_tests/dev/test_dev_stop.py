@@ -138,6 +138,22 @@ class Dev:
         self.process.wait(timeout=30)
 
 
+def _dev_env(home: Path, db_url: str | None = None) -> dict[str, str]:
+    """The environment of a `dev` under test, in its own home. With `db_url`, on that database
+    (and dev's own Redis and Dagster storage); without, on the embedded PostgreSQL and Redis, which
+    dev stops last, and a small demo, with the mail and report settings left to their defaults."""
+    env = {**os.environ, "ANALYTICS_HOME": str(home)}
+    if db_url is not None:
+        env["DATABASE_URL"] = db_url
+        unset: tuple[str, ...] = ("REDIS_URL", "DAGSTER_PG_URL")
+    else:
+        env["ANALYTICS_DEMO_USERS_PER_TENANT"] = "60"
+        unset = ("DATABASE_URL", "REDIS_URL", "DAGSTER_PG_URL", "SMTP_HOST", "REPORTS_SENSOR_INTERVAL_SECONDS")
+    for variable in unset:
+        env.pop(variable, None)
+    return env
+
+
 def _database(home: Path) -> str:
     """The embedded server's analytics database, on the socket in its data directory."""
     return f"postgresql://postgres@/analytics?host={home / 'pgdata'}"
@@ -193,10 +209,7 @@ def _left_by_the_stop(home: Path, env: dict) -> tuple[dict[str, int], list[str],
 @pytest.mark.timeout(FIRST_RUNS_SECONDS + 2 * STOP_SECONDS + DEMO_DONE_SECONDS + 4 * QUIET_SECONDS + 60)
 def test_ctrl_c_during_the_first_backfill_stops_everything_and_the_next_start_finishes_the_demo(tmp_path):
     home = tmp_path / "home"
-    # The embedded PostgreSQL and Redis, which dev stops last, and the demo (small).
-    env = {**os.environ, "ANALYTICS_HOME": str(home), "ANALYTICS_DEMO_USERS_PER_TENANT": "60"}
-    for variable in ("DATABASE_URL", "REDIS_URL", "DAGSTER_PG_URL", "SMTP_HOST", "REPORTS_SENSOR_INTERVAL_SECONDS"):
-        env.pop(variable, None)
+    env = _dev_env(home)
     first = Dev(home, env)
     second = None
     try:
@@ -263,10 +276,7 @@ def test_ctrl_c_during_the_demo_state_run_prints_only_the_stop(tmp_path):
     have submitted the backfill's runs (one daily, one monthly), its code location shutting down
     while it submits them failing the backfill with a traceback of Dagster's own."""
     home = tmp_path / "home"
-    env = {**os.environ, "ANALYTICS_HOME": str(home), "ANALYTICS_DEMO_USERS_PER_TENANT": "60"}
-    for variable in ("DATABASE_URL", "REDIS_URL", "DAGSTER_PG_URL", "SMTP_HOST", "REPORTS_SENSOR_INTERVAL_SECONDS"):
-        env.pop(variable, None)
-    dev = Dev(home, env)
+    dev = Dev(home, _dev_env(home))
     lock = None
     try:
         dev.wait_for(lambda: re.search(r"^loaded \d+ organizations", dev.output(), re.M), FIRST_RUNS_SECONDS,
@@ -306,10 +316,7 @@ def test_ctrl_c_during_the_demo_state_run_prints_only_the_stop(tmp_path):
 @pytest.mark.timeout(READY_SECONDS + HURRIED_STOP_SECONDS + QUIET_SECONDS + 60)
 def test_a_second_signal_hurries_the_stop(db_url, tmp_path):
     home = tmp_path / "home"
-    env = {**os.environ, "DATABASE_URL": db_url, "ANALYTICS_HOME": str(home)}
-    for variable in ("REDIS_URL", "DAGSTER_PG_URL"):
-        env.pop(variable, None)
-    dev = Dev(home, env, "--no-demo")
+    dev = Dev(home, _dev_env(home, db_url), "--no-demo")
     try:
         dev.wait_for(dev.serving, READY_SECONDS, "serving")
         dev.signal_group(signal.SIGTERM)
@@ -326,10 +333,7 @@ def test_a_second_signal_hurries_the_stop(db_url, tmp_path):
 def test_the_terminal_closing_stops_it_as_ctrl_c_does(db_url, tmp_path):
     """A terminal that closes sends SIGHUP to its foreground job: dev stops the same clean way."""
     home = tmp_path / "home"
-    env = {**os.environ, "DATABASE_URL": db_url, "ANALYTICS_HOME": str(home)}
-    for variable in ("REDIS_URL", "DAGSTER_PG_URL"):
-        env.pop(variable, None)
-    dev = Dev(home, env, "--no-demo")
+    dev = Dev(home, _dev_env(home, db_url), "--no-demo")
     try:
         dev.wait_for(dev.serving, READY_SECONDS, "serving")
         dev.signal_group(signal.SIGHUP)
