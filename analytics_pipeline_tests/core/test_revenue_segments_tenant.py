@@ -194,7 +194,7 @@ def test_the_foreign_key_is_gone_and_the_triggers_are_there(engine):
         )).scalars())
     assert foreign_keys == 0
     assert triggers == {
-        "revenue_segments_tenant_exists_on_insert", "revenue_segments_tenant_exists_on_update",
+        "revenue_segments_tenant_exists_on_insert", "revenue_segments_tenant_moved_on_update",
         "organizations_delete_revenue_segments", "organizations_update_revenue_segments",
         "organizations_truncate_revenue_segments",
     }

@@ -126,7 +126,7 @@ $$;
 
 CREATE TRIGGER revenue_segments_tenant_exists_on_insert AFTER INSERT ON revenue_segments
 REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION revenue_segments_tenant_exists();
-CREATE TRIGGER revenue_segments_tenant_exists_on_update AFTER UPDATE ON revenue_segments
+CREATE TRIGGER revenue_segments_tenant_moved_on_update AFTER UPDATE ON revenue_segments
 FOR EACH ROW WHEN (OLD.tenant_id IS DISTINCT FROM NEW.tenant_id) EXECUTE FUNCTION revenue_segments_tenant_moved();
 CREATE TRIGGER organizations_delete_revenue_segments AFTER DELETE ON organizations
 REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION organizations_delete_revenue_segments();
@@ -138,7 +138,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION organizations_truncate_revenue_segments();
 
 TRIGGERS = (
     ("revenue_segments_tenant_exists_on_insert", "revenue_segments"),
-    ("revenue_segments_tenant_exists_on_update", "revenue_segments"),
+    ("revenue_segments_tenant_moved_on_update", "revenue_segments"),
     ("organizations_delete_revenue_segments", "organizations"),
     ("organizations_update_revenue_segments", "organizations"),
     ("organizations_truncate_revenue_segments", "organizations"),
